@@ -1,0 +1,205 @@
+//! METRICS: one report of measured values, as numbers, from an agent to the server.
+//!
+//! A report names its task by number and its measurement time, then lists samples. Each sample
+//! is a kind byte followed by fixed-width `f32` values; a value that could not be measured (an
+//! RTT when every ping was lost, a UDP-only figure for a TCP test) is NaN on the wire and `null`
+//! in JSON.
+
+use super::codec::{DecodeError, Reader, Writer, invalid};
+use super::task::{Transport, bounded_count};
+use serde::{Deserialize, Serialize};
+
+/// Most samples in one report.
+pub const MAX_SAMPLES: usize = 64;
+/// Longest interface name.
+pub const MAX_INTERFACE_NAME: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub task_number: u32,
+    /// When the measurement ended, Unix milliseconds (agent clock).
+    pub time_ms: u64,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Sample {
+    Cpu {
+        percent: f32,
+    },
+    Ram {
+        percent: f32,
+    },
+    Interface {
+        name: String,
+        packets_per_sec: f32,
+        bytes_per_sec: f32,
+        errors_per_sec: f32,
+    },
+    Ping {
+        rtt_min_ms: f32,
+        rtt_avg_ms: f32,
+        rtt_max_ms: f32,
+        jitter_ms: f32,
+        loss_percent: f32,
+    },
+    Iperf {
+        transport: Transport,
+        bandwidth_bps: f32,
+        jitter_ms: f32,
+        loss_percent: f32,
+    },
+}
+
+const KIND_CPU: u8 = 1;
+const KIND_RAM: u8 = 2;
+const KIND_INTERFACE: u8 = 3;
+const KIND_PING: u8 = 4;
+const KIND_IPERF: u8 = 5;
+
+impl Sample {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Sample::Cpu { percent } => {
+                out.put_u8(KIND_CPU);
+                out.put_f32(*percent);
+            }
+            Sample::Ram { percent } => {
+                out.put_u8(KIND_RAM);
+                out.put_f32(*percent);
+            }
+            Sample::Interface {
+                name,
+                packets_per_sec,
+                bytes_per_sec,
+                errors_per_sec,
+            } => {
+                out.put_u8(KIND_INTERFACE);
+                out.put_string(name);
+                out.put_f32(*packets_per_sec);
+                out.put_f32(*bytes_per_sec);
+                out.put_f32(*errors_per_sec);
+            }
+            Sample::Ping {
+                rtt_min_ms,
+                rtt_avg_ms,
+                rtt_max_ms,
+                jitter_ms,
+                loss_percent,
+            } => {
+                out.put_u8(KIND_PING);
+                for v in [rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent] {
+                    out.put_f32(*v);
+                }
+            }
+            Sample::Iperf {
+                transport,
+                bandwidth_bps,
+                jitter_ms,
+                loss_percent,
+            } => {
+                out.put_u8(KIND_IPERF);
+                out.put_u8(*transport as u8);
+                for v in [bandwidth_bps, jitter_ms, loss_percent] {
+                    out.put_f32(*v);
+                }
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let at = r.offset();
+        Ok(match r.u8("sample kind")? {
+            KIND_CPU => Sample::Cpu {
+                percent: value(r, "cpu percent")?,
+            },
+            KIND_RAM => Sample::Ram {
+                percent: value(r, "ram percent")?,
+            },
+            KIND_INTERFACE => {
+                let name_at = r.offset();
+                let name = r.string("interface name", MAX_INTERFACE_NAME)?;
+                if name.is_empty() {
+                    return Err(invalid("interface name", name_at, "empty"));
+                }
+                Sample::Interface {
+                    name,
+                    packets_per_sec: value(r, "packets per second")?,
+                    bytes_per_sec: value(r, "bytes per second")?,
+                    errors_per_sec: value(r, "errors per second")?,
+                }
+            }
+            KIND_PING => Sample::Ping {
+                rtt_min_ms: value(r, "rtt min")?,
+                rtt_avg_ms: value(r, "rtt avg")?,
+                rtt_max_ms: value(r, "rtt max")?,
+                jitter_ms: value(r, "jitter")?,
+                loss_percent: value(r, "loss percent")?,
+            },
+            KIND_IPERF => {
+                let t_at = r.offset();
+                let transport = match r.u8("transport")? {
+                    0 => Transport::Tcp,
+                    1 => Transport::Udp,
+                    v => {
+                        return Err(DecodeError::Unknown {
+                            what: "transport",
+                            value: v.into(),
+                            offset: t_at,
+                        });
+                    }
+                };
+                Sample::Iperf {
+                    transport,
+                    bandwidth_bps: value(r, "bandwidth")?,
+                    jitter_ms: value(r, "jitter")?,
+                    loss_percent: value(r, "loss percent")?,
+                }
+            }
+            v => {
+                return Err(DecodeError::Unknown {
+                    what: "sample kind",
+                    value: v.into(),
+                    offset: at,
+                });
+            }
+        })
+    }
+}
+
+/// A measured value: NaN (not measured) or a finite number; infinities are refused.
+fn value(r: &mut Reader<'_>, what: &'static str) -> Result<f32, DecodeError> {
+    let at = r.offset();
+    let v = r.f32(what)?;
+    if v.is_infinite() {
+        return Err(invalid(what, at, "infinite value"));
+    }
+    Ok(v)
+}
+
+impl MetricsReport {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_varint(self.task_number.into());
+        out.put_varint(self.time_ms);
+        out.put_u8(self.samples.len() as u8);
+        for s in &self.samples {
+            s.encode(out);
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let task_number = r.varint_u32("task number")?;
+        let time_ms = r.varint("time")?;
+        let count = bounded_count(r, "sample count", MAX_SAMPLES)?;
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            samples.push(Sample::decode(r)?);
+        }
+        Ok(MetricsReport {
+            task_number,
+            time_ms,
+            samples,
+        })
+    }
+}
