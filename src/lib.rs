@@ -3,4 +3,5 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod nettask;
 pub mod wire;

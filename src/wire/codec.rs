@@ -23,7 +23,9 @@ pub enum DecodeError {
         needed: usize,
         available: usize,
     },
-    #[error("unsupported protocol version {version} at byte {offset} (this build speaks version {supported})")]
+    #[error(
+        "unsupported protocol version {version} at byte {offset} (this build speaks version {supported})"
+    )]
     UnsupportedVersion {
         version: u8,
         offset: usize,
@@ -43,7 +45,9 @@ pub enum DecodeError {
     },
     #[error("{count} unexpected trailing byte(s) at byte {offset}")]
     TrailingBytes { offset: usize, count: usize },
-    #[error("integrity tag mismatch: the 12-byte tag at byte {offset} does not match the packet ({detail})")]
+    #[error(
+        "integrity tag mismatch: the 12-byte tag at byte {offset} does not match the packet ({detail})"
+    )]
     BadTag { offset: usize, detail: &'static str },
     #[error("packet is keyed (HMAC tag) but no key was given: pass --key-file")]
     KeyRequired,
@@ -75,7 +79,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// A reader over `buf` whose first byte is at `base` in the enclosing packet.
@@ -169,7 +177,11 @@ impl<'a> Reader<'a> {
         let start = self.offset();
         let v = self.varint(what)?;
         if v > max {
-            return Err(invalid(what, start, format!("{v} exceeds the maximum {max}")));
+            return Err(invalid(
+                what,
+                start,
+                format!("{v} exceeds the maximum {max}"),
+            ));
         }
         Ok(v)
     }

@@ -61,8 +61,8 @@ pub fn compute(key: Option<&Key>, data: &[u8]) -> [u8; TAG_LEN] {
             tag.copy_from_slice(&digest[..TAG_LEN]);
         }
         Some(key) => {
-            let mut mac =
-                <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0).expect("HMAC takes any key length");
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
+                .expect("HMAC takes any key length");
             mac.update(data);
             let out = mac.finalize().into_bytes();
             tag.copy_from_slice(&out[..TAG_LEN]);
@@ -110,8 +110,16 @@ mod tests {
                 0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf, 0xce
             ]
         );
-        assert!(matches(Some(&key), b"Hi There", &compute(Some(&key), b"Hi There")));
-        assert!(!matches(None, b"Hi There", &compute(Some(&key), b"Hi There")));
+        assert!(matches(
+            Some(&key),
+            b"Hi There",
+            &compute(Some(&key), b"Hi There")
+        ));
+        assert!(!matches(
+            None,
+            b"Hi There",
+            &compute(Some(&key), b"Hi There")
+        ));
     }
 
     #[test]

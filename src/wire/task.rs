@@ -4,9 +4,7 @@
 //! two bytes instead of the task's textual id. A TASK with a task number the agent already runs
 //! replaces that work.
 
-use super::codec::{
-    DecodeError, MAX_RULE_SOURCE_LEN, MAX_STRING_LEN, Reader, Writer, invalid,
-};
+use super::codec::{DecodeError, MAX_RULE_SOURCE_LEN, MAX_STRING_LEN, Reader, Writer, invalid};
 use serde::{Deserialize, Serialize};
 
 /// Most work items in one assignment.
@@ -164,7 +162,11 @@ impl WorkItem {
                 let flags_at = r.offset();
                 let flags = r.u8("metrics flags")?;
                 if flags > 3 {
-                    return Err(invalid("metrics flags", flags_at, format!("{flags:#04x} has unknown bits")));
+                    return Err(invalid(
+                        "metrics flags",
+                        flags_at,
+                        format!("{flags:#04x} has unknown bits"),
+                    ));
                 }
                 let count = bounded_count(r, "interface count", MAX_INTERFACES)?;
                 let mut interfaces = Vec::with_capacity(count);
@@ -243,7 +245,13 @@ pub(crate) fn bounded_count(
     Ok(n)
 }
 
-const CONDITION_NAMES: [&str; 5] = ["cpu_usage", "ram_usage", "interface_stats", "packet_loss", "jitter"];
+const CONDITION_NAMES: [&str; 5] = [
+    "cpu_usage",
+    "ram_usage",
+    "interface_stats",
+    "packet_loss",
+    "jitter",
+];
 
 impl AlertConditions {
     fn values(&self) -> [Option<f32>; 5] {
@@ -274,7 +282,11 @@ impl AlertConditions {
         let at = r.offset();
         let present = r.u8("condition flags")?;
         if present >> CONDITION_NAMES.len() != 0 {
-            return Err(invalid("condition flags", at, format!("{present:#04x} has unknown bits")));
+            return Err(invalid(
+                "condition flags",
+                at,
+                format!("{present:#04x} has unknown bits"),
+            ));
         }
         let mut values = [None; 5];
         for (i, slot) in values.iter_mut().enumerate() {
@@ -282,7 +294,11 @@ impl AlertConditions {
                 let at = r.offset();
                 let v = r.f32(CONDITION_NAMES[i])?;
                 if !v.is_finite() || v < 0.0 {
-                    return Err(invalid(CONDITION_NAMES[i], at, format!("threshold {v} is not a finite non-negative number")));
+                    return Err(invalid(
+                        CONDITION_NAMES[i],
+                        at,
+                        format!("threshold {v} is not a finite non-negative number"),
+                    ));
                 }
                 *slot = Some(v);
             }

@@ -1,0 +1,431 @@
+//! The agent's NetTask endpoint: registration with the server, then one [`Session`] with it.
+//!
+//! The agent repeats REGISTRATION (with backoff, forever) until a REGISTERED with the same
+//! `instance` arrives; messages sent before that wait in a bounded backlog. When the server
+//! answers a packet with NOACK `unknown_agent` (it restarted and forgot the session), the agent
+//! registers again with a new instance and sends every unacknowledged message again in the new
+//! session. The agent needs no inbound port: it only answers the server's address.
+
+use super::session::{Outbound, Session, SessionEvent};
+use super::{Config, Stats, Transmit};
+use crate::wire::packet::CAP_PING;
+use crate::wire::{
+    Body, Header, Message, NoackReason, Packet, PacketType, Registered, Registration,
+};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Who the agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub name: String,
+    /// Bit set of `wire::packet::CAP_*`.
+    pub capabilities: u8,
+    pub software: String,
+}
+
+impl AgentIdentity {
+    pub fn new(name: &str) -> Self {
+        AgentIdentity {
+            name: name.to_string(),
+            capabilities: CAP_PING,
+            software: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// What the agent endpoint reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// The server accepted the registration (the first, or a new one after it forgot us).
+    Registered {
+        agent_id: u32,
+        registered: Registered,
+    },
+    /// A message from the server, delivered once.
+    Message(Message),
+    /// Every packet of message `id` was acknowledged by the server.
+    Acknowledged(u64),
+    /// Message `id` was dropped because the queue was full.
+    Dropped(u64),
+    /// The server stopped answering.
+    ServerLost,
+    /// The server answered again.
+    ServerRecovered,
+    /// The server no longer knows this agent; a new registration has started.
+    Reregistering,
+    /// A packet with a valid tag that could not be used.
+    Malformed(String),
+}
+
+#[derive(Debug)]
+enum State {
+    Registering {
+        instance: u64,
+        attempts: u32,
+        next_attempt: Instant,
+        packet: Vec<u8>,
+    },
+    Registered {
+        session: Box<Session>,
+    },
+}
+
+/// The agent side of NetTask.
+#[derive(Debug)]
+pub struct AgentEndpoint {
+    config: Config,
+    server: SocketAddr,
+    identity: AgentIdentity,
+    state: State,
+    backlog: VecDeque<Outbound>,
+    immediate: VecDeque<Transmit>,
+    events: VecDeque<AgentEvent>,
+    next_message: u64,
+    next_seq: u16,
+    agent_id: u32,
+    rng: fastrand::Rng,
+    wall_base_ms: u64,
+    clock_base: Instant,
+    stats: Stats,
+}
+
+impl AgentEndpoint {
+    /// Creates the endpoint and queues the first REGISTRATION. `wall_ms` is the Unix time in
+    /// milliseconds at `now`; `seed` seeds the registration nonces.
+    pub fn new(
+        now: Instant,
+        wall_ms: u64,
+        config: Config,
+        server: SocketAddr,
+        identity: AgentIdentity,
+        seed: u64,
+    ) -> Self {
+        let mut endpoint = AgentEndpoint {
+            config,
+            server,
+            identity,
+            state: State::Registering {
+                instance: 0,
+                attempts: 0,
+                next_attempt: now,
+                packet: Vec::new(),
+            },
+            backlog: VecDeque::new(),
+            immediate: VecDeque::new(),
+            events: VecDeque::new(),
+            next_message: 1,
+            next_seq: 0,
+            agent_id: 0,
+            rng: fastrand::Rng::with_seed(seed),
+            wall_base_ms: wall_ms,
+            clock_base: now,
+            stats: Stats::default(),
+        };
+        endpoint.start_registration(now);
+        endpoint
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The id the server assigned, once registered.
+    pub fn agent_id(&self) -> Option<u32> {
+        match self.state {
+            State::Registered { .. } => Some(self.agent_id),
+            State::Registering { .. } => None,
+        }
+    }
+
+    pub fn is_registered(&self) -> bool {
+        matches!(self.state, State::Registered { .. })
+    }
+
+    /// Whether the session's server is currently considered lost.
+    pub fn server_lost(&self) -> bool {
+        match &self.state {
+            State::Registered { session, .. } => session.is_lost(),
+            State::Registering { .. } => false,
+        }
+    }
+
+    /// Messages not yet acknowledged (queued, in flight, or waiting for registration).
+    pub fn unacknowledged(&self) -> usize {
+        self.backlog.len()
+            + match &self.state {
+                State::Registered { session, .. } => session.unacknowledged(),
+                State::Registering { .. } => 0,
+            }
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall_base_ms + now.saturating_duration_since(self.clock_base).as_millis() as u64
+    }
+
+    fn key(&self) -> Option<&crate::wire::Key> {
+        self.config.keys.for_agent(&self.identity.name)
+    }
+
+    fn start_registration(&mut self, now: Instant) {
+        let instance = self.rng.u64(1..);
+        let registration = Registration {
+            name: self.identity.name.clone(),
+            instance,
+            time_ms: self.wall_ms(now),
+            capabilities: self.identity.capabilities,
+            software: self.identity.software.clone(),
+        };
+        let key = self.key().cloned();
+        let packet = Packet {
+            keyed: key.is_some(),
+            agent_id: 0,
+            body: Body::Reliable {
+                seq: 0,
+                message: Message::Registration(registration),
+            },
+        }
+        .encode(key.as_ref());
+        self.state = State::Registering {
+            instance,
+            attempts: 0,
+            next_attempt: now,
+            packet,
+        };
+    }
+
+    /// Queues a message for the server; returns its id, reported again in `Acknowledged`.
+    pub fn send(&mut self, _now: Instant, message: &Message) -> u64 {
+        let mut body = Vec::new();
+        message.encode_body(&mut body);
+        let id = self.next_message;
+        self.next_message += 1;
+        let outbound = Outbound {
+            id,
+            kind: message.packet_type(),
+            body,
+        };
+        match &mut self.state {
+            State::Registered { session, .. } => {
+                session.send(outbound, &mut self.stats);
+                self.drain_session_events();
+            }
+            State::Registering { .. } => {
+                self.backlog.push_back(outbound);
+                while self.backlog.len() > self.config.max_queued_messages {
+                    if let Some(old) = self.backlog.pop_front() {
+                        self.stats.dropped_messages += 1;
+                        self.events.push_back(AgentEvent::Dropped(old.id));
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
+        if from != self.server || bytes.len() > self.config.max_datagram {
+            self.stats.malformed += 1;
+            return;
+        }
+        let Ok(header) = Header::decode(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let key = self.key().cloned();
+        if header.verify_tag(bytes, key.as_ref()).is_err() {
+            self.stats.bad_tags += 1;
+            if let State::Registered { session, .. } = &self.state
+                && header.packet_type.is_reliable()
+                && header.agent_id == self.agent_id
+            {
+                let payload = session.noack(header.seq, NoackReason::BadTag);
+                self.immediate.push_back(Transmit {
+                    destination: self.server,
+                    payload,
+                });
+            }
+            return;
+        }
+        let packet = match header.decode_body(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                match &mut self.state {
+                    State::Registered { session, .. } if header.packet_type.is_reliable() => {
+                        session.on_malformed(now, header.seq, &e, &mut self.stats)
+                    }
+                    _ => self.stats.malformed += 1,
+                }
+                self.drain_session_events();
+                return;
+            }
+        };
+        if header.packet_type == PacketType::Registered {
+            if let Body::Reliable {
+                message: Message::Registered(registered),
+                ..
+            } = packet.body
+            {
+                self.on_registered(now, packet.agent_id, registered);
+            }
+            return;
+        }
+        let State::Registered { session, .. } = &mut self.state else {
+            // Session traffic before registration completes belongs to an old session.
+            return;
+        };
+        if packet.agent_id != self.agent_id {
+            self.stats.malformed += 1;
+            return;
+        }
+        match packet.body {
+            Body::Ack(ack) => session.on_ack(now, &ack, &mut self.stats),
+            Body::Noack(noack) => match noack.reason {
+                NoackReason::BadTag => session.on_noack_bad_tag(now, &noack),
+                NoackReason::UnknownAgent => {
+                    self.reregister(now);
+                    return;
+                }
+                NoackReason::Malformed => {}
+            },
+            Body::Reliable { seq, message } => {
+                if matches!(message, Message::Registration(_)) {
+                    let e = crate::wire::codec::invalid(
+                        "packet type",
+                        0,
+                        "REGISTRATION is sent by agents, not servers",
+                    );
+                    session.on_malformed(now, seq, &e, &mut self.stats);
+                } else {
+                    session.on_reliable(now, seq, message, &mut self.stats);
+                }
+            }
+        }
+        self.drain_session_events();
+    }
+
+    fn on_registered(&mut self, now: Instant, agent_id: u32, registered: Registered) {
+        let State::Registering { instance, .. } = self.state else {
+            return; // a copy of the answer to a registration already completed
+        };
+        if registered.instance != instance || agent_id == 0 {
+            return;
+        }
+        let mut config = self.config.clone();
+        config.initial_timeout = Duration::from_millis(registered.timeout_ms.max(1).into());
+        config.max_retransmissions = registered.max_retransmissions.into();
+        self.agent_id = agent_id;
+        let key = self.key().cloned();
+        let mut session = Session::new(&config, agent_id, key, self.next_seq);
+        for outbound in self.backlog.drain(..) {
+            session.send(outbound, &mut self.stats);
+        }
+        self.state = State::Registered {
+            session: Box::new(session),
+        };
+        self.events.push_back(AgentEvent::Registered {
+            agent_id,
+            registered,
+        });
+        self.drain_session_events();
+        let _ = now;
+    }
+
+    fn reregister(&mut self, now: Instant) {
+        if let State::Registered { session, .. } = &mut self.state {
+            self.next_seq = session.next_seq();
+            let mut unacknowledged = session.take_unacknowledged();
+            unacknowledged.extend(self.backlog.drain(..));
+            self.backlog = unacknowledged.into();
+        }
+        self.events.push_back(AgentEvent::Reregistering);
+        self.start_registration(now);
+    }
+
+    /// Starts a new registration now (for example after the server was lost for long).
+    pub fn register_again(&mut self, now: Instant) {
+        self.reregister(now);
+    }
+
+    fn drain_session_events(&mut self) {
+        let State::Registered { session, .. } = &mut self.state else {
+            return;
+        };
+        while let Some(e) = session.events.pop_front() {
+            self.events.push_back(match e {
+                SessionEvent::Message(m) => AgentEvent::Message(m),
+                SessionEvent::Acknowledged(id) => AgentEvent::Acknowledged(id),
+                SessionEvent::Dropped(id) => AgentEvent::Dropped(id),
+                SessionEvent::Lost => AgentEvent::ServerLost,
+                SessionEvent::Recovered => AgentEvent::ServerRecovered,
+                SessionEvent::Malformed(reason) => AgentEvent::Malformed(reason),
+            });
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(t) = self.immediate.pop_front() {
+            return Some(t);
+        }
+        match &mut self.state {
+            State::Registering {
+                attempts,
+                next_attempt,
+                packet,
+                ..
+            } => {
+                if *next_attempt > now {
+                    return None;
+                }
+                let backoff = self
+                    .config
+                    .initial_timeout
+                    .saturating_mul(1 << (*attempts).min(16))
+                    .min(self.config.max_timeout);
+                *attempts += 1;
+                *next_attempt = now + backoff;
+                self.stats.packets_sent += 1;
+                Some(Transmit {
+                    destination: self.server,
+                    payload: packet.clone(),
+                })
+            }
+            State::Registered { session, .. } => {
+                let payload = session.poll_transmit(now, &mut self.stats)?;
+                Some(Transmit {
+                    destination: self.server,
+                    payload,
+                })
+            }
+        }
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Registering { next_attempt, .. } => Some(*next_attempt),
+            State::Registered { session, .. } => session.poll_timeout(),
+        }
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let State::Registered { session, .. } = &mut self.state {
+            session.handle_timeout(now, &mut self.stats);
+            self.drain_session_events();
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<AgentEvent> {
+        self.events.pop_front()
+    }
+}

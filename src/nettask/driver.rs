@@ -1,0 +1,165 @@
+//! Binds a NetTask endpoint to a real UDP socket and timer.
+//!
+//! One task owns the socket and the endpoint ([`run`]); the application talks to it through a
+//! channel of [`Command`]s (closures run against the endpoint) and receives the endpoint's
+//! events on another channel. Only this module reads the clock or touches the socket. A failed
+//! `send_to` (a local firewall, an unreachable network) is counted and logged, never fatal: the
+//! endpoint's retransmission covers it.
+
+use super::{AgentEndpoint, AgentEvent, ServerEndpoint, ServerEvent, Transmit};
+use async_io::Timer;
+use async_net::UdpSocket;
+use futures_lite::FutureExt;
+use smol::channel::{Receiver, Sender};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The calls the driver makes on an endpoint.
+pub trait Endpoint: Send + 'static {
+    type Event: Send + 'static;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_event(&mut self) -> Option<Self::Event>;
+}
+
+impl Endpoint for ServerEndpoint {
+    type Event = ServerEvent;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        ServerEndpoint::handle_datagram(self, now, from, bytes)
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        ServerEndpoint::poll_transmit(self, now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        ServerEndpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        ServerEndpoint::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<ServerEvent> {
+        ServerEndpoint::poll_event(self)
+    }
+}
+
+impl Endpoint for AgentEndpoint {
+    type Event = AgentEvent;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        AgentEndpoint::handle_datagram(self, now, from, bytes)
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        AgentEndpoint::poll_transmit(self, now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        AgentEndpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        AgentEndpoint::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<AgentEvent> {
+        AgentEndpoint::poll_event(self)
+    }
+}
+
+/// A closure run against the endpoint inside the driver task.
+pub type Command<E> = Box<dyn FnOnce(&mut E, Instant) + Send>;
+
+/// Counters of the socket itself.
+#[derive(Debug, Default)]
+pub struct SocketStats {
+    pub send_errors: AtomicU64,
+    pub receive_errors: AtomicU64,
+}
+
+/// Largest datagram read from the socket; longer ones are truncated and then rejected.
+const RECEIVE_BUFFER: usize = 4096;
+
+/// Binds a UDP socket with a large receive buffer (the kernel default of about 212 KB drops
+/// bursts from many agents).
+pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(receive_buffer);
+    let _ = socket.set_send_buffer_size(receive_buffer / 2);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    let std_socket: std::net::UdpSocket = socket.into();
+    UdpSocket::try_from(std_socket)
+}
+
+enum Wake<E> {
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Command(Option<Command<E>>),
+    Timer,
+}
+
+/// Runs `endpoint` on `socket` until the command channel closes or the event receiver is
+/// dropped.
+pub async fn run<E: Endpoint>(
+    socket: UdpSocket,
+    mut endpoint: E,
+    commands: Receiver<Command<E>>,
+    events: Sender<E::Event>,
+    stats: Arc<SocketStats>,
+) {
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
+    loop {
+        let now = Instant::now();
+        while let Some(Transmit {
+            destination,
+            payload,
+        }) = endpoint.poll_transmit(now)
+        {
+            if let Err(e) = socket.send_to(&payload, destination).await {
+                let n = stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    eprintln!(
+                        "nms: sending to {destination} failed ({e}); will retry ({} failures so far)",
+                        n + 1
+                    );
+                }
+            }
+        }
+        while let Some(e) = endpoint.poll_event() {
+            if events.send(e).await.is_err() {
+                return;
+            }
+        }
+        let timer = match endpoint.poll_timeout() {
+            Some(t) => Timer::at(t),
+            None => Timer::never(),
+        };
+        let wake = async { Wake::Datagram(socket.recv_from(&mut buf).await) }
+            .or(async { Wake::Command(commands.recv().await.ok()) })
+            .or(async {
+                timer.await;
+                Wake::Timer
+            })
+            .await;
+        let now = Instant::now();
+        match wake {
+            Wake::Datagram(Ok((n, from))) => endpoint.handle_datagram(now, from, &buf[..n]),
+            Wake::Datagram(Err(e)) => {
+                let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    eprintln!("nms: receiving failed ({e}); continuing");
+                }
+            }
+            Wake::Command(Some(cmd)) => {
+                cmd(&mut endpoint, now);
+                while let Ok(cmd) = commands.try_recv() {
+                    cmd(&mut endpoint, Instant::now());
+                }
+            }
+            Wake::Command(None) => return,
+            Wake::Timer => endpoint.handle_timeout(now),
+        }
+        if endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            endpoint.handle_timeout(now);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Reassembly of fragmented messages, with limits on memory and age.
+//!
+//! Fragments arrive already deduplicated (each is a reliable packet of its own) but in any order.
+//! A message is complete when all `count` pieces are here; it is then handed back as the inner
+//! type and the concatenated body. Incomplete messages are dropped, and counted, when they grow
+//! older than the configured age or when the total buffered bytes would pass the limit.
+
+use crate::wire::{Fragment, PacketType};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Partial {
+    inner_type: PacketType,
+    pieces: Vec<Option<Vec<u8>>>,
+    received: usize,
+    bytes: usize,
+    started: Instant,
+}
+
+/// Why a fragment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReassemblyError {
+    #[error("fragment {index}/{count} of message {message_id} disagrees with earlier fragments")]
+    Inconsistent {
+        message_id: u16,
+        index: u16,
+        count: u16,
+    },
+    #[error("message {message_id} would exceed the reassembly limit of {limit} bytes")]
+    TooLarge { message_id: u16, limit: usize },
+    #[error("reassembly buffer full ({limit} bytes): message {message_id} dropped")]
+    BufferFull { message_id: u16, limit: usize },
+}
+
+/// Reassembles the fragmented messages of one peer.
+#[derive(Debug)]
+pub struct Reassembler {
+    partial: HashMap<u16, Partial>,
+    buffered: usize,
+    max_message: usize,
+    max_buffered: usize,
+    max_age: Duration,
+    /// Incomplete messages dropped for age or size.
+    pub dropped: u64,
+}
+
+impl Reassembler {
+    pub fn new(max_message: usize, max_buffered: usize, max_age: Duration) -> Self {
+        Reassembler {
+            partial: HashMap::new(),
+            buffered: 0,
+            max_message,
+            max_buffered,
+            max_age,
+            dropped: 0,
+        }
+    }
+
+    /// Bytes held for incomplete messages.
+    #[cfg(test)]
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Adds a fragment; returns the whole message (inner type, body) once complete.
+    pub fn add(
+        &mut self,
+        now: Instant,
+        fragment: Fragment,
+    ) -> Result<Option<(PacketType, Vec<u8>)>, ReassemblyError> {
+        let Fragment {
+            message_id,
+            index,
+            count,
+            inner_type,
+            chunk,
+        } = fragment;
+        let limit = self.max_message;
+        if usize::from(count) > limit || chunk.len() > limit {
+            self.drop_message(message_id);
+            return Err(ReassemblyError::TooLarge { message_id, limit });
+        }
+        let partial = self.partial.entry(message_id).or_insert_with(|| Partial {
+            inner_type,
+            pieces: vec![None; usize::from(count)],
+            received: 0,
+            bytes: 0,
+            started: now,
+        });
+        if partial.inner_type != inner_type || partial.pieces.len() != usize::from(count) {
+            let err = ReassemblyError::Inconsistent {
+                message_id,
+                index,
+                count,
+            };
+            self.drop_message(message_id);
+            return Err(err);
+        }
+        let slot = &mut partial.pieces[usize::from(index)];
+        if slot.is_some() {
+            return Ok(None);
+        }
+        if partial.bytes + chunk.len() > limit {
+            self.drop_message(message_id);
+            return Err(ReassemblyError::TooLarge { message_id, limit });
+        }
+        if self.buffered + chunk.len() > self.max_buffered {
+            self.drop_message(message_id);
+            return Err(ReassemblyError::BufferFull {
+                message_id,
+                limit: self.max_buffered,
+            });
+        }
+        partial.bytes += chunk.len();
+        partial.received += 1;
+        self.buffered += chunk.len();
+        *slot = Some(chunk);
+        if partial.received < partial.pieces.len() {
+            return Ok(None);
+        }
+        let Some(done) = self.partial.remove(&message_id) else {
+            return Ok(None);
+        };
+        self.buffered -= done.bytes;
+        let mut body = Vec::with_capacity(done.bytes);
+        for piece in done.pieces.into_iter().flatten() {
+            body.extend_from_slice(&piece);
+        }
+        Ok(Some((done.inner_type, body)))
+    }
+
+    fn drop_message(&mut self, message_id: u16) {
+        if let Some(p) = self.partial.remove(&message_id) {
+            self.buffered -= p.bytes;
+            self.dropped += 1;
+        }
+    }
+
+    /// Drops incomplete messages older than the age limit.
+    pub fn expire(&mut self, now: Instant) {
+        let max_age = self.max_age;
+        let expired: Vec<u16> = self
+            .partial
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.started) > max_age)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.drop_message(id);
+        }
+    }
+
+    /// When the oldest incomplete message expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.partial
+            .values()
+            .map(|p| p.started + self.max_age)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(message_id: u16, index: u16, count: u16, chunk: &[u8]) -> Fragment {
+        Fragment {
+            message_id,
+            index,
+            count,
+            inner_type: PacketType::Task,
+            chunk: chunk.to_vec(),
+        }
+    }
+
+    #[test]
+    fn out_of_order_pieces_reassemble_once() {
+        let now = Instant::now();
+        let mut r = Reassembler::new(1000, 4000, Duration::from_secs(30));
+        assert_eq!(r.add(now, frag(7, 2, 3, b"ef")).unwrap(), None);
+        assert_eq!(r.add(now, frag(7, 0, 3, b"ab")).unwrap(), None);
+        assert_eq!(r.add(now, frag(7, 0, 3, b"ab")).unwrap(), None);
+        assert_eq!(
+            r.add(now, frag(7, 1, 3, b"cd")).unwrap(),
+            Some((PacketType::Task, b"abcdef".to_vec()))
+        );
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn limits_and_age_drop_incomplete_messages() {
+        let now = Instant::now();
+        let mut r = Reassembler::new(10, 15, Duration::from_secs(30));
+        assert!(matches!(
+            r.add(now, frag(1, 0, 2, &[0; 11])),
+            Err(ReassemblyError::TooLarge { .. })
+        ));
+        r.add(now, frag(2, 0, 2, &[0; 8])).unwrap();
+        assert!(matches!(
+            r.add(now, frag(3, 0, 2, &[0; 8])),
+            Err(ReassemblyError::BufferFull { .. })
+        ));
+        assert!(matches!(
+            r.add(now, frag(2, 1, 3, &[0; 1])),
+            Err(ReassemblyError::Inconsistent { .. })
+        ));
+        r.add(now, frag(4, 0, 2, &[0; 5])).unwrap();
+        r.expire(now + Duration::from_secs(31));
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(r.dropped, 3);
+    }
+}

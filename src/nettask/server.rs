@@ -1,0 +1,450 @@
+//! The server's NetTask endpoint: one [`Session`] per registered agent, keyed by agent id so an
+//! agent behind NAT keeps its session when its address changes.
+//!
+//! REGISTRATION and REGISTERED are not acknowledged: the agent repeats its REGISTRATION until a
+//! REGISTERED with the same `instance` answers it, and the server answers every copy. A packet
+//! from an agent id without a session (for example after a server restart) is answered with a
+//! NOACK `unknown_agent`, neither acknowledged nor delivered, and the agent registers again.
+
+use super::session::{MAX_HEADER_LEN, Outbound, Session, SessionEvent};
+use super::{Config, Stats, Transmit};
+use crate::wire::{
+    Body, Header, Message, Noack, NoackReason, Packet, PacketType, Registered, Registration,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// What the server endpoint reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// An agent asks to register; answer with [`ServerEndpoint::accept_registration`].
+    Registration {
+        from: SocketAddr,
+        registration: Registration,
+    },
+    /// A message from a registered agent, delivered once.
+    Message {
+        agent_id: u32,
+        from: SocketAddr,
+        message: Message,
+    },
+    /// Every packet of message `id` sent to `agent_id` was acknowledged.
+    Acknowledged { agent_id: u32, id: u64 },
+    /// Message `id` was dropped from a full queue.
+    Dropped { agent_id: u32, id: u64 },
+    /// The agent stopped answering.
+    PeerLost { agent_id: u32 },
+    /// A lost agent answered again.
+    PeerRecovered { agent_id: u32 },
+    /// A packet with a valid tag that could not be used.
+    Malformed {
+        from: SocketAddr,
+        agent_id: u32,
+        reason: String,
+    },
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("agent {0} has no session (not registered)")]
+    UnknownAgent(u32),
+    #[error("message of {0} bytes exceeds the limit of {1} bytes")]
+    TooLarge(usize, usize),
+}
+
+#[derive(Debug)]
+struct Peer {
+    session: Session,
+    address: SocketAddr,
+    instance: u64,
+    name: String,
+    reply: Vec<u8>,
+    scheduled: Option<Instant>,
+}
+
+/// The server side of NetTask. See the module documentation of [`crate::nettask`] for the
+/// calling convention.
+#[derive(Debug)]
+pub struct ServerEndpoint {
+    config: Config,
+    peers: HashMap<u32, Peer>,
+    names: HashMap<u32, String>,
+    immediate: VecDeque<Transmit>,
+    ready: VecDeque<u32>,
+    ready_set: HashSet<u32>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    events: VecDeque<ServerEvent>,
+    next_message: u64,
+    stats: Stats,
+}
+
+impl ServerEndpoint {
+    pub fn new(config: Config) -> Self {
+        ServerEndpoint {
+            config,
+            peers: HashMap::new(),
+            names: HashMap::new(),
+            immediate: VecDeque::new(),
+            ready: VecDeque::new(),
+            ready_set: HashSet::new(),
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            next_message: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Number of agents with a session.
+    pub fn sessions(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The address an agent was last heard from.
+    pub fn address_of(&self, agent_id: u32) -> Option<SocketAddr> {
+        self.peers.get(&agent_id).map(|p| p.address)
+    }
+
+    /// Whether an agent currently has a session.
+    pub fn has_session(&self, agent_id: u32) -> bool {
+        self.peers.contains_key(&agent_id)
+    }
+
+    /// Tells the endpoint an agent id's name (from the persisted registry) so that, without a
+    /// session, its NOACKs still carry the agent's own key.
+    pub fn know_agent(&mut self, agent_id: u32, name: &str) {
+        self.names.insert(agent_id, name.to_string());
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
+        if bytes.len() > self.config.max_datagram {
+            self.stats.malformed += 1;
+            return;
+        }
+        let header = match Header::decode(bytes) {
+            Ok(h) => h,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        if header.packet_type == PacketType::Registration {
+            self.handle_registration(from, &header, bytes);
+            return;
+        }
+        let agent_id = header.agent_id;
+        let Some(peer) = self.peers.get_mut(&agent_id) else {
+            self.stats.unknown_agents += 1;
+            if header.packet_type.is_reliable() {
+                let key = self
+                    .names
+                    .get(&agent_id)
+                    .and_then(|n| self.config.keys.for_agent(n))
+                    .or(self.config.keys.default.as_ref());
+                let payload = Packet {
+                    keyed: key.is_some(),
+                    agent_id,
+                    body: Body::Noack(Noack {
+                        seq: header.seq,
+                        reason: NoackReason::UnknownAgent,
+                    }),
+                }
+                .encode(key);
+                self.immediate.push_back(Transmit {
+                    destination: from,
+                    payload,
+                });
+            }
+            return;
+        };
+        if header.verify_tag(bytes, peer.session.key()).is_err() {
+            self.stats.bad_tags += 1;
+            if header.packet_type.is_reliable() {
+                let payload = peer.session.noack(header.seq, NoackReason::BadTag);
+                self.immediate.push_back(Transmit {
+                    destination: from,
+                    payload,
+                });
+            }
+            return;
+        }
+        peer.address = from;
+        match header.decode_body(bytes) {
+            Err(e) => {
+                if header.packet_type.is_reliable() {
+                    peer.session
+                        .on_malformed(now, header.seq, &e, &mut self.stats);
+                } else {
+                    self.stats.malformed += 1;
+                }
+            }
+            Ok(packet) => match packet.body {
+                Body::Ack(ack) => peer.session.on_ack(now, &ack, &mut self.stats),
+                Body::Noack(noack) => {
+                    if noack.reason == NoackReason::BadTag {
+                        peer.session.on_noack_bad_tag(now, &noack);
+                    }
+                }
+                Body::Reliable {
+                    seq,
+                    message: Message::Registered(_),
+                } => {
+                    let e = crate::wire::codec::invalid(
+                        "packet type",
+                        0,
+                        "REGISTERED is sent by servers, not agents",
+                    );
+                    peer.session.on_malformed(now, seq, &e, &mut self.stats);
+                }
+                Body::Reliable { seq, message } => {
+                    peer.session.on_reliable(now, seq, message, &mut self.stats)
+                }
+            },
+        }
+        self.after_session_change(agent_id, now);
+    }
+
+    fn handle_registration(&mut self, from: SocketAddr, header: &Header, bytes: &[u8]) {
+        // The key depends on the agent's name, which is in the body: read it, then check the tag.
+        let packet = match header.decode_body(bytes) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let Body::Reliable {
+            message: Message::Registration(registration),
+            ..
+        } = packet.body
+        else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let key = self.config.keys.for_agent(&registration.name);
+        if header.verify_tag(bytes, key).is_err() {
+            // No NOACK: an agent with the wrong key would otherwise retry in a tight loop.
+            self.stats.bad_tags += 1;
+            return;
+        }
+        // A copy of a registration already answered: answer again.
+        if let Some(peer) = self
+            .peers
+            .values_mut()
+            .find(|p| p.instance == registration.instance && p.name == registration.name)
+        {
+            peer.address = from;
+            self.immediate.push_back(Transmit {
+                destination: from,
+                payload: peer.reply.clone(),
+            });
+            return;
+        }
+        self.stats.registrations += 1;
+        self.events
+            .push_back(ServerEvent::Registration { from, registration });
+    }
+
+    /// Answers a registration: creates the agent's session (replacing an older one, whose
+    /// unacknowledged messages are discarded: the application sends an agent its work again
+    /// when it registers) and sends REGISTERED.
+    pub fn accept_registration(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        agent_id: u32,
+        registration: &Registration,
+        registered: Registered,
+    ) {
+        let key = self.config.keys.for_agent(&registration.name).cloned();
+        self.names.insert(agent_id, registration.name.clone());
+        let reply = Packet {
+            keyed: key.is_some(),
+            agent_id,
+            body: Body::Reliable {
+                seq: 0,
+                message: Message::Registered(registered),
+            },
+        }
+        .encode(key.as_ref());
+        let first_seq = self
+            .peers
+            .get(&agent_id)
+            .map_or(0, |p| p.session.next_seq());
+        let session = Session::new(&self.config, agent_id, key, first_seq);
+        self.peers.insert(
+            agent_id,
+            Peer {
+                session,
+                address: from,
+                instance: registration.instance,
+                name: registration.name.clone(),
+                reply: reply.clone(),
+                scheduled: None,
+            },
+        );
+        self.immediate.push_back(Transmit {
+            destination: from,
+            payload: reply,
+        });
+        self.after_session_change(agent_id, now);
+    }
+
+    /// Queues a message for an agent; returns its id, reported again in `Acknowledged`.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        agent_id: u32,
+        message: &Message,
+    ) -> Result<u64, SendError> {
+        let Some(peer) = self.peers.get_mut(&agent_id) else {
+            return Err(SendError::UnknownAgent(agent_id));
+        };
+        let mut body = Vec::new();
+        message.encode_body(&mut body);
+        if body.len() > self.config.max_message_size {
+            return Err(SendError::TooLarge(
+                body.len(),
+                self.config.max_message_size,
+            ));
+        }
+        let id = self.next_message;
+        self.next_message += 1;
+        peer.session.send(
+            Outbound {
+                id,
+                kind: message.packet_type(),
+                body,
+            },
+            &mut self.stats,
+        );
+        self.after_session_change(agent_id, now);
+        Ok(id)
+    }
+
+    /// Ends an agent's session; its unacknowledged messages are discarded.
+    pub fn forget(&mut self, agent_id: u32) {
+        self.peers.remove(&agent_id);
+    }
+
+    /// Messages queued or in flight to an agent.
+    pub fn unacknowledged(&self, agent_id: u32) -> usize {
+        self.peers
+            .get(&agent_id)
+            .map_or(0, |p| p.session.unacknowledged())
+    }
+
+    fn after_session_change(&mut self, agent_id: u32, _now: Instant) {
+        let Some(peer) = self.peers.get_mut(&agent_id) else {
+            return;
+        };
+        while let Some(e) = peer.session.events.pop_front() {
+            self.events.push_back(match e {
+                SessionEvent::Message(message) => ServerEvent::Message {
+                    agent_id,
+                    from: peer.address,
+                    message,
+                },
+                SessionEvent::Acknowledged(id) => ServerEvent::Acknowledged { agent_id, id },
+                SessionEvent::Dropped(id) => ServerEvent::Dropped { agent_id, id },
+                SessionEvent::Lost => ServerEvent::PeerLost { agent_id },
+                SessionEvent::Recovered => ServerEvent::PeerRecovered { agent_id },
+                SessionEvent::Malformed(reason) => ServerEvent::Malformed {
+                    from: peer.address,
+                    agent_id,
+                    reason,
+                },
+            });
+        }
+        if peer.session.wants_transmit() && self.ready_set.insert(agent_id) {
+            self.ready.push_back(agent_id);
+        }
+        let next = peer.session.poll_timeout();
+        if next != peer.scheduled {
+            peer.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, agent_id)));
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(t) = self.immediate.pop_front() {
+            return Some(t);
+        }
+        while let Some(&agent_id) = self.ready.front() {
+            let sent = self.peers.get_mut(&agent_id).and_then(|peer| {
+                peer.session
+                    .poll_transmit(now, &mut self.stats)
+                    .map(|payload| Transmit {
+                        destination: peer.address,
+                        payload,
+                    })
+            });
+            match sent {
+                Some(t) => {
+                    self.after_session_change(agent_id, now);
+                    return Some(t);
+                }
+                None => {
+                    self.ready.pop_front();
+                    self.ready_set.remove(&agent_id);
+                }
+            }
+        }
+        None
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if self.peers.get(&id).and_then(|p| p.scheduled) == Some(t) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Runs the retransmission and reassembly timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer.scheduled != Some(t) {
+                continue;
+            }
+            peer.scheduled = None;
+            peer.session.handle_timeout(now, &mut self.stats);
+            self.after_session_change(id, now);
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Most bytes of payload one datagram carries.
+    pub fn max_body_len(&self) -> usize {
+        self.config.max_payload - MAX_HEADER_LEN - crate::wire::TAG_LEN
+    }
+}

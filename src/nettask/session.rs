@@ -1,0 +1,468 @@
+//! The reliable exchange with one peer: sequence numbers, the send window, retransmission with
+//! adaptive timeout and backoff, acknowledgements, duplicate suppression and fragmentation.
+//!
+//! A `Session` performs no I/O and reads no clock. The endpoint that owns it feeds it decoded
+//! packets and the current time, and takes from it the datagrams to send and the events to report.
+
+use super::reassembly::Reassembler;
+use super::rtt::RttEstimator;
+use super::window::{Arrival, ReplayWindow, SEND_WINDOW, seq_diff};
+use super::{Config, Stats};
+use crate::wire::packet::{ACK_BITMAP_BITS, MAX_AGENT_ID};
+use crate::wire::{
+    Ack, Body, DecodeError, Fragment, Key, Message, Noack, NoackReason, Packet, PacketType, TAG_LEN,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// Largest header: type byte, a four-byte agent id, sequence number.
+pub(crate) const MAX_HEADER_LEN: usize = 1 + 4 + 2;
+
+/// What a session reports to its endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SessionEvent {
+    /// A message arrived (exactly once).
+    Message(Message),
+    /// Every packet of message `id` was acknowledged.
+    Acknowledged(u64),
+    /// The peer did not answer within the retransmission bound.
+    Lost,
+    /// A lost peer was heard from again.
+    Recovered,
+    /// A queued message was dropped because the queue was full.
+    Dropped(u64),
+    /// A message arrived that could not be decoded or reassembled.
+    Malformed(String),
+}
+
+/// A whole message as handed to `send`, kept until every packet of it is acknowledged so it
+/// can be sent again in a new session.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    pub id: u64,
+    pub kind: PacketType,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct PendingPacket {
+    message: u64,
+    kind: PacketType,
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    seq: u16,
+    message: u64,
+    packet: Vec<u8>,
+    first_sent: Instant,
+    deadline: Instant,
+    retransmissions: u32,
+    /// Whether this packet counted towards declaring the peer lost.
+    heard_since_sent: bool,
+}
+
+#[derive(Debug)]
+struct MessageState {
+    outbound: Outbound,
+    outstanding: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub agent_id: u32,
+    key: Option<Key>,
+    next_seq: u16,
+    next_message_id: u16,
+    pending: VecDeque<PendingPacket>,
+    in_flight: VecDeque<InFlight>,
+    messages: HashMap<u64, MessageState>,
+    resend_now: VecDeque<u16>,
+    acks: Vec<u16>,
+    rtt: RttEstimator,
+    window: ReplayWindow,
+    reassembler: Reassembler,
+    max_retransmissions: u32,
+    max_payload: usize,
+    max_queued: usize,
+    lost: bool,
+    pub events: VecDeque<SessionEvent>,
+}
+
+impl Session {
+    pub fn new(config: &Config, agent_id: u32, key: Option<Key>, first_seq: u16) -> Self {
+        Session {
+            agent_id,
+            key,
+            next_seq: first_seq,
+            next_message_id: 0,
+            pending: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            messages: HashMap::new(),
+            resend_now: VecDeque::new(),
+            acks: Vec::new(),
+            rtt: RttEstimator::new(
+                config.initial_timeout,
+                config.min_timeout,
+                config.max_timeout,
+            ),
+            window: ReplayWindow::new(),
+            reassembler: Reassembler::new(
+                config.max_message_size,
+                config.max_reassembly_bytes,
+                config.reassembly_timeout,
+            ),
+            max_retransmissions: config.max_retransmissions,
+            max_payload: config.max_payload,
+            max_queued: config.max_queued_messages,
+            lost: false,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn next_seq(&self) -> u16 {
+        self.next_seq
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    pub fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
+    }
+
+    /// Messages queued or in flight.
+    pub fn unacknowledged(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Queues a message; it is split into fragments when it does not fit one datagram.
+    pub fn send(&mut self, outbound: Outbound, stats: &mut Stats) {
+        let single = MAX_HEADER_LEN + outbound.body.len() + TAG_LEN;
+        let id = outbound.id;
+        if single <= self.max_payload {
+            self.pending.push_back(PendingPacket {
+                message: id,
+                kind: outbound.kind,
+                body: outbound.body.clone(),
+            });
+            self.messages.insert(
+                id,
+                MessageState {
+                    outbound,
+                    outstanding: 1,
+                },
+            );
+        } else {
+            let chunk_len = self.max_payload - MAX_HEADER_LEN - Fragment::OVERHEAD - TAG_LEN;
+            let chunks: Vec<&[u8]> = outbound.body.chunks(chunk_len).collect();
+            let count = chunks.len() as u16;
+            let message_id = self.next_message_id;
+            self.next_message_id = self.next_message_id.wrapping_add(1);
+            for (index, chunk) in chunks.iter().enumerate() {
+                let fragment = Message::Fragment(Fragment {
+                    message_id,
+                    index: index as u16,
+                    count,
+                    inner_type: outbound.kind,
+                    chunk: chunk.to_vec(),
+                });
+                let mut body = Vec::with_capacity(chunk.len() + Fragment::OVERHEAD);
+                fragment.encode_body(&mut body);
+                self.pending.push_back(PendingPacket {
+                    message: id,
+                    kind: PacketType::Fragment,
+                    body,
+                });
+            }
+            stats.fragmented_messages += 1;
+            self.messages.insert(
+                id,
+                MessageState {
+                    outbound,
+                    outstanding: usize::from(count),
+                },
+            );
+        }
+        self.enforce_queue_limit(stats);
+    }
+
+    /// Drops the oldest messages none of whose packets were sent yet, while over the limit.
+    fn enforce_queue_limit(&mut self, stats: &mut Stats) {
+        while self.messages.len() > self.max_queued {
+            let in_flight: std::collections::HashSet<u64> =
+                self.in_flight.iter().map(|p| p.message).collect();
+            let Some(victim) = self
+                .pending
+                .iter()
+                .map(|p| p.message)
+                .find(|m| !in_flight.contains(m))
+            else {
+                return;
+            };
+            self.pending.retain(|p| p.message != victim);
+            self.messages.remove(&victim);
+            stats.dropped_messages += 1;
+            self.events.push_back(SessionEvent::Dropped(victim));
+        }
+    }
+
+    /// Handles an ACK from the peer.
+    pub fn on_ack(&mut self, now: Instant, ack: &Ack, stats: &mut Stats) {
+        self.heard(now);
+        for seq in ack.acknowledged() {
+            let Some(pos) = self.in_flight.iter().position(|p| p.seq == seq) else {
+                continue;
+            };
+            let Some(packet) = self.in_flight.remove(pos) else {
+                continue;
+            };
+            if packet.retransmissions == 0 {
+                self.rtt
+                    .sample(now.saturating_duration_since(packet.first_sent));
+            }
+            stats.acknowledged_packets += 1;
+            if let Some(state) = self.messages.get_mut(&packet.message) {
+                state.outstanding -= 1;
+                if state.outstanding == 0 {
+                    self.messages.remove(&packet.message);
+                    self.events
+                        .push_back(SessionEvent::Acknowledged(packet.message));
+                }
+            }
+        }
+    }
+
+    /// Handles a NOACK for a bad tag: the packet is resent at once.
+    pub fn on_noack_bad_tag(&mut self, now: Instant, noack: &Noack) {
+        self.heard(now);
+        if self.in_flight.iter().any(|p| p.seq == noack.seq)
+            && !self.resend_now.contains(&noack.seq)
+        {
+            self.resend_now.push_back(noack.seq);
+        }
+    }
+
+    /// Handles a reliable packet from the peer (tag already verified).
+    pub fn on_reliable(&mut self, now: Instant, seq: u16, message: Message, stats: &mut Stats) {
+        self.heard(now);
+        self.acks.push(seq);
+        if self.window.record(seq) == Arrival::Duplicate {
+            stats.duplicates += 1;
+            return;
+        }
+        match message {
+            Message::Fragment(fragment) => match self.reassembler.add(now, fragment) {
+                Ok(None) => {}
+                Ok(Some((kind, body))) => {
+                    let mut r = crate::wire::codec::Reader::new(&body);
+                    match Message::decode_body(kind, &mut r) {
+                        Ok(m) => {
+                            stats.reassembled_messages += 1;
+                            self.events.push_back(SessionEvent::Message(m));
+                        }
+                        Err(e) => {
+                            stats.malformed += 1;
+                            self.events.push_back(SessionEvent::Malformed(format!(
+                                "reassembled {} message: {e}",
+                                kind.name()
+                            )));
+                        }
+                    }
+                }
+                Err(e) => {
+                    stats.reassembly_dropped += 1;
+                    self.events
+                        .push_back(SessionEvent::Malformed(e.to_string()));
+                }
+            },
+            other => self.events.push_back(SessionEvent::Message(other)),
+        }
+    }
+
+    /// Decode errors in a reliable packet whose tag was right are answered with a NOACK so the
+    /// peer does not retransmit a packet that can never be accepted.
+    pub fn on_malformed(&mut self, now: Instant, seq: u16, error: &DecodeError, stats: &mut Stats) {
+        self.heard(now);
+        stats.malformed += 1;
+        self.acks.push(seq);
+        self.events
+            .push_back(SessionEvent::Malformed(error.to_string()));
+    }
+
+    fn heard(&mut self, _now: Instant) {
+        for p in &mut self.in_flight {
+            p.heard_since_sent = true;
+        }
+        if self.lost {
+            self.lost = false;
+            self.events.push_back(SessionEvent::Recovered);
+        }
+    }
+
+    /// The next datagram to send, if any: acknowledgements first, then retransmissions, then new
+    /// packets inside the send window.
+    pub fn poll_transmit(&mut self, now: Instant, stats: &mut Stats) -> Option<Vec<u8>> {
+        if let Some(ack) = self.take_ack() {
+            stats.acks_sent += 1;
+            return Some(
+                Packet {
+                    keyed: self.key.is_some(),
+                    agent_id: self.agent_id,
+                    body: Body::Ack(ack),
+                }
+                .encode(self.key.as_ref()),
+            );
+        }
+        while let Some(seq) = self.resend_now.pop_front() {
+            let timeout = self.rtt.timeout();
+            if let Some(p) = self.in_flight.iter_mut().find(|p| p.seq == seq) {
+                p.deadline = now + timeout;
+                stats.retransmissions += 1;
+                return Some(p.packet.clone());
+            }
+        }
+        let window_open = match self.in_flight.front() {
+            None => true,
+            Some(oldest) => seq_diff(self.next_seq, oldest.seq) < i32::from(SEND_WINDOW),
+        };
+        if window_open && let Some(next) = self.pending.pop_front() {
+            let seq = self.next_seq;
+            self.next_seq = self.next_seq.wrapping_add(1);
+            let packet =
+                encode_reliable(self.agent_id, seq, next.kind, &next.body, self.key.as_ref());
+            self.in_flight.push_back(InFlight {
+                seq,
+                message: next.message,
+                packet: packet.clone(),
+                first_sent: now,
+                deadline: now + self.rtt.timeout(),
+                retransmissions: 0,
+                heard_since_sent: false,
+            });
+            stats.packets_sent += 1;
+            return Some(packet);
+        }
+        None
+    }
+
+    /// A NOACK for a packet of the peer's that failed its checks.
+    pub fn noack(&self, seq: u16, reason: NoackReason) -> Vec<u8> {
+        Packet {
+            keyed: self.key.is_some(),
+            agent_id: self.agent_id,
+            body: Body::Noack(Noack { seq, reason }),
+        }
+        .encode(self.key.as_ref())
+    }
+
+    /// Coalesces pending acknowledgements: the newest sequence number plus a bitmap of up to 32
+    /// earlier ones. Numbers that do not fit stay for the next ACK.
+    fn take_ack(&mut self) -> Option<Ack> {
+        if self.acks.is_empty() {
+            return None;
+        }
+        let newest = *self.acks.iter().max_by(|a, b| seq_diff(**a, **b).cmp(&0))?;
+        let mut earlier = 0u32;
+        self.acks.retain(|&s| {
+            let d = seq_diff(newest, s);
+            if d == 0 {
+                false
+            } else if d > 0 && d <= i32::from(ACK_BITMAP_BITS) {
+                earlier |= 1 << (d - 1);
+                false
+            } else {
+                true
+            }
+        });
+        Some(Ack {
+            seq: newest,
+            earlier,
+        })
+    }
+
+    /// The earliest time `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let retransmit = self.in_flight.iter().map(|p| p.deadline).min();
+        let reassembly = self.reassembler.next_expiry();
+        match (retransmit, reassembly) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether `poll_transmit` has something to send now.
+    pub fn wants_transmit(&self) -> bool {
+        if !self.acks.is_empty() || !self.resend_now.is_empty() {
+            return true;
+        }
+        let window_open = match self.in_flight.front() {
+            None => true,
+            Some(oldest) => seq_diff(self.next_seq, oldest.seq) < i32::from(SEND_WINDOW),
+        };
+        window_open && !self.pending.is_empty()
+    }
+
+    /// Retransmits what timed out; declares the peer lost when a packet was retransmitted the
+    /// maximum number of times without a word from the peer since it was first sent.
+    pub fn handle_timeout(&mut self, now: Instant, stats: &mut Stats) {
+        self.reassembler.expire(now);
+        let mut newly_lost = false;
+        for p in &mut self.in_flight {
+            if p.deadline > now {
+                continue;
+            }
+            if p.retransmissions >= self.max_retransmissions && !p.heard_since_sent && !self.lost {
+                newly_lost = true;
+            }
+            p.retransmissions += 1;
+            p.deadline = now + self.rtt.backed_off(p.retransmissions);
+            if !self.resend_now.contains(&p.seq) {
+                self.resend_now.push_back(p.seq);
+            }
+        }
+        if newly_lost {
+            self.lost = true;
+            stats.peers_lost += 1;
+            self.events.push_back(SessionEvent::Lost);
+        }
+    }
+
+    /// Empties the session, returning every unacknowledged message (oldest first) so a new
+    /// session can send them again.
+    pub fn take_unacknowledged(&mut self) -> Vec<Outbound> {
+        let mut ids: Vec<u64> = self.messages.keys().copied().collect();
+        ids.sort_unstable();
+        let out = ids
+            .into_iter()
+            .filter_map(|id| self.messages.remove(&id).map(|m| m.outbound))
+            .collect();
+        self.pending.clear();
+        self.in_flight.clear();
+        self.resend_now.clear();
+        out
+    }
+}
+
+/// Encodes a reliable packet from an already-encoded body.
+pub(crate) fn encode_reliable(
+    agent_id: u32,
+    seq: u16,
+    kind: PacketType,
+    body: &[u8],
+    key: Option<&Key>,
+) -> Vec<u8> {
+    use crate::wire::codec::Writer;
+    debug_assert!(agent_id <= MAX_AGENT_ID);
+    let mut out = Vec::with_capacity(MAX_HEADER_LEN + body.len() + TAG_LEN);
+    let flags = if key.is_some() { 0x10 } else { 0 };
+    out.put_u8((crate::wire::packet::VERSION << 5) | flags | kind as u8);
+    out.put_varint(agent_id.into());
+    out.put_u16(seq);
+    out.extend_from_slice(body);
+    let tag = crate::wire::tag::compute(key, &out);
+    out.extend_from_slice(&tag);
+    out
+}

@@ -1,0 +1,328 @@
+//! NetTask endpoints on a seeded simulated link with a virtual clock: loss, duplication,
+//! reordering, corruption and delay; exactly-once delivery; peer-lost detection; a server that
+//! forgets its sessions. Each test prints its seed; replay one with `NMS_SIM_SEED=<seed>`.
+
+use nms::nettask::sim::{Harness, LinkConfig, seed_from_env};
+use nms::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, ServerEndpoint, ServerEvent};
+use nms::wire::{
+    AlertConditions, Message, MetricsReport, RuleSource, Sample, TaskAssignment, WorkItem,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn report(n: u32) -> Message {
+    Message::Metrics(MetricsReport {
+        task_number: 1,
+        time_ms: 1_700_000_000_000 + u64::from(n),
+        samples: vec![Sample::Cpu { percent: n as f32 }],
+    })
+}
+
+fn report_number(m: &Message) -> u32 {
+    match m {
+        Message::Metrics(r) => (r.time_ms - 1_700_000_000_000) as u32,
+        other => panic!("expected a metrics report, got {other:?}"),
+    }
+}
+
+fn task(number: u32, rule_bytes: usize) -> Message {
+    Message::Task(TaskAssignment {
+        task_number: number,
+        task_id: format!("task-{number}"),
+        items: vec![WorkItem::Ping {
+            destination: "127.0.0.1".into(),
+            packet_count: 3,
+            frequency_s: 5,
+        }],
+        conditions: AlertConditions::default(),
+        rules: vec![RuleSource {
+            name: "big".into(),
+            // Varied text so that a misordered reassembly would not go unnoticed.
+            source: (0..rule_bytes)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect(),
+        }],
+    })
+}
+
+fn harsh() -> LinkConfig {
+    LinkConfig {
+        drop: 0.30,
+        duplicate: 0.05,
+        reorder: 0.10,
+        reorder_delay: Duration::from_millis(80),
+        corrupt: 0.02,
+        delay: Duration::from_millis(10),
+    }
+}
+
+fn harness(seed: u64, agents: usize, link: LinkConfig) -> Harness {
+    let mut h = Harness::new(seed, ServerEndpoint::new(Config::default()), link, link);
+    for i in 0..agents {
+        let server = h.server_addr;
+        let endpoint = AgentEndpoint::new(
+            h.net.now,
+            1_700_000_000_000,
+            Config::default(),
+            server,
+            AgentIdentity::new(&format!("r{}", i + 1)),
+            seed ^ (i as u64 + 1),
+        );
+        h.add_agent(endpoint);
+    }
+    h
+}
+
+fn count_by<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = K>) -> HashMap<K, usize> {
+    let mut m = HashMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn every_message_is_delivered_exactly_once_over_a_hostile_link() {
+    let seed = seed_from_env("hostile link");
+    let mut h = harness(seed, 3, harsh());
+    let reports_per_agent = 150u32;
+
+    // Agents queue their reports before registration completes: they wait in the backlog.
+    for (_, agent) in h.agents.iter_mut() {
+        for n in 0..reports_per_agent {
+            agent.send(h.net.now, &report(n));
+        }
+    }
+    let all_registered = h.run_while(Duration::from_secs(120), Duration::from_millis(100), |h| {
+        h.agents.iter().all(|(_, a)| a.is_registered())
+    });
+    assert!(all_registered, "seed {seed}: registration did not complete");
+
+    // The server sends each agent two tasks, one of them about 20 KB (fragmented).
+    let ids: Vec<u32> = h.agents.iter().filter_map(|(_, a)| a.agent_id()).collect();
+    let now = h.net.now;
+    for id in &ids {
+        h.server
+            .send(now, *id, &task(1, 200))
+            .expect("agent has a session");
+        h.server
+            .send(now, *id, &task(2, 20_000))
+            .expect("agent has a session");
+    }
+
+    let expected = reports_per_agent as usize * 3;
+    let done = h.run_while(Duration::from_secs(600), Duration::from_millis(500), |h| {
+        h.server_received.len() >= expected
+            && h.agent_events.iter().all(|events| {
+                events
+                    .iter()
+                    .filter(|e| matches!(e, AgentEvent::Message(_)))
+                    .count()
+                    >= 2
+            })
+    });
+    // Let stray retransmissions and duplicates drain, then check nothing arrived twice.
+    h.run_for(Duration::from_secs(30));
+    assert!(
+        done,
+        "seed {seed}: delivery did not complete: {} of {expected} reports",
+        h.server_received.len()
+    );
+
+    let per_agent = count_by(
+        h.server_received
+            .iter()
+            .map(|(id, m)| (*id, report_number(m))),
+    );
+    assert_eq!(
+        per_agent.len(),
+        expected,
+        "seed {seed}: some report missing"
+    );
+    assert!(
+        per_agent.values().all(|&c| c == 1),
+        "seed {seed}: some report delivered twice"
+    );
+
+    for (i, events) in h.agent_events.iter().enumerate() {
+        let tasks: Vec<&TaskAssignment> = events
+            .iter()
+            .filter_map(|e| match e {
+                AgentEvent::Message(Message::Task(t)) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            tasks.len(),
+            2,
+            "seed {seed}: agent {i} got {} tasks",
+            tasks.len()
+        );
+        let Message::Task(big) = task(2, 20_000) else {
+            unreachable!()
+        };
+        assert!(
+            tasks.contains(&&big),
+            "seed {seed}: the 20 KB task arrived altered"
+        );
+        let acked = events
+            .iter()
+            .filter(|e| matches!(e, AgentEvent::Acknowledged(_)))
+            .count();
+        assert_eq!(
+            acked, reports_per_agent as usize,
+            "seed {seed}: agent {i} acknowledgements"
+        );
+    }
+    assert!(h.net.dropped > 0 && h.net.duplicated > 0 && h.net.corrupted > 0);
+    assert!(
+        h.server.stats().duplicates > 0,
+        "duplicates were suppressed, and counted"
+    );
+}
+
+#[test]
+fn a_silent_server_is_reported_lost_within_the_configured_bound() {
+    let seed = seed_from_env("silent server");
+    let mut h = harness(seed, 1, LinkConfig::lossy(0.0));
+    assert!(
+        h.run_while(Duration::from_secs(5), Duration::from_millis(10), |h| h
+            .agents[0]
+            .1
+            .is_registered())
+    );
+    h.server_down = true;
+    let start = h.net.now;
+    h.agents[0].1.send(start, &report(1));
+    let config = Config::default();
+    // Each retransmission waits at most twice as long as the one before, starting from the
+    // initial timeout: 200 + 400 + 800 + 1600 ms for 3 retransmissions, then the 4th timeout.
+    let bound: Duration = (0..=config.max_retransmissions)
+        .map(|i| (config.initial_timeout * 2u32.pow(i)).min(config.max_timeout))
+        .sum();
+    let lost = h.run_while(
+        bound + Duration::from_millis(50),
+        Duration::from_millis(5),
+        |h| h.agent_events[0].contains(&AgentEvent::ServerLost),
+    );
+    assert!(lost, "seed {seed}: no ServerLost within {bound:?}");
+
+    // The server returns: the agent recovers and the report is delivered once.
+    h.server_down = false;
+    let delivered = h.run_while(Duration::from_secs(30), Duration::from_millis(50), |h| {
+        !h.server_received.is_empty()
+    });
+    assert!(
+        delivered,
+        "seed {seed}: report not delivered after recovery"
+    );
+    assert!(h.agent_events[0].contains(&AgentEvent::ServerRecovered));
+    h.run_for(Duration::from_secs(10));
+    assert_eq!(h.server_received.len(), 1);
+}
+
+#[test]
+fn a_silent_agent_is_reported_lost_by_the_server() {
+    let seed = seed_from_env("silent agent");
+    let mut h = harness(seed, 1, LinkConfig::lossy(0.0));
+    assert!(
+        h.run_while(Duration::from_secs(5), Duration::from_millis(10), |h| h
+            .agents[0]
+            .1
+            .is_registered())
+    );
+    let id = h.agents[0].1.agent_id().expect("registered");
+    h.downlink.drop = 1.0;
+    let now = h.net.now;
+    h.server.send(now, id, &task(1, 10)).expect("session");
+    let lost = h.run_while(Duration::from_secs(4), Duration::from_millis(10), |h| {
+        h.server_events
+            .contains(&ServerEvent::PeerLost { agent_id: id })
+    });
+    assert!(lost, "seed {seed}: server did not report the agent lost");
+}
+
+#[test]
+fn agents_register_again_and_resend_after_the_server_forgets_them() {
+    let seed = seed_from_env("server restart");
+    let mut h = harness(seed, 2, LinkConfig::lossy(0.1));
+    assert!(
+        h.run_while(Duration::from_secs(30), Duration::from_millis(10), |h| {
+            h.agents.iter().all(|(_, a)| a.is_registered())
+        })
+    );
+    for (_, agent) in h.agents.iter_mut() {
+        for n in 0..20 {
+            agent.send(h.net.now, &report(n));
+        }
+    }
+    h.run_for(Duration::from_millis(30));
+    // The server restarts: every session is gone.
+    h.server = ServerEndpoint::new(Config::default());
+    let before_restart = h.server_received.len();
+    for (_, agent) in h.agents.iter_mut() {
+        for n in 20..40 {
+            agent.send(h.net.now, &report(n));
+        }
+    }
+    let done = h.run_while(Duration::from_secs(120), Duration::from_millis(100), |h| {
+        let got = count_by(
+            h.server_received
+                .iter()
+                .map(|(id, m)| (*id, report_number(m))),
+        );
+        got.len() == 80
+    });
+    assert!(done, "seed {seed}: reports missing after the restart");
+    assert!(
+        h.agent_events
+            .iter()
+            .all(|e| e.contains(&AgentEvent::Reregistering))
+    );
+    // The restarted server got each report it was sent at most once.
+    let after = count_by(
+        h.server_received[before_restart..]
+            .iter()
+            .map(|(id, m)| (*id, report_number(m))),
+    );
+    assert!(
+        after.values().all(|&c| c == 1),
+        "seed {seed}: duplicate after restart"
+    );
+}
+
+#[test]
+fn sequence_numbers_survive_wrap_around() {
+    let seed = seed_from_env("wrap-around");
+    let mut h = harness(
+        seed,
+        1,
+        LinkConfig {
+            delay: Duration::from_millis(1),
+            ..LinkConfig::default()
+        },
+    );
+    assert!(
+        h.run_while(Duration::from_secs(5), Duration::from_millis(10), |h| h
+            .agents[0]
+            .1
+            .is_registered())
+    );
+    let total = 66_000u32;
+    let mut sent = 0u32;
+    while sent < total {
+        for n in sent..(sent + 2000).min(total) {
+            h.agents[0].1.send(h.net.now, &report(n));
+        }
+        sent = (sent + 2000).min(total);
+        h.run_for(Duration::from_secs(1));
+    }
+    h.run_for(Duration::from_secs(5));
+    let got = count_by(h.server_received.iter().map(|(_, m)| report_number(m)));
+    assert_eq!(
+        got.len(),
+        total as usize,
+        "seed {seed}: reports missing across the wrap"
+    );
+    assert!(got.values().all(|&c| c == 1));
+}
