@@ -3,4 +3,5 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod decode;
 pub mod wire;
