@@ -31,7 +31,7 @@ pub enum Command {
 #[command(after_help = "Examples:\n  \
     nms decode < tests/fixtures/packets/ack.bin\n  \
     nms decode --json --file tests/fixtures/packets/metrics_typical.bin\n  \
-    echo '0x21 07 04 12 ...' | nms decode --hex\n  \
+    xxd -p tests/fixtures/packets/ack.bin | nms decode --hex\n  \
     nms decode --key-file tests/fixtures/packets/test.key --file tests/fixtures/packets/keyed_ack.bin")]
 pub struct DecodeArgs {
     /// Read the packet from this file instead of standard input.

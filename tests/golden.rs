@@ -132,24 +132,29 @@ fn examples_section() -> String {
         ": generated from tests/fixtures/packets by \
          `NMS_REGENERATE_GOLDEN=1 cargo test --test golden -- --ignored`; do not edit -->\n",
     );
-    for golden in golden_packets() {
-        let bytes = golden.read_file();
-        let key = golden.key();
-        let decoded =
-            decode_any(&bytes, key.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", golden.file));
-        let (protocol, kind) = match &decoded {
-            Decoded::NetTask(p) => ("NetTask", p.packet_type().name()),
-            Decoded::AlertFlow(f) => (
-                "AlertFlow",
-                match f.body {
-                    nms::wire::FrameBody::Alert(_) => "ALERT",
-                    nms::wire::FrameBody::AlertAck { .. } => "ALERT_ACK",
-                },
-            ),
-        };
+    let examples: Vec<(Golden, Vec<u8>, Decoded)> = golden_packets()
+        .into_iter()
+        .map(|golden| {
+            let bytes = golden.read_file();
+            let decoded = decode_any(&bytes, golden.key().as_ref())
+                .unwrap_or_else(|e| panic!("{}: {e}", golden.file));
+            (golden, bytes, decoded)
+        })
+        .collect();
+    out.push_str("\n| File | Message | Bytes |\n|---|---|---|\n");
+    for (golden, bytes, decoded) in &examples {
         out.push_str(&format!(
-            "\n#### `{}`: {protocol} {kind}, {} bytes{}\n\n```text\n",
+            "| `{}` | {} | {} |\n",
             golden.file,
+            message_name(decoded),
+            bytes.len()
+        ));
+    }
+    for (golden, bytes, decoded) in &examples {
+        out.push_str(&format!(
+            "\n#### `{}`: {}, {} bytes{}\n\n```text\n",
+            golden.file,
+            message_name(decoded),
             bytes.len(),
             if golden.keyed {
                 " (keyed with test.key)"
@@ -162,11 +167,21 @@ fn examples_section() -> String {
             out.push_str(&format!("{:4}  {}\n", i * 16, hex.join(" ")));
         }
         out.push_str("```\n\n```text\n");
-        out.push_str(&nms::decode::render_text(&decoded, &bytes, false));
+        out.push_str(&nms::decode::render_text(decoded, bytes, false));
         out.push_str("```\n");
     }
     out.push_str(END);
     out
+}
+
+fn message_name(decoded: &Decoded) -> String {
+    match decoded {
+        Decoded::NetTask(p) => format!("NetTask {}", p.packet_type().name()),
+        Decoded::AlertFlow(f) => match f.body {
+            nms::wire::FrameBody::Alert(_) => "AlertFlow ALERT".to_string(),
+            nms::wire::FrameBody::AlertAck { .. } => "AlertFlow ALERT_ACK".to_string(),
+        },
+    }
 }
 
 /// The text between (and including) the markers of PROTOCOL.md.
@@ -203,6 +218,22 @@ fn protocol_md_examples_are_the_golden_files() {
     );
 }
 
+#[test]
+fn readme_examples_are_the_golden_files() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let multi = by_name("ack_multi.bin").read_file();
+    let decoded = decode_any(&multi, None).expect("ack_multi.bin");
+    let shown = nms::decode::render_text(&decoded, &multi, false);
+    assert!(readme.contains(&shown), "README.md should show:\n{shown}");
+    let ack = by_name("ack.bin").read_file();
+    let hex: Vec<String> = ack.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("0x{}", hex.join(" "));
+    assert!(readme.contains(&hex), "README.md should show the hex {hex}");
+}
+
+/// Writes the golden files from tests/util and the worked examples into PROTOCOL.md.
 #[test]
 #[ignore = "writes tests/fixtures/packets and PROTOCOL.md; run with NMS_REGENERATE_GOLDEN=1"]
 fn regenerate_golden_files() {
