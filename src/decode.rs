@@ -639,13 +639,14 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
     doc.field(1, "samples", report.samples.len().to_string());
     for sample in &report.samples {
         match sample {
-            Sample::Cpu { percent } => {
+            Sample::Cpu { percent } | Sample::Ram { percent } => {
+                let name = if matches!(sample, Sample::Cpu { .. }) {
+                    "cpu"
+                } else {
+                    "ram"
+                };
                 let v = doc.measured(*percent, "%");
-                doc.field(1, "cpu", v);
-            }
-            Sample::Ram { percent } => {
-                let v = doc.measured(*percent, "%");
-                doc.field(1, "ram", v);
+                doc.field(1, name, v);
             }
             Sample::Interface {
                 name,

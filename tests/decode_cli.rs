@@ -7,7 +7,7 @@ use nms::wire::Decoded;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use util::{golden_packets, test_key_path};
+use util::{Golden, golden_packets, test_key_path};
 
 /// Runs `nms ARGS` with `stdin` as standard input, colours off by default.
 fn nms(args: &[&str], stdin: &[u8]) -> Output {
@@ -47,24 +47,22 @@ fn assert_refused(out: &Output, what: &str) {
     );
 }
 
-fn key_args(keyed: bool) -> Vec<String> {
-    if keyed {
-        vec![
-            "--key-file".to_string(),
-            test_key_path().display().to_string(),
-        ]
-    } else {
-        Vec::new()
+/// `decode`, with the test key for a keyed golden packet.
+fn decode_args(golden: &Golden) -> Vec<String> {
+    let mut args = vec!["decode".to_string()];
+    if golden.keyed {
+        args.push("--key-file".to_string());
+        args.push(test_key_path().display().to_string());
     }
+    args
 }
 
 #[test]
 fn every_golden_packet_decodes_as_text_and_as_json() {
     for golden in golden_packets() {
         let bytes = golden.read_file();
-        let keys = key_args(golden.keyed);
-        let mut args: Vec<&str> = vec!["decode"];
-        args.extend(keys.iter().map(String::as_str));
+        let owned = decode_args(&golden);
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
 
         let out = nms(&args, &bytes);
         let stdout = text(&out.stdout);
@@ -186,9 +184,8 @@ fn hex_input_and_files_are_accepted() {
 fn damaged_packets_are_refused_with_the_byte_offset() {
     for golden in golden_packets() {
         let bytes = golden.read_file();
-        let keys = key_args(golden.keyed);
-        let mut args: Vec<&str> = vec!["decode"];
-        args.extend(keys.iter().map(String::as_str));
+        let owned = decode_args(&golden);
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         // A sample: a bit in the header, one in the middle, one in the tag; three truncations.
         let len = bytes.len();
         for bit in [3, len * 4 + 1, len * 8 - 1] {
