@@ -1,0 +1,102 @@
+//! The command line as clap sees it: raw flags and arguments, nothing else. Each subcommand's
+//! arguments are turned into the library's validated options in `main.rs`, and the work is done
+//! by the library (`nms::decode::run`, ...), so that this file stays a plain description of the
+//! interface that `nms completions` can turn into shell completions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// nms: network monitoring with a central server, agents, NetTask (UDP) and AlertFlow (TCP).
+#[derive(Debug, Parser)]
+#[command(name = "nms", version, about, propagate_version = true)]
+pub struct Cli {
+    /// When to colour the output: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One variant per subcommand; each carries its own argument struct.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field.
+    Decode(DecodeArgs),
+    /// Print a shell completion script for nms to standard output.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms decode < tests/fixtures/packets/ack.bin\n  \
+    nms decode --json --file tests/fixtures/packets/metrics_typical.bin\n  \
+    xxd -p tests/fixtures/packets/ack.bin | nms decode --hex\n  \
+    nms decode --key-file tests/fixtures/packets/test.key --file tests/fixtures/packets/keyed_ack.bin")]
+pub struct DecodeArgs {
+    /// Read the packet from this file instead of standard input.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// The input is hex text (whitespace and 0x prefixes are ignored), not raw bytes.
+    #[arg(long)]
+    pub hex: bool,
+
+    /// Verify keyed (HMAC) tags with the pre-shared key in this file (hex text, 32+ digits).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether output to a stream should be coloured. `Auto` colours a terminal unless the
+    /// `NO_COLOR` environment variable is set to a non-empty value (<https://no-color.org>).
+    pub fn enabled(self, stream_is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn decode_flags_parse() {
+        let cli = Cli::parse_from(["nms", "decode", "--hex", "--json", "--key-file", "k"]);
+        let Command::Decode(args) = cli.command else {
+            panic!("expected decode, got {:?}", cli.command);
+        };
+        assert!(args.hex && args.json);
+        assert_eq!(args.key_file, Some(PathBuf::from("k")));
+        assert_eq!(cli.color, ColorWhen::Auto);
+    }
+}
