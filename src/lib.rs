@@ -3,4 +3,5 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod rules;
 pub mod wire;
