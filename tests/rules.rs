@@ -769,7 +769,22 @@ fn check_refuses_a_rule_that_breaks_on_missing_measurements() {
     let error = check("careless.rhai", careless).expect_err("unguarded ping access");
     assert!(matches!(error, RuleError::Runtime { .. }), "{error:?}");
     assert!(error.to_string().starts_with("careless.rhai:1:"), "{error}");
+    assert!(error.to_string().contains("measured("), "a hint: {error}");
     let careful =
         "if ping?.rtt_avg_ms > 50.0 { alert(\"latency\", 50.0, ping.rtt_avg_ms, \"slow\"); }";
     check("careful.rhai", careful).expect("guarded with ?.");
+}
+
+#[test]
+fn the_readme_examples_pass_check() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/README.md");
+    let readme = std::fs::read_to_string(path).expect("rules/README.md");
+    let mut blocks = 0;
+    for (i, block) in readme.split("```rhai\n").skip(1).enumerate() {
+        let source = block.split("```").next().expect("block");
+        check(&format!("README example {}", i + 1), source)
+            .unwrap_or_else(|e| panic!("{e}\n{source}"));
+        blocks += 1;
+    }
+    assert!(blocks >= 3, "{blocks} examples");
 }

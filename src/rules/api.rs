@@ -38,19 +38,11 @@ impl FiringSink {
 
 type Outcome<T> = Result<T, Box<EvalAltResult>>;
 
-/// The kinds a rule may raise (the server raises `agent_down`/`agent_up` itself).
-pub const RULE_KINDS: [AlertType; 10] = [
-    AlertType::Cpu,
-    AlertType::Ram,
-    AlertType::Jitter,
-    AlertType::PacketLoss,
-    AlertType::Timeout,
-    AlertType::InterfaceStats,
-    AlertType::Error,
-    AlertType::Latency,
-    AlertType::Bandwidth,
-    AlertType::Custom,
-];
+/// Whether a rule may raise alerts of this kind: all but the server's own `agent_down` and
+/// `agent_up`.
+pub fn is_rule_kind(kind: AlertType) -> bool {
+    !matches!(kind, AlertType::AgentDown | AlertType::AgentUp)
+}
 
 /// Most characters of an alert message; longer ones are cut (with `...`).
 pub const MAX_MESSAGE_CHARS: usize = 512;
@@ -128,9 +120,13 @@ fn record(
 ) -> Outcome<()> {
     let kind_name = text(kind, "kind")?;
     let kind = AlertType::parse(&kind_name)
-        .filter(|k| RULE_KINDS.contains(k))
+        .filter(|k| is_rule_kind(*k))
         .ok_or_else(|| {
-            let known: Vec<&str> = RULE_KINDS.iter().map(|k| k.kind()).collect();
+            let known: Vec<&str> = AlertType::ALL
+                .into_iter()
+                .filter(|k| is_rule_kind(*k))
+                .map(AlertType::kind)
+                .collect();
             failure(format!(
                 "unknown alert kind '{kind_name}'; expected one of {}",
                 known.join(", ")

@@ -15,10 +15,10 @@ use crate::wire::{AlertConditions, RuleSource};
 /// that the mistake is reported (as an `error` alert) rather than silently ignored.
 pub fn compile_conditions(conditions: &AlertConditions) -> Vec<RuleSource> {
     let mut rules = Vec::new();
-    let mut add = |field: &str, threshold: Option<f32>, body: fn(&str) -> String| {
+    let mut add = |field: &str, threshold: Option<f32>, body: fn(&str, &str) -> String| {
         if let Some(threshold) = threshold {
             let source = match literal(threshold) {
-                Some(limit) => body(&limit),
+                Some(limit) => body(&limit, &threshold.to_string()),
                 None => format!(
                     "// alertflow_conditions.{field}\nthrow \"the {field} threshold {threshold} is not a finite number\";\n"
                 ),
@@ -29,80 +29,74 @@ pub fn compile_conditions(conditions: &AlertConditions) -> Vec<RuleSource> {
             });
         }
     };
-    add("cpu_usage", conditions.cpu_usage, cpu);
-    add("ram_usage", conditions.ram_usage, ram);
+    add("cpu_usage", conditions.cpu_usage, |limit, shown| {
+        usage(limit, shown, "cpu_percent", "cpu", "CPU")
+    });
+    add("ram_usage", conditions.ram_usage, |limit, shown| {
+        usage(limit, shown, "ram_percent", "ram", "RAM")
+    });
     add("interface_stats", conditions.interface_stats, interface);
-    add("packet_loss", conditions.packet_loss, packet_loss);
-    add("jitter", conditions.jitter, jitter);
+    add("packet_loss", conditions.packet_loss, |limit, shown| {
+        ping_and_iperf(limit, shown, "loss_percent", "packet_loss", "loss", "%", 1)
+    });
+    add("jitter", conditions.jitter, |limit, shown| {
+        ping_and_iperf(limit, shown, "jitter_ms", "jitter", "jitter", " ms", 2)
+    });
     rules
 }
 
-fn cpu(limit: &str) -> String {
+/// CPU or RAM percent in use above the limit.
+fn usage(limit: &str, shown: &str, variable: &str, kind: &str, label: &str) -> String {
     format!(
-        r#"// alertflow_conditions.cpu_usage: CPU usage above {limit}%
-if cpu_percent > {limit} {{
-    alert("cpu", {limit}, cpu_percent,
-        `CPU usage ${{cpu_percent.to_fixed(1)}}% is above {limit}%`);
+        r#"// alertflow_conditions.{kind}_usage: {label} usage above {shown}%
+if {variable} > {limit} {{
+    alert("{kind}", {limit}, {variable},
+        `{label} usage ${{{variable}.to_fixed(1)}}% is above {shown}%`);
 }}
 "#
     )
 }
 
-fn ram(limit: &str) -> String {
+/// Each interface's packets per second above the limit, one alert per interface.
+fn interface(limit: &str, shown: &str) -> String {
     format!(
-        r#"// alertflow_conditions.ram_usage: RAM usage above {limit}%
-if ram_percent > {limit} {{
-    alert("ram", {limit}, ram_percent,
-        `RAM usage ${{ram_percent.to_fixed(1)}}% is above {limit}%`);
-}}
-"#
-    )
-}
-
-fn interface(limit: &str) -> String {
-    format!(
-        r#"// alertflow_conditions.interface_stats: an interface above {limit} packets/s
+        r#"// alertflow_conditions.interface_stats: an interface above {shown} packets/s
 for iface in interfaces {{
     if iface.packets_per_sec > {limit} {{
         alert_for(iface.name, "interface_stats", {limit}, iface.packets_per_sec,
-            `interface ${{iface.name}} at ${{iface.packets_per_sec.to_fixed(0)}} packets/s, above {limit}`);
+            `interface ${{iface.name}} at ${{iface.packets_per_sec.to_fixed(0)}} packets/s, above {shown}`);
     }}
 }}
 "#
     )
 }
 
-fn packet_loss(limit: &str) -> String {
-    format!(
-        r#"// alertflow_conditions.packet_loss: ping or iperf loss above {limit}%
-if ping?.loss_percent > {limit} {{
-    alert_for("ping", "packet_loss", {limit}, ping.loss_percent,
-        `ping loss ${{ping.loss_percent.to_fixed(1)}}% is above {limit}%`);
-}}
-if iperf?.loss_percent > {limit} {{
-    alert_for("iperf", "packet_loss", {limit}, iperf.loss_percent,
-        `iperf loss ${{iperf.loss_percent.to_fixed(1)}}% is above {limit}%`);
-}}
-"#
-    )
-}
-
-fn jitter(limit: &str) -> String {
-    format!(
-        r#"// alertflow_conditions.jitter: ping or iperf jitter above {limit} ms
-if ping?.jitter_ms > {limit} {{
-    alert_for("ping", "jitter", {limit}, ping.jitter_ms,
-        `ping jitter ${{ping.jitter_ms.to_fixed(2)}} ms is above {limit} ms`);
-}}
-if iperf?.jitter_ms > {limit} {{
-    alert_for("iperf", "jitter", {limit}, iperf.jitter_ms,
-        `iperf jitter ${{iperf.jitter_ms.to_fixed(2)}} ms is above {limit} ms`);
+/// A ping or iperf figure above the limit, one alert for each tool (subject `ping`/`iperf`).
+fn ping_and_iperf(
+    limit: &str,
+    shown: &str,
+    field: &str,
+    kind: &str,
+    label: &str,
+    unit: &str,
+    digits: u8,
+) -> String {
+    let mut source =
+        format!("// alertflow_conditions.{kind}: ping or iperf {label} above {shown}{unit}\n");
+    for tool in ["ping", "iperf"] {
+        source.push_str(&format!(
+            r#"if {tool}?.{field} > {limit} {{
+    alert_for("{tool}", "{kind}", {limit}, {tool}.{field},
+        `{tool} {label} ${{{tool}.{field}.to_fixed({digits})}}{unit} is above {shown}{unit}`);
 }}
 "#
-    )
+        ));
+    }
+    source
 }
 
-/// The threshold as a rhai float literal in its shortest decimal form (`80.0`, `2.5`), or
+/// The threshold as a rhai float literal (the rules also show it in messages in its plain
+/// form, `80`) in its shortest decimal form (`80.0`, `2.5`), or
 /// `None` when it is not finite.
 fn literal(threshold: f32) -> Option<String> {
     if !threshold.is_finite() {

@@ -46,6 +46,21 @@ pub struct RaisedAlert {
 }
 
 impl RaisedAlert {
+    fn new(rule: &str, input: &SampleInput<'_>, firing: Firing) -> RaisedAlert {
+        RaisedAlert {
+            rule: rule.to_string(),
+            agent: input.agent.to_string(),
+            task: input.task.to_string(),
+            kind: firing.kind,
+            severity: firing.severity,
+            subject: firing.subject,
+            threshold: firing.threshold,
+            value: firing.value,
+            message: firing.message,
+            time_ms: input.time_ms,
+        }
+    }
+
     /// The AlertFlow alert to send; `alert_id` is the caller's random id.
     pub fn to_alert(&self, alert_id: u64) -> Alert {
         Alert {
@@ -230,18 +245,15 @@ impl RuleSet {
                 }
                 Err(error) => {
                     if rule.failing.is_none() {
-                        let alert = RaisedAlert {
-                            rule: rule.name.clone(),
-                            agent: input.agent.to_string(),
-                            task: input.task.to_string(),
+                        let failure = Firing {
                             kind: AlertType::Error,
                             severity: Severity::Warning,
                             subject: String::new(),
                             threshold: 0.0,
                             value: 0.0,
                             message: format!("rule failed: {error}"),
-                            time_ms: input.time_ms,
                         };
+                        let alert = RaisedAlert::new(&rule.name, input, failure);
                         evaluation.raised.push(alert.clone());
                         rule.failing = Some(alert);
                     }
@@ -262,18 +274,7 @@ impl CompiledRule {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            let alert = RaisedAlert {
-                rule: self.name.clone(),
-                agent: input.agent.to_string(),
-                task: input.task.to_string(),
-                kind: firing.kind,
-                severity: firing.severity,
-                subject: firing.subject,
-                threshold: firing.threshold,
-                value: firing.value,
-                message: firing.message,
-                time_ms: input.time_ms,
-            };
+            let alert = RaisedAlert::new(&self.name, input, firing);
             match self.active.get(&key) {
                 Some(active) if active.severity >= alert.severity => {}
                 _ => {

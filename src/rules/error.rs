@@ -109,6 +109,12 @@ impl RuleError {
                 super::engine::MAX_CALL_LEVELS
             ),
             EvalAltResult::ErrorRuntime(value, _) if value.is_string() => value.to_string(),
+            EvalAltResult::ErrorFunctionNotFound(signature, _) if signature.contains("()") => {
+                format!(
+                    "function not found: {signature}; a value is () (not measured or not in \
+                     this report): check it with measured(x), or use ?. or ??"
+                )
+            }
             other => lowercase_first(&other.to_string()),
         };
         for name in calls.iter().rev() {

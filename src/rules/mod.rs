@@ -28,7 +28,7 @@ mod engine;
 mod error;
 mod input;
 
-pub use api::{MAX_MESSAGE_CHARS, RULE_KINDS};
+pub use api::{MAX_MESSAGE_CHARS, is_rule_kind};
 pub use compile::compile_conditions;
 pub use engine::{
     Evaluation, MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH,
