@@ -5,4 +5,5 @@
 
 pub mod decode;
 pub mod nettask;
+pub mod rules;
 pub mod wire;

@@ -1,0 +1,110 @@
+//! A task's `alertflow_conditions` as rhai rules: one readable rule per threshold, named
+//! `condition:<field>`, using the same rule API as hand-written rule files.
+
+use crate::wire::{AlertConditions, RuleSource};
+
+/// One rule per threshold that is set, in the order cpu, ram, interface, packet loss, jitter.
+///
+/// - `cpu_usage`, `ram_usage`: percent in use above the threshold.
+/// - `interface_stats`: an interface's packets per second above the threshold; fires per
+///   interface.
+/// - `packet_loss`: ping or iperf loss percent above the threshold (each on its own).
+/// - `jitter`: ping or iperf jitter, milliseconds, above the threshold (each on its own).
+///
+/// A threshold that is not a finite number compiles to a rule that fails with that message, so
+/// that the mistake is reported (as an `error` alert) rather than silently ignored.
+pub fn compile_conditions(conditions: &AlertConditions) -> Vec<RuleSource> {
+    let mut rules = Vec::new();
+    let mut add = |field: &str, threshold: Option<f32>, body: fn(&str, &str) -> String| {
+        if let Some(threshold) = threshold {
+            let source = match literal(threshold) {
+                Some(limit) => body(&limit, &threshold.to_string()),
+                None => format!(
+                    "// alertflow_conditions.{field}\nthrow \"the {field} threshold {threshold} is not a finite number\";\n"
+                ),
+            };
+            rules.push(RuleSource {
+                name: format!("condition:{field}"),
+                source,
+            });
+        }
+    };
+    add("cpu_usage", conditions.cpu_usage, |limit, shown| {
+        usage(limit, shown, "cpu_percent", "cpu", "CPU")
+    });
+    add("ram_usage", conditions.ram_usage, |limit, shown| {
+        usage(limit, shown, "ram_percent", "ram", "RAM")
+    });
+    add("interface_stats", conditions.interface_stats, interface);
+    add("packet_loss", conditions.packet_loss, |limit, shown| {
+        ping_and_iperf(limit, shown, "loss_percent", "packet_loss", "loss", "%", 1)
+    });
+    add("jitter", conditions.jitter, |limit, shown| {
+        ping_and_iperf(limit, shown, "jitter_ms", "jitter", "jitter", " ms", 2)
+    });
+    rules
+}
+
+/// CPU or RAM percent in use above the limit.
+fn usage(limit: &str, shown: &str, variable: &str, kind: &str, label: &str) -> String {
+    format!(
+        r#"// alertflow_conditions.{kind}_usage: {label} usage above {shown}%
+if {variable} > {limit} {{
+    alert("{kind}", {limit}, {variable},
+        `{label} usage ${{{variable}.to_fixed(1)}}% is above {shown}%`);
+}}
+"#
+    )
+}
+
+/// Each interface's packets per second above the limit, one alert per interface.
+fn interface(limit: &str, shown: &str) -> String {
+    format!(
+        r#"// alertflow_conditions.interface_stats: an interface above {shown} packets/s
+for iface in interfaces {{
+    if iface.packets_per_sec > {limit} {{
+        alert_for(iface.name, "interface_stats", {limit}, iface.packets_per_sec,
+            `interface ${{iface.name}} at ${{iface.packets_per_sec.to_fixed(0)}} packets/s, above {shown}`);
+    }}
+}}
+"#
+    )
+}
+
+/// A ping or iperf figure above the limit, one alert for each tool (subject `ping`/`iperf`).
+fn ping_and_iperf(
+    limit: &str,
+    shown: &str,
+    field: &str,
+    kind: &str,
+    label: &str,
+    unit: &str,
+    digits: u8,
+) -> String {
+    let mut source =
+        format!("// alertflow_conditions.{kind}: ping or iperf {label} above {shown}{unit}\n");
+    for tool in ["ping", "iperf"] {
+        source.push_str(&format!(
+            r#"if {tool}?.{field} > {limit} {{
+    alert_for("{tool}", "{kind}", {limit}, {tool}.{field},
+        `{tool} {label} ${{{tool}.{field}.to_fixed({digits})}}{unit} is above {shown}{unit}`);
+}}
+"#
+        ));
+    }
+    source
+}
+
+/// The threshold as a rhai float literal (the rules also show it in messages in its plain
+/// form, `80`) in its shortest decimal form (`80.0`, `2.5`), or
+/// `None` when it is not finite.
+fn literal(threshold: f32) -> Option<String> {
+    if !threshold.is_finite() {
+        return None;
+    }
+    let mut text = threshold.to_string();
+    if !text.contains('.') {
+        text.push_str(".0");
+    }
+    Some(text)
+}

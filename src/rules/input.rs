@@ -1,0 +1,187 @@
+//! What a rule sees: one metrics report turned into rhai variables (`cpu_percent`, `ping`,
+//! `interfaces`, ...). A value the probe could not measure (NaN on the wire) becomes `()`.
+
+use crate::wire::{MetricsReport, Sample, Transport};
+use rhai::{Array, Dynamic, FLOAT, INT, Map, Scope};
+
+/// The names of the variables every rule sees, in the order they are defined. `state` is the
+/// rule's own map, kept between evaluations.
+pub const VARIABLES: [&str; 10] = [
+    "agent",
+    "task",
+    "time_ms",
+    "cpu_percent",
+    "ram_percent",
+    "ping",
+    "iperf",
+    "interfaces",
+    "samples",
+    "state",
+];
+
+/// One metrics report, with the agent and task it belongs to, as the rules evaluate it.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleInput<'a> {
+    pub agent: &'a str,
+    pub task: &'a str,
+    /// When the measurement ended, Unix milliseconds (agent clock).
+    pub time_ms: u64,
+    pub samples: &'a [Sample],
+}
+
+impl<'a> SampleInput<'a> {
+    pub fn new(agent: &'a str, task: &'a str, report: &'a MetricsReport) -> SampleInput<'a> {
+        SampleInput {
+            agent,
+            task,
+            time_ms: report.time_ms,
+            samples: &report.samples,
+        }
+    }
+
+    pub(crate) fn has_cpu(&self) -> bool {
+        self.samples.iter().any(|s| matches!(s, Sample::Cpu { .. }))
+    }
+
+    pub(crate) fn has_ram(&self) -> bool {
+        self.samples.iter().any(|s| matches!(s, Sample::Ram { .. }))
+    }
+
+    pub(crate) fn has_ping(&self) -> bool {
+        self.samples
+            .iter()
+            .any(|s| matches!(s, Sample::Ping { .. }))
+    }
+
+    pub(crate) fn has_iperf(&self) -> bool {
+        self.samples
+            .iter()
+            .any(|s| matches!(s, Sample::Iperf { .. }))
+    }
+
+    /// Whether the report carries counters for `name` (any interface when `name` is empty).
+    pub(crate) fn has_interface(&self, name: &str) -> bool {
+        self.samples.iter().any(|s| match s {
+            Sample::Interface { name: n, .. } => name.is_empty() || n == name,
+            _ => false,
+        })
+    }
+
+    /// The input variables (all of [`VARIABLES`] but `state`), pushed as constants so that a
+    /// rule cannot overwrite what the next rule sees.
+    pub(crate) fn scope(&self) -> Scope<'static> {
+        let mut cpu = Dynamic::UNIT;
+        let mut ram = Dynamic::UNIT;
+        let mut ping = Dynamic::UNIT;
+        let mut iperf = Dynamic::UNIT;
+        let mut interfaces = Array::new();
+        let mut samples = Array::new();
+        for sample in self.samples {
+            let map = sample_map(sample);
+            samples.push(map.clone().into());
+            // The first sample of each kind wins; `samples` holds them all.
+            match sample {
+                Sample::Cpu { percent } if cpu.is_unit() => cpu = number(*percent),
+                Sample::Ram { percent } if ram.is_unit() => ram = number(*percent),
+                Sample::Ping { .. } if ping.is_unit() => ping = map.into(),
+                Sample::Iperf { .. } if iperf.is_unit() => iperf = map.into(),
+                Sample::Interface { .. } => interfaces.push(map.into()),
+                _ => {}
+            }
+        }
+        let mut scope = Scope::new();
+        scope.push_constant("agent", self.agent.to_string());
+        scope.push_constant("task", self.task.to_string());
+        scope.push_constant("time_ms", INT::try_from(self.time_ms).unwrap_or(INT::MAX));
+        scope.push_constant_dynamic("cpu_percent", cpu);
+        scope.push_constant_dynamic("ram_percent", ram);
+        scope.push_constant_dynamic("ping", ping);
+        scope.push_constant_dynamic("iperf", iperf);
+        scope.push_constant("interfaces", interfaces);
+        scope.push_constant("samples", samples);
+        scope
+    }
+}
+
+/// A scope with every input variable declared (all `()`), for compiling in strict-variables
+/// mode: a misspelt variable is then a compile error with its position. Plain variables, not
+/// constants, so that the optimizer does not fold the placeholder values into the rule.
+pub(crate) fn declaration_scope() -> Scope<'static> {
+    let mut scope = Scope::new();
+    for name in VARIABLES {
+        scope.push_dynamic(name, Dynamic::UNIT);
+    }
+    scope
+}
+
+/// One sample as an object map, with a `kind` field (`cpu`, `ram`, `interface`, `ping`, `iperf`).
+fn sample_map(sample: &Sample) -> Map {
+    let mut map = Map::new();
+    let mut put = |key: &str, value: Dynamic| {
+        map.insert(key.into(), value);
+    };
+    match sample {
+        Sample::Cpu { percent } => {
+            put("kind", "cpu".into());
+            put("percent", number(*percent));
+        }
+        Sample::Ram { percent } => {
+            put("kind", "ram".into());
+            put("percent", number(*percent));
+        }
+        Sample::Interface {
+            name,
+            packets_per_sec,
+            bytes_per_sec,
+            errors_per_sec,
+        } => {
+            put("kind", "interface".into());
+            put("name", name.clone().into());
+            put("packets_per_sec", number(*packets_per_sec));
+            put("bytes_per_sec", number(*bytes_per_sec));
+            put("errors_per_sec", number(*errors_per_sec));
+        }
+        Sample::Ping {
+            rtt_min_ms,
+            rtt_avg_ms,
+            rtt_max_ms,
+            jitter_ms,
+            loss_percent,
+        } => {
+            put("kind", "ping".into());
+            put("rtt_min_ms", number(*rtt_min_ms));
+            put("rtt_avg_ms", number(*rtt_avg_ms));
+            put("rtt_max_ms", number(*rtt_max_ms));
+            put("jitter_ms", number(*jitter_ms));
+            put("loss_percent", number(*loss_percent));
+        }
+        Sample::Iperf {
+            transport,
+            bandwidth_bps,
+            jitter_ms,
+            loss_percent,
+        } => {
+            put("kind", "iperf".into());
+            let transport = match transport {
+                Transport::Tcp => "tcp",
+                Transport::Udp => "udp",
+            };
+            put("transport", transport.into());
+            put("bandwidth_bps", number(*bandwidth_bps));
+            put("jitter_ms", number(*jitter_ms));
+            put("loss_percent", number(*loss_percent));
+        }
+    }
+    map
+}
+
+/// A measured value as rhai sees it: `()` when not measured (NaN or infinite), otherwise the
+/// float whose decimal form is the `f32`'s shortest one, so that 80.1 reads 80.1 in messages
+/// and compares equal to the literal `80.1` (a plain widening would give 80.09999847...).
+pub(crate) fn number(value: f32) -> Dynamic {
+    if !value.is_finite() {
+        return Dynamic::UNIT;
+    }
+    let widened: FLOAT = value.to_string().parse().unwrap_or(FLOAT::from(value));
+    Dynamic::from_float(widened)
+}
