@@ -6,4 +6,5 @@
 pub mod decode;
 pub mod nettask;
 pub mod rules;
+pub mod store;
 pub mod wire;
