@@ -3,4 +3,5 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod probes;
 pub mod wire;
