@@ -18,6 +18,11 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
 }
 
+#[track_caller]
+fn assert_close(actual: f64, expected: f64) {
+    assert!(close(actual, expected), "{actual} is not {expected}");
+}
+
 /// ping's own `rtt min/avg/max/mdev` line, as (min, avg, max).
 fn ping_summary(text: &str) -> (f64, f64, f64) {
     let line = text
@@ -50,7 +55,7 @@ fn ping_loopback_gives_every_reply_and_no_loss() {
     assert_eq!((r.rtt_min_ms, r.rtt_max_ms), (min, max));
     assert!((r.rtt_avg_ms - avg).abs() < 0.0005);
     // Jitter: mean of |0.041 - 0.480| and |0.035 - 0.041|.
-    assert!(close(r.jitter_ms, (0.439 + 0.006) / 2.0));
+    assert_close(r.jitter_ms, (0.439 + 0.006) / 2.0);
 }
 
 #[test]
@@ -58,7 +63,7 @@ fn ping_ipv6_loopback_parses() {
     let r = ping::parse(&fixture("ping/loopback_ipv6.txt")).expect("parses");
     assert_eq!(r.rtts_ms, vec![0.196, 0.048]);
     assert_eq!((r.transmitted, r.received), (2, 2));
-    assert!(close(r.jitter_ms, 0.148));
+    assert_close(r.jitter_ms, 0.148);
 }
 
 #[test]
@@ -81,8 +86,8 @@ fn ping_duplicates_are_left_out_of_the_statistics() {
     assert_eq!(r.loss_percent, 20.0);
     assert_eq!(r.rtts_ms, vec![0.734, 0.049, 0.043, 0.045]);
     assert_eq!((r.rtt_min_ms, r.rtt_max_ms), (0.043, 0.734));
-    assert!(close(r.rtt_avg_ms, (0.734 + 0.049 + 0.043 + 0.045) / 4.0));
-    assert!(close(r.jitter_ms, (0.685 + 0.006 + 0.002) / 3.0));
+    assert_close(r.rtt_avg_ms, (0.734 + 0.049 + 0.043 + 0.045) / 4.0);
+    assert_close(r.jitter_ms, (0.685 + 0.006 + 0.002) / 3.0);
     // iputils folds the duplicates (0.740 ms) into its own maximum; we do not.
     assert_eq!(ping_summary(&text).2, 0.740);
 }
@@ -187,11 +192,7 @@ fn iperf_tcp_client_reports_receiver_bandwidth() {
     let r = iperf::parse(&fixture("iperf3/client_tcp.json")).expect("parses");
     assert_eq!(r.role, IperfRole::Client);
     assert_eq!(r.transport, Transport::Tcp);
-    assert!(
-        close(r.bandwidth_bps, 14850210688.7272),
-        "{}",
-        r.bandwidth_bps
-    );
+    assert_close(r.bandwidth_bps, 14850210688.7272);
     assert_eq!(r.bytes, 1862402048);
     assert_eq!(r.retransmits, Some(10));
     assert!(r.jitter_ms.is_nan() && r.loss_percent.is_nan());
@@ -217,38 +218,22 @@ fn iperf_tcp_client_falls_back_to_sender_summary() {
     let end = json["end"].as_object_mut().expect("end");
     end.remove("sum_received");
     let r = iperf::parse(&json.to_string()).expect("parses");
-    assert!(
-        close(r.bandwidth_bps, 14916786876.592138),
-        "{}",
-        r.bandwidth_bps
-    );
+    assert_close(r.bandwidth_bps, 14916786876.592138);
 }
 
 #[test]
 fn iperf_udp_client_gives_jitter_and_loss() {
     let r = iperf::parse(&fixture("iperf3/client_udp.json")).expect("parses");
     assert_eq!((r.role, r.transport), (IperfRole::Client, Transport::Udp));
-    assert!(
-        close(r.bandwidth_bps, 10220325.055332184),
-        "{}",
-        r.bandwidth_bps
-    );
-    assert!(close(r.jitter_ms, 0.00495775169947453), "{}", r.jitter_ms);
-    assert!(close(r.loss_percent, 0.0), "{}", r.loss_percent);
+    assert_close(r.bandwidth_bps, 10220325.055332184);
+    assert_close(r.jitter_ms, 0.00495775169947453);
+    assert_close(r.loss_percent, 0.0);
     assert_eq!(r.retransmits, None);
 
     let r = iperf::parse(&fixture("iperf3/client_udp_loss.json")).expect("parses");
-    assert!(
-        close(r.bandwidth_bps, 9172691.79090153),
-        "{}",
-        r.bandwidth_bps
-    );
-    assert!(close(r.jitter_ms, 0.007205739820140867), "{}", r.jitter_ms);
-    assert!(
-        close(r.loss_percent, 10.256410256410257),
-        "{}",
-        r.loss_percent
-    );
+    assert_close(r.bandwidth_bps, 9172691.79090153);
+    assert_close(r.jitter_ms, 0.007205739820140867);
+    assert_close(r.loss_percent, 10.256410256410257);
 }
 
 #[test]
@@ -260,38 +245,22 @@ fn iperf_udp_client_without_receiver_summary_uses_sum() {
     end.remove("sum_received");
     end.remove("sum_sent");
     let r = iperf::parse(&json.to_string()).expect("parses");
-    assert!(
-        close(r.bandwidth_bps, 10222052.026040016),
-        "{}",
-        r.bandwidth_bps
-    );
-    assert!(
-        close(r.loss_percent, 10.256410256410257),
-        "{}",
-        r.loss_percent
-    );
+    assert_close(r.bandwidth_bps, 10222052.026040016);
+    assert_close(r.loss_percent, 10.256410256410257);
 }
 
 #[test]
 fn iperf_server_side_reports_what_it_received() {
     let r = iperf::parse(&fixture("iperf3/server_tcp.json")).expect("parses");
     assert_eq!((r.role, r.transport), (IperfRole::Server, Transport::Tcp));
-    assert!(
-        close(r.bandwidth_bps, 14850210688.7272),
-        "{}",
-        r.bandwidth_bps
-    );
+    assert_close(r.bandwidth_bps, 14850210688.7272);
 
     let r = iperf::parse(&fixture("iperf3/server_udp.json")).expect("parses");
     assert_eq!((r.role, r.transport), (IperfRole::Server, Transport::Udp));
     // The server's `end.sum` says 0 bps; the received summary is the real figure.
-    assert!(
-        close(r.bandwidth_bps, 10220325.055332184),
-        "{}",
-        r.bandwidth_bps
-    );
-    assert!(close(r.jitter_ms, 0.00495775169947453), "{}", r.jitter_ms);
-    assert!(close(r.loss_percent, 0.0), "{}", r.loss_percent);
+    assert_close(r.bandwidth_bps, 10220325.055332184);
+    assert_close(r.jitter_ms, 0.00495775169947453);
+    assert_close(r.loss_percent, 0.0);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use super::destination::Destination;
 use super::error::ProbeError;
-use super::runner::{Tools, run_tool};
+use super::runner::{ToolOutput, Tools, run_tool};
 use crate::wire::{Sample, Transport};
 use serde::Deserialize;
 use std::ffi::OsString;
@@ -107,6 +107,11 @@ fn parse_error(reason: impl Into<String>) -> ProbeError {
         tool: TOOL,
         reason: reason.into(),
     }
+}
+
+/// A client deadline that leaves a `duration_s` test time to connect, run and exchange results.
+pub fn suggested_deadline(duration_s: u32) -> Duration {
+    Duration::from_secs(u64::from(duration_s) + 10)
 }
 
 /// Parses the JSON `iperf3 -J` printed, client or server side. Text after the JSON document is
@@ -215,8 +220,9 @@ fn check_port(port: u16) -> Result<(), ProbeError> {
 }
 
 /// Output to result: a JSON document, or else what standard error said.
-fn finish(stdout: &str, stderr: &str, truncated: bool) -> Result<IperfResult, ProbeError> {
-    if truncated {
+fn finish(output: &ToolOutput) -> Result<IperfResult, ProbeError> {
+    let (stdout, stderr) = (&output.stdout, &output.stderr);
+    if output.stdout_truncated {
         return Err(parse_error("output larger than the size limit"));
     }
     if stdout.trim().is_empty() {
@@ -267,7 +273,7 @@ impl Tools {
                 after: deadline,
             });
         };
-        finish(&output.stdout, &output.stderr, output.stdout_truncated)
+        finish(&output)
             .map(|r| r.to_sample())
             .map_err(|e| name_failure(e, server))
     }
@@ -297,7 +303,7 @@ impl Tools {
         let Some(output) = run_tool(&self.iperf3, &args, deadline).await? else {
             return Ok(None);
         };
-        finish(&output.stdout, &output.stderr, output.stdout_truncated).map(|r| Some(r.to_sample()))
+        finish(&output).map(|r| Some(r.to_sample()))
     }
 }
 

@@ -49,6 +49,13 @@ impl PingResult {
     }
 }
 
+/// A deadline that leaves a run of `packet_count` requests time to finish: the requests, the
+/// wait for the last reply, and a few seconds for name resolution and start-up.
+pub fn suggested_deadline(packet_count: u16) -> Duration {
+    Duration::from_millis(200 * u64::from(packet_count))
+        + Duration::from_secs(u64::from(REPLY_TIMEOUT_S) + 3)
+}
+
 /// Parses what `LC_ALL=C ping -n` printed (standard output followed by standard error).
 /// Output without the statistics line is a failure: unknown host, unreachable network, missing
 /// permission, or else a [`ProbeError::Parse`] quoting the first line.

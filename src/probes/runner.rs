@@ -8,7 +8,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, future};
 use smol::process::{Command, Stdio};
 use std::ffi::OsString;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Most bytes of standard output kept (iperf3 runs with `-i 0`, so its JSON stays a few KiB).
@@ -45,7 +45,7 @@ pub(crate) struct ToolOutput {
 /// at most `deadline`; past it the program is killed and `Ok(None)` returned.
 /// A program that is not found is [`ProbeError::ToolMissing`].
 pub(crate) async fn run_tool(
-    program: &PathBuf,
+    program: &Path,
     args: &[OsString],
     deadline: Duration,
 ) -> Result<Option<ToolOutput>, ProbeError> {
