@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod nettask;
+pub mod probes;
 pub mod rules;
 pub mod store;
 pub mod wire;
