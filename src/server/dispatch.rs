@@ -1,0 +1,319 @@
+//! The tasks a server has loaded and what each agent should be running.
+//!
+//! A task is installed from a file at start (`--config`) or posted through the HTTP API; its rule
+//! files are read and checked before anything is dispatched. Each task id gets a number, stable
+//! across restarts (`tasks.json`), that metrics reports use to name it. Posted tasks are kept in
+//! `tasks/` in the data directory and installed again at start.
+
+use crate::rules;
+use crate::task::{self, PlannedItem, Task, TaskError};
+use crate::wire::{RuleSource, TaskAssignment};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("{path}: cannot read rule file: {source}")]
+    RuleFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Rule(#[from] rules::RuleError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A task ready to dispatch.
+#[derive(Debug, Clone)]
+pub struct LoadedTask {
+    pub task: Task,
+    pub number: u32,
+    /// Where it came from (a file path, or the HTTP API).
+    pub origin: String,
+    /// Rule files per device id, read and checked.
+    pub rules: HashMap<String, Vec<RuleSource>>,
+}
+
+/// A task file's text and where its relative paths point: what `send-task` posts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskUpload {
+    /// The file name shown in errors.
+    pub origin: String,
+    /// The folder that relative rule-file paths are resolved against.
+    pub base_dir: String,
+    /// The task file's JSON text.
+    pub content: String,
+    /// Rule files the task names, by resolved path, with their sources.
+    #[serde(default)]
+    pub rule_files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Numbers {
+    next: u32,
+    numbers: BTreeMap<String, u32>,
+}
+
+#[derive(Debug)]
+pub struct Dispatch {
+    dir: PathBuf,
+    numbers: Numbers,
+    tasks: BTreeMap<String, LoadedTask>,
+    by_number: HashMap<u32, String>,
+    /// Task numbers each agent (by name) was sent.
+    pub assigned: HashMap<String, BTreeSet<u32>>,
+}
+
+impl Dispatch {
+    pub fn open(data_dir: &Path) -> Result<Dispatch, LoadError> {
+        let path = data_dir.join("tasks.json");
+        let numbers = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LoadError::Io {
+                path: path.clone(),
+                source: e.into(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Numbers {
+                next: 1,
+                ..Numbers::default()
+            },
+            Err(source) => return Err(LoadError::Io { path, source }),
+        };
+        Ok(Dispatch {
+            dir: data_dir.to_path_buf(),
+            numbers,
+            tasks: BTreeMap::new(),
+            by_number: HashMap::new(),
+            assigned: HashMap::new(),
+        })
+    }
+
+    /// Reads and checks a task file and its rule files from disk.
+    pub fn read_file(path: &Path) -> Result<Vec<(Task, HashMap<String, Vec<RuleSource>>)>, LoadError> {
+        let tasks = task::load(path)?;
+        tasks
+            .into_iter()
+            .map(|t| {
+                let rules = read_rules(&t, |p| {
+                    std::fs::read_to_string(p).map_err(|source| LoadError::RuleFile {
+                        path: p.to_path_buf(),
+                        source,
+                    })
+                })?;
+                Ok((t, rules))
+            })
+            .collect()
+    }
+
+    /// Parses and checks an upload (rule files come with it).
+    pub fn read_upload(upload: &TaskUpload) -> Result<Vec<(Task, HashMap<String, Vec<RuleSource>>)>, LoadError> {
+        let tasks = task::parse(&upload.origin, &upload.content, Path::new(&upload.base_dir))?;
+        tasks
+            .into_iter()
+            .map(|t| {
+                let rules = read_rules(&t, |p| {
+                    upload
+                        .rule_files
+                        .get(&p.display().to_string())
+                        .cloned()
+                        .ok_or_else(|| LoadError::RuleFile {
+                            path: p.to_path_buf(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::NotFound,
+                                "not included in the upload",
+                            ),
+                        })
+                })?;
+                Ok((t, rules))
+            })
+            .collect()
+    }
+
+    /// Installs (or replaces) a task; returns its number.
+    pub fn install(
+        &mut self,
+        task: Task,
+        rules: HashMap<String, Vec<RuleSource>>,
+        origin: &str,
+    ) -> Result<u32, LoadError> {
+        let number = match self.numbers.numbers.get(&task.task_id) {
+            Some(n) => *n,
+            None => {
+                let n = self.numbers.next.max(1);
+                self.numbers.next = n + 1;
+                self.numbers.numbers.insert(task.task_id.clone(), n);
+                self.save_numbers()?;
+                n
+            }
+        };
+        self.by_number.insert(number, task.task_id.clone());
+        self.tasks.insert(
+            task.task_id.clone(),
+            LoadedTask {
+                task,
+                number,
+                origin: origin.to_string(),
+                rules,
+            },
+        );
+        Ok(number)
+    }
+
+    /// Keeps a posted upload so it is installed again after a restart.
+    pub fn persist_upload(&self, task_ids: &[String], upload: &TaskUpload) -> Result<(), LoadError> {
+        let dir = self.dir.join("tasks");
+        let io = |path: PathBuf| move |source| LoadError::Io { path, source };
+        std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
+        let name: String = task_ids
+            .join("+")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .take(100)
+            .collect();
+        let path = dir.join(format!("{name}.json"));
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(upload).map_err(|e| LoadError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        std::fs::write(&tmp, bytes).map_err(io(tmp.clone()))?;
+        std::fs::rename(&tmp, &path).map_err(io(path.clone()))
+    }
+
+    /// Uploads kept by earlier runs, oldest first.
+    pub fn persisted_uploads(&self) -> Vec<(PathBuf, Result<TaskUpload, String>)> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("tasks")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let t = std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (t, p)
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, p)| {
+                let parsed = std::fs::read(&p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+                (p, parsed)
+            })
+            .collect()
+    }
+
+    fn save_numbers(&self) -> Result<(), LoadError> {
+        let path = self.dir.join("tasks.json");
+        let tmp = path.with_extension("json.tmp");
+        let io = |path: PathBuf| move |source| LoadError::Io { path, source };
+        let bytes = serde_json::to_vec_pretty(&self.numbers).map_err(|e| LoadError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        std::fs::write(&tmp, bytes).map_err(io(tmp.clone()))?;
+        std::fs::rename(&tmp, &path).map_err(io(path.clone()))
+    }
+
+    pub fn tasks(&self) -> impl Iterator<Item = &LoadedTask> {
+        self.tasks.values()
+    }
+
+    pub fn get(&self, task_id: &str) -> Option<&LoadedTask> {
+        self.tasks.get(task_id)
+    }
+
+    pub fn by_number(&self, number: u32) -> Option<&LoadedTask> {
+        self.by_number.get(&number).and_then(|id| self.tasks.get(id))
+    }
+
+    /// The assignment of `device` in `task`, if the task names it; `Err` when an iperf server's
+    /// address is not known yet.
+    pub fn assignment(
+        &self,
+        loaded: &LoadedTask,
+        device: &str,
+        resolve: impl Fn(&str) -> Option<String>,
+    ) -> Option<Result<TaskAssignment, TaskError>> {
+        let d = loaded.task.device(device)?;
+        Some(loaded.task.assignment(d, loaded.number, resolve).map(|mut a| {
+            a.rules = loaded.rules.get(device).cloned().unwrap_or_default();
+            a
+        }))
+    }
+
+    /// The devices of a task whose iperf client connects to `server_device`.
+    pub fn iperf_clients_of(loaded: &LoadedTask, server_device: &str) -> Vec<String> {
+        loaded
+            .task
+            .devices
+            .iter()
+            .filter(|d| {
+                d.items.iter().any(|i| {
+                    matches!(i, PlannedItem::IperfClient { server: task::IperfTarget::Device(s), .. } if s == server_device)
+                })
+            })
+            .map(|d| d.device_id.clone())
+            .collect()
+    }
+
+    /// What a device's reports measure towards: its ping destination and iperf server.
+    pub fn targets(&self, number: u32, device: &str) -> (Option<String>, Option<String>) {
+        let Some(d) = self.by_number(number).and_then(|t| t.task.device(device)) else {
+            return (None, None);
+        };
+        let mut ping = None;
+        let mut iperf = None;
+        for item in &d.items {
+            match item {
+                PlannedItem::Ping { destination, .. } => ping = Some(destination.clone()),
+                PlannedItem::IperfClient { server, .. } => {
+                    iperf = Some(match server {
+                        task::IperfTarget::Address(a) => a.clone(),
+                        task::IperfTarget::Device(d) => d.clone(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        (ping, iperf)
+    }
+}
+
+/// Reads and checks the rule files of every device of a task.
+fn read_rules(
+    task: &Task,
+    read: impl Fn(&Path) -> Result<String, LoadError>,
+) -> Result<HashMap<String, Vec<RuleSource>>, LoadError> {
+    let mut out = HashMap::new();
+    for device in &task.devices {
+        let mut sources = Vec::new();
+        for path in &device.rule_files {
+            let source = read(path)?;
+            let shown = path.display().to_string();
+            rules::check(&shown, &source)?;
+            let name = path
+                .file_name()
+                .map_or(shown.clone(), |n| n.to_string_lossy().into_owned());
+            sources.push(RuleSource { name, source });
+        }
+        // The conditions compile to rhai too; check them with the rule files so that a bad
+        // threshold is reported before anything is dispatched.
+        let mut all = rules::compile_conditions(&device.conditions);
+        all.extend(sources.iter().cloned());
+        rules::RuleSet::compile(&all)?;
+        out.insert(device.device_id.clone(), sources);
+    }
+    Ok(out)
+}

@@ -1,0 +1,624 @@
+//! `nms server`: registers agents, dispatches tasks, ingests metrics and alerts, stores them,
+//! watches liveness and serves the HTTP API.
+//!
+//! Data flows one way: the NetTask driver owns the socket and the endpoint and hands events to
+//! the event loop ([`run`]), which updates the [`State`] (registry, tasks, store) and sends
+//! commands back to the driver. AlertFlow connections and HTTP requests use the same state.
+
+pub mod dispatch;
+pub mod http;
+pub mod prometheus;
+pub mod registry;
+
+use crate::log::{self, Level};
+use crate::nettask::driver::{self, Command, SocketStats};
+use crate::nettask::{Config, Keys, ServerEndpoint, ServerEvent, Stats};
+use crate::store::{AlertRecord, MetricRecord, Store};
+use crate::wire::{Alert, AlertType, Cancel, Message, Registered, Severity};
+use anyhow::Context;
+use dispatch::{Dispatch, LoadedTask, TaskUpload};
+use registry::{Registry, Status};
+use serde::Serialize;
+use smol::channel::Sender;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The validated configuration of a server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub task_files: Vec<PathBuf>,
+    pub listen: IpAddr,
+    pub nettask_port: u16,
+    pub alertflow_port: u16,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    pub keys: Keys,
+    /// How often agents must be heard from.
+    pub heartbeat: Duration,
+    /// Intervals without a word before an agent is down.
+    pub missed_heartbeats: u32,
+    pub initial_timeout: Duration,
+    pub max_retransmissions: u32,
+}
+
+/// What the event loop, AlertFlow and HTTP share.
+#[derive(Debug)]
+pub struct State {
+    pub registry: Registry,
+    pub dispatch: Dispatch,
+    pub store: Store,
+    /// Agent ids whose alerts of "did not come back" were raised, per liveness rules.
+    down_alerted: std::collections::HashSet<u32>,
+    started_ms: u64,
+}
+
+/// The server's shared parts.
+pub struct Shared {
+    state: Mutex<State>,
+    commands: Sender<Command<ServerEndpoint>>,
+    pub options: ServerOptions,
+    pub endpoint_stats: Mutex<Stats>,
+    pub socket_stats: Arc<SocketStats>,
+    pub alertflow_port: u16,
+}
+
+impl Shared {
+    /// Locks the state; a panic elsewhere while holding it does not take the server down.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn command(&self, f: impl FnOnce(&mut ServerEndpoint, Instant) + Send + 'static) {
+        // The channel is unbounded; it only fails when the driver is gone (shutting down).
+        let _ = self.commands.try_send(Box::new(f));
+    }
+}
+
+/// Where a running server listens (ports resolved when 0 was asked).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub nettask: SocketAddr,
+    pub alertflow: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// Runs the server until the process ends.
+pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
+    let store = Store::open(&options.data_dir)?;
+    let registry = Registry::open(&options.data_dir)?;
+    let mut dispatch = Dispatch::open(&options.data_dir)?;
+
+    for path in &options.task_files {
+        let tasks = Dispatch::read_file(path)?;
+        for (task, rules) in tasks {
+            let id = task.task_id.clone();
+            let number = dispatch.install(task, rules, &path.display().to_string())?;
+            log::event(Level::Info, "TASK", format_args!("loaded {id} (#{number}) from {}", path.display()));
+        }
+    }
+    for (path, upload) in dispatch.persisted_uploads() {
+        match upload.map_err(anyhow::Error::msg).and_then(|u| {
+            Dispatch::read_upload(&u).map_err(anyhow::Error::from)
+        }) {
+            Ok(tasks) => {
+                for (task, rules) in tasks {
+                    let id = task.task_id.clone();
+                    let number = dispatch.install(task, rules, "HTTP API")?;
+                    log::event(Level::Info, "TASK", format_args!("restored {id} (#{number}) posted earlier"));
+                }
+            }
+            Err(e) => log::event(Level::Warn, "TASK", format_args!("{}: not restored: {e:#}", path.display())),
+        }
+    }
+
+    let nettask_addr = SocketAddr::new(options.listen, options.nettask_port);
+    let socket = driver::bind(nettask_addr, 8 * 1024 * 1024)
+        .with_context(|| format!("cannot bind the NetTask port udp/{nettask_addr}"))?;
+    let alertflow_addr = SocketAddr::new(options.listen, options.alertflow_port);
+    let alert_listener = async_net::TcpListener::bind(alertflow_addr)
+        .await
+        .with_context(|| format!("cannot bind the AlertFlow port tcp/{alertflow_addr}"))?;
+    let http_listener = async_net::TcpListener::bind(options.http)
+        .await
+        .with_context(|| format!("cannot bind the HTTP API on {}", options.http))?;
+    let bound = Bound {
+        nettask: socket.local_addr()?,
+        alertflow: alert_listener.local_addr()?,
+        http: http_listener.local_addr()?,
+    };
+
+    let mut config = Config {
+        initial_timeout: options.initial_timeout,
+        max_retransmissions: options.max_retransmissions,
+        keys: options.keys.clone(),
+        ..Config::default()
+    };
+    config.max_queued_messages = 1000;
+    let mut endpoint = ServerEndpoint::new(config);
+    for agent in registry.all() {
+        endpoint.know_agent(agent.id, &agent.name);
+    }
+    let (command_tx, command_rx) = smol::channel::unbounded();
+    let (event_tx, event_rx) = smol::channel::bounded(65536);
+    let socket_stats = Arc::new(SocketStats::default());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            registry,
+            dispatch,
+            store,
+            down_alerted: Default::default(),
+            started_ms: log::now_ms(),
+        }),
+        commands: command_tx,
+        options: options.clone(),
+        endpoint_stats: Mutex::new(Stats::default()),
+        socket_stats: socket_stats.clone(),
+        alertflow_port: bound.alertflow.port(),
+    });
+
+    log::event(
+        Level::Good,
+        "START",
+        format_args!(
+            "nms server: NetTask udp/{}, AlertFlow tcp/{}, HTTP http://{}, data in {}",
+            bound.nettask,
+            bound.alertflow,
+            bound.http,
+            options.data_dir.display()
+        ),
+    );
+    if !options.keys.is_keyed() {
+        log::event(
+            Level::Warn,
+            "SECURITY",
+            "no --key-file: NetTask and AlertFlow traffic is not authenticated (integrity tag only)",
+        );
+    }
+
+    smol::spawn(driver::run(socket, endpoint, command_rx, event_tx, socket_stats)).detach();
+    {
+        let shared = shared.clone();
+        let keys = options.keys.clone();
+        smol::spawn(async move {
+            crate::alertflow::server::serve(alert_listener, Arc::new(AlertIngest(shared.clone())), move |agent_id| {
+                let state = shared.state();
+                let name = state.registry.get(agent_id).map(|r| r.name.clone());
+                drop(state);
+                name.and_then(|n| keys.for_agent(&n).cloned())
+                    .or_else(|| keys.default.clone())
+            })
+            .await
+        })
+        .detach();
+    }
+    smol::spawn(http::serve(http_listener, shared.clone())).detach();
+    smol::spawn(liveness(shared.clone())).detach();
+    smol::spawn(stats_refresh(shared.clone())).detach();
+
+    // Agents already registered in an earlier run are sent their tasks when they register again.
+    while let Ok(first) = event_rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match event_rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        handle_events(&shared, batch);
+    }
+    anyhow::bail!("the NetTask driver stopped")
+}
+
+/// Copies the endpoint's counters for the API now and then.
+async fn stats_refresh(shared: Arc<Shared>) {
+    loop {
+        let (tx, rx) = smol::channel::bounded(1);
+        shared.command(move |ep, _| {
+            let _ = tx.try_send(ep.stats().clone());
+        });
+        if let Ok(stats) = rx.recv().await {
+            *shared.endpoint_stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        }
+        async_io::Timer::after(Duration::from_secs(1)).await;
+    }
+}
+
+fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
+    let now_ms = log::now_ms();
+    let mut records: Vec<MetricRecord> = Vec::new();
+    let mut state = shared.state();
+    for event in batch {
+        match event {
+            ServerEvent::Registration { from, registration } => {
+                let id = match state.registry.register(
+                    &registration.name,
+                    from,
+                    now_ms,
+                    registration.capabilities,
+                    &registration.software,
+                ) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        log::event(Level::Bad, "REGISTER", format_args!("{} from {from} refused: {e}", registration.name));
+                        continue;
+                    }
+                };
+                let reply = Registered {
+                    instance: registration.instance,
+                    alertflow_port: shared.alertflow_port,
+                    heartbeat_ms: shared.options.heartbeat.as_millis() as u32,
+                    timeout_ms: shared.options.initial_timeout.as_millis() as u32,
+                    max_retransmissions: shared.options.max_retransmissions.min(255) as u8,
+                    server_time_ms: now_ms,
+                };
+                let registration_copy = registration.clone();
+                shared.command(move |ep, now| ep.accept_registration(now, from, id, &registration_copy, reply));
+                log::event(
+                    Level::Good,
+                    "REGISTER",
+                    format_args!("{} is agent {id}, from {from}", registration.name),
+                );
+                mark_heard(&mut state, id, now_ms);
+                dispatch_agent(shared, &mut state, &registration.name);
+            }
+            ServerEvent::Message { agent_id, message, .. } => {
+                mark_heard(&mut state, agent_id, now_ms);
+                let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
+                    continue;
+                };
+                match message {
+                    Message::Metrics(report) => {
+                        let Some(task) = state.dispatch.by_number(report.task_number) else {
+                            log::event(
+                                Level::Warn,
+                                "METRICS",
+                                format_args!("{name}: report for unknown task #{} dropped", report.task_number),
+                            );
+                            continue;
+                        };
+                        let task_id = task.task.task_id.clone();
+                        let (ping, iperf) = state.dispatch.targets(report.task_number, &name);
+                        let has_ping = report.samples.iter().any(|s| matches!(s, crate::wire::Sample::Ping { .. }));
+                        let has_iperf = report.samples.iter().any(|s| matches!(s, crate::wire::Sample::Iperf { .. }));
+                        let target = if has_ping { ping } else if has_iperf { iperf } else { None };
+                        records.push(MetricRecord::from_report(&name, &task_id, target, &report));
+                    }
+                    Message::Heartbeat(_) => {}
+                    other => log::event(
+                        Level::Warn,
+                        "UNEXPECTED",
+                        format_args!("{name} sent a {} message", other.packet_type().name()),
+                    ),
+                }
+            }
+            ServerEvent::Acknowledged { .. } => {}
+            ServerEvent::Dropped { agent_id, id } => log::event(
+                Level::Warn,
+                "DROPPED",
+                format_args!("message {id} to agent {agent_id} dropped from a full queue"),
+            ),
+            ServerEvent::PeerLost { agent_id } => {
+                let name = state.registry.get(agent_id).map_or(String::from("?"), |r| r.name.clone());
+                log::event(Level::Warn, "SILENT", format_args!("{name} (agent {agent_id}) stopped acknowledging"));
+            }
+            ServerEvent::PeerRecovered { agent_id } => {
+                let name = state.registry.get(agent_id).map_or(String::from("?"), |r| r.name.clone());
+                log::event(Level::Good, "ANSWERS", format_args!("{name} (agent {agent_id}) acknowledges again"));
+            }
+            ServerEvent::Malformed { from, agent_id, reason } => log::event(
+                Level::Warn,
+                "MALFORMED",
+                format_args!("from {from} (agent {agent_id}): {reason}"),
+            ),
+        }
+    }
+    if !records.is_empty() {
+        let count = records.len();
+        if let Err(e) = state.store.store_metrics(records) {
+            log::event(Level::Bad, "STORE", format_args!("{count} metrics report(s) not stored: {e}"));
+        }
+    }
+}
+
+/// Records that an agent was heard from; a down agent comes back up.
+fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
+    let was_alerted = state.down_alerted.remove(&agent_id);
+    let Some(record) = state.registry.get_mut(agent_id) else {
+        return;
+    };
+    record.last_seen_ms = now_ms;
+    if record.status == Status::Up {
+        return;
+    }
+    record.status = Status::Up;
+    let name = record.name.clone();
+    if was_alerted {
+        log::event(Level::Good, "UP", format_args!("{name} is back"));
+        let alert = server_alert(&name, AlertType::AgentUp, Severity::Info, 0.0, 0.0, format!("agent {name} is reporting again"));
+        if let Err(e) = state.store.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
+            log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
+        }
+    }
+}
+
+fn server_alert(agent: &str, kind: AlertType, severity: Severity, value: f64, threshold: f64, message: String) -> Alert {
+    let mut id = [0u8; 8];
+    let _ = getrandom::fill(&mut id);
+    Alert {
+        alert_id: u64::from_be_bytes(id),
+        agent: agent.to_string(),
+        task: String::new(),
+        alert_type: kind,
+        severity,
+        value,
+        threshold,
+        time_ms: log::now_ms(),
+        rule: "liveness".to_string(),
+        message,
+    }
+}
+
+/// Marks agents down when they were silent for too long, and raises AGENT_DOWN.
+async fn liveness(shared: Arc<Shared>) {
+    let limit_ms = (shared.options.heartbeat * shared.options.missed_heartbeats).as_millis() as u64;
+    loop {
+        async_io::Timer::after(Duration::from_millis(250)).await;
+        let now_ms = log::now_ms();
+        let mut state = shared.state();
+        let started = state.started_ms;
+        let mut newly_down = Vec::new();
+        for record in state.registry.iter_mut() {
+            let since = record.last_seen_ms.max(started);
+            if now_ms.saturating_sub(since) <= limit_ms {
+                continue;
+            }
+            match record.status {
+                Status::Up => {
+                    record.status = Status::Down;
+                    newly_down.push((record.id, record.name.clone(), now_ms - record.last_seen_ms));
+                }
+                Status::Down => newly_down.push((record.id, record.name.clone(), now_ms.saturating_sub(record.last_seen_ms))),
+            }
+        }
+        for (id, name, silent_ms) in newly_down {
+            if !state.down_alerted.insert(id) {
+                continue;
+            }
+            log::event(Level::Bad, "DOWN", format_args!("{name} silent for {:.1} s", silent_ms as f64 / 1000.0));
+            let alert = server_alert(
+                &name,
+                AlertType::AgentDown,
+                Severity::Critical,
+                silent_ms as f64 / 1000.0,
+                limit_ms as f64 / 1000.0,
+                format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
+            );
+            if let Err(e) = state.store.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
+                log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
+            }
+        }
+    }
+}
+
+/// What dispatching one task did for one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceOutcome {
+    pub device: String,
+    /// `sent`, `waiting` (agent not registered), or `blocked` (an address is missing).
+    pub status: &'static str,
+    pub agent_id: Option<u32>,
+    pub items: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Sends one device its assignment of one task, if its agent is registered.
+fn dispatch_device(shared: &Arc<Shared>, state: &mut State, loaded: &LoadedTask, device: &str) -> DeviceOutcome {
+    let agent = state.registry.by_name(device).map(|r| (r.id, r.status));
+    let registry = &state.registry;
+    let resolve = |d: &str| registry.by_name(d).and_then(|r| r.address).map(|a| a.ip().to_string());
+    let Some(result) = state.dispatch.assignment(loaded, device, resolve) else {
+        return DeviceOutcome {
+            device: device.to_string(),
+            status: "unknown",
+            agent_id: None,
+            items: Vec::new(),
+            reason: Some("not a device of this task".into()),
+        };
+    };
+    let assignment = match result {
+        Ok(a) => a,
+        Err(e) => {
+            return DeviceOutcome {
+                device: device.to_string(),
+                status: "blocked",
+                agent_id: agent.map(|a| a.0),
+                items: Vec::new(),
+                reason: Some(e.to_string()),
+            };
+        }
+    };
+    let items: Vec<String> = assignment.items.iter().map(describe_item).collect();
+    let Some((agent_id, _)) = agent.filter(|(_, status)| *status == Status::Up) else {
+        return DeviceOutcome {
+            device: device.to_string(),
+            status: "waiting",
+            agent_id: agent.map(|a| a.0),
+            items,
+            reason: Some("the agent is not connected; it gets the task when it registers".into()),
+        };
+    };
+    state
+        .dispatch
+        .assigned
+        .entry(device.to_string())
+        .or_default()
+        .insert(loaded.number);
+    let message = Message::Task(assignment);
+    shared.command(move |ep, now| {
+        if let Err(e) = ep.send(now, agent_id, &message) {
+            log::event(Level::Warn, "TASK", format_args!("not sent to agent {agent_id}: {e}"));
+        }
+    });
+    log::event(
+        Level::Info,
+        "TASK",
+        format_args!("{} (#{}) sent to {device}: {}", loaded.task.task_id, loaded.number, items.join(", ")),
+    );
+    DeviceOutcome {
+        device: device.to_string(),
+        status: "sent",
+        agent_id: Some(agent_id),
+        items,
+        reason: None,
+    }
+}
+
+/// Sends a newly registered agent every task naming it, and re-sends the iperf clients that
+/// connect to it (its address may have changed).
+fn dispatch_agent(shared: &Arc<Shared>, state: &mut State, name: &str) {
+    let tasks: Vec<LoadedTask> = state
+        .dispatch
+        .tasks()
+        .filter(|t| t.task.device(name).is_some())
+        .cloned()
+        .collect();
+    for loaded in tasks {
+        let outcome = dispatch_device(shared, state, &loaded, name);
+        if outcome.status == "blocked" {
+            log::event(Level::Warn, "TASK", format_args!("{} for {name} waits: {}", loaded.task.task_id, outcome.reason.unwrap_or_default()));
+        }
+        for client in Dispatch::iperf_clients_of(&loaded, name) {
+            if state.registry.by_name(&client).is_some_and(|r| r.status == Status::Up) {
+                dispatch_device(shared, state, &loaded, &client);
+            }
+        }
+    }
+}
+
+/// What installing one task did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskOutcome {
+    pub task_id: String,
+    pub number: u32,
+    pub devices: Vec<DeviceOutcome>,
+    /// Agents that ran the task before and no longer do.
+    pub cancelled: Vec<String>,
+}
+
+/// Validates and installs an uploaded task file, dispatches it, and keeps it for restarts.
+pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<TaskOutcome>, dispatch::LoadError> {
+    let tasks = Dispatch::read_upload(upload)?;
+    let mut state = shared.state();
+    let mut outcomes = Vec::new();
+    let mut ids = Vec::new();
+    for (task, rules) in tasks {
+        ids.push(task.task_id.clone());
+        let number = state.dispatch.install(task, rules, "HTTP API")?;
+        let Some(loaded) = state.dispatch.by_number(number).cloned() else {
+            continue;
+        };
+        let devices: Vec<String> = loaded.task.devices.iter().map(|d| d.device_id.clone()).collect();
+        let mut outcome = TaskOutcome {
+            task_id: loaded.task.task_id.clone(),
+            number,
+            devices: Vec::new(),
+            cancelled: Vec::new(),
+        };
+        for device in &devices {
+            outcome.devices.push(dispatch_device(shared, &mut state, &loaded, device));
+        }
+        // Agents that ran this task and are not named any more stop running it.
+        let stale: Vec<String> = state
+            .dispatch
+            .assigned
+            .iter()
+            .filter(|(name, numbers)| numbers.contains(&number) && !devices.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(numbers) = state.dispatch.assigned.get_mut(&name) {
+                numbers.remove(&number);
+            }
+            if let Some(agent_id) = state.registry.by_name(&name).map(|r| r.id) {
+                let message = Message::Cancel(Cancel { task_number: number });
+                shared.command(move |ep, now| {
+                    let _ = ep.send(now, agent_id, &message);
+                });
+                outcome.cancelled.push(name);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    state.dispatch.persist_upload(&ids, upload)?;
+    Ok(outcomes)
+}
+
+/// A short description of a work item, for logs and API answers.
+pub fn describe_item(item: &crate::wire::WorkItem) -> String {
+    use crate::wire::WorkItem;
+    match item {
+        WorkItem::MetricsGathering { cpu, ram, interfaces, frequency_s } => {
+            let mut parts = Vec::new();
+            if *cpu {
+                parts.push("cpu".to_string());
+            }
+            if *ram {
+                parts.push("ram".to_string());
+            }
+            if !interfaces.is_empty() {
+                parts.push(format!("interfaces {}", interfaces.join("/")));
+            }
+            format!("{} every {frequency_s}s", parts.join("+"))
+        }
+        WorkItem::Ping { destination, packet_count, frequency_s } => {
+            format!("ping {destination} x{packet_count} every {frequency_s}s")
+        }
+        WorkItem::IperfClient { server_address, duration_s, transport, frequency_s, .. } => {
+            format!("iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s")
+        }
+        WorkItem::IperfServer { port, frequency_s, .. } => {
+            format!("iperf3 server on port {port} every {frequency_s}s")
+        }
+    }
+}
+
+/// Stores alerts that arrive over AlertFlow.
+struct AlertIngest(Arc<Shared>);
+
+impl crate::alertflow::server::AlertHandler for AlertIngest {
+    fn store(
+        &self,
+        _agent_id: u32,
+        peer: SocketAddr,
+        alert: Alert,
+    ) -> Result<crate::alertflow::server::StoreOutcome, String> {
+        let mut state = self.0.state();
+        let record = AlertRecord::from_alert(&alert, log::now_ms());
+        match state.store.store_alert(record) {
+            Ok(crate::store::Stored::New) => {
+                log::event(
+                    if alert.severity == Severity::Critical { Level::Bad } else { Level::Warn },
+                    "ALERT",
+                    format_args!(
+                        "{} {} {}: {} (value {}, threshold {}, rule {}) from {peer}",
+                        alert.agent,
+                        alert.alert_type.name(),
+                        alert.task,
+                        alert.message,
+                        alert.value,
+                        alert.threshold,
+                        alert.rule
+                    ),
+                );
+                Ok(crate::alertflow::server::StoreOutcome::Stored)
+            }
+            Ok(crate::store::Stored::Duplicate) => Ok(crate::alertflow::server::StoreOutcome::Duplicate),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
