@@ -3,4 +3,5 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod task;
 pub mod wire;
