@@ -41,7 +41,7 @@ impl<'de> Deserialize<'de> for TextId {
 
 /// Thresholds of `alertflow_conditions`, shared by both dialects; `null` or absent means none.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an alertflow_conditions object")]
 pub(super) struct RawConditions {
     pub cpu_usage: Option<Number>,
     pub ram_usage: Option<Number>,
@@ -52,7 +52,7 @@ pub(super) struct RawConditions {
 
 /// `device_metrics`, shared by both dialects.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a device_metrics object")]
 pub(super) struct RawDeviceMetrics {
     #[serde(default)]
     pub cpu_usage: bool,
@@ -64,7 +64,7 @@ pub(super) struct RawDeviceMetrics {
 // ----- assignment dialect -----
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a task object")]
 pub(super) struct AssignmentTask {
     pub task_id: TextId,
     pub frequency: Number,
@@ -72,7 +72,7 @@ pub(super) struct AssignmentTask {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a device object")]
 pub(super) struct AssignmentDevice {
     pub device_id: TextId,
     pub device_metrics: Option<RawDeviceMetrics>,
@@ -82,7 +82,7 @@ pub(super) struct AssignmentDevice {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a link_metrics object")]
 pub(super) struct AssignmentLinkMetrics {
     pub bandwidth: Option<IperfEntry>,
     pub jitter: Option<IperfEntry>,
@@ -112,7 +112,7 @@ pub(super) enum Role {
 
 /// One of `bandwidth`, `jitter`, `packet_loss`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an iperf entry object")]
 pub(super) struct IperfEntry {
     #[allow(dead_code, reason = "checked by its type: only \"iperf\" is accepted")]
     pub tool: Option<IperfTool>,
@@ -126,7 +126,7 @@ pub(super) struct IperfEntry {
 
 /// `latency`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a latency object")]
 pub(super) struct PingEntry {
     #[allow(dead_code, reason = "checked by its type: only \"ping\" is accepted")]
     pub tool: Option<PingTool>,
@@ -138,7 +138,7 @@ pub(super) struct PingEntry {
 // ----- original dialect -----
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a task object")]
 pub(super) struct OriginalTask {
     pub task_id: TextId,
     pub frequency: Number,
@@ -146,7 +146,7 @@ pub(super) struct OriginalTask {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a device object")]
 pub(super) struct OriginalDevice {
     pub device_id: TextId,
     pub device_metrics: Option<RawDeviceMetrics>,
@@ -156,14 +156,14 @@ pub(super) struct OriginalDevice {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a link_metrics object")]
 pub(super) struct OriginalLinkMetrics {
     pub iperf_parameters: Option<IperfParameters>,
     pub ping_parameters: Option<PingParameters>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an iperf_parameters object")]
 pub(super) struct IperfParameters {
     #[serde(default)]
     pub bandwidth: bool,
@@ -178,7 +178,7 @@ pub(super) struct IperfParameters {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a ping_parameters object")]
 pub(super) struct PingParameters {
     #[serde(default)]
     pub enabled: bool,

@@ -32,6 +32,7 @@ pub use validate::{
 use dialect::{AssignmentTask, OriginalTask};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::error::Category;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -75,7 +76,7 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
             ),
         ));
     }
-    let document: Value = deserialize(origin, text)?;
+    let document: Value = deserialize(origin, text, &index)?;
     let dialect = dialect::detect(&document).map_err(|(path, message)| c.error(&path, message))?;
     let tasks = match &document {
         Value::Array(tasks) if tasks.is_empty() => {
@@ -91,24 +92,28 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
             ));
         }
         Value::Array(_) => match dialect {
-            Dialect::Assignment => deserialize::<Vec<AssignmentTask>>(origin, text)?
+            Dialect::Assignment => deserialize::<Vec<AssignmentTask>>(origin, text, &index)?
                 .iter()
                 .enumerate()
                 .map(|(i, task)| assignment::task(&c, &root.index(i), task))
                 .collect::<Result<Vec<_>, _>>()?,
-            Dialect::Original => deserialize::<Vec<OriginalTask>>(origin, text)?
+            Dialect::Original => deserialize::<Vec<OriginalTask>>(origin, text, &index)?
                 .iter()
                 .enumerate()
                 .map(|(i, task)| original::task(&c, &root.index(i), task))
                 .collect::<Result<Vec<_>, _>>()?,
         },
         Value::Object(_) => vec![match dialect {
-            Dialect::Assignment => {
-                assignment::task(&c, &root, &deserialize::<AssignmentTask>(origin, text)?)?
-            }
-            Dialect::Original => {
-                original::task(&c, &root, &deserialize::<OriginalTask>(origin, text)?)?
-            }
+            Dialect::Assignment => assignment::task(
+                &c,
+                &root,
+                &deserialize::<AssignmentTask>(origin, text, &index)?,
+            )?,
+            Dialect::Original => original::task(
+                &c,
+                &root,
+                &deserialize::<OriginalTask>(origin, text, &index)?,
+            )?,
         }],
         _ => {
             return Err(c.error(
@@ -138,23 +143,45 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
 
 /// Deserializes the whole of `text`, turning a syntax or type error into a [`TaskError`] with
 /// the path serde reached.
-fn deserialize<T: DeserializeOwned>(origin: &str, text: &str) -> Result<T, TaskError> {
+///
+/// A syntax error is placed where serde_json stopped. A type error, unknown field or missing
+/// field is placed like validation errors, at the start of the value the path names (at the key,
+/// for an unknown field), since the text is then well-formed and indexed.
+fn deserialize<T: DeserializeOwned>(
+    origin: &str,
+    text: &str,
+    index: &PositionIndex,
+) -> Result<T, TaskError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| json_error(origin, JsonPath::from_serde(e.path()), e.inner()))?;
+        .map_err(|e| json_error(origin, JsonPath::from_serde(e.path()), e.inner(), index))?;
     deserializer
         .end()
-        .map_err(|e| json_error(origin, JsonPath::root(), &e))?;
+        .map_err(|e| json_error(origin, JsonPath::root(), &e, index))?;
     Ok(value)
 }
 
-fn json_error(origin: &str, path: JsonPath, error: &serde_json::Error) -> TaskError {
-    let (line, column) = (error.line(), error.column());
+fn json_error(
+    origin: &str,
+    path: JsonPath,
+    error: &serde_json::Error,
+    index: &PositionIndex,
+) -> TaskError {
     let full = error.to_string();
     let message = full
-        .strip_suffix(&format!(" at line {line} column {column}"))
+        .strip_suffix(&format!(
+            " at line {} column {}",
+            error.line(),
+            error.column()
+        ))
         .unwrap_or(&full)
         .to_owned();
+    let indexed = match error.classify() {
+        Category::Data if message.starts_with("unknown field") => index.key_start(&path),
+        Category::Data => index.value_start(&path),
+        Category::Io | Category::Syntax | Category::Eof => None,
+    };
+    let (line, column) = indexed.map_or((error.line(), error.column()), |at| (at.line, at.column));
     TaskError::Invalid {
         file: origin.to_owned(),
         path,

@@ -18,6 +18,8 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct PositionIndex {
     starts: HashMap<JsonPath, Position>,
+    /// Where the key of each object member starts, by the member's path.
+    keys: HashMap<JsonPath, Position>,
 }
 
 /// Deeper nesting than serde_json accepts (128) is never reached; this bounds the scan anyway.
@@ -36,6 +38,16 @@ impl PositionIndex {
         };
         scanner.value(&JsonPath::root(), 0);
         scanner.index
+    }
+
+    /// The start of the value at `path`, if the document has one there.
+    pub fn value_start(&self, path: &JsonPath) -> Option<Position> {
+        self.starts.get(path).copied()
+    }
+
+    /// The start of the key of the object member at `path`, if the document has one there.
+    pub fn key_start(&self, path: &JsonPath) -> Option<Position> {
+        self.keys.get(path).copied()
     }
 
     /// The start of the value at `path`, or of its nearest enclosing value that was indexed.
@@ -77,6 +89,13 @@ impl Scanner<'_> {
         Some(b)
     }
 
+    fn position(&self) -> Position {
+        Position {
+            line: self.line,
+            column: self.column,
+        }
+    }
+
     fn skip_whitespace(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.bump();
@@ -93,10 +112,7 @@ impl Scanner<'_> {
             return None;
         }
         self.skip_whitespace();
-        let start = Position {
-            line: self.line,
-            column: self.column,
-        };
+        let start = self.position();
         self.index.starts.insert(path.clone(), start);
         match self.peek()? {
             b'{' => self.object(path, depth),
@@ -123,9 +139,11 @@ impl Scanner<'_> {
         }
         loop {
             self.skip_whitespace();
-            let key = self.string()?;
+            let key_start = self.position();
+            let member = path.key(&self.string()?);
+            self.index.keys.insert(member.clone(), key_start);
             self.expect(b':')?;
-            self.value(&path.key(&key), depth + 1)?;
+            self.value(&member, depth + 1)?;
             self.skip_whitespace();
             match self.bump()? {
                 b',' => continue,
@@ -192,6 +210,10 @@ mod tests {
         assert_eq!(at(&JsonPath::root()), (1, 1));
         assert_eq!(at(&first), (2, 3));
         assert_eq!(at(&first.key("a")), (2, 9));
+        assert_eq!(
+            index.key_start(&first.key("a")),
+            Some(Position { line: 2, column: 4 })
+        );
         assert_eq!(at(&first.key("é").index(1)), (2, 24));
         assert_eq!(at(&first.key("bc").key("d")), (3, 21));
         // A path that is not in the document falls back to its nearest indexed ancestor.
