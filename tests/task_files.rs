@@ -464,3 +464,43 @@ fn the_readme_shows_a_real_error_message() {
         "configs/README.md should show:\n{shown}"
     );
 }
+
+mod damaged_files {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn examples() -> Vec<String> {
+        [
+            "configs/assignment-example.json",
+            "configs/original-example.json",
+            "configs/default.json",
+        ]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("example exists"))
+        .collect()
+    }
+
+    proptest! {
+        /// Cutting, inserting or replacing bytes of a valid file never panics, and any error
+        /// points inside the file.
+        #[test]
+        fn never_panic_and_errors_point_inside_the_file(
+            which in 0usize..3,
+            at in any::<prop::sample::Index>(),
+            cut in 0usize..40,
+            insert in "[\\[\\]{}\",:0-9a-z. -]{0,6}",
+        ) {
+            let text = &examples()[which];
+            let start = at.index(text.len());
+            let end = (start + cut).min(text.len());
+            let damaged = format!("{}{}{}", &text[..start], insert, &text[end..]);
+            if let Err(TaskError::Invalid { line, column, .. }) =
+                task::parse("damaged.json", &damaged, Path::new("."))
+            {
+                let lines = damaged.lines().count().max(1);
+                prop_assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}");
+                prop_assert!(column >= 1);
+            }
+        }
+    }
+}

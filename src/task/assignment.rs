@@ -36,10 +36,7 @@ pub(super) fn task(
     path: &JsonPath,
     raw: &AssignmentTask,
 ) -> Result<Task, TaskError> {
-    let task_id = c.id(&path.key("task_id"), &raw.task_id, "task_id")?;
-    let frequency_s = c.seconds(&path.key("frequency"), &raw.frequency, "frequency")?;
-    let devices_path = path.key("devices");
-    c.device_count(&devices_path, raw.devices.len())?;
+    let (task_id, frequency_s, devices_path) = c.task_header(path, raw)?;
 
     let mut pending: Vec<Pending<'_>> = Vec::with_capacity(raw.devices.len());
     let mut ids: Vec<String> = Vec::with_capacity(raw.devices.len());
@@ -82,13 +79,7 @@ pub(super) fn task(
                 &servers,
             )?);
         }
-        let conditions = c.conditions(
-            &p.path.key("alertflow_conditions"),
-            p.raw.alertflow_conditions.as_ref(),
-            &items,
-        )?;
-        let rule_files = c.rule_files(&p.path.key("rules"), p.raw.rules.as_ref())?;
-        devices.push(c.device(&p.path, p.device_id.clone(), items, conditions, rule_files)?);
+        devices.push(c.finish_device(&p.path, p.device_id.clone(), p.raw, items)?);
     }
     Ok(Task {
         task_id,

@@ -61,25 +61,30 @@ pub(super) struct RawDeviceMetrics {
     pub interface_stats: Option<Vec<String>>,
 }
 
-// ----- assignment dialect -----
-
+/// A task of either dialect; `L` is the dialect's `link_metrics`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a task object")]
-pub(super) struct AssignmentTask {
+pub(super) struct RawTask<L> {
     pub task_id: TextId,
     pub frequency: Number,
-    pub devices: Vec<AssignmentDevice>,
+    pub devices: Vec<RawDevice<L>>,
 }
 
+/// A device of either dialect; `L` is the dialect's `link_metrics`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a device object")]
-pub(super) struct AssignmentDevice {
+pub(super) struct RawDevice<L> {
     pub device_id: TextId,
     pub device_metrics: Option<RawDeviceMetrics>,
-    pub link_metrics: Option<AssignmentLinkMetrics>,
+    pub link_metrics: Option<L>,
     pub alertflow_conditions: Option<RawConditions>,
     pub rules: Option<Vec<String>>,
 }
+
+// ----- assignment dialect -----
+
+pub(super) type AssignmentTask = RawTask<AssignmentLinkMetrics>;
+pub(super) type AssignmentDevice = RawDevice<AssignmentLinkMetrics>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a link_metrics object")]
@@ -137,23 +142,8 @@ pub(super) struct PingEntry {
 
 // ----- original dialect -----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a task object")]
-pub(super) struct OriginalTask {
-    pub task_id: TextId,
-    pub frequency: Number,
-    pub devices: Vec<OriginalDevice>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a device object")]
-pub(super) struct OriginalDevice {
-    pub device_id: TextId,
-    pub device_metrics: Option<RawDeviceMetrics>,
-    pub link_metrics: Option<OriginalLinkMetrics>,
-    pub alertflow_conditions: Option<RawConditions>,
-    pub rules: Option<Vec<String>>,
-}
+pub(super) type OriginalTask = RawTask<OriginalLinkMetrics>;
+pub(super) type OriginalDevice = RawDevice<OriginalLinkMetrics>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a link_metrics object")]

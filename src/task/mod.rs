@@ -60,6 +60,18 @@ pub fn load(path: &Path) -> Result<Vec<Task>, TaskError> {
 /// Validates and normalizes the task file `text`. `origin` names it in errors; `base_dir` is the
 /// folder rule files are resolved against.
 pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, TaskError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(TaskError::Invalid {
+            file: origin.to_owned(),
+            path: JsonPath::root(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "the file is {} bytes, more than the {MAX_FILE_BYTES} allowed",
+                text.len()
+            ),
+        });
+    }
     let index = PositionIndex::build(text);
     let c = Checker {
         origin,
@@ -67,15 +79,6 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
         base_dir,
     };
     let root = JsonPath::root();
-    if text.len() > MAX_FILE_BYTES {
-        return Err(c.error(
-            &root,
-            format!(
-                "the file is {} bytes, more than the {MAX_FILE_BYTES} allowed",
-                text.len()
-            ),
-        ));
-    }
     let document: Value = deserialize(origin, text, &index)?;
     let dialect = dialect::detect(&document).map_err(|(path, message)| c.error(&path, message))?;
     let tasks = match &document {
@@ -181,7 +184,10 @@ fn json_error(
         Category::Data => index.value_start(&path),
         Category::Io | Category::Syntax | Category::Eof => None,
     };
-    let (line, column) = indexed.map_or((error.line(), error.column()), |at| (at.line, at.column));
+    // serde_json says column 0 for a position just after a newline.
+    let (line, column) = indexed.map_or((error.line().max(1), error.column().max(1)), |at| {
+        (at.line, at.column)
+    });
     TaskError::Invalid {
         file: origin.to_owned(),
         path,

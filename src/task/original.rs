@@ -18,10 +18,7 @@ pub(super) fn task(
     path: &JsonPath,
     raw: &OriginalTask,
 ) -> Result<Task, TaskError> {
-    let task_id = c.id(&path.key("task_id"), &raw.task_id, "task_id")?;
-    let frequency_s = c.seconds(&path.key("frequency"), &raw.frequency, "frequency")?;
-    let devices_path = path.key("devices");
-    c.device_count(&devices_path, raw.devices.len())?;
+    let (task_id, frequency_s, devices_path) = c.task_header(path, raw)?;
     if raw.devices.len() > 2 {
         return Err(c.error(
             &devices_path,
@@ -57,13 +54,7 @@ pub(super) fn task(
             items.push(item);
         }
         items.push(link_item);
-        let conditions = c.conditions(
-            &device_path.key("alertflow_conditions"),
-            raw_device.alertflow_conditions.as_ref(),
-            &items,
-        )?;
-        let rule_files = c.rule_files(&device_path.key("rules"), raw_device.rules.as_ref())?;
-        devices.push(c.device(&device_path, device_id, items, conditions, rule_files)?);
+        devices.push(c.finish_device(&device_path, device_id, raw_device, items)?);
     }
     Ok(Task {
         task_id,

@@ -2,7 +2,7 @@
 //! addresses, device metrics, conditions, rule files), each returning a [`TaskError`] that points
 //! at the offending value's path and line:column.
 
-use super::dialect::{RawConditions, RawDeviceMetrics, TextId};
+use super::dialect::{RawConditions, RawDevice, RawDeviceMetrics, RawTask, TextId};
 use super::error::{JsonPath, TaskError};
 use super::model::{Device, PlannedItem};
 use super::position::PositionIndex;
@@ -273,7 +273,7 @@ impl Checker<'_> {
 
     /// `alertflow_conditions`, checked against what the device measures: a threshold on a
     /// figure the device never measures could never fire, and is an error.
-    pub fn conditions(
+    fn conditions(
         &self,
         path: &JsonPath,
         raw: Option<&RawConditions>,
@@ -368,7 +368,7 @@ impl Checker<'_> {
     }
 
     /// `rules`: hand-written rhai files, resolved against the task file's folder.
-    pub fn rule_files(
+    fn rule_files(
         &self,
         path: &JsonPath,
         raw: Option<&Vec<String>>,
@@ -423,28 +423,36 @@ impl Checker<'_> {
         Ok(id)
     }
 
-    /// The number of devices of a task: at least one, at most [`MAX_DEVICES`].
-    pub fn device_count(&self, path: &JsonPath, count: usize) -> Result<(), TaskError> {
+    /// A task's id and frequency, and the path of its devices after checking how many there are.
+    pub fn task_header<L>(
+        &self,
+        path: &JsonPath,
+        raw: &RawTask<L>,
+    ) -> Result<(String, u32, JsonPath), TaskError> {
+        let task_id = self.id(&path.key("task_id"), &raw.task_id, "task_id")?;
+        let frequency_s = self.seconds(&path.key("frequency"), &raw.frequency, "frequency")?;
+        let devices_path = path.key("devices");
+        let count = raw.devices.len();
         if count == 0 {
-            return Err(self.error(path, "the task has no devices"));
+            return Err(self.error(&devices_path, "the task has no devices"));
         }
         if count > MAX_DEVICES {
             return Err(self.error(
-                path,
+                &devices_path,
                 format!("{count} devices, more than the {MAX_DEVICES} allowed in one task"),
             ));
         }
-        Ok(())
+        Ok((task_id, frequency_s, devices_path))
     }
 
-    /// A finished device: it must measure something.
-    pub fn device(
+    /// A device of either dialect, given all it measures: checks its conditions against those
+    /// items, resolves its rule files, and insists that it measures something.
+    pub fn finish_device<L>(
         &self,
         path: &JsonPath,
         device_id: String,
+        raw: &RawDevice<L>,
         items: Vec<PlannedItem>,
-        conditions: AlertConditions,
-        rule_files: Vec<PathBuf>,
     ) -> Result<Device, TaskError> {
         if items.is_empty() {
             return Err(self.error(
@@ -455,6 +463,12 @@ impl Checker<'_> {
                 ),
             ));
         }
+        let conditions = self.conditions(
+            &path.key("alertflow_conditions"),
+            raw.alertflow_conditions.as_ref(),
+            &items,
+        )?;
+        let rule_files = self.rule_files(&path.key("rules"), raw.rules.as_ref())?;
         Ok(Device {
             device_id,
             items,
