@@ -8,4 +8,5 @@ pub mod nettask;
 pub mod probes;
 pub mod rules;
 pub mod store;
+pub mod task;
 pub mod wire;

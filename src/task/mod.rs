@@ -1,0 +1,198 @@
+//! Task files: the JSON files that say what each agent measures. Both accepted layouts (the
+//! assignment dialect and the original implementation's) are read into one model ([`Task`]),
+//! validated with errors that name the file, the JSON path and the line:column, and split into
+//! the [`TaskAssignment`](crate::wire::TaskAssignment) each agent receives.
+//!
+//! ```
+//! use std::path::Path;
+//! let text = r#"{"task_id": "t1", "frequency": 5, "devices": [{"device_id": "r1",
+//!     "link_metrics": {"latency": {"tool": "ping", "destination": "127.0.0.1",
+//!                                  "packet_count": 3}}}]}"#;
+//! let tasks = nms::task::parse("example.json", text, Path::new(".")).unwrap();
+//! let work = tasks[0].assignments(1, |_| None).unwrap();
+//! assert_eq!(work[0].0, "r1");
+//! ```
+
+mod assignment;
+mod dialect;
+mod error;
+mod model;
+mod original;
+mod position;
+mod split;
+mod validate;
+
+pub use error::{JsonPath, TaskError};
+pub use model::{Device, Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
+pub use position::{Position, PositionIndex};
+pub use validate::{
+    DEFAULT_IPERF_PORT, MAX_DEVICES, MAX_RULE_FILES, MAX_SECONDS, MAX_TASKS, is_host,
+};
+
+use dialect::{AssignmentTask, OriginalTask};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_json::error::Category;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use validate::Checker;
+
+/// Largest task file read: 1 MiB.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Reads, validates and normalizes the task file at `path`. Errors name the file as `path`
+/// is written; rule files are resolved against the file's folder.
+pub fn load(path: &Path) -> Result<Vec<Task>, TaskError> {
+    let origin = path.display().to_string();
+    let read_error = |source| TaskError::Read {
+        file: origin.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    parse(&origin, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Validates and normalizes the task file `text`. `origin` names it in errors; `base_dir` is the
+/// folder rule files are resolved against.
+pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, TaskError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(TaskError::Invalid {
+            file: origin.to_owned(),
+            path: JsonPath::root(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "the file is {} bytes, more than the {MAX_FILE_BYTES} allowed",
+                text.len()
+            ),
+        });
+    }
+    let index = PositionIndex::build(text);
+    let c = Checker {
+        origin,
+        index: &index,
+        base_dir,
+    };
+    let root = JsonPath::root();
+    let document: Value = deserialize(origin, text, &index)?;
+    let dialect = dialect::detect(&document).map_err(|(path, message)| c.error(&path, message))?;
+    let tasks = match &document {
+        Value::Array(tasks) if tasks.is_empty() => {
+            return Err(c.error(&root, "the file holds no tasks"));
+        }
+        Value::Array(tasks) if tasks.len() > MAX_TASKS => {
+            return Err(c.error(
+                &root,
+                format!(
+                    "{} tasks, more than the {MAX_TASKS} allowed in one file",
+                    tasks.len()
+                ),
+            ));
+        }
+        Value::Array(_) => match dialect {
+            Dialect::Assignment => deserialize::<Vec<AssignmentTask>>(origin, text, &index)?
+                .iter()
+                .enumerate()
+                .map(|(i, task)| assignment::task(&c, &root.index(i), task))
+                .collect::<Result<Vec<_>, _>>()?,
+            Dialect::Original => deserialize::<Vec<OriginalTask>>(origin, text, &index)?
+                .iter()
+                .enumerate()
+                .map(|(i, task)| original::task(&c, &root.index(i), task))
+                .collect::<Result<Vec<_>, _>>()?,
+        },
+        Value::Object(_) => vec![match dialect {
+            Dialect::Assignment => assignment::task(
+                &c,
+                &root,
+                &deserialize::<AssignmentTask>(origin, text, &index)?,
+            )?,
+            Dialect::Original => original::task(
+                &c,
+                &root,
+                &deserialize::<OriginalTask>(origin, text, &index)?,
+            )?,
+        }],
+        _ => {
+            return Err(c.error(
+                &root,
+                "a task file holds a task object or an array of task objects",
+            ));
+        }
+    };
+    for (i, task) in tasks.iter().enumerate() {
+        if tasks[..i].iter().any(|t| t.task_id == task.task_id) {
+            let at = if matches!(document, Value::Array(_)) {
+                root.index(i)
+            } else {
+                root.clone()
+            };
+            return Err(c.error(
+                &at.key("task_id"),
+                format!(
+                    "task_id {:?} is used by an earlier task of this file",
+                    task.task_id
+                ),
+            ));
+        }
+    }
+    Ok(tasks)
+}
+
+/// Deserializes the whole of `text`, turning a syntax or type error into a [`TaskError`] with
+/// the path serde reached.
+///
+/// A syntax error is placed where serde_json stopped. A type error, unknown field or missing
+/// field is placed like validation errors, at the start of the value the path names (at the key,
+/// for an unknown field), since the text is then well-formed and indexed.
+fn deserialize<T: DeserializeOwned>(
+    origin: &str,
+    text: &str,
+    index: &PositionIndex,
+) -> Result<T, TaskError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| json_error(origin, JsonPath::from_serde(e.path()), e.inner(), index))?;
+    deserializer
+        .end()
+        .map_err(|e| json_error(origin, JsonPath::root(), &e, index))?;
+    Ok(value)
+}
+
+fn json_error(
+    origin: &str,
+    path: JsonPath,
+    error: &serde_json::Error,
+    index: &PositionIndex,
+) -> TaskError {
+    let full = error.to_string();
+    let message = full
+        .strip_suffix(&format!(
+            " at line {} column {}",
+            error.line(),
+            error.column()
+        ))
+        .unwrap_or(&full)
+        .to_owned();
+    let indexed = match error.classify() {
+        Category::Data if message.starts_with("unknown field") => index.key_start(&path),
+        Category::Data => index.value_start(&path),
+        Category::Io | Category::Syntax | Category::Eof => None,
+    };
+    // serde_json says column 0 for a position just after a newline.
+    let (line, column) = indexed.map_or((error.line().max(1), error.column().max(1)), |at| {
+        (at.line, at.column)
+    });
+    TaskError::Invalid {
+        file: origin.to_owned(),
+        path,
+        line,
+        column,
+        message,
+    }
+}

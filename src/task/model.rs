@@ -1,0 +1,125 @@
+//! The normalized task model both dialects are read into: a task is a frequency and a list of
+//! devices, each device a list of planned measurements, its alert thresholds and its hand-written
+//! rule files. Everything here has passed validation.
+
+use crate::wire::{AlertConditions, Transport};
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Which of the two accepted task file layouts a task was written in, told apart by structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// `link_metrics` holds `bandwidth`, `jitter`, `packet_loss` and `latency` entries.
+    Assignment,
+    /// The original implementation's layout: `link_metrics` holds `iperf_parameters` and
+    /// `ping_parameters`; one device is a ping task, two devices an iperf pair.
+    Original,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Assignment => "assignment",
+            Dialect::Original => "original",
+        })
+    }
+}
+
+/// One task of a task file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub task_id: String,
+    /// The task's frequency: how often device metrics are gathered, and the default for link
+    /// measurements that do not give their own.
+    pub frequency_s: u32,
+    pub dialect: Dialect,
+    pub devices: Vec<Device>,
+}
+
+/// What one device (agent) of a task does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    /// Matched as text against the agent's id.
+    pub device_id: String,
+    /// Never empty.
+    pub items: Vec<PlannedItem>,
+    pub conditions: AlertConditions,
+    /// Hand-written rhai rule files, resolved against the task file's folder.
+    pub rule_files: Vec<PathBuf>,
+}
+
+/// One measurement a device runs on a schedule, before the server knows every address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlannedItem {
+    /// CPU, RAM and interface counters.
+    MetricsGathering {
+        cpu: bool,
+        ram: bool,
+        interfaces: Vec<String>,
+        frequency_s: u32,
+    },
+    /// The system `ping` towards `destination`, one packet per second.
+    Ping {
+        destination: String,
+        packet_count: u16,
+        frequency_s: u32,
+    },
+    /// `iperf3 -c` towards `server`.
+    IperfClient {
+        server: IperfTarget,
+        port: u16,
+        duration_s: u32,
+        transport: Transport,
+        frequency_s: u32,
+        measures: IperfMetrics,
+    },
+    /// `iperf3 -s` for a client of the same task.
+    IperfServer {
+        port: u16,
+        duration_s: u32,
+        transport: Transport,
+        frequency_s: u32,
+        measures: IperfMetrics,
+    },
+}
+
+/// Where an iperf client connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IperfTarget {
+    /// A host name or IP address written in the task file.
+    Address(String),
+    /// The device of this task that plays iperf server; the server fills in the address that
+    /// device's agent registered from, when it dispatches the task.
+    Device(String),
+}
+
+/// Which figures the task file asked an iperf run for. One run measures all of them (bandwidth
+/// always, jitter and packet loss over UDP); this records what the user asked to watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IperfMetrics {
+    pub bandwidth: bool,
+    pub jitter: bool,
+    pub packet_loss: bool,
+}
+
+impl Task {
+    /// The device with this id.
+    pub fn device(&self, device_id: &str) -> Option<&Device> {
+        self.devices.iter().find(|d| d.device_id == device_id)
+    }
+}
+
+impl PlannedItem {
+    pub fn frequency_s(&self) -> u32 {
+        match self {
+            PlannedItem::MetricsGathering { frequency_s, .. }
+            | PlannedItem::Ping { frequency_s, .. }
+            | PlannedItem::IperfClient { frequency_s, .. }
+            | PlannedItem::IperfServer { frequency_s, .. } => *frequency_s,
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The original implementation's dialect into the model: `link_metrics` holds
+//! `iperf_parameters` and `ping_parameters`; a task with one device is a ping task, a task with
+//! two devices an iperf pair in which exactly one device has `is_server: true`. The client
+//! always connects to the server device of its pair.
+//!
+//! Compared with the original validation, a pair may watch bandwidth together with jitter and
+//! packet loss (one UDP run reports all three), and every value is checked as in the assignment
+//! dialect.
+
+use super::dialect::{IperfParameters, OriginalDevice, OriginalTask, PingParameters};
+use super::error::{JsonPath, TaskError};
+use super::model::{Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
+use super::validate::Checker;
+use crate::wire::Transport;
+
+pub(super) fn task(
+    c: &Checker<'_>,
+    path: &JsonPath,
+    raw: &OriginalTask,
+) -> Result<Task, TaskError> {
+    let (task_id, frequency_s, devices_path) = c.task_header(path, raw)?;
+    if raw.devices.len() > 2 {
+        return Err(c.error(
+            &devices_path,
+            format!(
+                "{} devices: in the original dialect a task has one device (a ping task) or two \
+                 (an iperf pair)",
+                raw.devices.len()
+            ),
+        ));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(raw.devices.len());
+    for (d, device) in raw.devices.iter().enumerate() {
+        ids.push(c.device_id(&devices_path.index(d), &device.device_id, &ids)?);
+    }
+    let link_items = match raw.devices.as_slice() {
+        [device] => vec![ping_item(c, &devices_path.index(0), device, frequency_s)?],
+        [_, _] => pair_items(c, &devices_path, raw, &ids, frequency_s)?,
+        _ => Vec::new(),
+    };
+
+    let mut devices = Vec::with_capacity(raw.devices.len());
+    for (d, ((raw_device, device_id), link_item)) in
+        raw.devices.iter().zip(ids).zip(link_items).enumerate()
+    {
+        let device_path = devices_path.index(d);
+        let mut items = Vec::with_capacity(2);
+        let metrics_path = device_path.key("device_metrics");
+        if let Some(item) = c.device_metrics(
+            &metrics_path,
+            raw_device.device_metrics.as_ref(),
+            frequency_s,
+        )? {
+            items.push(item);
+        }
+        items.push(link_item);
+        devices.push(c.finish_device(&device_path, device_id, raw_device, items)?);
+    }
+    Ok(Task {
+        task_id,
+        frequency_s,
+        dialect: Dialect::Original,
+        devices,
+    })
+}
+
+fn link_parts(device: &OriginalDevice) -> (Option<&IperfParameters>, Option<&PingParameters>) {
+    device.link_metrics.as_ref().map_or((None, None), |link| {
+        (
+            link.iperf_parameters.as_ref(),
+            link.ping_parameters.as_ref(),
+        )
+    })
+}
+
+/// The one device of a ping task.
+fn ping_item(
+    c: &Checker<'_>,
+    device_path: &JsonPath,
+    device: &OriginalDevice,
+    task_frequency_s: u32,
+) -> Result<PlannedItem, TaskError> {
+    let link_path = device_path.key("link_metrics");
+    let (iperf, ping) = link_parts(device);
+    if iperf.is_some_and(IperfParameters::any_metric) {
+        return Err(c.error(
+            &link_path.key("iperf_parameters"),
+            "iperf needs two devices (a server and a client); a one-device task is a ping task",
+        ));
+    }
+    let ping_path = link_path.key("ping_parameters");
+    let Some(ping) = ping.filter(|p| p.enabled) else {
+        return Err(c.error(
+            &ping_path,
+            "a one-device task is a ping task: it needs ping_parameters with \"enabled\": true",
+        ));
+    };
+    let Some(destination) = &ping.destination else {
+        return Err(c.error(&ping_path, "ping_parameters needs a destination"));
+    };
+    let destination = c.host(&ping_path.key("destination"), destination, "destination")?;
+    let frequency_s = c.frequency_or(
+        &ping_path.key("frequency"),
+        ping.frequency.as_ref(),
+        task_frequency_s,
+    )?;
+    let Some(packet_count) = &ping.packet_count else {
+        return Err(c.error(&ping_path, "ping_parameters needs a packet_count"));
+    };
+    let packet_count = c.packet_count(&ping_path.key("packet_count"), packet_count, frequency_s)?;
+    Ok(PlannedItem::Ping {
+        destination,
+        packet_count,
+        frequency_s,
+    })
+}
+
+/// The two devices of an iperf pair, in file order: the server's item and the client's.
+fn pair_items(
+    c: &Checker<'_>,
+    devices_path: &JsonPath,
+    raw: &OriginalTask,
+    ids: &[String],
+    frequency_s: u32,
+) -> Result<Vec<PlannedItem>, TaskError> {
+    let mut sides = Vec::with_capacity(2);
+    for (d, device) in raw.devices.iter().enumerate() {
+        let link_path = devices_path.index(d).key("link_metrics");
+        let (iperf, ping) = link_parts(device);
+        if ping.is_some_and(|p| p.enabled) {
+            return Err(c.error(
+                &link_path.key("ping_parameters").key("enabled"),
+                "a two-device task is an iperf pair; ping belongs in a one-device task",
+            ));
+        }
+        let Some(iperf) = iperf else {
+            return Err(c.error(
+                &link_path,
+                "a two-device task is an iperf pair: each device needs iperf_parameters",
+            ));
+        };
+        sides.push((link_path.key("iperf_parameters"), iperf));
+    }
+    let servers: Vec<usize> = (0..sides.len()).filter(|&i| sides[i].1.is_server).collect();
+    let server = match servers.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(c.error(
+                &sides[1].0,
+                "neither device of the iperf pair has \"is_server\": true; exactly one must",
+            ));
+        }
+        _ => {
+            return Err(c.error(
+                &sides[1].0.key("is_server"),
+                "both devices of the iperf pair have \"is_server\": true; exactly one must",
+            ));
+        }
+    };
+    let client = 1 - server;
+    let (client_path, client_params) = &sides[client];
+    let (server_path, server_params) = &sides[server];
+
+    let measures = IperfMetrics {
+        bandwidth: client_params.bandwidth || server_params.bandwidth,
+        jitter: client_params.jitter || server_params.jitter,
+        packet_loss: client_params.packet_loss || server_params.packet_loss,
+    };
+    if !(measures.bandwidth || measures.jitter || measures.packet_loss) {
+        return Err(c.error(
+            client_path,
+            "the iperf pair measures nothing: enable bandwidth, jitter or packet_loss",
+        ));
+    }
+    let transport = if measures.jitter || measures.packet_loss {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+
+    let Some(duration) = &client_params.test_duration else {
+        return Err(c.error(client_path, "the iperf client needs a test_duration"));
+    };
+    let duration_s = c.duration(
+        &client_path.key("test_duration"),
+        duration,
+        "test_duration",
+        frequency_s,
+    )?;
+    if let Some(server_duration) = &server_params.test_duration {
+        let at = server_path.key("test_duration");
+        let server_duration_s = c.duration(&at, server_duration, "test_duration", frequency_s)?;
+        if server_duration_s != duration_s {
+            return Err(c.error(
+                &at,
+                format!(
+                    "the server's test_duration {server_duration_s} s differs from the client's \
+                     {duration_s} s"
+                ),
+            ));
+        }
+    }
+    let port = c.port(&client_path.key("port"), client_params.port)?;
+    let server_port = c.port(&server_path.key("port"), server_params.port)?;
+    if server_port != port {
+        return Err(c.error(
+            &server_path.key("port"),
+            format!("the server listens on port {server_port} but the client connects to {port}"),
+        ));
+    }
+
+    let server_item = PlannedItem::IperfServer {
+        port,
+        duration_s,
+        transport,
+        frequency_s,
+        measures,
+    };
+    let client_item = PlannedItem::IperfClient {
+        server: IperfTarget::Device(ids[server].clone()),
+        port,
+        duration_s,
+        transport,
+        frequency_s,
+        measures,
+    };
+    Ok(if server == 0 {
+        vec![server_item, client_item]
+    } else {
+        vec![client_item, server_item]
+    })
+}

@@ -1,0 +1,506 @@
+//! Task files as a user writes them: both dialects read into the expected model, every example
+//! in configs/ is valid, each kind of mistake gets the exact message a user sees (file, JSON
+//! path, line:column), and splitting a task fills in the iperf server's address.
+
+use nms::task::{self, Device, Dialect, IperfMetrics, IperfTarget, PlannedItem, Task, TaskError};
+use nms::wire::{AlertConditions, Transport, WorkItem};
+use std::path::{Path, PathBuf};
+
+fn load(path: &str) -> Vec<Task> {
+    match task::load(Path::new(path)) {
+        Ok(tasks) => tasks,
+        Err(e) => panic!("{path} should be valid: {e}"),
+    }
+}
+
+fn error_of(fixture: &str) -> String {
+    let path = format!("tests/fixtures/tasks/{fixture}");
+    match task::load(Path::new(&path)) {
+        Ok(tasks) => panic!("{path} should be rejected, read {tasks:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn metrics(cpu: bool, ram: bool, interfaces: &[&str], frequency_s: u32) -> PlannedItem {
+    PlannedItem::MetricsGathering {
+        cpu,
+        ram,
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        frequency_s,
+    }
+}
+
+const ALL_IPERF: IperfMetrics = IperfMetrics {
+    bandwidth: true,
+    jitter: true,
+    packet_loss: true,
+};
+
+#[test]
+fn assignment_dialect_reads_into_the_model() {
+    let tasks = load("tests/fixtures/tasks/assignment.json");
+    let expected = Task {
+        task_id: "lab".into(),
+        frequency_s: 30,
+        dialect: Dialect::Assignment,
+        devices: vec![
+            Device {
+                // A numeric device_id is matched as text.
+                device_id: "1".into(),
+                items: vec![
+                    metrics(true, false, &["eth0", "lo"], 30),
+                    PlannedItem::Ping {
+                        destination: "r2.lab.example".into(),
+                        packet_count: 10,
+                        frequency_s: 30,
+                    },
+                    // bandwidth and jitter describe the same run: one item watches both.
+                    PlannedItem::IperfClient {
+                        server: IperfTarget::Device("r2".into()),
+                        port: 5201,
+                        duration_s: 10,
+                        transport: Transport::Udp,
+                        frequency_s: 30,
+                        measures: IperfMetrics {
+                            bandwidth: true,
+                            jitter: true,
+                            packet_loss: false,
+                        },
+                    },
+                    // packet_loss has its own server, port and frequency; UDP is implied.
+                    PlannedItem::IperfClient {
+                        server: IperfTarget::Address("10.0.0.9".into()),
+                        port: 5202,
+                        duration_s: 5,
+                        transport: Transport::Udp,
+                        frequency_s: 60,
+                        measures: IperfMetrics {
+                            bandwidth: false,
+                            jitter: false,
+                            packet_loss: true,
+                        },
+                    },
+                ],
+                conditions: AlertConditions {
+                    cpu_usage: Some(75.5),
+                    interface_stats: Some(2000.0),
+                    jitter: Some(8.0),
+                    ..AlertConditions::default()
+                },
+                rule_files: vec![
+                    PathBuf::from("tests/fixtures/tasks/rules/sustained_cpu.rhai"),
+                    PathBuf::from("/etc/nms/night.rhai"),
+                ],
+            },
+            Device {
+                device_id: "r2".into(),
+                items: vec![PlannedItem::IperfServer {
+                    port: 5201,
+                    duration_s: 10,
+                    transport: Transport::Udp,
+                    frequency_s: 30,
+                    measures: IperfMetrics {
+                        bandwidth: true,
+                        jitter: false,
+                        packet_loss: false,
+                    },
+                }],
+                conditions: AlertConditions::default(),
+                rule_files: Vec::new(),
+            },
+        ],
+    };
+    assert_eq!(tasks, vec![expected]);
+}
+
+#[test]
+fn original_dialect_reads_into_the_model() {
+    let tasks = load("configs/original-example.json");
+    let ping_task = Task {
+        task_id: "task-1".into(),
+        frequency_s: 10,
+        dialect: Dialect::Original,
+        devices: vec![Device {
+            device_id: "r1".into(),
+            items: vec![
+                metrics(true, true, &["lo"], 10),
+                PlannedItem::Ping {
+                    destination: "127.0.0.1".into(),
+                    packet_count: 5,
+                    frequency_s: 10,
+                },
+            ],
+            conditions: AlertConditions {
+                cpu_usage: Some(80.0),
+                ram_usage: Some(90.0),
+                interface_stats: Some(2000.0),
+                packet_loss: Some(5.0),
+                jitter: Some(10.0),
+            },
+            rule_files: Vec::new(),
+        }],
+    };
+    let pair_task = Task {
+        task_id: "task-2".into(),
+        frequency_s: 30,
+        dialect: Dialect::Original,
+        devices: vec![
+            Device {
+                device_id: "r2".into(),
+                items: vec![
+                    metrics(true, false, &["lo"], 30),
+                    PlannedItem::IperfServer {
+                        port: 5201,
+                        duration_s: 10,
+                        transport: Transport::Udp,
+                        frequency_s: 30,
+                        measures: ALL_IPERF,
+                    },
+                ],
+                conditions: AlertConditions {
+                    cpu_usage: Some(80.0),
+                    ..AlertConditions::default()
+                },
+                rule_files: Vec::new(),
+            },
+            Device {
+                device_id: "r3".into(),
+                items: vec![
+                    metrics(true, true, &["lo"], 30),
+                    // The client's server is the other device of the pair.
+                    PlannedItem::IperfClient {
+                        server: IperfTarget::Device("r2".into()),
+                        port: 5201,
+                        duration_s: 10,
+                        transport: Transport::Udp,
+                        frequency_s: 30,
+                        measures: ALL_IPERF,
+                    },
+                ],
+                conditions: AlertConditions {
+                    cpu_usage: Some(80.0),
+                    ram_usage: Some(90.0),
+                    packet_loss: Some(5.0),
+                    jitter: Some(10.0),
+                    ..AlertConditions::default()
+                },
+                rule_files: Vec::new(),
+            },
+        ],
+    };
+    assert_eq!(tasks, vec![ping_task, pair_task]);
+}
+
+#[test]
+fn every_example_in_configs_is_valid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir("configs").expect("configs/ exists") {
+        let path = entry.expect("readable entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let tasks = load(&path.display().to_string());
+            assert!(!tasks.is_empty(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} example files found");
+}
+
+#[test]
+fn the_default_task_watches_the_local_agent_and_alerts_on_an_idle_machine() {
+    let tasks = load("configs/default.json");
+    assert_eq!(tasks.len(), 1);
+    let device = tasks[0].device("local").expect("a device named local");
+    assert!(device.items.contains(&metrics(true, true, &["lo"], 5)));
+    assert!(device.items.contains(&PlannedItem::Ping {
+        destination: "127.0.0.1".into(),
+        packet_count: 3,
+        frequency_s: 5,
+    }));
+    // Any running machine uses more than 1% of its RAM.
+    assert_eq!(device.conditions.ram_usage, Some(1.0));
+}
+
+#[test]
+fn the_multi_agent_examples_use_r1_r2_r3() {
+    for file in [
+        "configs/assignment-example.json",
+        "configs/original-example.json",
+    ] {
+        let mut ids: Vec<String> = load(file)
+            .iter()
+            .flat_map(|t| t.devices.iter().map(|d| d.device_id.clone()))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["r1", "r2", "r3"], "{file}");
+    }
+}
+
+#[test]
+fn assignments_fill_the_iperf_server_address_from_the_resolver() {
+    let tasks = load("configs/assignment-example.json");
+    // The registry may hold the agent's socket address; the port is not iperf's and is dropped.
+    let work = tasks[0]
+        .assignments(7, |device| {
+            (device == "r2").then(|| "127.0.0.2:40123".to_owned())
+        })
+        .expect("r2 is known");
+    let ids: Vec<&str> = work.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2", "r3"]);
+    for (_, assignment) in &work {
+        assert_eq!(assignment.task_number, 7);
+        assert_eq!(assignment.task_id, "task-202");
+        assert!(assignment.rules.is_empty());
+    }
+    let r3 = &work[2].1;
+    assert!(r3.items.contains(&WorkItem::IperfClient {
+        server_address: "127.0.0.2".into(),
+        port: 5201,
+        duration_s: 10,
+        transport: Transport::Udp,
+        frequency_s: 20,
+    }));
+    assert!(work[1].1.items.contains(&WorkItem::IperfServer {
+        port: 5201,
+        duration_s: 10,
+        transport: Transport::Udp,
+        frequency_s: 20,
+    }));
+    // The assignment carries the device's thresholds.
+    assert_eq!(r3.conditions.packet_loss, Some(2.5));
+    // Every assignment fits the wire format.
+    for (_, assignment) in &work {
+        let mut bytes = Vec::new();
+        assignment.encode(&mut bytes);
+        let decoded = nms::wire::TaskAssignment::decode(&mut nms::wire::codec::Reader::new(&bytes))
+            .expect("decodes");
+        assert_eq!(&decoded, assignment);
+    }
+}
+
+#[test]
+fn assignments_fail_when_the_iperf_server_has_not_registered() {
+    let tasks = load("configs/original-example.json");
+    let error = tasks[1].assignments(2, |_| None).unwrap_err();
+    assert!(matches!(error, TaskError::ServerAddress { .. }));
+    assert_eq!(
+        error.to_string(),
+        "task task-2: device r3 is the iperf client of device r2, whose address is not known \
+         (has its agent registered?)"
+    );
+    let error = tasks[1]
+        .assignments(2, |_| Some("-oops".into()))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "task task-2: device r3 is the iperf client of device r2, whose address \"-oops\" is not \
+         a host name or IP address"
+    );
+    // A task without clients never asks.
+    assert!(tasks[0].assignments(1, |_| panic!("not asked")).is_ok());
+}
+
+#[test]
+fn syntax_error() {
+    assert_eq!(
+        error_of("bad-syntax.json"),
+        "tests/fixtures/tasks/bad-syntax.json: [0] at 5:5: expected `,` or `}`"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        error_of("bad-type.json"),
+        "tests/fixtures/tasks/bad-type.json: [0].devices[0].device_metrics.cpu_usage at 8:42: \
+         invalid type: string \"yes\", expected a boolean"
+    );
+}
+
+#[test]
+fn unknown_field() {
+    assert_eq!(
+        error_of("bad-unknown-field.json"),
+        "tests/fixtures/tasks/bad-unknown-field.json: [0].devices[0].link_metrics.latency.timeout \
+         at 9:87: unknown field `timeout`, expected one of `tool`, `destination`, \
+         `packet_count`, `frequency`"
+    );
+}
+
+#[test]
+fn missing_field() {
+    assert_eq!(
+        error_of("bad-missing-field.json"),
+        "tests/fixtures/tasks/bad-missing-field.json: [0].devices[0] at 6:7: missing field \
+         `device_id`"
+    );
+}
+
+#[test]
+fn percentage_above_100() {
+    assert_eq!(
+        error_of("bad-percent.json"),
+        "tests/fixtures/tasks/bad-percent.json: [0].devices[0].alertflow_conditions.cpu_usage \
+         at 13:24: threshold 120 is not a percentage (0..=100)"
+    );
+}
+
+#[test]
+fn iperf_duration_not_shorter_than_its_frequency() {
+    assert_eq!(
+        error_of("bad-duration.json"),
+        "tests/fixtures/tasks/bad-duration.json: devices[1].link_metrics.bandwidth.duration at \
+         14:71: duration 20 s does not fit in the frequency of 20 s (a test must end before the \
+         next one starts)"
+    );
+}
+
+#[test]
+fn two_servers_in_an_iperf_pair() {
+    assert_eq!(
+        error_of("bad-two-servers.json"),
+        "tests/fixtures/tasks/bad-two-servers.json: \
+         [0].devices[1].link_metrics.iperf_parameters.is_server at 15:65: both devices of the \
+         iperf pair have \"is_server\": true; exactly one must"
+    );
+}
+
+#[test]
+fn empty_interface_list() {
+    assert_eq!(
+        error_of("bad-empty-interfaces.json"),
+        "tests/fixtures/tasks/bad-empty-interfaces.json: \
+         [0].devices[0].device_metrics.interface_stats at 8:67: the interface list is empty: \
+         name the interfaces to watch (such as [\"eth0\"]) or leave interface_stats out"
+    );
+}
+
+#[test]
+fn destination_with_shell_metacharacters() {
+    assert_eq!(
+        error_of("bad-destination.json"),
+        "tests/fixtures/tasks/bad-destination.json: \
+         [0].devices[0].link_metrics.latency.destination at 11:28: destination \
+         \"127.0.0.1; rm -rf /\" is not a host name or IP address (letters, digits, '-' and \
+         '.', or an IP literal)"
+    );
+}
+
+#[test]
+fn duplicate_device() {
+    assert_eq!(
+        error_of("bad-duplicate-device.json"),
+        "tests/fixtures/tasks/bad-duplicate-device.json: [0].devices[2].device_id at 8:22: \
+         device \"r1\" appears twice in this task"
+    );
+}
+
+#[test]
+fn duplicate_task_id() {
+    assert_eq!(
+        error_of("bad-duplicate-task.json"),
+        "tests/fixtures/tasks/bad-duplicate-task.json: [1].task_id at 3:16: task_id \"t1\" is \
+         used by an earlier task of this file"
+    );
+}
+
+#[test]
+fn frequency_that_is_not_whole_seconds() {
+    assert_eq!(
+        error_of("bad-fractional-frequency.json"),
+        "tests/fixtures/tasks/bad-fractional-frequency.json: [0].frequency at 4:18: frequency \
+         2.5 is not a whole number of seconds"
+    );
+}
+
+#[test]
+fn iperf_client_without_a_server() {
+    assert_eq!(
+        error_of("bad-no-iperf-server.json"),
+        "tests/fixtures/tasks/bad-no-iperf-server.json: [0].devices[0].link_metrics.jitter at \
+         9:21: this iperf client has no server_address and no device of the task plays iperf \
+         server"
+    );
+}
+
+#[test]
+fn two_dialects_in_one_file() {
+    assert_eq!(
+        error_of("bad-mixed-dialects.json"),
+        "tests/fixtures/tasks/bad-mixed-dialects.json: [1].devices[0].link_metrics at 13:44: \
+         this is the original dialect but [0].devices[0].link_metrics is the assignment \
+         dialect; a task file holds tasks of one dialect"
+    );
+}
+
+#[test]
+fn threshold_on_a_figure_the_device_never_measures() {
+    assert_eq!(
+        error_of("bad-condition-never-fires.json"),
+        "tests/fixtures/tasks/bad-condition-never-fires.json: \
+         [0].devices[0].alertflow_conditions.ram_usage at 9:48: a ram_usage threshold can \
+         never fire: device_metrics.ram_usage is not enabled"
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let error = task::load(Path::new("tests/fixtures/tasks/no-such-file.json")).unwrap_err();
+    assert!(matches!(error, TaskError::Read { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("tests/fixtures/tasks/no-such-file.json: cannot read the task file: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_readme_shows_a_real_error_message() {
+    let readme = std::fs::read_to_string("configs/README.md").expect("configs/README.md");
+    let message = error_of("bad-percent.json");
+    let shown = message.replace("tests/fixtures/tasks/bad-percent.json", "configs/bad.json");
+    assert!(
+        readme.contains(&shown),
+        "configs/README.md should show:\n{shown}"
+    );
+}
+
+mod damaged_files {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn examples() -> Vec<String> {
+        [
+            "configs/assignment-example.json",
+            "configs/original-example.json",
+            "configs/default.json",
+        ]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("example exists"))
+        .collect()
+    }
+
+    proptest! {
+        /// Cutting, inserting or replacing bytes of a valid file never panics, and any error
+        /// points inside the file.
+        #[test]
+        fn never_panic_and_errors_point_inside_the_file(
+            which in 0usize..3,
+            at in any::<prop::sample::Index>(),
+            cut in 0usize..40,
+            insert in "[\\[\\]{}\",:0-9a-z. -]{0,6}",
+        ) {
+            let text = &examples()[which];
+            let start = at.index(text.len());
+            let end = (start + cut).min(text.len());
+            let damaged = format!("{}{}{}", &text[..start], insert, &text[end..]);
+            if let Err(TaskError::Invalid { line, column, .. }) =
+                task::parse("damaged.json", &damaged, Path::new("."))
+            {
+                let lines = damaged.lines().count().max(1);
+                prop_assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}");
+                prop_assert!(column >= 1);
+            }
+        }
+    }
+}
