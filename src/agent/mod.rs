@@ -1,0 +1,258 @@
+//! `nms agent`: registers with the server, runs the tasks it receives, reports metrics over
+//! NetTask and raises alerts over AlertFlow.
+//!
+//! The agent needs no inbound port: it sends from an ephemeral UDP port and the server answers
+//! to the source address, so it works behind NAT. Everything it learns (its id, the AlertFlow
+//! port, timing, its tasks) comes from the server. When the server is gone the agent keeps
+//! measuring; its reports wait in the NetTask queue (bounded, oldest dropped and counted) and its
+//! alerts on disk, and both are delivered when the server returns.
+
+pub mod scheduler;
+
+use crate::alertflow::client::{AlertClient, AlertClientConfig, AlertSender, Destination};
+use crate::log::{self, Level};
+use crate::nettask::driver::{self, Command, SocketStats};
+use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys};
+use crate::wire::packet::{CAP_IPERF3, CAP_PING};
+use crate::wire::{Alert, Heartbeat, Key, Message, MetricsReport};
+use anyhow::Context;
+use scheduler::Scheduler;
+use smol::channel::Sender;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The default NetTask port of a server.
+pub const DEFAULT_SERVER_PORT: u16 = 8081;
+
+/// The validated configuration of an agent.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// `HOST` or `HOST:PORT` of the server's NetTask port.
+    pub server: String,
+    pub id: String,
+    pub data_dir: PathBuf,
+    pub key: Option<Key>,
+}
+
+/// How workers hand over reports and alerts.
+#[derive(Clone)]
+pub struct Reporter {
+    commands: Sender<Command<AgentEndpoint>>,
+    alerts: Sender<Alert>,
+    last_sent_ms: Arc<AtomicU64>,
+}
+
+impl Reporter {
+    /// Queues a metrics report for the server.
+    pub fn report(&self, report: MetricsReport) {
+        self.last_sent_ms.store(log::now_ms(), Ordering::Relaxed);
+        let message = Message::Metrics(report);
+        let _ = self.commands.try_send(Box::new(move |ep, now| {
+            ep.send(now, &message);
+        }));
+    }
+
+    /// Spools an alert and sends it over AlertFlow.
+    pub fn raise(&self, alert: Alert) {
+        let _ = self.alerts.try_send(alert);
+    }
+}
+
+/// Resolves `HOST[:PORT]` (default port 8081).
+pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let with_port = if server.parse::<SocketAddr>().is_ok() {
+        server.to_string()
+    } else if server.parse::<std::net::IpAddr>().is_ok() {
+        SocketAddr::new(server.parse()?, DEFAULT_SERVER_PORT).to_string()
+    } else if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        server.to_string()
+    } else {
+        format!("{server}:{DEFAULT_SERVER_PORT}")
+    };
+    with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve the server address {server:?}"))?
+        .next()
+        .with_context(|| format!("the server address {server:?} resolves to nothing"))
+}
+
+/// Runs the agent until the process ends.
+pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+    let server = resolve_server(&options.server)?;
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let socket = driver::bind(bind, 1024 * 1024).context("cannot open a UDP socket")?;
+    let config = Config {
+        keys: Keys::single(options.key.clone()),
+        ..Config::default()
+    };
+    let mut identity = AgentIdentity::new(&options.id);
+    identity.capabilities = tool_capabilities();
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let endpoint = AgentEndpoint::new(
+        Instant::now(),
+        log::now_ms(),
+        config,
+        server,
+        identity,
+        u64::from_le_bytes(seed),
+    );
+    let (command_tx, command_rx) = smol::channel::unbounded();
+    let (event_tx, event_rx) = smol::channel::bounded(1024);
+    smol::spawn(driver::run(
+        socket,
+        endpoint,
+        command_rx,
+        event_tx,
+        Arc::new(SocketStats::default()),
+    ))
+    .detach();
+
+    let mut alert_config = AlertClientConfig::new(options.data_dir.join("alerts"));
+    alert_config.key = options.key.clone();
+    let client = AlertClient::open(alert_config).context("cannot open the alert spool")?;
+    let sender = client.sender();
+    let pending = sender.counts().pending;
+    smol::spawn(client.run()).detach();
+    let (alert_tx, alert_rx) = smol::channel::unbounded::<Alert>();
+    {
+        let sender = sender.clone();
+        smol::spawn(async move {
+            while let Ok(alert) = alert_rx.recv().await {
+                if let Err(e) = sender.raise(alert).await {
+                    log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}"));
+                }
+            }
+        })
+        .detach();
+    }
+
+    log::event(
+        Level::Info,
+        "START",
+        format_args!(
+            "nms agent {} registering with {server}; data in {}{}",
+            options.id,
+            options.data_dir.display(),
+            if pending > 0 { format!("; {pending} alert(s) waiting to be delivered") } else { String::new() }
+        ),
+    );
+
+    let last_sent_ms = Arc::new(AtomicU64::new(0));
+    let reporter = Reporter {
+        commands: command_tx.clone(),
+        alerts: alert_tx,
+        last_sent_ms: last_sent_ms.clone(),
+    };
+    let mut scheduler = Scheduler::new(&options.id, reporter);
+    let heartbeat_ms = Arc::new(AtomicU64::new(0));
+    smol::spawn(heartbeats(command_tx.clone(), heartbeat_ms.clone(), last_sent_ms)).detach();
+
+    while let Ok(event) = event_rx.recv().await {
+        match event {
+            AgentEvent::Registered { agent_id, registered } => {
+                heartbeat_ms.store(registered.heartbeat_ms.into(), Ordering::Relaxed);
+                let alertflow = SocketAddr::new(server.ip(), registered.alertflow_port);
+                sender.set_destination(Destination {
+                    server: alertflow,
+                    agent_id,
+                });
+                log::event(
+                    Level::Good,
+                    "REGISTERED",
+                    format_args!("as agent {agent_id}; alerts to tcp/{alertflow}"),
+                );
+            }
+            AgentEvent::Message(Message::Task(assignment)) => scheduler.install(assignment),
+            AgentEvent::Message(Message::Cancel(c)) => scheduler.cancel(c.task_number),
+            AgentEvent::Message(other) => log::event(
+                Level::Warn,
+                "UNEXPECTED",
+                format_args!("the server sent a {} message", other.packet_type().name()),
+            ),
+            AgentEvent::Acknowledged(_) => {}
+            AgentEvent::Dropped(id) => log::event(
+                Level::Warn,
+                "DROPPED",
+                format_args!("report {id} dropped: the queue for the server is full"),
+            ),
+            AgentEvent::ServerLost => log::event(
+                Level::Bad,
+                "SERVER",
+                "the server does not answer; measuring on and keeping reports until it does",
+            ),
+            AgentEvent::ServerRecovered => log::event(Level::Good, "SERVER", "the server answers again"),
+            AgentEvent::Reregistering => log::event(
+                Level::Warn,
+                "SERVER",
+                "the server no longer knows this agent (restarted?); registering again",
+            ),
+            AgentEvent::Malformed(reason) => log::event(Level::Warn, "MALFORMED", reason),
+        }
+    }
+    anyhow::bail!("the NetTask driver stopped")
+}
+
+/// Sends a HEARTBEAT whenever nothing was sent for one heartbeat interval.
+async fn heartbeats(
+    commands: Sender<Command<AgentEndpoint>>,
+    interval_ms: Arc<AtomicU64>,
+    last_sent_ms: Arc<AtomicU64>,
+) {
+    loop {
+        let interval = interval_ms.load(Ordering::Relaxed);
+        if interval == 0 {
+            async_io::Timer::after(Duration::from_millis(200)).await;
+            continue;
+        }
+        async_io::Timer::after(Duration::from_millis(interval / 2)).await;
+        let now = log::now_ms();
+        if now.saturating_sub(last_sent_ms.load(Ordering::Relaxed)) < interval {
+            continue;
+        }
+        last_sent_ms.store(now, Ordering::Relaxed);
+        let sent = commands.try_send(Box::new(move |ep: &mut AgentEndpoint, t| {
+            // Anything unacknowledged already tells the server the agent is alive.
+            if ep.is_registered() && ep.unacknowledged() == 0 {
+                let pending = 0;
+                ep.send(
+                    t,
+                    &Message::Heartbeat(Heartbeat {
+                        time_ms: now,
+                        pending_reports: pending,
+                    }),
+                );
+            }
+        }));
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Which measurement tools this host has.
+fn tool_capabilities() -> u8 {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
+        })
+    };
+    let mut caps = 0;
+    if on_path("ping") {
+        caps |= CAP_PING;
+    }
+    if on_path("iperf3") {
+        caps |= CAP_IPERF3;
+    }
+    caps
+}

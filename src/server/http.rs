@@ -1,0 +1,320 @@
+//! The HTTP API (hyper 1 on smol): agents, alerts, metrics, task upload, server status, and the
+//! Prometheus exposition. Bound to loopback by default. Every error is a JSON object
+//! `{"error": "..."}` with a 4xx or 5xx status; times are RFC 3339 text (`time`) and Unix
+//! milliseconds (`time_ms`), and `since` accepts either.
+
+use super::dispatch::TaskUpload;
+use super::{Shared, install_upload, prometheus};
+use crate::log::{self, Level};
+use crate::store::{AlertRecord, MetricRecord, Query};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body accepted (a task file).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Most records one query returns.
+pub const MAX_LIMIT: usize = 100_000;
+
+type Reply = Response<Full<Bytes>>;
+
+/// Serves the API on `listener` until the process ends.
+pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::event(Level::Warn, "HTTP", format_args!("accept failed: {e}"));
+                async_io::Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        smol::spawn(async move {
+            let io = smol_hyper::rt::FuturesIo::new(stream);
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(smol_hyper::rt::SmolTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(64 * 1024)
+                .serve_connection(io, service)
+                .await;
+        })
+        .detach();
+    }
+}
+
+fn json_reply(status: StatusCode, value: &Value) -> Reply {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    json_reply(status, &json!({ "error": message.to_string() }))
+}
+
+async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    match (method.clone(), path.as_str()) {
+        (Method::GET, "/api/agents") => agents(shared),
+        (Method::GET, "/api/alerts") => match parse_query(&query, false) {
+            Ok(q) => alerts(shared, &q),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (Method::GET, "/api/metrics") => match parse_query(&query, true) {
+            Ok(q) => metrics(shared, &q),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (Method::GET, "/api/tasks") => tasks(shared),
+        (Method::POST, "/api/tasks") => post_task(shared, req).await,
+        (Method::GET, "/api/status") => status(shared),
+        (Method::GET, "/metrics") => {
+            let endpoint = shared.endpoint_stats.lock().map(|s| s.clone()).unwrap_or_default();
+            let text = prometheus::render(&shared.state(), &endpoint);
+            Response::builder()
+                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .body(Full::new(Bytes::from(text)))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        }
+        (Method::GET, "/") => json_reply(
+            StatusCode::OK,
+            &json!({
+                "service": "nms",
+                "version": env!("CARGO_PKG_VERSION"),
+                "endpoints": ["/api/agents", "/api/alerts", "/api/metrics?agent=NAME", "/api/tasks", "/api/status", "/metrics"],
+            }),
+        ),
+        (_, "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status" | "/metrics" | "/") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+    }
+}
+
+/// Parses `agent`, `since` and `limit`.
+fn parse_query(query: &str, _agent_wanted: bool) -> Result<Query, String> {
+    let mut q = Query::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "agent" => q.agent = Some(v.into_owned()),
+            "since" => {
+                q.since_ms = Some(log::parse_time(&v).ok_or_else(|| {
+                    format!("since={v}: not a time (give Unix milliseconds or RFC 3339, e.g. 2026-11-27T10:00:00Z)")
+                })?)
+            }
+            "limit" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("limit={v}: not a non-negative integer"))?;
+                q.limit = Some(n.min(MAX_LIMIT));
+            }
+            other => return Err(format!("unknown query parameter {other:?} (known: agent, since, limit)")),
+        }
+    }
+    if q.limit.is_none() {
+        q.limit = Some(1000);
+    }
+    Ok(q)
+}
+
+fn agents(shared: &Arc<Shared>) -> Reply {
+    let state = shared.state();
+    let list: Vec<Value> = state
+        .registry
+        .all()
+        .into_iter()
+        .map(|a| {
+            let tasks: Vec<String> = state
+                .dispatch
+                .tasks()
+                .filter(|t| t.task.device(&a.name).is_some())
+                .map(|t| t.task.task_id.clone())
+                .collect();
+            json!({
+                "name": a.name,
+                "id": a.id,
+                "address": a.address.map(|x| x.to_string()),
+                "status": a.status,
+                "last_seen": log::rfc3339(a.last_seen_ms),
+                "last_seen_ms": a.last_seen_ms,
+                "first_registered": log::rfc3339(a.first_registered_ms),
+                "registrations": a.registrations,
+                "software": a.software,
+                "tasks": tasks,
+            })
+        })
+        .collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+/// The API form of an alert.
+pub fn alert_json(a: &AlertRecord) -> Value {
+    json!({
+        "alert_id": format!("{:016x}", a.alert_id),
+        "agent": a.agent,
+        "task": a.task,
+        "kind": a.kind.kind(),
+        "severity": a.severity,
+        "value": a.value,
+        "threshold": a.threshold,
+        "rule": a.rule,
+        "message": a.message,
+        "time": log::rfc3339(a.time_ms),
+        "time_ms": a.time_ms,
+        "received": log::rfc3339(a.received_ms),
+    })
+}
+
+/// The API form of a metrics record: named fields at the top level.
+pub fn metric_json(m: &MetricRecord) -> Value {
+    let mut obj = serde_json::Map::new();
+    obj.insert("agent".into(), json!(m.agent));
+    obj.insert("task".into(), json!(m.task));
+    obj.insert("time".into(), json!(log::rfc3339(m.time_ms)));
+    obj.insert("time_ms".into(), json!(m.time_ms));
+    if let Some(t) = &m.target {
+        obj.insert("target".into(), json!(t));
+    }
+    for (k, v) in &m.values {
+        obj.insert(k.clone(), json!(v));
+    }
+    if !m.interfaces.is_empty() {
+        obj.insert("interfaces".into(), json!(m.interfaces));
+    }
+    Value::Object(obj)
+}
+
+fn alerts(shared: &Arc<Shared>, q: &Query) -> Reply {
+    let list: Vec<Value> = shared.state().store.alerts(q).iter().map(alert_json).collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+fn metrics(shared: &Arc<Shared>, q: &Query) -> Reply {
+    let list: Vec<Value> = shared.state().store.metrics(q).iter().map(metric_json).collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+fn tasks(shared: &Arc<Shared>) -> Reply {
+    let state = shared.state();
+    let list: Vec<Value> = state
+        .dispatch
+        .tasks()
+        .map(|t| {
+            json!({
+                "task_id": t.task.task_id,
+                "number": t.number,
+                "origin": t.origin,
+                "dialect": t.task.dialect,
+                "frequency_s": t.task.frequency_s,
+                "devices": t.task.devices,
+            })
+        })
+        .collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+fn status(shared: &Arc<Shared>) -> Reply {
+    let endpoint = shared.endpoint_stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let state = shared.state();
+    let up = state
+        .registry
+        .all()
+        .iter()
+        .filter(|a| a.status == super::registry::Status::Up)
+        .count();
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "agents": state.registry.len(),
+            "agents_up": up,
+            "tasks": state.dispatch.tasks().count(),
+            "store": state.store.stats,
+            "nettask": endpoint,
+            "socket_send_errors": shared.socket_stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
+            "data_dir": shared.options.data_dir,
+            "authenticated": shared.options.keys.is_keyed(),
+        }),
+    )
+}
+
+async fn post_task(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
+    if let Some(len) = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > MAX_BODY
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {len} bytes exceeds the limit of {MAX_BODY} bytes"),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds the limit of {MAX_BODY} bytes"),
+                )
+            } else {
+                error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+            };
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the request body is not UTF-8 text");
+    };
+    // `nms send-task` posts an upload (the file's text, its folder and its rule files); a bare
+    // task file posted with curl is accepted too, rule files then resolved on the server.
+    let upload = match serde_json::from_str::<TaskUpload>(text) {
+        Ok(u) => u,
+        Err(_) => TaskUpload {
+            origin: "request body".into(),
+            base_dir: ".".into(),
+            content: text.to_string(),
+            rule_files: read_local_rules(text),
+        },
+    };
+    match install_upload(shared, &upload) {
+        Ok(outcomes) => json_reply(StatusCode::OK, &json!({ "tasks": outcomes })),
+        Err(e) => {
+            log::event(Level::Warn, "TASK", format_args!("upload refused: {e}"));
+            error(StatusCode::BAD_REQUEST, e)
+        }
+    }
+}
+
+/// For a bare task file: the rule files it names, read relative to the server's folder.
+fn read_local_rules(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(tasks) = crate::task::parse("request body", text, std::path::Path::new(".")) {
+        for t in tasks {
+            for d in t.devices {
+                for p in d.rule_files {
+                    if let Ok(source) = std::fs::read_to_string(&p) {
+                        out.insert(p.display().to_string(), source);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
