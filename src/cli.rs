@@ -21,6 +21,10 @@ pub struct Cli {
 /// One variant per subcommand; each carries its own argument struct.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API.
+    Server(ServerArgs),
+    /// Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs.
+    Agent(AgentArgs),
     /// Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field.
     Decode(DecodeArgs),
     /// Print a shell completion script for nms to standard output.
@@ -49,6 +53,92 @@ pub struct DecodeArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms server --config configs/default.json --local-agent local -v\n  \
+    nms server --config configs/assignment-example.json --listen 0.0.0.0 --key-file /etc/nms/psk")]
+pub struct ServerArgs {
+    /// A task file to load and dispatch (either dialect); repeat for several.
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+
+    /// Address the NetTask and AlertFlow ports listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub listen: std::net::IpAddr,
+
+    /// UDP port of NetTask.
+    #[arg(long, value_name = "PORT", default_value_t = 8081)]
+    pub nettask_port: u16,
+
+    /// TCP port of AlertFlow.
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub alertflow_port: u16,
+
+    /// Address of the HTTP API (loopback by default).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9470")]
+    pub http: std::net::SocketAddr,
+
+    /// Where metrics, alerts and the agent registry are stored [default: the user's data
+    /// directory, e.g. ~/.local/share/nms/server].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Pre-shared key (hex text, 32+ digits): every packet and frame carries an HMAC tag.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Per-agent keys: one `NAME HEXKEY` per line (# comments allowed).
+    #[arg(long, value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+
+    /// How often agents must be heard from, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+
+    /// Heartbeat intervals without a word before an agent is marked down.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub missed_heartbeats: u32,
+
+    /// Initial NetTask retransmission timeout in milliseconds (then adaptive).
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub timeout_ms: u64,
+
+    /// NetTask retransmissions without an answer before a peer is reported lost.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_retransmissions: u32,
+
+    /// Also run an agent of this name in the server process (monitors the server's own host).
+    #[arg(long, value_name = "NAME")]
+    pub local_agent: Option<String>,
+
+    /// Log every stored metrics report, not only notable events.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms agent --server 192.0.2.10\n  \
+    nms agent --server monitor.example.net:8081 --id r1 --key-file /etc/nms/psk")]
+pub struct AgentArgs {
+    /// The server's NetTask address: HOST or HOST:PORT (default port 8081).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: String,
+
+    /// This agent's name, matched against `device_id` in task files [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub id: Option<String>,
+
+    /// Where unacknowledged alerts are kept [default: a per-id folder in the user's data
+    /// directory, e.g. ~/.local/share/nms/agents/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Pre-shared key (hex text, 32+ digits), the same as the server's.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, CompletionsArgs, DecodeArgs};
+use cli::{AgentArgs, Cli, Command, CompletionsArgs, DecodeArgs, ServerArgs};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -23,9 +23,58 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let color = cli.color.enabled(std::io::stdout().is_terminal());
     match cli.command {
+        Command::Server(args) => server(args),
+        Command::Agent(args) => agent(args),
         Command::Decode(args) => decode(args, color),
         Command::Completions(args) => completions(args),
     }
+}
+
+fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let keys = nms::config::server_keys(args.key_file.as_deref(), args.keys_file.as_deref())?;
+    let options = nms::server::ServerOptions {
+        task_files: args.configs,
+        listen: args.listen,
+        nettask_port: args.nettask_port,
+        alertflow_port: args.alertflow_port,
+        http: args.http,
+        data_dir: match args.data_dir {
+            Some(d) => d,
+            None => nms::config::default_data_dir("server")?,
+        },
+        keys,
+        heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.clamp(100, 3_600_000)),
+        missed_heartbeats: args.missed_heartbeats.max(1),
+        initial_timeout: std::time::Duration::from_millis(args.timeout_ms.clamp(10, 60_000)),
+        max_retransmissions: args.max_retransmissions,
+        local_agent: args.local_agent,
+        verbose: args.verbose,
+    };
+    smol::block_on(nms::server::run(options))
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let id = match args.id {
+        Some(id) => id,
+        None => nms::config::host_name()?,
+    };
+    nms::config::check_agent_name(&id)?;
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => nms::config::default_data_dir("agents")?.join(&id),
+    };
+    let key = args
+        .key_file
+        .as_deref()
+        .map(nms::config::read_key)
+        .transpose()?;
+    let options = nms::agent::AgentOptions {
+        server: args.server,
+        id,
+        data_dir,
+        key,
+    };
+    smol::block_on(nms::agent::run(options))
 }
 
 fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {

@@ -41,6 +41,10 @@ pub struct ServerOptions {
     pub missed_heartbeats: u32,
     pub initial_timeout: Duration,
     pub max_retransmissions: u32,
+    /// Run an agent of this name in the same process.
+    pub local_agent: Option<String>,
+    /// Log every stored metrics report.
+    pub verbose: bool,
 }
 
 /// What the event loop, AlertFlow and HTTP share.
@@ -198,6 +202,21 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     smol::spawn(http::serve(http_listener, shared.clone())).detach();
     smol::spawn(liveness(shared.clone())).detach();
     smol::spawn(stats_refresh(shared.clone())).detach();
+    if let Some(name) = &options.local_agent {
+        crate::config::check_agent_name(name)?;
+        let agent = crate::agent::AgentOptions {
+            server: SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
+            id: name.clone(),
+            data_dir: options.data_dir.join("local-agent").join(name),
+            key: options.keys.for_agent(name).cloned(),
+        };
+        smol::spawn(async move {
+            if let Err(e) = crate::agent::run(agent).await {
+                log::event(Level::Bad, "AGENT", format_args!("the local agent stopped: {e:#}"));
+            }
+        })
+        .detach();
+    }
 
     // Agents already registered in an earlier run are sent their tasks when they register again.
     while let Ok(first) = event_rx.recv().await {
@@ -211,6 +230,16 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         handle_events(&shared, batch);
     }
     anyhow::bail!("the NetTask driver stopped")
+}
+
+/// The loopback address of the family the server listens on (its own agent connects there).
+fn loopback_of(listen: IpAddr) -> IpAddr {
+    match listen {
+        IpAddr::V4(a) if !a.is_unspecified() => listen,
+        IpAddr::V6(a) if !a.is_unspecified() => listen,
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    }
 }
 
 /// Copies the endpoint's counters for the API now and then.
@@ -316,12 +345,48 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
             ),
         }
     }
+    if shared.options.verbose {
+        for r in &records {
+            log::event(Level::Info, "METRICS", format_args!("{} {} {}", r.agent, r.task, summarize(r)));
+        }
+    }
     if !records.is_empty() {
         let count = records.len();
         if let Err(e) = state.store.store_metrics(records) {
             log::event(Level::Bad, "STORE", format_args!("{count} metrics report(s) not stored: {e}"));
         }
     }
+}
+
+/// A one-line summary of a metrics record: `cpu 3.1% ram 41.0% rtt 0.05 ms ...`.
+pub fn summarize(r: &MetricRecord) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let v = |k: &str| r.values.get(k).copied();
+    if let Some(x) = v("cpu_percent") {
+        parts.push(format!("cpu {x:.1}%"));
+    }
+    if let Some(x) = v("ram_percent") {
+        parts.push(format!("ram {x:.1}%"));
+    }
+    if let Some(x) = v("rtt_avg_ms") {
+        parts.push(format!("rtt {x:.3} ms"));
+    }
+    if let Some(x) = v("jitter_ms") {
+        parts.push(format!("jitter {x:.3} ms"));
+    }
+    if let Some(x) = v("loss_percent") {
+        parts.push(format!("loss {x:.1}%"));
+    }
+    if let Some(x) = v("bandwidth_bps") {
+        parts.push(format!("bandwidth {:.1} Mbit/s", x / 1e6));
+    }
+    for (name, rates) in &r.interfaces {
+        parts.push(format!("{name} {:.0} pkt/s {:.0} B/s {:.0} err/s", rates.packets_per_sec, rates.bytes_per_sec, rates.errors_per_sec));
+    }
+    if let Some(t) = &r.target {
+        parts.push(format!("-> {t}"));
+    }
+    parts.join("  ")
 }
 
 /// Records that an agent was heard from; a down agent comes back up.
