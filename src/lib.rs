@@ -3,5 +3,6 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod alertflow;
 pub mod nettask;
 pub mod wire;
