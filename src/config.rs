@@ -28,7 +28,8 @@ pub fn server_keys(key_file: Option<&Path>, keys_file: Option<&Path>) -> anyhow:
             let (Some(name), Some(hex), None) = (parts.next(), parts.next(), parts.next()) else {
                 bail!("{}:{}: expected `NAME HEXKEY`", path.display(), i + 1);
             };
-            let key = Key::from_hex(hex).with_context(|| format!("{}:{}: key of {name}", path.display(), i + 1))?;
+            let key = Key::from_hex(hex)
+                .with_context(|| format!("{}:{}: key of {name}", path.display(), i + 1))?;
             keys.per_agent.insert(name.to_string(), key);
         }
     }
@@ -45,6 +46,7 @@ pub fn default_data_dir(sub: &str) -> anyhow::Result<PathBuf> {
 /// This host's name, the default agent id.
 pub fn host_name() -> anyhow::Result<String> {
     let name = sysinfo::System::host_name()
+        .ok()
         .filter(|n| !n.is_empty())
         .context("cannot read the host name; pass --id NAME")?;
     Ok(name)

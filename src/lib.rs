@@ -3,10 +3,15 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod alertflow;
+pub mod config;
 pub mod decode;
+pub mod log;
 pub mod nettask;
 pub mod probes;
 pub mod rules;
+pub mod server;
 pub mod store;
 pub mod task;
 pub mod wire;

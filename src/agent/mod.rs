@@ -9,7 +9,7 @@
 
 pub mod scheduler;
 
-use crate::alertflow::client::{AlertClient, AlertClientConfig, AlertSender, Destination};
+use crate::alertflow::client::{AlertClient, AlertClientConfig, Destination};
 use crate::log::{self, Level};
 use crate::nettask::driver::{self, Command, SocketStats};
 use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys};
@@ -68,7 +68,10 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
         server.to_string()
     } else if server.parse::<std::net::IpAddr>().is_ok() {
         SocketAddr::new(server.parse()?, DEFAULT_SERVER_PORT).to_string()
-    } else if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    } else if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         server.to_string()
     } else {
         format!("{server}:{DEFAULT_SERVER_PORT}")
@@ -83,8 +86,12 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
 /// Runs the agent until the process ends.
 pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     let server = resolve_server(&options.server)?;
-    std::fs::create_dir_all(&options.data_dir)
-        .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            options.data_dir.display()
+        )
+    })?;
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse()?
     } else {
@@ -144,7 +151,11 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
             "nms agent {} registering with {server}; data in {}{}",
             options.id,
             options.data_dir.display(),
-            if pending > 0 { format!("; {pending} alert(s) waiting to be delivered") } else { String::new() }
+            if pending > 0 {
+                format!("; {pending} alert(s) waiting to be delivered")
+            } else {
+                String::new()
+            }
         ),
     );
 
@@ -156,11 +167,19 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     };
     let mut scheduler = Scheduler::new(&options.id, reporter);
     let heartbeat_ms = Arc::new(AtomicU64::new(0));
-    smol::spawn(heartbeats(command_tx.clone(), heartbeat_ms.clone(), last_sent_ms)).detach();
+    smol::spawn(heartbeats(
+        command_tx.clone(),
+        heartbeat_ms.clone(),
+        last_sent_ms,
+    ))
+    .detach();
 
     while let Ok(event) = event_rx.recv().await {
         match event {
-            AgentEvent::Registered { agent_id, registered } => {
+            AgentEvent::Registered {
+                agent_id,
+                registered,
+            } => {
                 heartbeat_ms.store(registered.heartbeat_ms.into(), Ordering::Relaxed);
                 let alertflow = SocketAddr::new(server.ip(), registered.alertflow_port);
                 sender.set_destination(Destination {
@@ -191,7 +210,9 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 "SERVER",
                 "the server does not answer; measuring on and keeping reports until it does",
             ),
-            AgentEvent::ServerRecovered => log::event(Level::Good, "SERVER", "the server answers again"),
+            AgentEvent::ServerRecovered => {
+                log::event(Level::Good, "SERVER", "the server answers again")
+            }
             AgentEvent::Reregistering => log::event(
                 Level::Warn,
                 "SERVER",
@@ -243,9 +264,8 @@ async fn heartbeats(
 /// Which measurement tools this host has.
 fn tool_capabilities() -> u8 {
     let on_path = |tool: &str| {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-        })
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
     };
     let mut caps = 0;
     if on_path("ping") {

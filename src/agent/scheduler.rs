@@ -60,7 +60,11 @@ impl Scheduler {
         let rules = match RuleSet::for_assignment(&assignment) {
             Ok(r) => r,
             Err(e) => {
-                log::event(Level::Bad, "RULES", format_args!("task {}: {e}", assignment.task_id));
+                log::event(
+                    Level::Bad,
+                    "RULES",
+                    format_args!("task {}: {e}", assignment.task_id),
+                );
                 self.reporter.raise(error_alert(
                     &self.agent,
                     &assignment.task_id,
@@ -91,18 +95,35 @@ impl Scheduler {
                 _workers: workers,
             },
         );
-        let what: Vec<String> = assignment.items.iter().map(crate::server::describe_item).collect();
+        let what: Vec<String> = assignment
+            .items
+            .iter()
+            .map(crate::server::describe_item)
+            .collect();
         log::event(
             Level::Info,
-            if replaced.is_some() { "REPLACED" } else { "TASK" },
-            format_args!("{} (#{}): {}", assignment.task_id, assignment.task_number, what.join(", ")),
+            if replaced.is_some() {
+                "REPLACED"
+            } else {
+                "TASK"
+            },
+            format_args!(
+                "{} (#{}): {}",
+                assignment.task_id,
+                assignment.task_number,
+                what.join(", ")
+            ),
         );
     }
 
     /// Stops a task.
     pub fn cancel(&mut self, task_number: u32) {
         if let Some(r) = self.running.remove(&task_number) {
-            log::event(Level::Info, "CANCELLED", format_args!("{} (#{task_number})", r.assignment.task_id));
+            log::event(
+                Level::Info,
+                "CANCELLED",
+                format_args!("{} (#{task_number})", r.assignment.task_id),
+            );
         }
     }
 
@@ -160,7 +181,11 @@ async fn work(ctx: Arc<TaskContext>, item: WorkItem, iperf_lock: Arc<AsyncMutex<
             }
             Err(e) => {
                 let text = e.to_string();
-                log::event(Level::Warn, "PROBE", format_args!("{} {source}: {text}", ctx.task_id));
+                log::event(
+                    Level::Warn,
+                    "PROBE",
+                    format_args!("{} {source}: {text}", ctx.task_id),
+                );
                 if last_error.as_deref() != Some(&text) {
                     ctx.reporter.raise(probe_alert(&ctx, &e, &source));
                     last_error = Some(text);
@@ -172,7 +197,15 @@ async fn work(ctx: Arc<TaskContext>, item: WorkItem, iperf_lock: Arc<AsyncMutex<
         if next < now {
             // The run took longer than the frequency: skip the missed slots.
             let behind = now.duration_since(started);
-            log::event(Level::Warn, "SLOW", format_args!("{} {source} took {:.1} s", ctx.task_id, behind.as_secs_f64()));
+            log::event(
+                Level::Warn,
+                "SLOW",
+                format_args!(
+                    "{} {source} took {:.1} s",
+                    ctx.task_id,
+                    behind.as_secs_f64()
+                ),
+            );
             next = now;
         }
         async_io::Timer::at(next).await;
@@ -187,20 +220,35 @@ async fn measure(
     iperf_lock: &AsyncMutex<()>,
 ) -> Result<(Vec<Sample>, Vec<ProbeError>), ProbeError> {
     match item {
-        WorkItem::MetricsGathering { cpu, ram, interfaces, .. } => {
+        WorkItem::MetricsGathering {
+            cpu,
+            ram,
+            interfaces,
+            ..
+        } => {
             let Some(sampler) = sampler else {
                 return Ok((Vec::new(), Vec::new()));
             };
             Ok(sampler.sample(Instant::now(), *cpu, *ram, interfaces))
         }
-        WorkItem::Ping { destination, packet_count, .. } => {
+        WorkItem::Ping {
+            destination,
+            packet_count,
+            ..
+        } => {
             let destination = Destination::new(destination)
                 .map_err(|e| ProbeError::InvalidArgument(e.to_string()))?;
             let deadline = probes::ping::suggested_deadline(*packet_count).min(frequency);
             let sample = probes::run_ping(&destination, *packet_count, deadline).await?;
             Ok((vec![sample], Vec::new()))
         }
-        WorkItem::IperfClient { server_address, port, duration_s, transport, .. } => {
+        WorkItem::IperfClient {
+            server_address,
+            port,
+            duration_s,
+            transport,
+            ..
+        } => {
             let destination = Destination::new(server_address)
                 .map_err(|e| ProbeError::InvalidArgument(e.to_string()))?;
             let started = Instant::now();
@@ -208,10 +256,13 @@ async fn measure(
             let left = frequency.saturating_sub(started.elapsed());
             let deadline = probes::iperf::suggested_deadline(*duration_s).min(left);
             let sample =
-                probes::run_iperf_client(&destination, *port, *duration_s, *transport, deadline).await?;
+                probes::run_iperf_client(&destination, *port, *duration_s, *transport, deadline)
+                    .await?;
             Ok((vec![sample], Vec::new()))
         }
-        WorkItem::IperfServer { port, duration_s, .. } => {
+        WorkItem::IperfServer {
+            port, duration_s, ..
+        } => {
             // Listen for one test per period; no client in a period is not an error.
             let deadline = frequency + Duration::from_secs((*duration_s).into());
             match probes::run_iperf_server(*port, deadline).await? {
@@ -226,7 +277,9 @@ fn source_name(item: &WorkItem) -> String {
     match item {
         WorkItem::MetricsGathering { .. } => "system metrics".into(),
         WorkItem::Ping { destination, .. } => format!("ping {destination}"),
-        WorkItem::IperfClient { server_address, .. } => format!("iperf3 client to {server_address}"),
+        WorkItem::IperfClient { server_address, .. } => {
+            format!("iperf3 client to {server_address}")
+        }
         WorkItem::IperfServer { port, .. } => format!("iperf3 server on port {port}"),
     }
 }
@@ -253,7 +306,12 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
         log::event(
             Level::Good,
             "RESOLVED",
-            format_args!("{} {} ({})", resolved.alert.kind.name(), resolved.alert.message, resolved.alert.rule),
+            format_args!(
+                "{} {} ({})",
+                resolved.alert.kind.name(),
+                resolved.alert.message,
+                resolved.alert.rule
+            ),
         );
     }
 }
@@ -261,15 +319,31 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
 fn raise_rule_alert(ctx: &TaskContext, raised: &RaisedAlert) {
     let alert = raised.to_alert(random_id());
     log::event(
-        if raised.severity == Severity::Critical { Level::Bad } else { Level::Warn },
+        if raised.severity == Severity::Critical {
+            Level::Bad
+        } else {
+            Level::Warn
+        },
         "ALERT",
-        format_args!("{} {}: {} (rule {})", ctx.task_id, raised.kind.name(), raised.message, raised.rule),
+        format_args!(
+            "{} {}: {} (rule {})",
+            ctx.task_id,
+            raised.kind.name(),
+            raised.message,
+            raised.rule
+        ),
     );
     ctx.reporter.raise(alert);
 }
 
 fn probe_alert(ctx: &TaskContext, e: &ProbeError, source: &str) -> Alert {
-    error_alert(&ctx.agent, &ctx.task_id, e.alert_type(), source, format!("{source}: {e}"))
+    error_alert(
+        &ctx.agent,
+        &ctx.task_id,
+        e.alert_type(),
+        source,
+        format!("{source}: {e}"),
+    )
 }
 
 fn error_alert(agent: &str, task: &str, kind: AlertType, source: &str, message: String) -> Alert {

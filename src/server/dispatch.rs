@@ -30,6 +30,9 @@ pub enum LoadError {
     },
 }
 
+/// A parsed task with its rule files read and checked, per device id.
+pub type CheckedTask = (Task, HashMap<String, Vec<RuleSource>>);
+
 /// A task ready to dispatch.
 #[derive(Debug, Clone)]
 pub struct LoadedTask {
@@ -95,7 +98,7 @@ impl Dispatch {
     }
 
     /// Reads and checks a task file and its rule files from disk.
-    pub fn read_file(path: &Path) -> Result<Vec<(Task, HashMap<String, Vec<RuleSource>>)>, LoadError> {
+    pub fn read_file(path: &Path) -> Result<Vec<CheckedTask>, LoadError> {
         let tasks = task::load(path)?;
         tasks
             .into_iter()
@@ -112,7 +115,7 @@ impl Dispatch {
     }
 
     /// Parses and checks an upload (rule files come with it).
-    pub fn read_upload(upload: &TaskUpload) -> Result<Vec<(Task, HashMap<String, Vec<RuleSource>>)>, LoadError> {
+    pub fn read_upload(upload: &TaskUpload) -> Result<Vec<CheckedTask>, LoadError> {
         let tasks = task::parse(&upload.origin, &upload.content, Path::new(&upload.base_dir))?;
         tasks
             .into_iter()
@@ -166,14 +169,24 @@ impl Dispatch {
     }
 
     /// Keeps a posted upload so it is installed again after a restart.
-    pub fn persist_upload(&self, task_ids: &[String], upload: &TaskUpload) -> Result<(), LoadError> {
+    pub fn persist_upload(
+        &self,
+        task_ids: &[String],
+        upload: &TaskUpload,
+    ) -> Result<(), LoadError> {
         let dir = self.dir.join("tasks");
         let io = |path: PathBuf| move |source| LoadError::Io { path, source };
         std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
         let name: String = task_ids
             .join("+")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(100)
             .collect();
         let path = dir.join(format!("{name}.json"));
@@ -235,7 +248,9 @@ impl Dispatch {
     }
 
     pub fn by_number(&self, number: u32) -> Option<&LoadedTask> {
-        self.by_number.get(&number).and_then(|id| self.tasks.get(id))
+        self.by_number
+            .get(&number)
+            .and_then(|id| self.tasks.get(id))
     }
 
     /// The assignment of `device` in `task`, if the task names it; `Err` when an iperf server's
@@ -247,10 +262,15 @@ impl Dispatch {
         resolve: impl Fn(&str) -> Option<String>,
     ) -> Option<Result<TaskAssignment, TaskError>> {
         let d = loaded.task.device(device)?;
-        Some(loaded.task.assignment(d, loaded.number, resolve).map(|mut a| {
-            a.rules = loaded.rules.get(device).cloned().unwrap_or_default();
-            a
-        }))
+        Some(
+            loaded
+                .task
+                .assignment(d, loaded.number, resolve)
+                .map(|mut a| {
+                    a.rules = loaded.rules.get(device).cloned().unwrap_or_default();
+                    a
+                }),
+        )
     }
 
     /// The devices of a task whose iperf client connects to `server_device`.

@@ -84,7 +84,11 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
         (Method::POST, "/api/tasks") => post_task(shared, req).await,
         (Method::GET, "/api/status") => status(shared),
         (Method::GET, "/metrics") => {
-            let endpoint = shared.endpoint_stats.lock().map(|s| s.clone()).unwrap_or_default();
+            let endpoint = shared
+                .endpoint_stats
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
             let text = prometheus::render(&shared.state(), &endpoint);
             Response::builder()
                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
@@ -99,9 +103,14 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
                 "endpoints": ["/api/agents", "/api/alerts", "/api/metrics?agent=NAME", "/api/tasks", "/api/status", "/metrics"],
             }),
         ),
-        (_, "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status" | "/metrics" | "/") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
-        }
+        (
+            _,
+            "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status"
+            | "/metrics" | "/",
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        ),
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
 }
@@ -200,12 +209,24 @@ pub fn metric_json(m: &MetricRecord) -> Value {
 }
 
 fn alerts(shared: &Arc<Shared>, q: &Query) -> Reply {
-    let list: Vec<Value> = shared.state().store.alerts(q).iter().map(alert_json).collect();
+    let list: Vec<Value> = shared
+        .state()
+        .store
+        .alerts(q)
+        .iter()
+        .map(alert_json)
+        .collect();
     json_reply(StatusCode::OK, &Value::Array(list))
 }
 
 fn metrics(shared: &Arc<Shared>, q: &Query) -> Reply {
-    let list: Vec<Value> = shared.state().store.metrics(q).iter().map(metric_json).collect();
+    let list: Vec<Value> = shared
+        .state()
+        .store
+        .metrics(q)
+        .iter()
+        .map(metric_json)
+        .collect();
     json_reply(StatusCode::OK, &Value::Array(list))
 }
 
@@ -229,7 +250,11 @@ fn tasks(shared: &Arc<Shared>) -> Reply {
 }
 
 fn status(shared: &Arc<Shared>) -> Reply {
-    let endpoint = shared.endpoint_stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let endpoint = shared
+        .endpoint_stats
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
     let state = shared.state();
     let up = state
         .registry
@@ -269,18 +294,27 @@ async fn post_task(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            return if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body exceeds the limit of {MAX_BODY} bytes"),
                 )
             } else {
-                error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                )
             };
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return error(StatusCode::BAD_REQUEST, "the request body is not UTF-8 text");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not UTF-8 text",
+        );
     };
     // `nms send-task` posts an upload (the file's text, its folder and its rule files); a bare
     // task file posted with curl is accepted too, rule files then resolved on the server.

@@ -90,8 +90,12 @@ pub struct Bound {
 
 /// Runs the server until the process ends.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.data_dir)
-        .with_context(|| format!("cannot create data directory {}", options.data_dir.display()))?;
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            options.data_dir.display()
+        )
+    })?;
     let store = Store::open(&options.data_dir)?;
     let registry = Registry::open(&options.data_dir)?;
     let mut dispatch = Dispatch::open(&options.data_dir)?;
@@ -101,21 +105,34 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         for (task, rules) in tasks {
             let id = task.task_id.clone();
             let number = dispatch.install(task, rules, &path.display().to_string())?;
-            log::event(Level::Info, "TASK", format_args!("loaded {id} (#{number}) from {}", path.display()));
+            log::event(
+                Level::Info,
+                "TASK",
+                format_args!("loaded {id} (#{number}) from {}", path.display()),
+            );
         }
     }
     for (path, upload) in dispatch.persisted_uploads() {
-        match upload.map_err(anyhow::Error::msg).and_then(|u| {
-            Dispatch::read_upload(&u).map_err(anyhow::Error::from)
-        }) {
+        match upload
+            .map_err(anyhow::Error::msg)
+            .and_then(|u| Dispatch::read_upload(&u).map_err(anyhow::Error::from))
+        {
             Ok(tasks) => {
                 for (task, rules) in tasks {
                     let id = task.task_id.clone();
                     let number = dispatch.install(task, rules, "HTTP API")?;
-                    log::event(Level::Info, "TASK", format_args!("restored {id} (#{number}) posted earlier"));
+                    log::event(
+                        Level::Info,
+                        "TASK",
+                        format_args!("restored {id} (#{number}) posted earlier"),
+                    );
                 }
             }
-            Err(e) => log::event(Level::Warn, "TASK", format_args!("{}: not restored: {e:#}", path.display())),
+            Err(e) => log::event(
+                Level::Warn,
+                "TASK",
+                format_args!("{}: not restored: {e:#}", path.display()),
+            ),
         }
     }
 
@@ -183,18 +200,33 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         );
     }
 
-    smol::spawn(driver::run(socket, endpoint, command_rx, event_tx, socket_stats)).detach();
+    smol::spawn(driver::run(
+        socket,
+        endpoint,
+        command_rx,
+        event_tx,
+        socket_stats,
+    ))
+    .detach();
     {
         let shared = shared.clone();
         let keys = options.keys.clone();
         smol::spawn(async move {
-            crate::alertflow::server::serve(alert_listener, Arc::new(AlertIngest(shared.clone())), move |agent_id| {
-                let state = shared.state();
-                let name = state.registry.get(agent_id).map(|r| r.name.clone());
-                drop(state);
+            let lookup_shared = shared.clone();
+            let lookup: crate::alertflow::KeyLookup = Arc::new(move |agent_id| {
+                let name = lookup_shared
+                    .state()
+                    .registry
+                    .get(agent_id)
+                    .map(|r| r.name.clone());
                 name.and_then(|n| keys.for_agent(&n).cloned())
                     .or_else(|| keys.default.clone())
-            })
+            });
+            crate::alertflow::server::AlertServer::new(
+                Arc::new(AlertIngest(shared.clone())),
+                lookup,
+            )
+            .run(alert_listener, futures_lite::future::pending::<()>())
             .await
         })
         .detach();
@@ -212,7 +244,11 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         };
         smol::spawn(async move {
             if let Err(e) = crate::agent::run(agent).await {
-                log::event(Level::Bad, "AGENT", format_args!("the local agent stopped: {e:#}"));
+                log::event(
+                    Level::Bad,
+                    "AGENT",
+                    format_args!("the local agent stopped: {e:#}"),
+                );
             }
         })
         .detach();
@@ -250,7 +286,10 @@ async fn stats_refresh(shared: Arc<Shared>) {
             let _ = tx.try_send(ep.stats().clone());
         });
         if let Ok(stats) = rx.recv().await {
-            *shared.endpoint_stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+            *shared
+                .endpoint_stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = stats;
         }
         async_io::Timer::after(Duration::from_secs(1)).await;
     }
@@ -272,7 +311,11 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                 ) {
                     Ok(id) => id,
                     Err(e) => {
-                        log::event(Level::Bad, "REGISTER", format_args!("{} from {from} refused: {e}", registration.name));
+                        log::event(
+                            Level::Bad,
+                            "REGISTER",
+                            format_args!("{} from {from} refused: {e}", registration.name),
+                        );
                         continue;
                     }
                 };
@@ -285,7 +328,9 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                     server_time_ms: now_ms,
                 };
                 let registration_copy = registration.clone();
-                shared.command(move |ep, now| ep.accept_registration(now, from, id, &registration_copy, reply));
+                shared.command(move |ep, now| {
+                    ep.accept_registration(now, from, id, &registration_copy, reply)
+                });
                 log::event(
                     Level::Good,
                     "REGISTER",
@@ -294,7 +339,9 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                 mark_heard(&mut state, id, now_ms);
                 dispatch_agent(shared, &mut state, &registration.name);
             }
-            ServerEvent::Message { agent_id, message, .. } => {
+            ServerEvent::Message {
+                agent_id, message, ..
+            } => {
                 mark_heard(&mut state, agent_id, now_ms);
                 let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
                     continue;
@@ -305,15 +352,30 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                             log::event(
                                 Level::Warn,
                                 "METRICS",
-                                format_args!("{name}: report for unknown task #{} dropped", report.task_number),
+                                format_args!(
+                                    "{name}: report for unknown task #{} dropped",
+                                    report.task_number
+                                ),
                             );
                             continue;
                         };
                         let task_id = task.task.task_id.clone();
                         let (ping, iperf) = state.dispatch.targets(report.task_number, &name);
-                        let has_ping = report.samples.iter().any(|s| matches!(s, crate::wire::Sample::Ping { .. }));
-                        let has_iperf = report.samples.iter().any(|s| matches!(s, crate::wire::Sample::Iperf { .. }));
-                        let target = if has_ping { ping } else if has_iperf { iperf } else { None };
+                        let has_ping = report
+                            .samples
+                            .iter()
+                            .any(|s| matches!(s, crate::wire::Sample::Ping { .. }));
+                        let has_iperf = report
+                            .samples
+                            .iter()
+                            .any(|s| matches!(s, crate::wire::Sample::Iperf { .. }));
+                        let target = if has_ping {
+                            ping
+                        } else if has_iperf {
+                            iperf
+                        } else {
+                            None
+                        };
                         records.push(MetricRecord::from_report(&name, &task_id, target, &report));
                     }
                     Message::Heartbeat(_) => {}
@@ -331,14 +393,32 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                 format_args!("message {id} to agent {agent_id} dropped from a full queue"),
             ),
             ServerEvent::PeerLost { agent_id } => {
-                let name = state.registry.get(agent_id).map_or(String::from("?"), |r| r.name.clone());
-                log::event(Level::Warn, "SILENT", format_args!("{name} (agent {agent_id}) stopped acknowledging"));
+                let name = state
+                    .registry
+                    .get(agent_id)
+                    .map_or(String::from("?"), |r| r.name.clone());
+                log::event(
+                    Level::Warn,
+                    "SILENT",
+                    format_args!("{name} (agent {agent_id}) stopped acknowledging"),
+                );
             }
             ServerEvent::PeerRecovered { agent_id } => {
-                let name = state.registry.get(agent_id).map_or(String::from("?"), |r| r.name.clone());
-                log::event(Level::Good, "ANSWERS", format_args!("{name} (agent {agent_id}) acknowledges again"));
+                let name = state
+                    .registry
+                    .get(agent_id)
+                    .map_or(String::from("?"), |r| r.name.clone());
+                log::event(
+                    Level::Good,
+                    "ANSWERS",
+                    format_args!("{name} (agent {agent_id}) acknowledges again"),
+                );
             }
-            ServerEvent::Malformed { from, agent_id, reason } => log::event(
+            ServerEvent::Malformed {
+                from,
+                agent_id,
+                reason,
+            } => log::event(
                 Level::Warn,
                 "MALFORMED",
                 format_args!("from {from} (agent {agent_id}): {reason}"),
@@ -347,13 +427,21 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
     }
     if shared.options.verbose {
         for r in &records {
-            log::event(Level::Info, "METRICS", format_args!("{} {} {}", r.agent, r.task, summarize(r)));
+            log::event(
+                Level::Info,
+                "METRICS",
+                format_args!("{} {} {}", r.agent, r.task, summarize(r)),
+            );
         }
     }
     if !records.is_empty() {
         let count = records.len();
         if let Err(e) = state.store.store_metrics(records) {
-            log::event(Level::Bad, "STORE", format_args!("{count} metrics report(s) not stored: {e}"));
+            log::event(
+                Level::Bad,
+                "STORE",
+                format_args!("{count} metrics report(s) not stored: {e}"),
+            );
         }
     }
 }
@@ -381,7 +469,10 @@ pub fn summarize(r: &MetricRecord) -> String {
         parts.push(format!("bandwidth {:.1} Mbit/s", x / 1e6));
     }
     for (name, rates) in &r.interfaces {
-        parts.push(format!("{name} {:.0} pkt/s {:.0} B/s {:.0} err/s", rates.packets_per_sec, rates.bytes_per_sec, rates.errors_per_sec));
+        parts.push(format!(
+            "{name} {:.0} pkt/s {:.0} B/s {:.0} err/s",
+            rates.packets_per_sec, rates.bytes_per_sec, rates.errors_per_sec
+        ));
     }
     if let Some(t) = &r.target {
         parts.push(format!("-> {t}"));
@@ -403,14 +494,31 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
     let name = record.name.clone();
     if was_alerted {
         log::event(Level::Good, "UP", format_args!("{name} is back"));
-        let alert = server_alert(&name, AlertType::AgentUp, Severity::Info, 0.0, 0.0, format!("agent {name} is reporting again"));
-        if let Err(e) = state.store.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
+        let alert = server_alert(
+            &name,
+            AlertType::AgentUp,
+            Severity::Info,
+            0.0,
+            0.0,
+            format!("agent {name} is reporting again"),
+        );
+        if let Err(e) = state
+            .store
+            .store_alert(AlertRecord::from_alert(&alert, now_ms))
+        {
             log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
         }
     }
 }
 
-fn server_alert(agent: &str, kind: AlertType, severity: Severity, value: f64, threshold: f64, message: String) -> Alert {
+fn server_alert(
+    agent: &str,
+    kind: AlertType,
+    severity: Severity,
+    value: f64,
+    threshold: f64,
+    message: String,
+) -> Alert {
     let mut id = [0u8; 8];
     let _ = getrandom::fill(&mut id);
     Alert {
@@ -446,14 +554,22 @@ async fn liveness(shared: Arc<Shared>) {
                     record.status = Status::Down;
                     newly_down.push((record.id, record.name.clone(), now_ms - record.last_seen_ms));
                 }
-                Status::Down => newly_down.push((record.id, record.name.clone(), now_ms.saturating_sub(record.last_seen_ms))),
+                Status::Down => newly_down.push((
+                    record.id,
+                    record.name.clone(),
+                    now_ms.saturating_sub(record.last_seen_ms),
+                )),
             }
         }
         for (id, name, silent_ms) in newly_down {
             if !state.down_alerted.insert(id) {
                 continue;
             }
-            log::event(Level::Bad, "DOWN", format_args!("{name} silent for {:.1} s", silent_ms as f64 / 1000.0));
+            log::event(
+                Level::Bad,
+                "DOWN",
+                format_args!("{name} silent for {:.1} s", silent_ms as f64 / 1000.0),
+            );
             let alert = server_alert(
                 &name,
                 AlertType::AgentDown,
@@ -462,7 +578,10 @@ async fn liveness(shared: Arc<Shared>) {
                 limit_ms as f64 / 1000.0,
                 format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
             );
-            if let Err(e) = state.store.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
+            if let Err(e) = state
+                .store
+                .store_alert(AlertRecord::from_alert(&alert, now_ms))
+            {
                 log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
             }
         }
@@ -482,10 +601,20 @@ pub struct DeviceOutcome {
 }
 
 /// Sends one device its assignment of one task, if its agent is registered.
-fn dispatch_device(shared: &Arc<Shared>, state: &mut State, loaded: &LoadedTask, device: &str) -> DeviceOutcome {
+fn dispatch_device(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    loaded: &LoadedTask,
+    device: &str,
+) -> DeviceOutcome {
     let agent = state.registry.by_name(device).map(|r| (r.id, r.status));
     let registry = &state.registry;
-    let resolve = |d: &str| registry.by_name(d).and_then(|r| r.address).map(|a| a.ip().to_string());
+    let resolve = |d: &str| {
+        registry
+            .by_name(d)
+            .and_then(|r| r.address)
+            .map(|a| a.ip().to_string())
+    };
     let Some(result) = state.dispatch.assignment(loaded, device, resolve) else {
         return DeviceOutcome {
             device: device.to_string(),
@@ -526,13 +655,22 @@ fn dispatch_device(shared: &Arc<Shared>, state: &mut State, loaded: &LoadedTask,
     let message = Message::Task(assignment);
     shared.command(move |ep, now| {
         if let Err(e) = ep.send(now, agent_id, &message) {
-            log::event(Level::Warn, "TASK", format_args!("not sent to agent {agent_id}: {e}"));
+            log::event(
+                Level::Warn,
+                "TASK",
+                format_args!("not sent to agent {agent_id}: {e}"),
+            );
         }
     });
     log::event(
         Level::Info,
         "TASK",
-        format_args!("{} (#{}) sent to {device}: {}", loaded.task.task_id, loaded.number, items.join(", ")),
+        format_args!(
+            "{} (#{}) sent to {device}: {}",
+            loaded.task.task_id,
+            loaded.number,
+            items.join(", ")
+        ),
     );
     DeviceOutcome {
         device: device.to_string(),
@@ -555,10 +693,22 @@ fn dispatch_agent(shared: &Arc<Shared>, state: &mut State, name: &str) {
     for loaded in tasks {
         let outcome = dispatch_device(shared, state, &loaded, name);
         if outcome.status == "blocked" {
-            log::event(Level::Warn, "TASK", format_args!("{} for {name} waits: {}", loaded.task.task_id, outcome.reason.unwrap_or_default()));
+            log::event(
+                Level::Warn,
+                "TASK",
+                format_args!(
+                    "{} for {name} waits: {}",
+                    loaded.task.task_id,
+                    outcome.reason.unwrap_or_default()
+                ),
+            );
         }
         for client in Dispatch::iperf_clients_of(&loaded, name) {
-            if state.registry.by_name(&client).is_some_and(|r| r.status == Status::Up) {
+            if state
+                .registry
+                .by_name(&client)
+                .is_some_and(|r| r.status == Status::Up)
+            {
                 dispatch_device(shared, state, &loaded, &client);
             }
         }
@@ -576,7 +726,10 @@ pub struct TaskOutcome {
 }
 
 /// Validates and installs an uploaded task file, dispatches it, and keeps it for restarts.
-pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<TaskOutcome>, dispatch::LoadError> {
+pub fn install_upload(
+    shared: &Arc<Shared>,
+    upload: &TaskUpload,
+) -> Result<Vec<TaskOutcome>, dispatch::LoadError> {
     let tasks = Dispatch::read_upload(upload)?;
     let mut state = shared.state();
     let mut outcomes = Vec::new();
@@ -587,7 +740,12 @@ pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<T
         let Some(loaded) = state.dispatch.by_number(number).cloned() else {
             continue;
         };
-        let devices: Vec<String> = loaded.task.devices.iter().map(|d| d.device_id.clone()).collect();
+        let devices: Vec<String> = loaded
+            .task
+            .devices
+            .iter()
+            .map(|d| d.device_id.clone())
+            .collect();
         let mut outcome = TaskOutcome {
             task_id: loaded.task.task_id.clone(),
             number,
@@ -595,7 +753,9 @@ pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<T
             cancelled: Vec::new(),
         };
         for device in &devices {
-            outcome.devices.push(dispatch_device(shared, &mut state, &loaded, device));
+            outcome
+                .devices
+                .push(dispatch_device(shared, &mut state, &loaded, device));
         }
         // Agents that ran this task and are not named any more stop running it.
         let stale: Vec<String> = state
@@ -610,7 +770,9 @@ pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<T
                 numbers.remove(&number);
             }
             if let Some(agent_id) = state.registry.by_name(&name).map(|r| r.id) {
-                let message = Message::Cancel(Cancel { task_number: number });
+                let message = Message::Cancel(Cancel {
+                    task_number: number,
+                });
                 shared.command(move |ep, now| {
                     let _ = ep.send(now, agent_id, &message);
                 });
@@ -627,7 +789,12 @@ pub fn install_upload(shared: &Arc<Shared>, upload: &TaskUpload) -> Result<Vec<T
 pub fn describe_item(item: &crate::wire::WorkItem) -> String {
     use crate::wire::WorkItem;
     match item {
-        WorkItem::MetricsGathering { cpu, ram, interfaces, frequency_s } => {
+        WorkItem::MetricsGathering {
+            cpu,
+            ram,
+            interfaces,
+            frequency_s,
+        } => {
             let mut parts = Vec::new();
             if *cpu {
                 parts.push("cpu".to_string());
@@ -640,13 +807,27 @@ pub fn describe_item(item: &crate::wire::WorkItem) -> String {
             }
             format!("{} every {frequency_s}s", parts.join("+"))
         }
-        WorkItem::Ping { destination, packet_count, frequency_s } => {
+        WorkItem::Ping {
+            destination,
+            packet_count,
+            frequency_s,
+        } => {
             format!("ping {destination} x{packet_count} every {frequency_s}s")
         }
-        WorkItem::IperfClient { server_address, duration_s, transport, frequency_s, .. } => {
-            format!("iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s")
+        WorkItem::IperfClient {
+            server_address,
+            duration_s,
+            transport,
+            frequency_s,
+            ..
+        } => {
+            format!(
+                "iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s"
+            )
         }
-        WorkItem::IperfServer { port, frequency_s, .. } => {
+        WorkItem::IperfServer {
+            port, frequency_s, ..
+        } => {
             format!("iperf3 server on port {port} every {frequency_s}s")
         }
     }
@@ -661,13 +842,18 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
         _agent_id: u32,
         peer: SocketAddr,
         alert: Alert,
-    ) -> Result<crate::alertflow::server::StoreOutcome, String> {
+    ) -> Result<crate::alertflow::server::StoreOutcome, Box<dyn std::error::Error + Send + Sync>>
+    {
         let mut state = self.0.state();
         let record = AlertRecord::from_alert(&alert, log::now_ms());
         match state.store.store_alert(record) {
             Ok(crate::store::Stored::New) => {
                 log::event(
-                    if alert.severity == Severity::Critical { Level::Bad } else { Level::Warn },
+                    if alert.severity == Severity::Critical {
+                        Level::Bad
+                    } else {
+                        Level::Warn
+                    },
                     "ALERT",
                     format_args!(
                         "{} {} {}: {} (value {}, threshold {}, rule {}) from {peer}",
@@ -682,8 +868,10 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
                 );
                 Ok(crate::alertflow::server::StoreOutcome::Stored)
             }
-            Ok(crate::store::Stored::Duplicate) => Ok(crate::alertflow::server::StoreOutcome::Duplicate),
-            Err(e) => Err(e.to_string()),
+            Ok(crate::store::Stored::Duplicate) => {
+                Ok(crate::alertflow::server::StoreOutcome::Duplicate)
+            }
+            Err(e) => Err(Box::new(e)),
         }
     }
 }

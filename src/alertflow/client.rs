@@ -1,0 +1,522 @@
+//! The agent's side of AlertFlow: spool every alert, keep a connection to the server, resend
+//! until acknowledged.
+//!
+//! [`AlertClient`] is one task that owns the TCP connection; [`AlertSender`] is the cloneable
+//! handle the rest of the agent uses. [`AlertSender::raise`] writes the alert to the
+//! [`AlertSpool`] and returns once it is durable, then tells the task to send it. The task learns
+//! where to send from [`AlertSender::set_destination`] (the agent learns the server's AlertFlow
+//! address and its own agent id when it registers over NetTask, and again if it re-registers).
+//!
+//! After each (re)connection the task sends every spooled alert, oldest first, at most
+//! [`AlertClientConfig::window`] of them unacknowledged at a time (so neither side can block
+//! the other on full socket buffers), and deletes each alert from the spool when its ALERT_ACK
+//! arrives. A refused connection, a reset, a frame cut in half, a malformed reply or a server
+//! that stops acknowledging ([`AlertClientConfig::ack_timeout`]) only ends the connection: the
+//! task waits (100 ms, doubling up to 5 s by default) and connects again. It never gives up and
+//! never panics; alerts wait in the spool meanwhile.
+
+use super::connection::Connection;
+use super::spool::{AlertSpool, DEFAULT_MAX_ALERTS, Pushed, SpoolError};
+use crate::wire::{Alert, Frame, FrameBody, Key};
+use async_io::Timer;
+use async_net::TcpStream;
+use event_listener::Event;
+use futures_lite::FutureExt;
+use serde::Serialize;
+use smol::channel::{Receiver, Sender};
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings of an [`AlertClient`]. [`AlertClientConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct AlertClientConfig {
+    /// Directory of the spool (created if missing).
+    pub spool_dir: PathBuf,
+    /// Most alerts kept pending; past it the oldest is dropped.
+    pub max_spooled: usize,
+    /// Pre-shared key: frames carry an HMAC tag with it, and acknowledgements must too.
+    pub key: Option<Key>,
+    /// Longest wait for a TCP connection to be accepted.
+    pub connect_timeout: Duration,
+    /// Longest wait for an acknowledgement while alerts are unacknowledged; past it the
+    /// connection is dropped and made again, and the alerts are resent.
+    pub ack_timeout: Duration,
+    /// Wait before the first reconnection; it doubles after each failure, up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Most alerts sent and not yet acknowledged on one connection.
+    pub window: usize,
+}
+
+impl AlertClientConfig {
+    pub fn new(spool_dir: impl Into<PathBuf>) -> AlertClientConfig {
+        AlertClientConfig {
+            spool_dir: spool_dir.into(),
+            max_spooled: DEFAULT_MAX_ALERTS,
+            key: None,
+            connect_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            window: 64,
+        }
+    }
+}
+
+/// Where alerts go: the server's AlertFlow address and the id the server gave this agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub server: SocketAddr,
+    pub agent_id: u32,
+}
+
+/// A snapshot of the client's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AlertCounts {
+    /// ALERT frames written (resends included).
+    pub sent: u64,
+    /// Alerts acknowledged by the server and deleted from the spool.
+    pub acknowledged: u64,
+    /// Alerts in the spool, waiting for an acknowledgement.
+    pub pending: u64,
+    /// Alerts dropped because the spool was full.
+    pub dropped: u64,
+    /// Connections made to the server.
+    pub connections: u64,
+    /// Connection attempts that failed and connections that ended in an error.
+    pub connection_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    acknowledged: AtomicU64,
+    pending: AtomicU64,
+    dropped: AtomicU64,
+    connections: AtomicU64,
+    connection_failures: AtomicU64,
+}
+
+/// State shared by the senders and the task.
+#[derive(Debug)]
+struct Shared {
+    spool: Mutex<AlertSpool>,
+    counters: Counters,
+    /// Notified whenever a counter changes.
+    changed: Event,
+}
+
+impl Shared {
+    /// Runs `f` on the spool and refreshes the counters that mirror it. Blocks on file I/O:
+    /// call it through [`Shared::spool_io`] from async code.
+    fn with_spool<T>(&self, f: impl FnOnce(&mut AlertSpool) -> T) -> T {
+        let mut spool = self
+            .spool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out = f(&mut spool);
+        self.counters
+            .pending
+            .store(spool.len() as u64, Ordering::Relaxed);
+        self.counters
+            .dropped
+            .store(spool.dropped(), Ordering::Relaxed);
+        drop(spool);
+        self.changed.notify(usize::MAX);
+        out
+    }
+
+    /// [`Shared::with_spool`] on a blocking-I/O thread, so file syncs never stall the executor.
+    async fn spool_io<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut AlertSpool) -> T + Send + 'static,
+    ) -> T {
+        let shared = Arc::clone(self);
+        smol::unblock(move || shared.with_spool(f)).await
+    }
+
+    fn bump(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify(usize::MAX);
+    }
+
+    fn counts(&self) -> AlertCounts {
+        let c = &self.counters;
+        AlertCounts {
+            sent: c.sent.load(Ordering::Relaxed),
+            acknowledged: c.acknowledged.load(Ordering::Relaxed),
+            pending: c.pending.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            connections: c.connections.load(Ordering::Relaxed),
+            connection_failures: c.connection_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Command {
+    /// An alert was spooled; send it if connected.
+    Raised(u64),
+    Destination(Option<Destination>),
+}
+
+/// The handle the agent raises alerts with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AlertSender {
+    shared: Arc<Shared>,
+    commands: Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Raised(id) => write!(f, "Raised({id:016x})"),
+            Command::Destination(d) => write!(f, "Destination({d:?})"),
+        }
+    }
+}
+
+impl AlertSender {
+    /// Spools `alert` durably, then hands it to the task to send. When this returns `Ok`, the
+    /// alert will reach the server eventually, across connection losses and agent restarts,
+    /// unless the spool overflows (reported in [`Pushed::dropped`]). An alert the server could
+    /// never decode (see [`AlertSpool::push`]) is refused with an error.
+    pub async fn raise(&self, alert: Alert) -> Result<Pushed, SpoolError> {
+        let id = alert.alert_id;
+        let pushed = self
+            .shared
+            .spool_io(move |spool| spool.push(&alert))
+            .await?;
+        // The task may be gone (the client was dropped): the alert is spooled all the same and
+        // goes out with the next client that opens the spool.
+        let _ = self.commands.try_send(Command::Raised(id));
+        Ok(pushed)
+    }
+
+    /// Sets (or changes) where alerts go. A change drops the current connection and resends
+    /// every pending alert to the new destination.
+    pub fn set_destination(&self, destination: Destination) {
+        let _ = self
+            .commands
+            .try_send(Command::Destination(Some(destination)));
+    }
+
+    /// Stops sending (alerts keep being spooled) until a destination is set again.
+    pub fn clear_destination(&self) {
+        let _ = self.commands.try_send(Command::Destination(None));
+    }
+
+    pub fn counts(&self) -> AlertCounts {
+        self.shared.counts()
+    }
+
+    /// Waits until `condition` holds for the counters, and returns them.
+    pub async fn wait_until(&self, condition: impl Fn(&AlertCounts) -> bool) -> AlertCounts {
+        loop {
+            let listener = self.shared.changed.listen();
+            let counts = self.shared.counts();
+            if condition(&counts) {
+                return counts;
+            }
+            listener.await;
+        }
+    }
+
+    /// Waits until no alert is pending: every raised alert was acknowledged (or dropped).
+    pub async fn wait_until_delivered(&self) -> AlertCounts {
+        self.wait_until(|c| c.pending == 0).await
+    }
+}
+
+/// The task that delivers spooled alerts. See the module documentation.
+#[derive(Debug)]
+pub struct AlertClient {
+    shared: Arc<Shared>,
+    config: AlertClientConfig,
+    commands: Receiver<Command>,
+    /// Kept only to make senders before `run`; dropped when it starts, so that `run` ends once
+    /// every [`AlertSender`] is gone.
+    sender: Option<Sender<Command>>,
+    destination: Option<Destination>,
+}
+
+/// How one connection ended.
+enum SessionEnd {
+    /// Every sender is gone.
+    Stop,
+    /// Connect again; `progressed` when the server acknowledged something, which resets the
+    /// backoff.
+    Reconnect { progressed: bool },
+}
+
+enum Wake {
+    Frame(Result<Option<Frame>, super::ConnectionError>),
+    Command(Option<Command>),
+    AckTimeout,
+}
+
+impl AlertClient {
+    /// Opens the spool. Nothing is sent until [`AlertClient::run`] runs and a destination is set.
+    pub fn open(config: AlertClientConfig) -> Result<AlertClient, SpoolError> {
+        let spool = AlertSpool::open(&config.spool_dir, config.max_spooled)?;
+        let shared = Arc::new(Shared {
+            spool: Mutex::new(spool),
+            counters: Counters::default(),
+            changed: Event::new(),
+        });
+        shared.with_spool(|_| ());
+        let (tx, rx) = smol::channel::unbounded();
+        Ok(AlertClient {
+            shared,
+            config,
+            commands: rx,
+            sender: Some(tx),
+            destination: None,
+        })
+    }
+
+    /// Opens the spool and runs the task on smol's global executor. Cancelling (or dropping)
+    /// the returned task stops delivery; spooled alerts stay on disk for the next client.
+    pub fn spawn(config: AlertClientConfig) -> Result<(AlertSender, smol::Task<()>), SpoolError> {
+        let client = AlertClient::open(config)?;
+        let sender = client.sender();
+        Ok((sender, smol::spawn(client.run())))
+    }
+
+    /// A handle to raise alerts with.
+    pub fn sender(&self) -> AlertSender {
+        AlertSender {
+            shared: Arc::clone(&self.shared),
+            commands: self
+                .sender
+                .clone()
+                .unwrap_or_else(|| smol::channel::unbounded().0),
+        }
+    }
+
+    /// Delivers alerts until every [`AlertSender`] has been dropped.
+    pub async fn run(mut self) {
+        self.sender = None;
+        let mut backoff = self.config.min_backoff;
+        loop {
+            while let Ok(command) = self.commands.try_recv() {
+                self.apply(command);
+            }
+            let Some(destination) = self.destination else {
+                match self.commands.recv().await {
+                    Ok(command) => self.apply(command),
+                    Err(_) => return,
+                }
+                continue;
+            };
+            let started = Instant::now();
+            let progressed = match self.connect(destination.server).await {
+                Ok(stream) => {
+                    self.shared.bump(&self.shared.counters.connections);
+                    match self.session(stream, destination).await {
+                        SessionEnd::Stop => return,
+                        SessionEnd::Reconnect { progressed } => progressed,
+                    }
+                }
+                Err(e) => {
+                    let failures = self
+                        .shared
+                        .counters
+                        .connection_failures
+                        .load(Ordering::Relaxed);
+                    self.shared.bump(&self.shared.counters.connection_failures);
+                    if failures.is_power_of_two() || failures == 0 {
+                        eprintln!(
+                            "nms: alertflow: cannot connect to {} ({e}); alerts stay spooled and \
+                             will be sent when it answers ({} failure(s) so far)",
+                            destination.server,
+                            failures + 1
+                        );
+                    }
+                    false
+                }
+            };
+            if progressed || started.elapsed() >= self.config.max_backoff {
+                backoff = self.config.min_backoff;
+            }
+            if !self.pause(backoff).await {
+                return;
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        if let Command::Destination(d) = command {
+            self.destination = d;
+        }
+        // `Raised` needs nothing while disconnected: the alert is in the spool, and every
+        // connection starts by sending the whole spool.
+    }
+
+    /// Waits `delay` before reconnecting; a new destination cuts the wait short. Returns false
+    /// when every sender is gone.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            let command = async { Some(self.commands.recv().await.ok()) }
+                .or(async {
+                    Timer::at(deadline).await;
+                    None
+                })
+                .await;
+            match command {
+                None => return true,
+                Some(None) => return false,
+                Some(Some(Command::Raised(_))) => {}
+                Some(Some(Command::Destination(d))) => {
+                    let changed = d != self.destination;
+                    self.destination = d;
+                    if changed {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, server: SocketAddr) -> std::io::Result<TcpStream> {
+        let timeout = self.config.connect_timeout;
+        let stream = TcpStream::connect(server)
+            .or(async {
+                Timer::after(timeout).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {timeout:?}"),
+                ))
+            })
+            .await?;
+        let _ = stream.set_nodelay(true);
+        super::set_keepalive(&stream);
+        Ok(stream)
+    }
+
+    async fn session(&mut self, stream: TcpStream, destination: Destination) -> SessionEnd {
+        let server = destination.server;
+        let mut conn = Connection::new(stream);
+        let key = self.config.key.clone();
+        let window = self.config.window.max(1);
+        let mut queue: VecDeque<u64> = self.shared.with_spool(|s| s.pending_ids()).into();
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        let mut waiting_since = Instant::now();
+        let mut progressed = false;
+        let fail = |shared: &Shared, why: String| {
+            shared.bump(&shared.counters.connection_failures);
+            eprintln!("nms: alertflow: connection to {server} lost ({why}); reconnecting");
+        };
+        loop {
+            while in_flight.len() < window {
+                let Some(id) = queue.pop_front() else { break };
+                if in_flight.contains(&id) {
+                    continue;
+                }
+                let alert = match self.shared.spool_io(move |s| s.load(id)).await {
+                    Ok(Some(alert)) => alert,
+                    // Acknowledged (or dropped) meanwhile.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        eprintln!("nms: alertflow: {e}; alert {id:016x} is retried later");
+                        continue;
+                    }
+                };
+                let frame = Frame {
+                    keyed: key.is_some(),
+                    agent_id: destination.agent_id,
+                    body: FrameBody::Alert(alert),
+                };
+                if let Err(e) = conn.write_frame(&frame, key.as_ref()).await {
+                    fail(&self.shared, e.to_string());
+                    return SessionEnd::Reconnect { progressed };
+                }
+                if in_flight.is_empty() {
+                    waiting_since = Instant::now();
+                }
+                in_flight.insert(id);
+                self.shared.bump(&self.shared.counters.sent);
+            }
+            let ack_deadline =
+                (!in_flight.is_empty()).then(|| waiting_since + self.config.ack_timeout);
+            let wake = async { Wake::Frame(conn.read_frame(|_| key.clone()).await) }
+                .or(async { Wake::Command(self.commands.recv().await.ok()) })
+                .or(async {
+                    match ack_deadline {
+                        Some(t) => Timer::at(t).await,
+                        None => Timer::never().await,
+                    };
+                    Wake::AckTimeout
+                })
+                .await;
+            match wake {
+                Wake::Frame(Ok(Some(Frame {
+                    body: FrameBody::AlertAck { alert_id },
+                    ..
+                }))) => {
+                    in_flight.remove(&alert_id);
+                    waiting_since = Instant::now();
+                    progressed = true;
+                    // Counted inside the spool update, so that whoever sees `pending` drop
+                    // also sees `acknowledged` rise.
+                    let shared = Arc::clone(&self.shared);
+                    let removed = self.shared.spool_io(move |s| {
+                        let removed = s.remove(alert_id);
+                        if let Ok(true) = removed {
+                            shared.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+                        }
+                        removed
+                    });
+                    match removed.await {
+                        // `Ok(false)`: a second acknowledgement of a resent alert.
+                        Ok(_) => {}
+                        Err(e) => eprintln!(
+                            "nms: alertflow: alert {alert_id:016x} was acknowledged but {e}"
+                        ),
+                    }
+                }
+                Wake::Frame(Ok(Some(Frame {
+                    body: FrameBody::Alert(_),
+                    ..
+                }))) => {
+                    fail(&self.shared, "the server sent an ALERT frame".into());
+                    return SessionEnd::Reconnect { progressed };
+                }
+                Wake::Frame(Ok(None)) => {
+                    if !in_flight.is_empty() {
+                        fail(&self.shared, "the server closed the connection".into());
+                    }
+                    return SessionEnd::Reconnect { progressed };
+                }
+                Wake::Frame(Err(e)) => {
+                    fail(&self.shared, e.to_string());
+                    return SessionEnd::Reconnect { progressed };
+                }
+                Wake::Command(None) => return SessionEnd::Stop,
+                Wake::Command(Some(Command::Raised(id))) => queue.push_back(id),
+                Wake::Command(Some(Command::Destination(d))) => {
+                    if d != Some(destination) {
+                        self.destination = d;
+                        return SessionEnd::Reconnect { progressed: true };
+                    }
+                }
+                Wake::AckTimeout => {
+                    fail(
+                        &self.shared,
+                        format!(
+                            "{} alert(s) unacknowledged for {:?}",
+                            in_flight.len(),
+                            self.config.ack_timeout
+                        ),
+                    );
+                    return SessionEnd::Reconnect { progressed };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! AlertFlow end to end over real TCP on 127.0.0.1: agents' alerts reach the server's handler
+//! exactly once across a down server, agent restarts, connections cut mid-frame, resends and
+//! wrong keys.
+
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use nms::alertflow::{
+    AlertClient, AlertClientConfig, AlertHandler, AlertSender, AlertServer, Connection,
+    ConnectionError, Destination, KeyLookup, ServerStats, StoreOutcome,
+};
+use nms::wire::{Alert, AlertType, Frame, FrameBody, Key, Severity};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Generous: only reached when something is broken.
+const PATIENCE: Duration = Duration::from_secs(30);
+const AGENT_ID: u32 = 42;
+
+/// An in-memory alert store that, like the real one, stores each alert id once.
+#[derive(Default)]
+struct MemoryStore {
+    stored: Mutex<HashMap<u64, Alert>>,
+    calls: Mutex<Vec<u64>>,
+    /// Fail this many `store` calls before succeeding.
+    failures_left: AtomicUsize,
+}
+
+impl MemoryStore {
+    fn failing(times: usize) -> MemoryStore {
+        MemoryStore {
+            failures_left: AtomicUsize::new(times),
+            ..MemoryStore::default()
+        }
+    }
+
+    fn stored_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.stored.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn calls_for(&self, id: u64) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&c| c == id)
+            .count()
+    }
+}
+
+impl AlertHandler for MemoryStore {
+    fn store(
+        &self,
+        agent_id: u32,
+        _peer: SocketAddr,
+        alert: Alert,
+    ) -> Result<StoreOutcome, Box<dyn std::error::Error + Send + Sync>> {
+        assert_eq!(agent_id, AGENT_ID);
+        self.calls.lock().unwrap().push(alert.alert_id);
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err("disk full".into());
+        }
+        let mut stored = self.stored.lock().unwrap();
+        if stored.contains_key(&alert.alert_id) {
+            return Ok(StoreOutcome::Duplicate);
+        }
+        stored.insert(alert.alert_id, alert);
+        Ok(StoreOutcome::Stored)
+    }
+}
+
+fn alert(id: u64) -> Alert {
+    Alert {
+        alert_id: id,
+        agent: "edge-1".into(),
+        task: "task-7".into(),
+        alert_type: AlertType::PacketLoss,
+        severity: Severity::Critical,
+        value: 12.5,
+        threshold: 5.0,
+        time_ms: 1_700_000_000_000 + id,
+        rule: "packet_loss".into(),
+        message: format!("packet loss above 5% (alert {id})"),
+    }
+}
+
+fn no_keys() -> KeyLookup {
+    Arc::new(|_| None)
+}
+
+fn key(byte: u8) -> Key {
+    Key::from_bytes(&[byte; 32]).unwrap()
+}
+
+/// A running server, stopped when dropped.
+struct Server {
+    addr: SocketAddr,
+    stats: ServerStats,
+    _stop: smol::channel::Sender<()>,
+    _task: smol::Task<()>,
+}
+
+fn start_server_on(listener: TcpListener, store: Arc<MemoryStore>, keys: KeyLookup) -> Server {
+    let addr = listener.local_addr().unwrap();
+    let server = AlertServer::new(store, keys);
+    let stats = server.stats();
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let task = smol::spawn(server.run(listener, async move {
+        let _ = stopped.recv().await;
+    }));
+    Server {
+        addr,
+        stats,
+        _stop: stop,
+        _task: task,
+    }
+}
+
+async fn start_server(store: Arc<MemoryStore>, keys: KeyLookup) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_server_on(listener, store, keys)
+}
+
+/// A loopback address nothing listens on (for now).
+async fn unused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn client_config(dir: &Path) -> AlertClientConfig {
+    let mut config = AlertClientConfig::new(dir);
+    config.min_backoff = Duration::from_millis(20);
+    config.max_backoff = Duration::from_millis(200);
+    config
+}
+
+fn destination(server: SocketAddr) -> Destination {
+    Destination {
+        server,
+        agent_id: AGENT_ID,
+    }
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    fut.or(async {
+        Timer::after(PATIENCE).await;
+        panic!("gave up waiting for {what}");
+    })
+    .await
+}
+
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    within(what, async {
+        while !condition() {
+            Timer::after(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+async fn raise_all(sender: &AlertSender, ids: &[u64]) {
+    for &id in ids {
+        sender.raise(alert(id)).await.unwrap();
+    }
+}
+
+#[test]
+fn alerts_raised_while_the_server_is_down_are_delivered_when_it_starts() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = unused_addr().await;
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        sender.set_destination(destination(addr));
+        raise_all(&sender, &[1, 2, 3]).await;
+        within(
+            "a failed connection attempt",
+            sender.wait_until(|c| c.connection_failures >= 2),
+        )
+        .await;
+        assert_eq!(sender.counts().pending, 3);
+        assert_eq!(sender.counts().acknowledged, 0);
+
+        let store = Arc::new(MemoryStore::default());
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let _server = start_server_on(listener, store.clone(), no_keys());
+        let counts = within("delivery", sender.wait_until_delivered()).await;
+        assert_eq!(counts.acknowledged, 3);
+        assert_eq!(store.stored_ids(), vec![1, 2, 3]);
+        assert_eq!(store.stored.lock().unwrap()[&2], alert(2));
+    });
+}
+
+#[test]
+fn a_restarted_agent_resends_what_was_not_acknowledged() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        // The first agent process stores alerts that the server fails to store: none acked.
+        let failing = Arc::new(MemoryStore::failing(usize::MAX));
+        let broken = start_server(failing.clone(), no_keys()).await;
+        let (sender, client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        sender.set_destination(destination(broken.addr));
+        raise_all(&sender, &[10, 11]).await;
+        until("both alerts to reach the failing store", || {
+            failing.calls_for(10) >= 1 && failing.calls_for(11) >= 1
+        })
+        .await;
+        assert_eq!(sender.counts().acknowledged, 0);
+        // The agent process ends.
+        client.cancel().await;
+        drop(sender);
+
+        let store = Arc::new(MemoryStore::default());
+        let server = start_server(store.clone(), no_keys()).await;
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        assert_eq!(sender.counts().pending, 2);
+        sender.set_destination(destination(server.addr));
+        within("delivery after restart", sender.wait_until_delivered()).await;
+        assert_eq!(store.stored_ids(), vec![10, 11]);
+        assert_eq!(failing.stored_ids(), Vec::<u64>::new());
+        assert!(broken.stats.counts().store_errors >= 2);
+    });
+}
+
+#[test]
+fn a_connection_reset_mid_frame_loses_nothing_and_doubles_nothing() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = fake.local_addr().unwrap();
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        sender.set_destination(destination(addr));
+        sender.raise(alert(77)).await.unwrap();
+
+        // A server that reads half of the frame and hangs up.
+        let whole = Frame {
+            keyed: false,
+            agent_id: AGENT_ID,
+            body: FrameBody::Alert(alert(77)),
+        }
+        .encode(None)
+        .len();
+        let (mut stream, _) = within("the agent to connect", fake.accept()).await.unwrap();
+        let mut half = vec![0u8; whole / 2];
+        within("half a frame", stream.read_exact(&mut half))
+            .await
+            .unwrap();
+        drop(stream);
+        drop(fake);
+        within(
+            "the agent to notice the reset",
+            sender.wait_until(|c| c.connection_failures >= 1),
+        )
+        .await;
+        assert_eq!(sender.counts().pending, 1);
+
+        let store = Arc::new(MemoryStore::default());
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let server = start_server_on(listener, store.clone(), no_keys());
+        within("delivery", sender.wait_until_delivered()).await;
+        assert_eq!(store.stored_ids(), vec![77]);
+        assert_eq!(server.stats.counts().alerts_stored, 1);
+        assert_eq!(sender.counts().acknowledged, 1);
+    });
+}
+
+#[test]
+fn the_same_alert_sent_twice_is_stored_once_and_acknowledged_twice() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let server = start_server(store.clone(), no_keys()).await;
+        let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
+        let frame = Frame {
+            keyed: false,
+            agent_id: AGENT_ID,
+            body: FrameBody::Alert(alert(5)),
+        };
+        for _ in 0..2 {
+            conn.write_frame(&frame, None).await.unwrap();
+            let ack = within("an ack", conn.read_frame(|_| None)).await.unwrap();
+            assert_eq!(
+                ack.map(|f| f.body),
+                Some(FrameBody::AlertAck { alert_id: 5 })
+            );
+        }
+        assert_eq!(store.calls_for(5), 2);
+        assert_eq!(store.stored_ids(), vec![5]);
+        let counts = server.stats.counts();
+        assert_eq!((counts.alerts_stored, counts.duplicates), (1, 1));
+    });
+}
+
+#[test]
+fn a_store_failure_is_not_acknowledged_and_the_alert_comes_again() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::failing(1));
+        let server = start_server(store.clone(), no_keys()).await;
+        let mut config = client_config(dir.path());
+        config.ack_timeout = Duration::from_millis(300);
+        let (sender, _client) = AlertClient::spawn(config).unwrap();
+        sender.set_destination(destination(server.addr));
+        sender.raise(alert(9)).await.unwrap();
+        within("delivery", sender.wait_until_delivered()).await;
+        assert!(store.calls_for(9) >= 2);
+        assert_eq!(store.stored_ids(), vec![9]);
+        assert_eq!(server.stats.counts().store_errors, 1);
+    });
+}
+
+#[test]
+fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let wrong_store = Arc::new(MemoryStore::default());
+        let wrong_keys: KeyLookup = Arc::new(|_| Some(key(0xbb)));
+        let wrong = start_server(wrong_store.clone(), wrong_keys).await;
+        let mut config = client_config(dir.path());
+        config.key = Some(key(0xaa));
+        let (sender, _client) = AlertClient::spawn(config).unwrap();
+        sender.set_destination(destination(wrong.addr));
+        sender.raise(alert(1)).await.unwrap();
+        until("the server to reject a frame", || {
+            wrong.stats.counts().malformed_frames >= 2
+        })
+        .await;
+        assert_eq!(wrong_store.calls_for(1), 0);
+        assert_eq!(sender.counts().pending, 1);
+
+        // The agent re-registers with a server that shares its key, at a new port.
+        let store = Arc::new(MemoryStore::default());
+        let right_keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let right = start_server(store.clone(), right_keys).await;
+        sender.set_destination(destination(right.addr));
+        within("delivery", sender.wait_until_delivered()).await;
+        assert_eq!(store.stored_ids(), vec![1]);
+        assert_eq!(wrong_store.stored_ids(), Vec::<u64>::new());
+    });
+}
+
+#[test]
+fn an_unkeyed_frame_is_rejected_where_a_key_is_configured() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let server = start_server(store.clone(), keys).await;
+        let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
+        let frame = Frame {
+            keyed: false,
+            agent_id: AGENT_ID,
+            body: FrameBody::Alert(alert(3)),
+        };
+        conn.write_frame(&frame, None).await.unwrap();
+        // The server hangs up without an acknowledgement.
+        let reply = within("the server to hang up", conn.read_frame(|_| None)).await;
+        assert!(!matches!(reply, Ok(Some(_))), "{reply:?}");
+        assert_eq!(store.calls_for(3), 0);
+        assert_eq!(server.stats.counts().malformed_frames, 1);
+    });
+}
+
+#[test]
+fn frames_written_one_byte_at_a_time_still_parse() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let server = start_server(store.clone(), no_keys()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut bytes = Vec::new();
+        for id in [21, 22] {
+            let frame = Frame {
+                keyed: false,
+                agent_id: AGENT_ID,
+                body: FrameBody::Alert(alert(id)),
+            };
+            bytes.extend(frame.encode(None));
+        }
+        for byte in &bytes {
+            stream.write_all(std::slice::from_ref(byte)).await.unwrap();
+            stream.flush().await.unwrap();
+        }
+        let mut conn = Connection::new(stream);
+        for id in [21, 22] {
+            let ack = within("an ack", conn.read_frame(|_| None)).await.unwrap();
+            assert_eq!(
+                ack.map(|f| f.body),
+                Some(FrameBody::AlertAck { alert_id: id })
+            );
+        }
+        assert_eq!(store.stored_ids(), vec![21, 22]);
+    });
+}
+
+#[test]
+fn end_of_stream_inside_a_frame_is_an_error_and_between_frames_a_clean_close() {
+    smol::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frame = Frame {
+            keyed: false,
+            agent_id: AGENT_ID,
+            body: FrameBody::Alert(alert(1)),
+        }
+        .encode(None);
+        for cut in [frame.len() - 1, frame.len(), 2 * frame.len()] {
+            let mut writer = TcpStream::connect(addr).await.unwrap();
+            let (reader, _) = listener.accept().await.unwrap();
+            let mut bytes = frame.clone();
+            bytes.extend_from_slice(&frame);
+            writer.write_all(&bytes[..cut]).await.unwrap();
+            drop(writer);
+            let mut conn = Connection::new(reader);
+            let mut frames = 0;
+            let end = within("the end of the stream", async {
+                loop {
+                    match conn.read_frame(|_| None).await {
+                        Ok(Some(_)) => frames += 1,
+                        Ok(None) => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+            .await;
+            assert_eq!(frames, cut / frame.len());
+            if cut % frame.len() == 0 {
+                assert!(end.is_ok(), "{end:?}");
+            } else {
+                assert!(
+                    matches!(end, Err(ConnectionError::TruncatedFrame { .. })),
+                    "{end:?}"
+                );
+            }
+        }
+    });
+}
