@@ -95,6 +95,14 @@ fn alert(id: u64) -> Alert {
     }
 }
 
+fn alert_frame(id: u64) -> Frame {
+    Frame {
+        keyed: false,
+        agent_id: AGENT_ID,
+        body: FrameBody::Alert(alert(id)),
+    }
+}
+
 fn no_keys() -> KeyLookup {
     Arc::new(|_| None)
 }
@@ -243,13 +251,7 @@ fn a_connection_reset_mid_frame_loses_nothing_and_doubles_nothing() {
         sender.raise(alert(77)).await.unwrap();
 
         // A server that reads half of the frame and hangs up.
-        let whole = Frame {
-            keyed: false,
-            agent_id: AGENT_ID,
-            body: FrameBody::Alert(alert(77)),
-        }
-        .encode(None)
-        .len();
+        let whole = alert_frame(77).encode(None).len();
         let (mut stream, _) = within("the agent to connect", fake.accept()).await.unwrap();
         let mut half = vec![0u8; whole / 2];
         within("half a frame", stream.read_exact(&mut half))
@@ -280,11 +282,7 @@ fn the_same_alert_sent_twice_is_stored_once_and_acknowledged_twice() {
         let store = Arc::new(MemoryStore::default());
         let server = start_server(store.clone(), no_keys()).await;
         let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
-        let frame = Frame {
-            keyed: false,
-            agent_id: AGENT_ID,
-            body: FrameBody::Alert(alert(5)),
-        };
+        let frame = alert_frame(5);
         for _ in 0..2 {
             conn.write_frame(&frame, None).await.unwrap();
             let ack = within("an ack", conn.read_frame(|_| None)).await.unwrap();
@@ -355,11 +353,7 @@ fn an_unkeyed_frame_is_rejected_where_a_key_is_configured() {
         let keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
         let server = start_server(store.clone(), keys).await;
         let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
-        let frame = Frame {
-            keyed: false,
-            agent_id: AGENT_ID,
-            body: FrameBody::Alert(alert(3)),
-        };
+        let frame = alert_frame(3);
         conn.write_frame(&frame, None).await.unwrap();
         // The server hangs up without an acknowledgement.
         let reply = within("the server to hang up", conn.read_frame(|_| None)).await;
@@ -378,11 +372,7 @@ fn frames_written_one_byte_at_a_time_still_parse() {
         stream.set_nodelay(true).unwrap();
         let mut bytes = Vec::new();
         for id in [21, 22] {
-            let frame = Frame {
-                keyed: false,
-                agent_id: AGENT_ID,
-                body: FrameBody::Alert(alert(id)),
-            };
+            let frame = alert_frame(id);
             bytes.extend(frame.encode(None));
         }
         for byte in &bytes {
@@ -406,12 +396,7 @@ fn end_of_stream_inside_a_frame_is_an_error_and_between_frames_a_clean_close() {
     smol::block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let frame = Frame {
-            keyed: false,
-            agent_id: AGENT_ID,
-            body: FrameBody::Alert(alert(1)),
-        }
-        .encode(None);
+        let frame = alert_frame(1).encode(None);
         for cut in [frame.len() - 1, frame.len(), 2 * frame.len()] {
             let mut writer = TcpStream::connect(addr).await.unwrap();
             let (reader, _) = listener.accept().await.unwrap();
@@ -441,5 +426,30 @@ fn end_of_stream_inside_a_frame_is_an_error_and_between_frames_a_clean_close() {
                 );
             }
         }
+    });
+}
+
+#[test]
+fn a_backlog_larger_than_the_window_is_delivered_once_each() {
+    smol::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<u64> = (1000..1300).collect();
+        {
+            // Spooled by an agent that never reached a server.
+            let (sender, client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+            raise_all(&sender, &ids).await;
+            client.cancel().await;
+        }
+        let store = Arc::new(MemoryStore::default());
+        let server = start_server(store.clone(), no_keys()).await;
+        let mut config = client_config(dir.path());
+        config.window = 16;
+        let (sender, _client) = AlertClient::spawn(config).unwrap();
+        assert_eq!(sender.counts().pending, ids.len() as u64);
+        sender.set_destination(destination(server.addr));
+        let counts = within("delivery", sender.wait_until_delivered()).await;
+        assert_eq!(counts.acknowledged, ids.len() as u64);
+        assert_eq!(store.stored_ids(), ids);
+        assert_eq!(server.stats.counts().duplicates, 0);
     });
 }

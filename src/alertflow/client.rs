@@ -301,6 +301,7 @@ impl AlertClient {
     pub async fn run(mut self) {
         self.sender = None;
         let mut backoff = self.config.min_backoff;
+        let mut failed_attempts = 0u64;
         loop {
             while let Ok(command) = self.commands.try_recv() {
                 self.apply(command);
@@ -316,24 +317,28 @@ impl AlertClient {
             let progressed = match self.connect(destination.server).await {
                 Ok(stream) => {
                     self.shared.bump(&self.shared.counters.connections);
+                    if failed_attempts > 0 {
+                        eprintln!(
+                            "nms: alertflow: connected to {} after {failed_attempts} failed \
+                             attempt(s); sending {} pending alert(s)",
+                            destination.server,
+                            self.shared.counts().pending
+                        );
+                        failed_attempts = 0;
+                    }
                     match self.session(stream, destination).await {
                         SessionEnd::Stop => return,
                         SessionEnd::Reconnect { progressed } => progressed,
                     }
                 }
                 Err(e) => {
-                    let failures = self
-                        .shared
-                        .counters
-                        .connection_failures
-                        .load(Ordering::Relaxed);
                     self.shared.bump(&self.shared.counters.connection_failures);
-                    if failures.is_power_of_two() || failures == 0 {
+                    failed_attempts += 1;
+                    if failed_attempts.is_power_of_two() {
                         eprintln!(
                             "nms: alertflow: cannot connect to {} ({e}); alerts stay spooled and \
-                             will be sent when it answers ({} failure(s) so far)",
-                            destination.server,
-                            failures + 1
+                             will be sent when it answers ({failed_attempts} attempt(s) so far)",
+                            destination.server
                         );
                     }
                     false

@@ -4,8 +4,8 @@
 //! [`check`](crate::wire::alertflow::check) whether a whole frame is there before decoding it, so
 //! a frame split across any number of TCP segments (down to one byte each) parses the same as one
 //! that arrives at once. The buffer grows with the bytes actually received, never past the
-//! largest possible frame, and shrinks back after a large frame, so an idle connection costs a
-//! few kilobytes. End of stream between frames is a clean close (`Ok(None)`); in the middle of a
+//! largest possible frame, and shrinks back once drained, so an idle connection costs a
+//! kilobyte. End of stream between frames is a clean close (`Ok(None)`); in the middle of a
 //! frame it is an error, as is an impossible length or a frame that does not decode (bad tag,
 //! malformed body): the caller then drops the connection, since the stream can no longer be
 //! trusted to be in step.
@@ -20,7 +20,7 @@ use thiserror::Error;
 /// Largest number of bytes buffered: one whole frame of the largest size, length field included.
 pub const MAX_BUFFERED: usize = 4 + MAX_FRAME_LEN;
 /// Buffer size of a fresh or idle connection.
-const INITIAL_BUFFER: usize = 4096;
+const INITIAL_BUFFER: usize = 1024;
 
 /// Why a connection can no longer be read from or written to.
 #[derive(Debug, Error)]
@@ -142,7 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.buffer.copy_within(total..self.filled, 0);
         self.filled -= total;
         self.consumed += total as u64;
-        if self.buffer.len() > INITIAL_BUFFER && self.filled <= INITIAL_BUFFER {
+        if self.filled == 0 && self.buffer.len() > INITIAL_BUFFER {
             self.buffer.truncate(INITIAL_BUFFER);
             self.buffer.shrink_to_fit();
         }

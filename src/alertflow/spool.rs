@@ -184,13 +184,6 @@ impl AlertSpool {
     /// (a string too long for a frame, a value that is not a finite number) is refused.
     pub fn push(&mut self, alert: &Alert) -> Result<Pushed, SpoolError> {
         validate(alert)?;
-        let mut pushed = Pushed::default();
-        if let Some(old_time) = self.times.get(&alert.alert_id).copied() {
-            self.order.remove(&(old_time, alert.alert_id));
-            self.times.remove(&alert.alert_id);
-        } else if self.order.len() >= self.max_alerts {
-            pushed.dropped = self.drop_oldest()?;
-        }
         let path = self.path_of(alert.alert_id);
         let temp = self
             .dir
@@ -210,6 +203,13 @@ impl AlertSpool {
         }
         fs::rename(&temp, &path).map_err(io_error(&path))?;
         sync_dir(&self.dir)?;
+        // Only now that the new alert is safe does the index change, and room is made for it.
+        let mut pushed = Pushed::default();
+        if let Some(old_time) = self.times.get(&alert.alert_id).copied() {
+            self.order.remove(&(old_time, alert.alert_id));
+        } else if self.order.len() >= self.max_alerts {
+            pushed.dropped = self.drop_oldest()?;
+        }
         self.order.insert((alert.time_ms, alert.alert_id));
         self.times.insert(alert.alert_id, alert.time_ms);
         Ok(pushed)
@@ -221,10 +221,13 @@ impl AlertSpool {
         };
         self.remove(id)?;
         self.dropped += 1;
-        eprintln!(
-            "nms: alert spool is full ({} alerts): dropped the oldest, {id:016x} raised at {time} ms",
-            self.max_alerts
-        );
+        if self.dropped.is_power_of_two() {
+            eprintln!(
+                "nms: alert spool is full ({} alerts): dropped the oldest, {id:016x} raised at \
+                 {time} ms ({} dropped so far)",
+                self.max_alerts, self.dropped
+            );
+        }
         Ok(Some(id))
     }
 
