@@ -326,3 +326,44 @@ fn sequence_numbers_survive_wrap_around() {
     );
     assert!(got.values().all(|&c| c == 1));
 }
+
+#[test]
+fn a_replayed_registration_of_a_replaced_session_is_refused() {
+    use nms::wire::{Body, Packet, Registration};
+    let seed = seed_from_env("registration replay");
+    let mut h = harness(seed, 0, LinkConfig::lossy(0.0));
+    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
+    let registration = |instance: u64| {
+        Packet {
+            keyed: false,
+            agent_id: 0,
+            body: Body::Reliable {
+                seq: 0,
+                message: Message::Registration(Registration {
+                    name: "r1".into(),
+                    instance,
+                    time_ms: 1,
+                    capabilities: 0,
+                    software: "test".into(),
+                }),
+            },
+        }
+        .encode(None)
+    };
+    let first = registration(11);
+    let now = h.net.now;
+    h.server.handle_datagram(now, from, &first);
+    h.run_for(Duration::from_millis(10));
+    h.server.handle_datagram(now, from, &registration(22));
+    h.run_for(Duration::from_millis(10));
+    assert_eq!(h.server.stats().registrations, 2);
+    // The first registration, captured and sent again: its session was replaced.
+    h.server.handle_datagram(h.net.now, from, &first);
+    h.run_for(Duration::from_millis(10));
+    assert_eq!(
+        h.server.stats().registrations,
+        2,
+        "the replay started no session"
+    );
+    assert_eq!(h.server.stats().replays, 1);
+}

@@ -128,4 +128,6 @@ pub struct Stats {
     pub dropped_messages: u64,
     pub peers_lost: u64,
     pub registrations: u64,
+    /// REGISTRATIONs of sessions already replaced (replayed packets), refused.
+    pub replays: u64,
 }

@@ -16,6 +16,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Replaced registration instances remembered per agent, to refuse their replays.
+const RETIRED_INSTANCES: usize = 16;
+
 /// What the server endpoint reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
@@ -72,6 +75,8 @@ pub struct ServerEndpoint {
     config: Config,
     peers: HashMap<u32, Peer>,
     names: HashMap<u32, String>,
+    /// Registration instances of sessions that were replaced, per agent name.
+    retired: HashMap<String, VecDeque<u64>>,
     immediate: VecDeque<Transmit>,
     ready: VecDeque<u32>,
     ready_set: HashSet<u32>,
@@ -87,6 +92,7 @@ impl ServerEndpoint {
             config,
             peers: HashMap::new(),
             names: HashMap::new(),
+            retired: HashMap::new(),
             immediate: VecDeque::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
@@ -252,6 +258,16 @@ impl ServerEndpoint {
             });
             return;
         }
+        // A registration whose session was already replaced: a replay (or a very late
+        // copy). Starting a session from it would reset the agent's duplicate window.
+        if self
+            .retired
+            .get(&registration.name)
+            .is_some_and(|old| old.contains(&registration.instance))
+        {
+            self.stats.replays += 1;
+            return;
+        }
         self.stats.registrations += 1;
         self.events
             .push_back(ServerEvent::Registration { from, registration });
@@ -283,6 +299,15 @@ impl ServerEndpoint {
             .peers
             .get(&agent_id)
             .map_or(0, |p| p.session.next_seq());
+        if let Some(old) = self.peers.get(&agent_id)
+            && old.instance != registration.instance
+        {
+            let retired = self.retired.entry(old.name.clone()).or_default();
+            retired.push_back(old.instance);
+            if retired.len() > RETIRED_INSTANCES {
+                retired.pop_front();
+            }
+        }
         let session = Session::new(&self.config, agent_id, key, first_seq);
         self.peers.insert(
             agent_id,
