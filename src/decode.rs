@@ -727,6 +727,13 @@ fn render_frame(doc: &mut Doc, frame: &Frame, bytes: &[u8]) {
     match &frame.body {
         FrameBody::Alert(a) => {
             doc.field(1, "alert id", format!("{:#018x}", a.alert_id));
+            if a.resolves != 0 {
+                doc.field(
+                    1,
+                    "resolves",
+                    format!("{:#018x} (stopped firing)", a.resolves),
+                );
+            }
             doc.field(1, "agent", &a.agent);
             doc.field(1, "task", &a.task);
             doc.field(

@@ -83,6 +83,7 @@ impl AlertHandler for MemoryStore {
 fn alert(id: u64) -> Alert {
     Alert {
         alert_id: id,
+        resolves: 0,
         agent: "edge-1".into(),
         task: "task-7".into(),
         alert_type: AlertType::PacketLoss,

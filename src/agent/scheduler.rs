@@ -28,6 +28,8 @@ struct TaskContext {
     task_number: u32,
     rules: Mutex<RuleSet>,
     reporter: Reporter,
+    /// Ids of the alerts firing now, by (rule, kind, subject), to send their resolution.
+    firing: Mutex<HashMap<(String, AlertType, String), u64>>,
 }
 
 /// The tasks an agent runs.
@@ -81,6 +83,7 @@ impl Scheduler {
             task_number: assignment.task_number,
             rules: Mutex::new(rules),
             reporter: self.reporter.clone(),
+            firing: Mutex::new(HashMap::new()),
         });
         let workers = assignment
             .items
@@ -313,11 +316,32 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
                 resolved.alert.rule
             ),
         );
+        let key = (
+            resolved.alert.rule.clone(),
+            resolved.alert.kind,
+            resolved.alert.subject.clone(),
+        );
+        let original = ctx
+            .firing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        if let Some(original) = original {
+            let mut alert = resolved.alert.to_alert(random_id());
+            alert.resolves = original;
+            alert.time_ms = resolved.time_ms;
+            alert.message = format!("resolved: {}", resolved.alert.message);
+            ctx.reporter.raise(alert);
+        }
     }
 }
 
 fn raise_rule_alert(ctx: &TaskContext, raised: &RaisedAlert) {
     let alert = raised.to_alert(random_id());
+    ctx.firing.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        (raised.rule.clone(), raised.kind, raised.subject.clone()),
+        alert.alert_id,
+    );
     log::event(
         if raised.severity == Severity::Critical {
             Level::Bad
@@ -349,6 +373,7 @@ fn probe_alert(ctx: &TaskContext, e: &ProbeError, source: &str) -> Alert {
 fn error_alert(agent: &str, task: &str, kind: AlertType, source: &str, message: String) -> Alert {
     Alert {
         alert_id: random_id(),
+        resolves: 0,
         agent: agent.to_string(),
         task: task.to_string(),
         alert_type: kind,

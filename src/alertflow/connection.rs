@@ -183,6 +183,7 @@ mod tests {
             agent_id: 300,
             body: FrameBody::Alert(Alert {
                 alert_id: id,
+                resolves: 0,
                 agent: "edge-1".into(),
                 task: "t1".into(),
                 alert_type: AlertType::Cpu,

@@ -360,6 +360,7 @@ mod tests {
     fn alert(id: u64, time_ms: u64) -> Alert {
         Alert {
             alert_id: id,
+            resolves: 0,
             agent: "edge-1".into(),
             task: "t1".into(),
             alert_type: AlertType::Ram,

@@ -65,6 +65,7 @@ impl RaisedAlert {
     pub fn to_alert(&self, alert_id: u64) -> Alert {
         Alert {
             alert_id,
+            resolves: 0,
             agent: self.agent.clone(),
             task: self.task.clone(),
             alert_type: self.kind,

@@ -186,6 +186,7 @@ pub fn alert_json(a: &AlertRecord) -> Value {
         "time": log::rfc3339(a.time_ms),
         "time_ms": a.time_ms,
         "received": log::rfc3339(a.received_ms),
+        "resolved": a.resolved_ms.map(log::rfc3339),
     })
 }
 

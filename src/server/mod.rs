@@ -523,6 +523,7 @@ fn server_alert(
     let _ = getrandom::fill(&mut id);
     Alert {
         alert_id: u64::from_be_bytes(id),
+        resolves: 0,
         agent: agent.to_string(),
         task: String::new(),
         alert_type: kind,
@@ -847,6 +848,21 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
         let mut state = self.0.state();
         let record = AlertRecord::from_alert(&alert, log::now_ms());
         match state.store.store_alert(record) {
+            Ok(crate::store::Stored::New) if alert.resolves != 0 => {
+                log::event(
+                    Level::Good,
+                    "RESOLVED",
+                    format_args!(
+                        "{} {} {}: {} (rule {})",
+                        alert.agent,
+                        alert.alert_type.name(),
+                        alert.task,
+                        alert.message,
+                        alert.rule
+                    ),
+                );
+                Ok(crate::alertflow::server::StoreOutcome::Stored)
+            }
             Ok(crate::store::Stored::New) => {
                 log::event(
                     if alert.severity == Severity::Critical {

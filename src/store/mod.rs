@@ -151,6 +151,16 @@ pub struct AlertRecord {
     pub rule: String,
     pub message: String,
     pub received_ms: u64,
+    /// Nonzero: this record says that alert `resolves` stopped firing (at `time_ms`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolves: u64,
+    /// When this alert stopped firing, once a resolution arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl AlertRecord {
@@ -167,6 +177,8 @@ impl AlertRecord {
             rule: alert.rule.clone(),
             message: alert.message.clone(),
             received_ms,
+            resolves: alert.resolves,
+            resolved_ms: None,
         }
     }
 }
@@ -224,6 +236,8 @@ pub struct Store {
     recent_metrics: HashMap<String, VecDeque<MetricRecord>>,
     seen_metrics: HashMap<(String, String), RecentTimes>,
     alerts: VecDeque<AlertRecord>,
+    /// Records saying that an alert stopped firing.
+    resolutions: VecDeque<AlertRecord>,
     alert_ids: HashSet<u64>,
     pub stats: StoreStats,
 }
@@ -266,6 +280,7 @@ impl Store {
             recent_metrics: HashMap::new(),
             seen_metrics: HashMap::new(),
             alerts: VecDeque::new(),
+            resolutions: VecDeque::new(),
             alert_ids: HashSet::new(),
             stats: StoreStats::default(),
         };
@@ -304,6 +319,21 @@ impl Store {
     fn index_alert(&mut self, a: AlertRecord) -> bool {
         if !self.alert_ids.insert(a.alert_id) {
             return false;
+        }
+        if a.resolves != 0 {
+            if let Some(original) = self
+                .alerts
+                .iter_mut()
+                .rev()
+                .find(|o| o.alert_id == a.resolves)
+            {
+                original.resolved_ms = Some(a.time_ms);
+            }
+            self.resolutions.push_back(a);
+            if self.resolutions.len() > RECENT_ALERTS {
+                self.resolutions.pop_front();
+            }
+            return true;
         }
         self.alerts.push_back(a);
         if self.alerts.len() > RECENT_ALERTS {
@@ -399,6 +429,23 @@ impl Store {
         latest.into_values().collect()
     }
 
+    /// Recent resolutions (records that an alert stopped firing), oldest first.
+    pub fn resolutions(&self, q: &Query) -> Vec<AlertRecord> {
+        let mut out: Vec<AlertRecord> = self
+            .resolutions
+            .iter()
+            .filter(|a| q.agent.as_deref().is_none_or(|agent| a.agent == agent))
+            .filter(|a| q.since_ms.is_none_or(|since| a.time_ms >= since))
+            .cloned()
+            .collect();
+        if let Some(limit) = q.limit
+            && out.len() > limit
+        {
+            out.drain(..out.len() - limit);
+        }
+        out
+    }
+
     /// Recent alerts matching the query, oldest first; with a limit, the newest `limit`.
     pub fn alerts(&self, q: &Query) -> Vec<AlertRecord> {
         let mut out: Vec<AlertRecord> = self
@@ -457,6 +504,8 @@ mod tests {
             rule: "condition:cpu_usage".into(),
             message: "hot".into(),
             received_ms: 2000,
+            resolves: 0,
+            resolved_ms: None,
         }
     }
 

@@ -134,6 +134,10 @@ pub struct Alert {
     /// Random, chosen when the alert is raised: the server stores each id once however often the
     /// alert is resent.
     pub alert_id: u64,
+    /// 0 for a new alert; otherwise this message says that the alert with this id stopped
+    /// firing (its condition no longer holds), at `time_ms`.
+    #[serde(default)]
+    pub resolves: u64,
     pub agent: String,
     pub task: String,
     #[serde(rename = "kind")]
@@ -200,6 +204,7 @@ impl Frame {
         match &self.body {
             FrameBody::Alert(a) => {
                 out.put_u64(a.alert_id);
+                out.put_u64(a.resolves);
                 out.put_string(&a.agent);
                 out.put_string(&a.task);
                 out.put_u8(a.alert_type as u8);
@@ -281,6 +286,7 @@ impl Frame {
         let body = match frame_type {
             FrameType::Alert => {
                 let alert_id = r.u64("alert id")?;
+                let resolves = r.u64("resolved alert id")?;
                 let agent = r.string("agent name", MAX_NAME_LEN)?;
                 let task = r.string("task id", MAX_STRING_LEN)?;
                 let at = r.offset();
@@ -305,6 +311,7 @@ impl Frame {
                 };
                 FrameBody::Alert(Alert {
                     alert_id,
+                    resolves,
                     agent,
                     task,
                     alert_type,

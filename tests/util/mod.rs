@@ -327,6 +327,7 @@ pub fn golden_packets() -> Vec<Golden> {
                 agent_id: AGENT,
                 body: FrameBody::Alert(Alert {
                     alert_id: ALERT_ID,
+                    resolves: 0,
                     agent: AGENT_NAME.to_string(),
                     task: "task-101".to_string(),
                     alert_type: AlertType::Cpu,
