@@ -3,10 +3,13 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod decode;
+pub mod inspect;
 pub mod nettask;
 pub mod probes;
 pub mod rules;
+pub mod send_task;
 pub mod store;
 pub mod task;
 pub mod wire;

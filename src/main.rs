@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, CompletionsArgs, DecodeArgs};
+use cli::{Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -25,7 +25,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Decode(args) => decode(args, color),
         Command::Completions(args) => completions(args),
+        Command::SendTask(args) => send_task(args, color),
+        Command::Inspect(args) => inspect(args, color),
     }
+}
+
+fn send_task(args: SendTaskArgs, color: bool) -> anyhow::Result<()> {
+    let options = nms::send_task::Options {
+        file: args.file,
+        server: args.server,
+        output: if args.json {
+            nms::send_task::Output::Json
+        } else {
+            nms::send_task::Output::Text { color }
+        },
+    };
+    smol::block_on(nms::send_task::run(&options, &mut std::io::stdout().lock()))?;
+    Ok(())
+}
+
+fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
+    if let Some(path) = args.task {
+        let check = nms::inspect::task_file::check_file(&path);
+        let shown = match &check.result {
+            _ if args.json => format!("{:#}\n", check.to_json()),
+            // An invalid file is the one error line on standard error.
+            Err(_) => String::new(),
+            Ok(_) => nms::inspect::task_file::render(&check, color),
+        };
+        std::io::stdout()
+            .lock()
+            .write_all(shown.as_bytes())
+            .context("cannot write the output")?;
+        return match check.problems().first() {
+            Some(problem) => Err(anyhow::anyhow!("{problem}")),
+            None => Ok(()),
+        };
+    }
+    let options = nms::inspect::Options {
+        server: args.server,
+        output: if args.json {
+            nms::inspect::Output::Json
+        } else {
+            nms::inspect::Output::Text { color }
+        },
+        watch: args.watch,
+    };
+    smol::block_on(nms::inspect::run(&options, &mut std::io::stdout().lock()))?;
+    Ok(())
 }
 
 fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
