@@ -85,7 +85,7 @@ pub fn render(columns: &[Column], rows: &[Vec<Cell>], color: bool, indent: usize
             let pad = widths[i].saturating_sub(cell.text.chars().count());
             let last = i + 1 == columns.len();
             let shown = match cell.style {
-                Some(style) if color => cell.text.style(style).to_string(),
+                Some(style) if color && !cell.text.is_empty() => cell.text.style(style).to_string(),
                 _ => cell.text.clone(),
             };
             if column.right {
