@@ -133,7 +133,19 @@ fn target(base: &str, path_and_query: &str) -> Result<Target, ClientError> {
     if uri.query().is_some() {
         return Err(bad("a server URL has no query"));
     }
-    let port = uri.port_u16().unwrap_or(80);
+    // `Uri::port` is `None` for a port that is not a u16, so read the authority's text.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = host_and_port
+        .rsplit_once(']')
+        .map_or(host_and_port, |(_, rest)| rest);
+    let port = match after_host.rsplit_once(':') {
+        None => 80,
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(bad("its port is not a number from 1 to 65535")),
+        },
+    };
     let prefix = uri.path().trim_end_matches('/');
     let path_and_query = format!("{prefix}{path_and_query}");
     let host_bare = host
@@ -309,7 +321,14 @@ mod tests {
     fn https_and_bad_urls_are_refused_with_a_clear_message() {
         let e = target("https://127.0.0.1:9470", "/").unwrap_err();
         assert!(e.to_string().contains("only http://"), "{e}");
-        for bad in ["127.0.0.1:9470", "http://", "not a url", "http://h:99999"] {
+        for bad in [
+            "127.0.0.1:9470",
+            "http://",
+            "not a url",
+            "http://h:99999",
+            "http://h:0",
+            "http://h/?q=1",
+        ] {
             let e = target(bad, "/").unwrap_err();
             assert!(matches!(e, ClientError::BadUrl { .. }), "{bad}: {e:?}");
             assert!(e.to_string().contains("http://127.0.0.1:9470"), "{e}");
