@@ -29,6 +29,10 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Print a shell completion script for nms to standard output.
     Completions(CompletionsArgs),
+    /// Validate a task file and its rule files, then hand it to a running server to dispatch.
+    SendTask(SendTaskArgs),
+    /// Show a running server's agents, latest metrics and recent alerts, or explain a task file.
+    Inspect(InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +152,49 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms send-task configs/default.json\n  \
+    nms send-task --server http://127.0.0.1:9470 --json configs/assignment-example.json")]
+pub struct SendTaskArgs {
+    /// The task file (either dialect; see configs/README.md).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The server's HTTP API.
+    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Print the server's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms inspect\n  \
+    nms inspect --watch\n  \
+    nms inspect --json --server http://127.0.0.1:9470\n  \
+    nms inspect --task configs/default.json")]
+pub struct InspectArgs {
+    /// The server's HTTP API.
+    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Print one JSON object instead of tables (one line per refresh with --watch).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Redraw every 2 seconds until interrupted (Ctrl-C).
+    #[arg(long, conflicts_with = "task")]
+    pub watch: bool,
+
+    /// Explain this task file instead (no server needed): its validation, measurements,
+    /// thresholds, and the rhai each rule compiles to.
+    #[arg(long, value_name = "FILE")]
+    pub task: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {
     Auto,
@@ -188,5 +235,30 @@ mod tests {
         assert!(args.hex && args.json);
         assert_eq!(args.key_file, Some(PathBuf::from("k")));
         assert_eq!(cli.color, ColorWhen::Auto);
+    }
+
+    #[test]
+    fn send_task_and_inspect_flags_parse() {
+        let cli = Cli::parse_from([
+            "nms",
+            "send-task",
+            "t.json",
+            "--server",
+            "http://h:1",
+            "--json",
+        ]);
+        let Command::SendTask(args) = cli.command else {
+            panic!("expected send-task, got {:?}", cli.command);
+        };
+        assert_eq!(
+            (args.file, args.server, args.json),
+            ("t.json".into(), "http://h:1".into(), true)
+        );
+        let cli = Cli::parse_from(["nms", "inspect", "--task", "t.json"]);
+        let Command::Inspect(args) = cli.command else {
+            panic!("expected inspect, got {:?}", cli.command);
+        };
+        assert_eq!(args.task, Some(PathBuf::from("t.json")));
+        assert!(Cli::try_parse_from(["nms", "inspect", "--task", "t.json", "--watch"]).is_err());
     }
 }

@@ -5,12 +5,15 @@
 
 pub mod agent;
 pub mod alertflow;
+pub mod client;
 pub mod config;
 pub mod decode;
+pub mod inspect;
 pub mod log;
 pub mod nettask;
 pub mod probes;
 pub mod rules;
+pub mod send_task;
 pub mod server;
 pub mod store;
 pub mod task;

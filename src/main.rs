@@ -5,7 +5,9 @@ mod cli;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use cli::{AgentArgs, Cli, Command, CompletionsArgs, DecodeArgs, ServerArgs};
+use cli::{
+    AgentArgs, Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs, ServerArgs,
+};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -27,6 +29,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent(args),
         Command::Decode(args) => decode(args, color),
         Command::Completions(args) => completions(args),
+        Command::SendTask(args) => send_task(args, color),
+        Command::Inspect(args) => inspect(args, color),
     }
 }
 
@@ -75,6 +79,51 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         key,
     };
     smol::block_on(nms::agent::run(options))
+}
+
+fn send_task(args: SendTaskArgs, color: bool) -> anyhow::Result<()> {
+    let options = nms::send_task::Options {
+        file: args.file,
+        server: args.server,
+        output: if args.json {
+            nms::send_task::Output::Json
+        } else {
+            nms::send_task::Output::Text { color }
+        },
+    };
+    smol::block_on(nms::send_task::run(&options, &mut std::io::stdout().lock()))?;
+    Ok(())
+}
+
+fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
+    if let Some(path) = args.task {
+        let check = nms::inspect::task_file::check_file(&path);
+        let shown = match &check.result {
+            _ if args.json => format!("{:#}\n", check.to_json()),
+            // An invalid file is the one error line on standard error.
+            Err(_) => String::new(),
+            Ok(_) => nms::inspect::task_file::render(&check, color),
+        };
+        std::io::stdout()
+            .lock()
+            .write_all(shown.as_bytes())
+            .context("cannot write the output")?;
+        return match check.problems().first() {
+            Some(problem) => Err(anyhow::anyhow!("{problem}")),
+            None => Ok(()),
+        };
+    }
+    let options = nms::inspect::Options {
+        server: args.server,
+        output: if args.json {
+            nms::inspect::Output::Json
+        } else {
+            nms::inspect::Output::Text { color }
+        },
+        watch: args.watch,
+    };
+    smol::block_on(nms::inspect::run(&options, &mut std::io::stdout().lock()))?;
+    Ok(())
 }
 
 fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ pub enum TaskError {
     #[error("{file}: cannot read the task file: {source}")]
     Read {
         file: String,
-        #[source]
+        // Not `#[source]`: the message already includes it, and `{:#}` would print it twice.
         source: io::Error,
     },
     /// The file's content is malformed JSON, has a wrong type, an unknown or missing field, or

@@ -1,0 +1,103 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nms_global_optspecs
+    string join \n color= h/help V/version
+end
+
+function __fish_nms_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nms_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nms_using_subcommand
+    set -l cmd (__fish_nms_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nms -n "__fish_nms_needs_command" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_needs_command" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_needs_command" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_needs_command" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_needs_command" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_needs_command" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_needs_command" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task file to load and dispatch (either dialect); repeat for several' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l listen -d 'Address the NetTask and AlertFlow ports listen on' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l nettask-port -d 'UDP port of NetTask' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l alertflow-port -d 'TCP port of AlertFlow' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l http -d 'Address of the HTTP API (loopback by default)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l data-dir -d 'Where metrics, alerts and the agent registry are stored [default: the user\'s data directory, e.g. ~/.local/share/nms/server]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l key-file -d 'Pre-shared key (hex text, 32+ digits): every packet and frame carries an HMAC tag' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l keys-file -d 'Per-agent keys: one `NAME HEXKEY` per line (# comments allowed)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l heartbeat-ms -d 'How often agents must be heard from, in milliseconds' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l missed-heartbeats -d 'Heartbeat intervals without a word before an agent is marked down' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l timeout-ms -d 'Initial NetTask retransmission timeout in milliseconds (then adaptive)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l max-retransmissions -d 'NetTask retransmissions without an answer before a peer is reported lost' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l local-agent -d 'Also run an agent of this name in the server process (monitors the server\'s own host)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand server" -s v -l verbose -d 'Log every stored metrics report, not only notable events'
+complete -c nms -n "__fish_nms_using_subcommand server" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand server" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\'s NetTask address: HOST or HOST:PORT (default port 8081)' -r
+complete -c nms -n "__fish_nms_using_subcommand agent" -l id -d 'This agent\'s name, matched against `device_id` in task files [default: the host name]' -r
+complete -c nms -n "__fish_nms_using_subcommand agent" -l data-dir -d 'Where unacknowledged alerts are kept [default: a per-id folder in the user\'s data directory, e.g. ~/.local/share/nms/agents/NAME]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agent" -l key-file -d 'Pre-shared key (hex text, 32+ digits), the same as the server\'s' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agent" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agent" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand agent" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand decode" -l file -d 'Read the packet from this file instead of standard input' -r -F
+complete -c nms -n "__fish_nms_using_subcommand decode" -l key-file -d 'Verify keyed (HMAC) tags with the pre-shared key in this file (hex text, 32+ digits)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand decode" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand decode" -l hex -d 'The input is hex text (whitespace and 0x prefixes are ignored), not raw bytes'
+complete -c nms -n "__fish_nms_using_subcommand decode" -l json -d 'Print one JSON object instead of text'
+complete -c nms -n "__fish_nms_using_subcommand decode" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand decode" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand completions" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand send-task" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand send-task" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand send-task" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand send-task" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand send-task" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l task -d 'Explain this task file instead (no server needed): its validation, measurements, thresholds, and the rhai each rule compiles to' -r -F
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l json -d 'Print one JSON object instead of tables (one line per refresh with --watch)'
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l watch -d 'Redraw every 2 seconds until interrupted (Ctrl-C)'
+complete -c nms -n "__fish_nms_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,382 @@
+//! `nms inspect --task FILE`: what a task file means, without a server. The file is validated
+//! as the server would (`nms::task::load`); each device's measurements and thresholds are listed,
+//! with the rhai each threshold compiles to and whether each hand-written rule file reads and
+//! checks (`nms::rules::check`), so a task can be debugged before it is sent.
+
+use crate::rules::{self, RuleSet};
+use crate::send_task::read_rule_file;
+use crate::task::{self, Device, IperfTarget, PlannedItem, Task, TaskError};
+use crate::wire::{RuleSource, Transport};
+use owo_colors::{OwoColorize, Style};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where a rule of a device comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// A threshold of `alertflow_conditions`, compiled to rhai.
+    Condition,
+    /// A hand-written rule file.
+    File(PathBuf),
+}
+
+/// One rule of a device and how it checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCheck {
+    /// The name agents know the rule by: `condition:<field>`, or the rule file's name.
+    pub name: String,
+    pub origin: RuleOrigin,
+    /// The rhai source, when it could be read.
+    pub source: Option<String>,
+    /// Why it cannot be used (unreadable, syntax error, fails its trial run), if so.
+    pub problem: Option<String>,
+}
+
+/// One device's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCheck {
+    pub device_id: String,
+    pub rules: Vec<RuleCheck>,
+    /// Why the rules cannot run together (two share a name), if so.
+    pub problem: Option<String>,
+}
+
+/// One task of the file and the check of each of its devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCheck {
+    pub task: Task,
+    pub devices: Vec<DeviceCheck>,
+}
+
+/// The result of inspecting a task file.
+#[derive(Debug)]
+pub struct FileCheck {
+    pub file: String,
+    pub result: Result<Vec<TaskCheck>, TaskError>,
+}
+
+/// Loads and validates `path` and checks every rule of every device.
+pub fn check_file(path: &Path) -> FileCheck {
+    FileCheck {
+        file: path.display().to_string(),
+        result: task::load(path).map(|tasks| {
+            tasks
+                .into_iter()
+                .map(|task| TaskCheck {
+                    devices: task.devices.iter().map(check_device).collect(),
+                    task,
+                })
+                .collect()
+        }),
+    }
+}
+
+fn check_device(device: &Device) -> DeviceCheck {
+    let mut checks: Vec<RuleCheck> = rules::compile_conditions(&device.conditions)
+        .into_iter()
+        .map(|rule| RuleCheck {
+            problem: rules::check(&rule.name, &rule.source)
+                .err()
+                .map(|e| e.to_string()),
+            name: rule.name,
+            origin: RuleOrigin::Condition,
+            source: Some(rule.source),
+        })
+        .collect();
+    for path in &device.rule_files {
+        let shown = path.display().to_string();
+        let (source, problem) = match read_rule_file(path) {
+            Ok(source) => {
+                let problem = rules::check(&shown, &source).err().map(|e| e.to_string());
+                (Some(source), problem)
+            }
+            Err(e) => (None, Some(with_sources(&e))),
+        };
+        checks.push(RuleCheck {
+            // The server names a rule file's rule by its file name.
+            name: path
+                .file_name()
+                .map_or(shown.clone(), |n| n.to_string_lossy().into_owned()),
+            origin: RuleOrigin::File(path.clone()),
+            source,
+            problem,
+        });
+    }
+    // Rules that check one by one must also load together, as the agent loads them.
+    let problem = if checks.iter().all(|c| c.problem.is_none()) {
+        let all: Vec<RuleSource> = checks
+            .iter()
+            .map(|c| RuleSource {
+                name: c.name.clone(),
+                source: c.source.clone().unwrap_or_default(),
+            })
+            .collect();
+        RuleSet::compile(&all)
+            .err()
+            .map(|e| format!("device {}: {e}", device.device_id))
+    } else {
+        None
+    };
+    DeviceCheck {
+        device_id: device.device_id.clone(),
+        rules: checks,
+        problem,
+    }
+}
+
+impl FileCheck {
+    /// Every reason the file cannot be sent, in order.
+    pub fn problems(&self) -> Vec<String> {
+        match &self.result {
+            Err(e) => vec![e.to_string()],
+            Ok(tasks) => tasks
+                .iter()
+                .flat_map(|t| &t.devices)
+                .flat_map(|d| {
+                    d.rules
+                        .iter()
+                        .filter_map(|r| r.problem.clone())
+                        .chain(d.problem.clone())
+                })
+                .collect(),
+        }
+    }
+
+    /// `{valid, error?, file, tasks: [task with, per device, its rules]}`.
+    pub fn to_json(&self) -> Value {
+        let problems = self.problems();
+        let tasks: Vec<Value> = match &self.result {
+            Err(_) => Vec::new(),
+            Ok(tasks) => tasks.iter().map(task_json).collect(),
+        };
+        let mut out = json!({ "valid": problems.is_empty(), "file": self.file, "tasks": tasks });
+        if let Some(first) = problems.first() {
+            out["error"] = json!(first);
+        }
+        out
+    }
+}
+
+fn task_json(check: &TaskCheck) -> Value {
+    let mut value = serde_json::to_value(&check.task).unwrap_or(Value::Null);
+    if let Some(devices) = value.get_mut("devices").and_then(Value::as_array_mut) {
+        for (device, device_check) in devices.iter_mut().zip(&check.devices) {
+            let rules: Vec<Value> = device_check
+                .rules
+                .iter()
+                .map(|r| {
+                    let mut rule = json!({
+                        "name": r.name,
+                        "kind": match r.origin { RuleOrigin::Condition => "condition", RuleOrigin::File(_) => "file" },
+                        "ok": r.problem.is_none(),
+                        "source": r.source,
+                    });
+                    if let RuleOrigin::File(path) = &r.origin {
+                        rule["path"] = json!(path.display().to_string());
+                    }
+                    if let Some(problem) = &r.problem {
+                        rule["error"] = json!(problem);
+                    }
+                    rule
+                })
+                .collect();
+            device["rules"] = json!(rules);
+            if let Some(problem) = &device_check.problem {
+                device["error"] = json!(problem);
+            }
+        }
+    }
+    value
+}
+
+/// An error and its sources, `: `-separated, as `nms: ...` prints them.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20 s`.
+pub fn describe(item: &PlannedItem) -> String {
+    let transport = |t: &Transport| match t {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+    };
+    match item {
+        PlannedItem::MetricsGathering {
+            cpu,
+            ram,
+            interfaces,
+            frequency_s,
+        } => {
+            let mut parts = Vec::new();
+            if *cpu {
+                parts.push("cpu".to_string());
+            }
+            if *ram {
+                parts.push("ram".to_string());
+            }
+            if !interfaces.is_empty() {
+                parts.push(format!("interfaces {}", interfaces.join(", ")));
+            }
+            format!("{} every {frequency_s} s", parts.join(" + "))
+        }
+        PlannedItem::Ping {
+            destination,
+            packet_count,
+            frequency_s,
+        } => format!("ping {destination} x{packet_count} every {frequency_s} s"),
+        PlannedItem::IperfClient {
+            server,
+            port,
+            duration_s,
+            transport: t,
+            frequency_s,
+            measures,
+        } => {
+            let server = match server {
+                IperfTarget::Address(a) => a.clone(),
+                IperfTarget::Device(d) => format!("device {d}"),
+            };
+            let mut watched = Vec::new();
+            for (on, name) in [
+                (measures.bandwidth, "bandwidth"),
+                (measures.jitter, "jitter"),
+                (measures.packet_loss, "packet loss"),
+            ] {
+                if on {
+                    watched.push(name);
+                }
+            }
+            format!(
+                "iperf3 client to {server} port {port} ({}, {duration_s} s) every {frequency_s} s: {}",
+                transport(t),
+                watched.join(", ")
+            )
+        }
+        PlannedItem::IperfServer {
+            port,
+            duration_s,
+            transport: t,
+            frequency_s,
+            ..
+        } => format!(
+            "iperf3 server on port {port} ({}, {duration_s} s) every {frequency_s} s",
+            transport(t)
+        ),
+    }
+}
+
+/// The thresholds that are set: `cpu_usage > 90 %`.
+fn thresholds(device: &Device) -> Vec<String> {
+    let c = &device.conditions;
+    [
+        ("cpu_usage", c.cpu_usage, "%"),
+        ("ram_usage", c.ram_usage, "%"),
+        ("interface_stats", c.interface_stats, "packets/s"),
+        ("packet_loss", c.packet_loss, "%"),
+        ("jitter", c.jitter, "ms"),
+    ]
+    .into_iter()
+    .filter_map(|(name, value, unit)| value.map(|v| format!("{name} > {v} {unit}")))
+    .collect()
+}
+
+/// The check as text: a verdict line, then per task and device its measurements, thresholds and
+/// rules (the compiled rhai of each threshold, each rule file with `ok` or its error).
+pub fn render(check: &FileCheck, color: bool) -> String {
+    let paint = |text: &str, style: Style| {
+        if color {
+            text.style(style).to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let ok = paint("ok", Style::new().green());
+    let mut out = String::new();
+    let problems = check.problems();
+    let tasks = match &check.result {
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                check.file,
+                paint("invalid", Style::new().red().bold())
+            );
+            let _ = writeln!(out, "  {e}");
+            return out;
+        }
+        Ok(tasks) => tasks,
+    };
+    let verdict = if problems.is_empty() {
+        paint("valid", Style::new().green().bold())
+    } else {
+        paint("invalid", Style::new().red().bold())
+    };
+    let count = match tasks.len() {
+        1 => "1 task".to_string(),
+        n => format!("{n} tasks"),
+    };
+    let _ = writeln!(out, "{}: {verdict} ({count})", check.file);
+    for t in tasks {
+        let task = &t.task;
+        let _ = writeln!(
+            out,
+            "\n{} {}  ({} dialect, every {} s)",
+            paint("task", Style::new().bold()),
+            paint(&task.task_id, Style::new().bold()),
+            task.dialect,
+            task.frequency_s
+        );
+        for (device, device_check) in task.devices.iter().zip(&t.devices) {
+            let _ = writeln!(
+                out,
+                "  device {}",
+                paint(&device.device_id, Style::new().bold())
+            );
+            for (i, item) in device.items.iter().enumerate() {
+                let label = if i == 0 { "measures" } else { "" };
+                let _ = writeln!(out, "    {label:<10}  {}", describe(item));
+            }
+            let set = thresholds(device);
+            let shown = if set.is_empty() {
+                "none".to_string()
+            } else {
+                set.join(", ")
+            };
+            let _ = writeln!(out, "    {:<10}  {shown}", "thresholds");
+            for rule in &device_check.rules {
+                let status = match &rule.problem {
+                    None => ok.clone(),
+                    Some(problem) => paint(&format!("error: {problem}"), Style::new().red()),
+                };
+                match &rule.origin {
+                    RuleOrigin::Condition => {
+                        let _ = writeln!(out, "    rule {}  {status}", rule.name);
+                        for line in rule.source.iter().flat_map(|s| s.lines()) {
+                            let _ =
+                                writeln!(out, "      {} {line}", paint("|", Style::new().dimmed()));
+                        }
+                    }
+                    RuleOrigin::File(path) => {
+                        let _ = writeln!(out, "    rule file {}  {status}", path.display());
+                    }
+                }
+            }
+            if let Some(problem) = &device_check.problem {
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    paint(&format!("error: {problem}"), Style::new().red())
+                );
+            }
+        }
+    }
+    out
+}
