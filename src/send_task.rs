@@ -92,9 +92,9 @@ pub fn read_rule_file(path: &Path) -> Result<String, SendTaskError> {
 /// of `rule_files` are the names it looks up.
 pub fn build_upload(path: &Path) -> Result<(Vec<Task>, Value), SendTaskError> {
     let origin = path.display().to_string();
-    let read_error = |source| TaskError::Read {
+    let read_error = |reason| TaskError::Read {
         file: origin.clone(),
-        source,
+        reason,
     };
     let mut content = String::new();
     std::fs::File::open(path)

@@ -10,11 +10,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TaskError {
     /// The task file could not be read.
-    #[error("{file}: cannot read the task file: {source}")]
+    #[error("{file}: cannot read the task file: {reason}")]
     Read {
         file: String,
-        // Not `#[source]`: the message already includes it, and `{:#}` would print it twice.
-        source: io::Error,
+        // Not a `source`: the message already includes it, and `{:#}` would print it twice.
+        reason: io::Error,
     },
     /// The file's content is malformed JSON, has a wrong type, an unknown or missing field, or
     /// fails validation.

@@ -45,9 +45,9 @@ pub const MAX_FILE_BYTES: usize = 1 << 20;
 /// is written; rule files are resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Vec<Task>, TaskError> {
     let origin = path.display().to_string();
-    let read_error = |source| TaskError::Read {
+    let read_error = |reason| TaskError::Read {
         file: origin.clone(),
-        source,
+        reason,
     };
     let file = File::open(path).map_err(read_error)?;
     let mut text = String::new();
