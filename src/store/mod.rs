@@ -76,7 +76,7 @@ impl MetricRecord {
         let mut interfaces = BTreeMap::new();
         let mut put = |name: &str, v: f32| {
             if v.is_finite() {
-                values.insert(name.to_string(), f64::from(v));
+                values.insert(name.to_string(), widen(v));
             }
         };
         for sample in &report.samples {
@@ -114,7 +114,7 @@ impl MetricRecord {
                     bytes_per_sec,
                     errors_per_sec,
                 } => {
-                    let finite = |v: f32| if v.is_finite() { f64::from(v) } else { 0.0 };
+                    let finite = |v: f32| if v.is_finite() { widen(v) } else { 0.0 };
                     interfaces.insert(
                         name.clone(),
                         InterfaceRates {
@@ -135,6 +135,11 @@ impl MetricRecord {
             interfaces,
         }
     }
+}
+
+/// An `f32` as the `f64` with the same shortest decimal form (0.024, not 0.024000000208616257).
+fn widen(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 /// One stored alert, as raised plus when the server received it.
