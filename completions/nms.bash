@@ -83,12 +83,16 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agent)
-            opts="-h -V --server --id --data-dir --key-file --color --help --version"
+            opts="-h -V --settings --server --id --data-dir --key-file --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -321,12 +325,16 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -h -V --config --listen --nettask-port --alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --color --help --version"
+            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

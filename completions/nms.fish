@@ -36,6 +36,7 @@ complete -c nms -n "__fish_nms_needs_command" -f -a "completions" -d 'Print a sh
 complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
 complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
 complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand server" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/server.toml, then /etc/nms/server.toml, if present]. Flags given on the command line win over it' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task file to load and dispatch (either dialect); repeat for several' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l listen -d 'Address the NetTask and AlertFlow ports listen on' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l nettask-port -d 'UDP port of NetTask' -r
@@ -55,7 +56,8 @@ never\t''"
 complete -c nms -n "__fish_nms_using_subcommand server" -s v -l verbose -d 'Log every stored metrics report, not only notable events'
 complete -c nms -n "__fish_nms_using_subcommand server" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand server" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\'s NetTask address: HOST or HOST:PORT (default port 8081)' -r
+complete -c nms -n "__fish_nms_using_subcommand agent" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/agent.toml, then /etc/nms/agent.toml, if present]. Flags given on the command line win over it' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\'s NetTask address: HOST or HOST:PORT (default port 8081). Required here or in the settings file' -r
 complete -c nms -n "__fish_nms_using_subcommand agent" -l id -d 'This agent\'s name, matched against `device_id` in task files [default: the host name]' -r
 complete -c nms -n "__fish_nms_using_subcommand agent" -l data-dir -d 'Where unacknowledged alerts are kept [default: a per-id folder in the user\'s data directory, e.g. ~/.local/share/nms/agents/NAME]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand agent" -l key-file -d 'Pre-shared key (hex text, 32+ digits), the same as the server\'s' -r -F

@@ -64,6 +64,11 @@ pub struct DecodeArgs {
     nms server --config configs/default.json --local-agent local -v\n  \
     nms server --config configs/assignment-example.json --listen 0.0.0.0 --key-file /etc/nms/psk")]
 pub struct ServerArgs {
+    /// Settings file (TOML) [default: ~/.config/nms/server.toml, then /etc/nms/server.toml, if
+    /// present]. Flags given on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
     /// A task file to load and dispatch (either dialect); repeat for several.
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
@@ -127,9 +132,15 @@ pub struct ServerArgs {
     nms agent --server 192.0.2.10\n  \
     nms agent --server monitor.example.net:8081 --id r1 --key-file /etc/nms/psk")]
 pub struct AgentArgs {
-    /// The server's NetTask address: HOST or HOST:PORT (default port 8081).
+    /// Settings file (TOML) [default: ~/.config/nms/agent.toml, then /etc/nms/agent.toml, if
+    /// present]. Flags given on the command line win over it.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
+    /// The server's NetTask address: HOST or HOST:PORT (default port 8081). Required here or
+    /// in the settings file.
     #[arg(long, value_name = "HOST[:PORT]")]
-    pub server: String,
+    pub server: Option<String>,
 
     /// This agent's name, matched against `device_id` in task files [default: the host name].
     #[arg(long, value_name = "NAME")]

@@ -62,3 +62,107 @@ pub fn check_agent_name(name: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Settings of `nms server` that a settings file may give (flags on the command line win).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerSettings {
+    /// Task files to load.
+    pub config: Option<Vec<PathBuf>>,
+    pub listen: Option<std::net::IpAddr>,
+    pub nettask_port: Option<u16>,
+    pub alertflow_port: Option<u16>,
+    pub http: Option<std::net::SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub keys_file: Option<PathBuf>,
+    pub heartbeat_ms: Option<u64>,
+    pub missed_heartbeats: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_retransmissions: Option<u32>,
+    pub local_agent: Option<String>,
+    pub alertmanager: Option<String>,
+}
+
+/// Settings of `nms agent` that a settings file may give (flags on the command line win).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgentSettings {
+    pub server: Option<String>,
+    pub id: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where settings files are looked for when `--settings` is not given: the user's config
+/// directory (e.g. `~/.config/nms/server.toml`), then `/etc/nms/server.toml`.
+pub fn settings_candidates(name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dirs) = directories::ProjectDirs::from("", "", "nms") {
+        out.push(dirs.config_dir().join(format!("{name}.toml")));
+    }
+    out.push(PathBuf::from("/etc/nms").join(format!("{name}.toml")));
+    out
+}
+
+/// Loads a settings file: the one given (which must exist), else the first candidate that
+/// exists, else defaults. Returns the settings and the file they came from.
+pub fn load_settings<T: serde::de::DeserializeOwned + Default>(
+    explicit: Option<&Path>,
+    name: &str,
+) -> anyhow::Result<(T, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => settings_candidates(name).into_iter().find(|p| p.is_file()),
+    };
+    let Some(path) = path else {
+        return Ok((T::default(), None));
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read settings file {}", path.display()))?;
+    let settings: T = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
+    })?;
+    // Relative paths in a settings file are relative to the file's folder.
+    Ok((settings, Some(path)))
+}
+
+/// Resolves `p` against the folder of the settings file it came from.
+pub fn relative_to(settings_file: Option<&Path>, p: PathBuf) -> PathBuf {
+    match settings_file.and_then(Path::parent) {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_files_are_read_and_errors_point_at_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "nettask-port = 9000\nconfig = [\"tasks.json\"]\n").unwrap();
+        let (s, from): (ServerSettings, _) = load_settings(Some(&path), "server").unwrap();
+        assert_eq!(s.nettask_port, Some(9000));
+        assert_eq!(
+            relative_to(from.as_deref(), s.config.unwrap()[0].clone()),
+            dir.path().join("tasks.json")
+        );
+        std::fs::write(&path, "nettask-port = 9000\nnetask-port = 1\n").unwrap();
+        let err = load_settings::<ServerSettings>(Some(&path), "server").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("server.toml:2:1"), "{text}");
+        assert!(text.contains("unknown field"), "{text}");
+    }
+}

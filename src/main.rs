@@ -4,16 +4,23 @@
 mod cli;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
     AgentArgs, Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs, ServerArgs,
 };
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("nms: {err:#}");
@@ -22,10 +29,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     let color = cli.color.enabled(std::io::stdout().is_terminal());
     match cli.command {
-        Command::Server(args) => server(args),
+        Command::Server(args) => server(args, matches.subcommand_matches("server")),
         Command::Agent(args) => agent(args),
         Command::Decode(args) => decode(args, color),
         Command::Completions(args) => completions(args),
@@ -34,46 +41,87 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn server(args: ServerArgs) -> anyhow::Result<()> {
-    let keys = nms::config::server_keys(args.key_file.as_deref(), args.keys_file.as_deref())?;
+/// Whether a flag was given on the command line (not defaulted), so that it wins over the
+/// settings file.
+fn given(matches: Option<&ArgMatches>, id: &str) -> bool {
+    matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+}
+
+fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    let (file, from): (nms::config::ServerSettings, _) =
+        nms::config::load_settings(args.settings.as_deref(), "server")?;
+    let from = from.as_deref();
+    let path = |p: PathBuf| nms::config::relative_to(from, p);
+    macro_rules! pick {
+        ($field:ident, $id:literal) => {
+            match file.$field {
+                Some(v) if !given(matches, $id) => v,
+                _ => args.$field,
+            }
+        };
+    }
+    let key_file = args.key_file.or(file.key_file.map(path));
+    let keys_file = args.keys_file.or(file.keys_file.map(path));
+    let keys = nms::config::server_keys(key_file.as_deref(), keys_file.as_deref())?;
+    let task_files = if args.configs.is_empty() {
+        file.config
+            .unwrap_or_default()
+            .into_iter()
+            .map(path)
+            .collect()
+    } else {
+        args.configs
+    };
+    let data_dir = match args.data_dir.or(file.data_dir.map(path)) {
+        Some(d) => d,
+        None => nms::config::default_data_dir("server")?,
+    };
     let options = nms::server::ServerOptions {
-        task_files: args.configs,
-        listen: args.listen,
-        nettask_port: args.nettask_port,
-        alertflow_port: args.alertflow_port,
-        http: args.http,
-        data_dir: match args.data_dir {
-            Some(d) => d,
-            None => nms::config::default_data_dir("server")?,
-        },
+        task_files,
+        listen: pick!(listen, "listen"),
+        nettask_port: pick!(nettask_port, "nettask_port"),
+        alertflow_port: pick!(alertflow_port, "alertflow_port"),
+        http: pick!(http, "http"),
+        data_dir,
         keys,
-        heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.clamp(100, 3_600_000)),
-        missed_heartbeats: args.missed_heartbeats.max(1),
-        initial_timeout: std::time::Duration::from_millis(args.timeout_ms.clamp(10, 60_000)),
-        max_retransmissions: args.max_retransmissions,
-        local_agent: args.local_agent,
+        heartbeat: Duration::from_millis(pick!(heartbeat_ms, "heartbeat_ms").clamp(100, 3_600_000)),
+        missed_heartbeats: pick!(missed_heartbeats, "missed_heartbeats").max(1),
+        initial_timeout: Duration::from_millis(pick!(timeout_ms, "timeout_ms").clamp(10, 60_000)),
+        max_retransmissions: pick!(max_retransmissions, "max_retransmissions"),
+        local_agent: args.local_agent.or(file.local_agent),
         verbose: args.verbose,
     };
     smol::block_on(nms::server::run(options))
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let id = match args.id {
+    let (file, from): (nms::config::AgentSettings, _) =
+        nms::config::load_settings(args.settings.as_deref(), "agent")?;
+    let from = from.as_deref();
+    let path = |p: PathBuf| nms::config::relative_to(from, p);
+    let Some(server) = args.server.or(file.server) else {
+        anyhow::bail!(
+            "no server given: pass --server HOST[:PORT], or set `server = \"HOST\"` in {}",
+            nms::config::settings_candidates("agent")[0].display()
+        );
+    };
+    let id = match args.id.or(file.id) {
         Some(id) => id,
         None => nms::config::host_name()?,
     };
     nms::config::check_agent_name(&id)?;
-    let data_dir = match args.data_dir {
+    let data_dir = match args.data_dir.or(file.data_dir.map(path)) {
         Some(d) => d,
         None => nms::config::default_data_dir("agents")?.join(&id),
     };
     let key = args
         .key_file
+        .or(file.key_file.map(path))
         .as_deref()
         .map(nms::config::read_key)
         .transpose()?;
     let options = nms::agent::AgentOptions {
-        server: args.server,
+        server,
         id,
         data_dir,
         key,
