@@ -17,6 +17,16 @@ fn task_file(sandbox: &Sandbox, name: &str) -> PathBuf {
     sandbox.write_json(name, &task)
 }
 
+/// Starts a server with the task fixture `name` (see [`task_file`]) and then `agents`.
+fn start(sandbox: &mut Sandbox, name: &str, agents: &[&str], extra_args: &[&str]) -> Server {
+    let task = task_file(sandbox, name);
+    let server = sandbox.start_server(&[task], extra_args);
+    for id in agents {
+        sandbox.start_agent(id, &server);
+    }
+    server
+}
+
 /// The first stored record of `agent` that has `field`, once one exists.
 fn record_with(server: &Server, agent: &str, field: &str) -> Option<Value> {
     server
@@ -31,6 +41,15 @@ fn wait_for_field(server: &Server, agent: &str, field: &str) -> Value {
         &format!("a metrics record of {agent} with {field}"),
         || record_with(server, agent, field),
     )
+}
+
+/// Asserts that the Prometheus exposition (`/metrics`) has this sample line.
+fn assert_exposition_has(server: &Server, line: &str) {
+    let text = server.get_text("/metrics");
+    assert!(
+        text.lines().any(|l| l.trim() == line),
+        "/metrics has no line {line:?}:\n{text}"
+    );
 }
 
 /// (agent, task, time_ms) of a metrics record: what the store keeps once.
@@ -61,11 +80,7 @@ fn now_ms() -> u64 {
 #[test]
 fn assignment_dialect_three_agents_ping_iperf_and_alerts() {
     let mut sandbox = Sandbox::new();
-    let task = task_file(&sandbox, "assignment.json");
-    let server = sandbox.start_server(&[task], &[]);
-    for id in ["r1", "r2", "r3"] {
-        sandbox.start_agent(id, &server);
-    }
+    let server = start(&mut sandbox, "assignment.json", &["r1", "r2", "r3"], &[]);
 
     wait_for(WAIT, "r1, r2 and r3 up", || {
         server.agents_are(&["r1", "r2", "r3"], "up").then_some(())
@@ -104,13 +119,7 @@ fn assignment_dialect_three_agents_ping_iperf_and_alerts() {
     );
     assert!(ram_alert["value"].as_f64().is_some_and(|v| v > 1.0));
 
-    let prometheus = server.get_text("/metrics");
-    assert!(
-        prometheus
-            .lines()
-            .any(|l| l.trim() == r#"nms_agent_up{agent="r1"} 1"#),
-        "/metrics says r1 is up:\n{prometheus}"
-    );
+    assert_exposition_has(&server, r#"nms_agent_up{agent="r1"} 1"#);
     let tasks = server.get("/api/tasks");
     assert_eq!(tasks[0]["task_id"], "e2e-assignment", "{tasks}");
 }
@@ -118,11 +127,7 @@ fn assignment_dialect_three_agents_ping_iperf_and_alerts() {
 #[test]
 fn original_dialect_ping_task_and_iperf_pair() {
     let mut sandbox = Sandbox::new();
-    let task = task_file(&sandbox, "original.json");
-    let server = sandbox.start_server(&[task], &[]);
-    for id in ["r1", "r2", "r3"] {
-        sandbox.start_agent(id, &server);
-    }
+    let server = start(&mut sandbox, "original.json", &["r1", "r2", "r3"], &[]);
 
     let ping = wait_for_field(&server, "r1", "rtt_avg_ms");
     assert_eq!(ping["task"], "e2e-ping");
@@ -141,9 +146,7 @@ fn original_dialect_ping_task_and_iperf_pair() {
 #[test]
 fn a_posted_task_replaces_the_running_one() {
     let mut sandbox = Sandbox::new();
-    let task = task_file(&sandbox, "ping.json");
-    let server = sandbox.start_server(&[task], &[]);
-    sandbox.start_agent("r1", &server);
+    let server = start(&mut sandbox, "ping.json", &["r1"], &[]);
 
     let before = wait_for_field(&server, "r1", "rtt_avg_ms");
     assert_eq!(before["target"], "127.0.0.1");
@@ -188,13 +191,12 @@ fn a_posted_task_replaces_the_running_one() {
 #[test]
 fn a_killed_agent_is_marked_down_with_an_alert() {
     let mut sandbox = Sandbox::new();
-    let task = task_file(&sandbox, "two-agents.json");
-    let server = sandbox.start_server(
-        &[task],
+    let server = start(
+        &mut sandbox,
+        "two-agents.json",
+        &["r1", "r2"],
         &["--heartbeat-ms", "300", "--missed-heartbeats", "3"],
     );
-    sandbox.start_agent("r1", &server);
-    sandbox.start_agent("r2", &server);
     wait_for(WAIT, "r1 and r2 up", || {
         server.agents_are(&["r1", "r2"], "up").then_some(())
     });
@@ -218,22 +220,13 @@ fn a_killed_agent_is_marked_down_with_an_alert() {
             .any(|a| a["agent"] == "r2" && a["kind"] == "agent_down"),
         "r2 was never down"
     );
-    let prometheus = server.get_text("/metrics");
-    assert!(
-        prometheus
-            .lines()
-            .any(|l| l.trim() == r#"nms_agent_up{agent="r1"} 0"#),
-        "/metrics says r1 is down:\n{prometheus}"
-    );
+    assert_exposition_has(&server, r#"nms_agent_up{agent="r1"} 0"#);
 }
 
 #[test]
 fn a_restarted_server_keeps_its_data_and_agents_come_back() {
     let mut sandbox = Sandbox::new();
-    let task = task_file(&sandbox, "two-agents.json");
-    let server = sandbox.start_server(&[task], &[]);
-    sandbox.start_agent("r1", &server);
-    sandbox.start_agent("r2", &server);
+    let server = start(&mut sandbox, "two-agents.json", &["r1", "r2"], &[]);
     wait_for(WAIT, "three ping records of r1 and three of r2", || {
         let r1 = server
             .metrics("r1")
@@ -354,4 +347,23 @@ fn a_bad_task_file_stops_the_server_with_its_position() {
         .is_err(),
         "nothing listens"
     );
+}
+
+#[test]
+fn the_quick_start_shows_metrics_and_a_ram_alert() {
+    // README's quick start: the shipped default task and an agent inside the server.
+    let mut sandbox = Sandbox::new();
+    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/default.json");
+    let server = sandbox.start_server(&[default], &["--local-agent", "local"]);
+    wait_for_field(&server, "local", "rtt_avg_ms");
+    wait_for_field(&server, "local", "ram_percent");
+    wait_for(WAIT, "a RAM alert of the local agent", || {
+        server
+            .alerts()
+            .into_iter()
+            .find(|a| a["agent"] == "local" && a["kind"] == "ram")
+    });
+    let log = sandbox.log(&server.name);
+    assert!(log.contains("METRICS"), "-v logs each report:\n{log}");
+    assert!(log.contains("ALERT"), "alerts are logged:\n{log}");
 }
