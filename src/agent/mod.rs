@@ -43,9 +43,17 @@ pub struct Reporter {
     commands: Sender<Command<AgentEndpoint>>,
     alerts: Sender<Alert>,
     last_sent_ms: Arc<AtomicU64>,
+    last_report_time_ms: Arc<AtomicU64>,
 }
 
 impl Reporter {
+    /// The time of a new report: now, but always later than the agent's previous report. The
+    /// server stores one report per (agent, task, time), so two measurements that end in the
+    /// same millisecond must not share a time.
+    pub fn report_time(&self) -> u64 {
+        next_report_time(&self.last_report_time_ms, log::now_ms())
+    }
+
     /// Queues a metrics report for the server.
     pub fn report(&self, report: MetricsReport) {
         self.last_sent_ms.store(log::now_ms(), Ordering::Relaxed);
@@ -164,6 +172,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         commands: command_tx.clone(),
         alerts: alert_tx,
         last_sent_ms: last_sent_ms.clone(),
+        last_report_time_ms: Arc::new(AtomicU64::new(0)),
     };
     let mut scheduler = Scheduler::new(&options.id, reporter);
     let heartbeat_ms = Arc::new(AtomicU64::new(0));
@@ -224,6 +233,16 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     anyhow::bail!("the NetTask driver stopped")
 }
 
+/// `now_ms`, or one more than the last time handed out when that is not earlier; remembers it.
+fn next_report_time(last: &AtomicU64, now_ms: u64) -> u64 {
+    let previous = last
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |prev| {
+            Some(now_ms.max(prev + 1))
+        })
+        .unwrap_or(now_ms);
+    now_ms.max(previous + 1)
+}
+
 /// Sends a HEARTBEAT whenever nothing was sent for one heartbeat interval.
 async fn heartbeats(
     commands: Sender<Command<AgentEndpoint>>,
@@ -275,4 +294,19 @@ fn tool_capabilities() -> u8 {
         caps |= CAP_IPERF3;
     }
     caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_times_never_repeat() {
+        let last = AtomicU64::new(0);
+        assert_eq!(next_report_time(&last, 1000), 1000);
+        assert_eq!(next_report_time(&last, 1000), 1001);
+        assert_eq!(next_report_time(&last, 1000), 1002);
+        assert_eq!(next_report_time(&last, 999), 1003, "a clock going back");
+        assert_eq!(next_report_time(&last, 2000), 2000);
+    }
 }

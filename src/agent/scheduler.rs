@@ -291,7 +291,7 @@ fn source_name(item: &WorkItem) -> String {
 fn report(ctx: &TaskContext, samples: Vec<Sample>) {
     let report = MetricsReport {
         task_number: ctx.task_number,
-        time_ms: log::now_ms(),
+        time_ms: ctx.reporter.report_time(),
         samples,
     };
     let evaluation = {

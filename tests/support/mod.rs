@@ -1,0 +1,539 @@
+//! Helpers for tests that run the real `nms` binary as child processes: a [`Sandbox`] (a fresh
+//! temporary folder that owns every process started in it, kills them with SIGKILL when dropped
+//! and, when the test failed, prints each one's log), free loopback ports, a tiny HTTP/1.1
+//! client over `std::net::TcpStream`, and a [`wait_for`] poller.
+//!
+//! Every process gets `--data-dir` inside the sandbox and runs without `HOME`, so nothing depends
+//! on (or writes to) the home directory of whoever runs the tests.
+//!
+//! Each test crate that says `mod support;` uses only part of this module.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A generous bound for anything the tests wait for: a limit, not a timing assertion.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The `nms` binary cargo built for this test run.
+pub fn nms_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nms"))
+}
+
+/// The folder of the end-to-end task files.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks-e2e")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, and returns that; panics naming `what`
+/// after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("gave up after {} s waiting for {what}", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a UDP socket on 127.0.0.1")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a TCP socket on 127.0.0.1")
+}
+
+/// The three ports of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub nettask: u16,
+    pub alertflow: u16,
+    pub http: u16,
+}
+
+impl Ports {
+    /// Three free ports, all different.
+    pub fn pick() -> Ports {
+        let nettask = free_udp_port();
+        loop {
+            let alertflow = free_tcp_port();
+            let http = free_tcp_port();
+            if alertflow != http && alertflow != nettask && http != nettask {
+                return Ports {
+                    nettask,
+                    alertflow,
+                    http,
+                };
+            }
+        }
+    }
+}
+
+/// An answer of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "HTTP {}: the body is not JSON ({e}):\n{}",
+                self.status, self.body
+            )
+        })
+    }
+}
+
+/// `GET path` from `addr`.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    http_request(addr, "GET", path, None)
+}
+
+/// `POST path` to `addr` with a JSON body.
+pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<HttpResponse> {
+    http_request(addr, "POST", path, Some(body))
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`); reads the whole answer.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        request.push_str("Content-Type: application/json\r\n");
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of the HTTP header"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| invalid("header not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| invalid("no status line"))?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let payload = &raw[split + 4..];
+    let body = if chunked {
+        dechunk(payload).ok_or_else(|| invalid("bad chunked body"))?
+    } else {
+        payload.to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        body: String::from_utf8(body).map_err(|_| invalid("body not UTF-8"))?,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// A process started in a sandbox.
+struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+/// What a server is started with; kept so that it can be restarted the same way.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The sandbox's name of the running process (`server`, then `server-2`, ...).
+    pub name: String,
+    pub ports: Ports,
+    pub data_dir: PathBuf,
+    pub task_files: Vec<PathBuf>,
+    pub extra_args: Vec<String>,
+}
+
+impl Server {
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.http))
+    }
+
+    /// The `--server` argument of an agent.
+    pub fn nettask_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.nettask)
+    }
+
+    /// `GET path`, answered with 200 and JSON; `None` while the server does not answer.
+    pub fn try_get(&self, path: &str) -> Option<Value> {
+        let response = http_get(self.http_addr(), path).ok()?;
+        (response.status == 200).then(|| response.json())
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub fn get(&self, path: &str) -> Value {
+        let response = http_get(self.http_addr(), path)
+            .unwrap_or_else(|e| panic!("GET {path} from {}: {e}", self.http_addr()));
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        response.json()
+    }
+
+    /// `GET path` as text (the Prometheus exposition).
+    pub fn get_text(&self, path: &str) -> String {
+        let response = http_get(self.http_addr(), path)
+            .unwrap_or_else(|e| panic!("GET {path} from {}: {e}", self.http_addr()));
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        response.body
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> HttpResponse {
+        http_post(self.http_addr(), path, body)
+            .unwrap_or_else(|e| panic!("POST {path} to {}: {e}", self.http_addr()))
+    }
+
+    /// The agents the server lists, as (name, status).
+    pub fn agent_statuses(&self) -> Option<Vec<(String, String)>> {
+        let agents = self.try_get("/api/agents")?;
+        Some(
+            agents
+                .as_array()?
+                .iter()
+                .map(|a| {
+                    (
+                        a["name"].as_str().unwrap_or_default().to_string(),
+                        a["status"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether every one of `names` is listed with `status` (`up` or `down`).
+    pub fn agents_are(&self, names: &[&str], status: &str) -> bool {
+        self.agent_statuses().is_some_and(|list| {
+            names
+                .iter()
+                .all(|n| list.iter().any(|(name, s)| name == n && s == status))
+        })
+    }
+
+    /// The stored metrics records of one agent (up to 100 000).
+    pub fn metrics(&self, agent: &str) -> Vec<Value> {
+        self.try_get(&format!("/api/metrics?agent={agent}&limit=100000"))
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Every stored alert (up to 100 000).
+    pub fn alerts(&self) -> Vec<Value> {
+        self.try_get("/api/alerts?limit=100000")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// A fresh temporary folder and the processes started in it. Dropping it kills them all
+/// (SIGKILL, then wait); if the test is failing, it prints the log of each process.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    processes: Vec<Process>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("nms-e2e-")
+                .tempdir()
+                .expect("cannot create a temporary folder"),
+            processes: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `value` as a JSON file in the sandbox and returns its path.
+    pub fn write_json(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.path().join(name);
+        let text = serde_json::to_string_pretty(value).expect("JSON serializes");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+
+    /// Starts `nms ARGS` as the process `name`; its standard error and output go to `name.log`.
+    pub fn spawn(&mut self, name: &str, args: &[OsString]) {
+        assert!(
+            self.processes.iter().all(|p| p.name != name),
+            "a process named {name} was started before"
+        );
+        let log = self.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let out = file.try_clone().expect("a log file handle");
+        let child = Command::new(nms_binary())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", nms_binary().display()));
+        self.processes.push(Process {
+            name: name.to_string(),
+            child,
+            log,
+            exited: None,
+        });
+    }
+
+    fn process(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process named {name}"))
+    }
+
+    /// The exit status of process `name` if it has ended.
+    pub fn exit_status(&mut self, name: &str) -> Option<ExitStatus> {
+        let p = self.process(name);
+        if p.exited.is_none() {
+            p.exited = p.child.try_wait().ok().flatten();
+        }
+        p.exited
+    }
+
+    /// Waits (up to [`WAIT`]) for process `name` to end by itself; returns its status.
+    pub fn wait_exit(&mut self, name: &str) -> ExitStatus {
+        wait_for(WAIT, &format!("{name} to exit"), || self.exit_status(name))
+    }
+
+    /// Kills process `name` with SIGKILL and waits for it.
+    pub fn kill(&mut self, name: &str) {
+        let p = self.process(name);
+        if p.exited.is_none() {
+            let _ = p.child.kill();
+            p.exited = p.child.wait().ok();
+        }
+    }
+
+    /// What process `name` wrote so far.
+    pub fn log(&self, name: &str) -> String {
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// Starts a server on free loopback ports, its data in `data/server`, and waits until its
+    /// HTTP API answers. `extra_args` are added to the command line (e.g. `--heartbeat-ms`).
+    pub fn start_server(&mut self, task_files: &[PathBuf], extra_args: &[&str]) -> Server {
+        let data_dir = self.path().join("data/server");
+        // A port picked free can be taken by someone else before the server binds it: try again.
+        for attempt in 1..=5 {
+            let server = Server {
+                name: if attempt == 1 {
+                    "server".to_string()
+                } else {
+                    format!("server-try{attempt}")
+                },
+                ports: Ports::pick(),
+                data_dir: data_dir.clone(),
+                task_files: task_files.to_vec(),
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            };
+            if self.launch_server(&server) {
+                return server;
+            }
+            if !self.log(&server.name).contains("cannot bind") {
+                break;
+            }
+        }
+        panic!("the server did not start (see its log below)");
+    }
+
+    /// Starts `server` again (after [`Sandbox::kill`]) with the same ports, data and tasks;
+    /// returns the new process's handle.
+    pub fn restart_server(&mut self, server: &Server) -> Server {
+        let count = self
+            .processes
+            .iter()
+            .filter(|p| p.name.starts_with("server"))
+            .count();
+        let again = Server {
+            name: format!("server-{}", count + 1),
+            ..server.clone()
+        };
+        // The old ports are freed by the kernel at once for UDP and the listening sockets, but
+        // a bind may race with the exit of the old process: retry a few times.
+        for attempt in 1..=20 {
+            let name = if attempt == 1 {
+                again.name.clone()
+            } else {
+                format!("{}-try{attempt}", again.name)
+            };
+            let this = Server {
+                name,
+                ..again.clone()
+            };
+            if self.launch_server(&this) {
+                return this;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("the server did not restart (see its logs below)");
+    }
+
+    /// Spawns a server and waits for its API; false if it exited first.
+    fn launch_server(&mut self, server: &Server) -> bool {
+        let mut args: Vec<OsString> = vec!["--color".into(), "never".into(), "server".into()];
+        for f in &server.task_files {
+            args.push("--config".into());
+            args.push(f.into());
+        }
+        for (flag, value) in [
+            ("--listen", "127.0.0.1".to_string()),
+            ("--nettask-port", server.ports.nettask.to_string()),
+            ("--alertflow-port", server.ports.alertflow.to_string()),
+            ("--http", server.http_addr().to_string()),
+        ] {
+            args.push(flag.into());
+            args.push(value.into());
+        }
+        args.push("--data-dir".into());
+        args.push(server.data_dir.clone().into());
+        args.push("-v".into());
+        args.extend(server.extra_args.iter().map(OsString::from));
+        self.spawn(&server.name, &args);
+        let name = server.name.clone();
+        wait_for(WAIT, &format!("the HTTP API of {name}"), || {
+            if self.exit_status(&name).is_some() {
+                return Some(false);
+            }
+            server.try_get("/api/status").map(|_| true)
+        })
+    }
+
+    /// Starts agent `id` talking to `server`, its data in `data/agents/ID`.
+    pub fn start_agent(&mut self, id: &str, server: &Server) {
+        let data_dir = self.path().join("data/agents").join(id);
+        let args: Vec<OsString> = vec![
+            "--color".into(),
+            "never".into(),
+            "agent".into(),
+            "--server".into(),
+            server.nettask_addr().into(),
+            "--id".into(),
+            id.into(),
+            "--data-dir".into(),
+            data_dir.into(),
+        ];
+        self.spawn(id, &args);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            if p.exited.is_none() {
+                let _ = p.child.kill();
+                p.exited = p.child.wait().ok();
+            }
+        }
+        if std::thread::panicking() {
+            for p in &self.processes {
+                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let status = p.exited.map_or_else(|| "?".to_string(), |s| s.to_string());
+                eprintln!("----- log of {} ({status}) -----\n{text}", p.name);
+            }
+            eprintln!("----- (sandbox {}) -----", self.path().display());
+        }
+    }
+}
+
+/// Reads a fixture of `tests/fixtures/tasks-e2e/` as JSON.
+pub fn fixture(name: &str) -> Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Sets every field named `key`, at any depth, to `value` (e.g. every iperf `port`).
+pub fn set_everywhere(json: &mut Value, key: &str, value: &Value) {
+    match json {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == key {
+                    *v = value.clone();
+                } else {
+                    set_everywhere(v, key, value);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                set_everywhere(v, key, value);
+            }
+        }
+        _ => {}
+    }
+}
