@@ -37,6 +37,7 @@ fn server(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         nettask_port: args.nettask_port,
         alertflow_port: args.alertflow_port,
+        advertise_alertflow_port: args.advertise_alertflow_port,
         http: args.http,
         data_dir: match args.data_dir {
             Some(d) => d,
