@@ -1,7 +1,7 @@
 //! End to end over a bad network: a real server and real agents (the `nms` binary) with a
 //! seeded UDP fault proxy in front of NetTask (30% loss each way, 5% duplicates, 2% corrupted,
-//! reordering) and a TCP fault proxy in front of AlertFlow (connections reset mid-stream, and
-//! unreachable for a while). What a user must see: every agent registers and gets its task,
+//! reordering, and in one test a 10 s blackout) and a TCP fault proxy in front of AlertFlow
+//! (connections reset mid-stream, and unreachable for a while). What a user must see: every agent registers and gets its task,
 //! every report and alert an agent produced is stored exactly once, nothing corrupted is
 //! stored, and the server counted the corruption it rejected. The seed is printed; replay a run
 //! with `NMS_FAULT_SEED=...`.
@@ -141,8 +141,9 @@ fn wait_registered(server: &Server, agents: &[&Process], task: &str) {
     }
 }
 
-/// The lossy scenario, keyed or not. Returns the deliveries for the caller's report.
-fn lossy_run(label: &str, keyed: bool, run: Duration) -> Vec<Delivery> {
+/// The lossy scenario, keyed or not, with NetTask cut off entirely for `blackout` in the
+/// middle when given. Returns the deliveries.
+fn lossy_run(label: &str, keyed: bool, run: Duration, blackout: Option<Duration>) -> Vec<Delivery> {
     let started_ms = nms::log::now_ms();
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path();
@@ -187,15 +188,26 @@ fn lossy_run(label: &str, keyed: bool, run: Duration) -> Vec<Delivery> {
     let agent_refs: Vec<&Process> = agents.iter().collect();
     wait_registered(&server, &agent_refs, &task);
 
-    // The run: faults on; AlertFlow unreachable for 4 s in the middle.
+    // The run: faults on; AlertFlow unreachable for 4 s after a quarter of it; with
+    // `blackout`, NetTask cut off entirely for that long after half of it.
     let mut intruder_seen_up = 0;
     let steps = run.as_secs().max(8);
+    let lossy = Faults::lossy(0.3);
+    let cut_off = Faults { drop: 1.0, ..lossy };
     for step in 0..steps {
-        if step == steps / 3 {
+        if step == steps / 4 {
             tcp.set_unreachable(true);
         }
-        if step == steps / 3 + 4 {
+        if step == steps / 4 + 4 {
             tcp.set_unreachable(false);
+        }
+        if let Some(blackout) = blackout {
+            if step == steps / 2 {
+                udp.set_faults(cut_off, cut_off);
+            }
+            if step == steps / 2 + blackout.as_secs() {
+                udp.set_faults(lossy, lossy);
+            }
         }
         std::thread::sleep(Duration::from_secs(1));
         if intruder.is_some() && agent_status(server.http, "intruder").as_deref() == Some("up") {
@@ -262,6 +274,23 @@ fn lossy_run(label: &str, keyed: bool, run: Duration) -> Vec<Delivery> {
         "{label}: the server detected no bad tag although {} datagrams were corrupted",
         to_server.corrupted
     );
+    if blackout.is_some() {
+        // The server noticed each agent's silence, and its return.
+        for name in names {
+            let kinds: Vec<String> =
+                http_get_json(server.http, &format!("/api/alerts?agent={name}"))
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|a| a.get("kind")?.as_str().map(String::from))
+                    .collect();
+            assert!(
+                kinds.iter().any(|k| k == "agent_down") && kinds.iter().any(|k| k == "agent_up"),
+                "{label}: no agent_down and agent_up alerts for {name} around the blackout: {kinds:?}"
+            );
+        }
+    }
     let tcp_counts = tcp.counts();
     assert!(
         tcp_counts.refused > 0,
@@ -289,13 +318,18 @@ fn lossy_run(label: &str, keyed: bool, run: Duration) -> Vec<Delivery> {
 }
 
 #[test]
-fn every_report_and_alert_arrives_once_over_a_lossy_corrupting_link() {
-    lossy_run("lossy", false, Duration::from_secs(30));
+fn every_report_and_alert_arrives_once_over_a_lossy_corrupting_link_with_a_blackout() {
+    lossy_run(
+        "lossy",
+        false,
+        Duration::from_secs(36),
+        Some(Duration::from_secs(10)),
+    );
 }
 
 #[test]
 fn keyed_agents_deliver_everything_over_a_lossy_link_and_a_wrong_key_never_gets_in() {
-    lossy_run("keyed", true, Duration::from_secs(25));
+    lossy_run("keyed", true, Duration::from_secs(25), None);
 }
 
 /// The stored count of `agent`'s reports.
@@ -354,11 +388,6 @@ fn a_replayed_datagram_is_not_stored_again() {
     let metrics = sent_by_agent(PacketType::Metrics);
     let registration = sent_by_agent(PacketType::Registration);
     let from = metrics.agent;
-    let types: Vec<String> = recorded
-        .iter()
-        .map(|r| format!("{:?} {:?}", r.direction, kind(&r.bytes)))
-        .collect();
-    eprintln!("recorded: {types:#?}");
 
     let before = stored_reports(server.http, "r1");
     let registered_before = registrations(server.http, "r1");
