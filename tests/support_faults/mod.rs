@@ -9,4 +9,5 @@ pub mod check;
 pub mod process;
 pub mod seed;
 pub mod tcp;
+pub mod threads;
 pub mod udp;

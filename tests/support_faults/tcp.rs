@@ -8,18 +8,14 @@
 //! from a generator seeded like the UDP proxy's.
 
 use super::seed::derive_seed;
+use super::threads::{Workers, lock};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(50);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A snapshot of what the proxy did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,14 +74,13 @@ struct Inner {
     name: String,
     seed: u64,
     upstream: SocketAddr,
-    stop: AtomicBool,
+    workers: Workers,
     unreachable: AtomicBool,
     reset_probability: Mutex<f64>,
     max_reset_bytes: u64,
     rng: Mutex<fastrand::Rng>,
     counters: Counters,
     links: Mutex<Vec<Arc<Link>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The proxy; dropping it resets its connections and stops its threads.
@@ -114,20 +109,16 @@ impl TcpFaultProxy {
             name: name.to_string(),
             seed,
             upstream,
-            stop: AtomicBool::new(false),
+            workers: Workers::default(),
             unreachable: AtomicBool::new(false),
             reset_probability: Mutex::new(reset_probability),
             max_reset_bytes: max_reset_bytes.max(1),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             counters: Counters::default(),
             links: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
         });
-        let accept = {
-            let inner = inner.clone();
-            std::thread::spawn(move || inner.run_accept(listener))
-        };
-        lock(&inner.threads).push(accept);
+        let acceptor = inner.clone();
+        inner.workers.spawn(move || acceptor.run_accept(listener));
         Ok(TcpFaultProxy { inner, address })
     }
 
@@ -174,20 +165,16 @@ impl TcpFaultProxy {
 
 impl Drop for TcpFaultProxy {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
         for link in lock(&self.inner.links).drain(..) {
             link.kill();
         }
-        let threads = std::mem::take(&mut *lock(&self.inner.threads));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.inner.workers.stop_and_join();
     }
 }
 
 impl Inner {
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.workers.stopped()
     }
 
     fn run_accept(self: Arc<Self>, listener: TcpListener) {
@@ -242,16 +229,12 @@ impl Inner {
             links.retain(|l| !l.dead.load(Ordering::Relaxed));
             links.push(link.clone());
         }
-        let up = {
-            let inner = self.clone();
-            let link = link.clone();
-            std::thread::spawn(move || inner.pump(&link, client_reader, true))
-        };
-        let down = {
-            let inner = self.clone();
-            std::thread::spawn(move || inner.pump(&link, server_reader, false))
-        };
-        lock(&self.threads).extend([up, down]);
+        let (inner, up_link) = (self.clone(), link.clone());
+        self.workers
+            .spawn(move || inner.pump(&up_link, client_reader, true));
+        let inner = self.clone();
+        self.workers
+            .spawn(move || inner.pump(&link, server_reader, false));
     }
 
     /// Copies one direction of a link until either side ends or the link is reset.

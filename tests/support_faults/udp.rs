@@ -12,13 +12,13 @@
 //! datagram again from the same upstream address (a replay).
 
 use super::seed::derive_seed;
+use super::threads::{Workers, lock};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often blocked threads look at the stop flag.
@@ -196,18 +196,13 @@ struct Inner {
     listener: Arc<UdpSocket>,
     faults: Mutex<(Faults, Faults)>,
     flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
-    stop: AtomicBool,
+    workers: Workers,
     to_server: DirectionCounters,
     to_agent: DirectionCounters,
     recording: AtomicBool,
     recorded: Mutex<Vec<Recorded>>,
     delay_line: Mutex<Sender<Delayed>>,
     delay_order: AtomicU64,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The proxy; dropping it stops its threads.
@@ -237,28 +232,22 @@ impl UdpFaultProxy {
             listener: Arc::new(listener),
             faults: Mutex::new((to_server, to_agent)),
             flows: Mutex::new(HashMap::new()),
-            stop: AtomicBool::new(false),
+            workers: Workers::default(),
             to_server: DirectionCounters::default(),
             to_agent: DirectionCounters::default(),
             recording: AtomicBool::new(false),
             recorded: Mutex::new(Vec::new()),
             delay_line: Mutex::new(delay_tx),
             delay_order: AtomicU64::new(0),
-            threads: Mutex::new(Vec::new()),
         });
         eprintln!(
             "udp fault proxy {name}: {address} -> {server}, seed {seed:#018x}; \
              to server {to_server:?}, to agents {to_agent:?}"
         );
-        let downstream = {
-            let inner = inner.clone();
-            std::thread::spawn(move || inner.run_downstream())
-        };
-        let delays = {
-            let inner = inner.clone();
-            std::thread::spawn(move || inner.run_delay_line(delay_rx))
-        };
-        lock(&inner.threads).extend([downstream, delays]);
+        let downstream = inner.clone();
+        inner.workers.spawn(move || downstream.run_downstream());
+        let delays = inner.clone();
+        inner.workers.spawn(move || delays.run_delay_line(delay_rx));
         Ok(UdpFaultProxy { inner, address })
     }
 
@@ -325,17 +314,13 @@ impl UdpFaultProxy {
 
 impl Drop for UdpFaultProxy {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
-        let threads = std::mem::take(&mut *lock(&self.inner.threads));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.inner.workers.stop_and_join();
     }
 }
 
 impl Inner {
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.workers.stopped()
     }
 
     /// Agents -> server.
@@ -372,12 +357,8 @@ impl Inner {
             to_agent: Mutex::new(FlowDirection::new(!flow_seed)),
         });
         flows.insert(agent, flow.clone());
-        let reader = {
-            let inner = self.clone();
-            let flow = flow.clone();
-            std::thread::spawn(move || inner.run_upstream(&flow))
-        };
-        lock(&self.threads).push(reader);
+        let (inner, reader_flow) = (self.clone(), flow.clone());
+        self.workers.spawn(move || inner.run_upstream(&reader_flow));
         Some(flow)
     }
 
