@@ -325,7 +325,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --color --help --version"
+            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +348,10 @@ _nms() {
                     return 0
                     ;;
                 --alertflow-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --advertise-alertflow-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,6 +41,7 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task fil
 complete -c nms -n "__fish_nms_using_subcommand server" -l listen -d 'Address the NetTask and AlertFlow ports listen on' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l nettask-port -d 'UDP port of NetTask' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertflow-port -d 'TCP port of AlertFlow' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l advertise-alertflow-port -d 'The AlertFlow port announced to agents, when a port forward or a proxy sits in front of the real one (tests put a fault-injecting proxy there)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l http -d 'Address of the HTTP API (loopback by default)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l data-dir -d 'Where metrics, alerts and the agent registry are stored [default: the user\'s data directory, e.g. ~/.local/share/nms/server]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l key-file -d 'Pre-shared key (hex text, 32+ digits): every packet and frame carries an HMAC tag' -r -F

@@ -85,6 +85,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "PORT", default_value_t = 8080)]
     pub alertflow_port: u16,
 
+    /// The AlertFlow port announced to agents, when a port forward or a proxy sits in front
+    /// of the real one (tests put a fault-injecting proxy there).
+    #[arg(long, value_name = "PORT", hide = true)]
+    pub advertise_alertflow_port: Option<u16>,
+
     /// Address of the HTTP API (loopback by default).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9470")]
     pub http: std::net::SocketAddr,

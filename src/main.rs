@@ -83,6 +83,7 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         alertflow_port: pick!(alertflow_port, "alertflow_port"),
         http: pick!(http, "http"),
         data_dir,
+        advertise_alertflow_port: args.advertise_alertflow_port,
         keys,
         heartbeat: Duration::from_millis(pick!(heartbeat_ms, "heartbeat_ms").clamp(100, 3_600_000)),
         missed_heartbeats: pick!(missed_heartbeats, "missed_heartbeats").max(1),

@@ -65,6 +65,18 @@ impl Reporter {
 
     /// Spools an alert and sends it over AlertFlow.
     pub fn raise(&self, alert: Alert) {
+        if scheduler::log_reports() {
+            log::event(
+                Level::Info,
+                "RAISED",
+                format_args!(
+                    "{:016x} {} {}",
+                    alert.alert_id,
+                    alert.task,
+                    alert.alert_type.name()
+                ),
+            );
+        }
         let _ = self.alerts.try_send(alert);
     }
 }

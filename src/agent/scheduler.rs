@@ -12,7 +12,7 @@ use crate::rules::{RaisedAlert, RuleSet, SampleInput};
 use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, TaskAssignment, WorkItem};
 use smol::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A task running on this agent.
@@ -287,6 +287,16 @@ fn source_name(item: &WorkItem) -> String {
     }
 }
 
+/// Whether the environment variable `NMS_LOG_REPORTS` (set, not empty, not `0`) asks for one
+/// `REPORT <task> <time_ms>` line per metrics report and one `RAISED <alert_id> ...` line per
+/// alert, so that what an agent produced can be compared with what the server stored.
+pub fn log_reports() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::env::var_os("NMS_LOG_REPORTS").is_some_and(|v| !v.is_empty() && v != "0")
+    })
+}
+
 /// Sends a report and evaluates the task's rules on it.
 fn report(ctx: &TaskContext, samples: Vec<Sample>) {
     let report = MetricsReport {
@@ -294,6 +304,13 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
         time_ms: ctx.reporter.report_time(),
         samples,
     };
+    if log_reports() {
+        log::event(
+            Level::Info,
+            "REPORT",
+            format_args!("{} {}", ctx.task_id, report.time_ms),
+        );
+    }
     let evaluation = {
         let mut rules = ctx.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.evaluate(&SampleInput::new(&ctx.agent, &ctx.task_id, &report))
@@ -350,11 +367,12 @@ fn raise_rule_alert(ctx: &TaskContext, raised: &RaisedAlert) {
         },
         "ALERT",
         format_args!(
-            "{} {}: {} (rule {})",
+            "{} {}: {} (rule {}, alert {:016x})",
             ctx.task_id,
             raised.kind.name(),
             raised.message,
-            raised.rule
+            raised.rule,
+            alert.alert_id
         ),
     );
     ctx.reporter.raise(alert);

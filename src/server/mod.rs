@@ -32,6 +32,9 @@ pub struct ServerOptions {
     pub listen: IpAddr,
     pub nettask_port: u16,
     pub alertflow_port: u16,
+    /// The AlertFlow port announced to agents in REGISTERED, when it differs from the port the
+    /// server listens on (a port forward or a proxy in between); `None` announces the real one.
+    pub advertise_alertflow_port: Option<u16>,
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     pub keys: Keys,
@@ -178,7 +181,9 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         options: options.clone(),
         endpoint_stats: Mutex::new(Stats::default()),
         socket_stats: socket_stats.clone(),
-        alertflow_port: bound.alertflow.port(),
+        alertflow_port: options
+            .advertise_alertflow_port
+            .unwrap_or(bound.alertflow.port()),
     });
 
     log::event(
