@@ -367,3 +367,50 @@ fn a_replayed_registration_of_a_replaced_session_is_refused() {
     );
     assert_eq!(h.server.stats().replays, 1);
 }
+
+#[test]
+fn a_keyed_server_refuses_registrations_older_than_the_last_one_it_accepted() {
+    use nms::nettask::Keys;
+    use nms::wire::{Body, Key, Packet, Registration};
+    let key = Key::from_hex("00112233445566778899aabbccddeeff").unwrap();
+    let config = Config {
+        keys: Keys::single(Some(key.clone())),
+        ..Config::default()
+    };
+    let mut server = ServerEndpoint::new(config);
+    // As after a restart: the registry remembers the agent's last registration time.
+    server.remember_registration("r1", 1_000);
+    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
+    let registration = |instance: u64, time_ms: u64| {
+        Packet {
+            keyed: true,
+            agent_id: 0,
+            body: Body::Reliable {
+                seq: 0,
+                message: Message::Registration(Registration {
+                    name: "r1".into(),
+                    instance,
+                    time_ms,
+                    capabilities: 0,
+                    software: "test".into(),
+                }),
+            },
+        }
+        .encode(Some(&key))
+    };
+    let now = std::time::Instant::now();
+    server.handle_datagram(now, from, &registration(5, 999));
+    assert!(
+        server.poll_event().is_none(),
+        "a registration older than the last is a replay"
+    );
+    assert_eq!(server.stats().replays, 1);
+    server.handle_datagram(now, from, &registration(6, 1_001));
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::Registration { .. })
+    ));
+    // A copy of the same registration before the application answered: not reported twice.
+    server.handle_datagram(now, from, &registration(6, 1_001));
+    assert!(server.poll_event().is_none());
+}

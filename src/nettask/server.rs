@@ -19,6 +19,9 @@ use std::time::Instant;
 /// Replaced registration instances remembered per agent, to refuse their replays.
 const RETIRED_INSTANCES: usize = 16;
 
+/// Registrations waiting for the application's answer, at most (a flood is forgotten).
+const MAX_PENDING_REGISTRATIONS: usize = 100_000;
+
 /// What the server endpoint reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
@@ -77,6 +80,10 @@ pub struct ServerEndpoint {
     names: HashMap<u32, String>,
     /// Registration instances of sessions that were replaced, per agent name.
     retired: HashMap<String, VecDeque<u64>>,
+    /// Registrations handed to the application and not answered yet, by instance.
+    pending_registrations: HashSet<u64>,
+    /// The agent clock of the latest registration accepted, per agent name.
+    last_registration_ms: HashMap<String, u64>,
     immediate: VecDeque<Transmit>,
     ready: VecDeque<u32>,
     ready_set: HashSet<u32>,
@@ -93,6 +100,8 @@ impl ServerEndpoint {
             peers: HashMap::new(),
             names: HashMap::new(),
             retired: HashMap::new(),
+            last_registration_ms: HashMap::new(),
+            pending_registrations: HashSet::new(),
             immediate: VecDeque::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
@@ -130,6 +139,16 @@ impl ServerEndpoint {
     /// session, its NOACKs still carry the agent's own key.
     pub fn know_agent(&mut self, agent_id: u32, name: &str) {
         self.names.insert(agent_id, name.to_string());
+    }
+
+    /// Tells the endpoint the agent-clock time of an agent's latest accepted registration (from
+    /// the persisted registry). With a key, an older registration is refused as a replay.
+    pub fn remember_registration(&mut self, name: &str, time_ms: u64) {
+        let last = self
+            .last_registration_ms
+            .entry(name.to_string())
+            .or_default();
+        *last = (*last).max(time_ms);
     }
 
     /// Handles one received datagram.
@@ -258,6 +277,17 @@ impl ServerEndpoint {
             });
             return;
         }
+        // With a key, registrations must be newer than the last one accepted: an older one is a
+        // replay (its instance would not be recognised after a server restart).
+        if key.is_some()
+            && self
+                .last_registration_ms
+                .get(&registration.name)
+                .is_some_and(|last| registration.time_ms <= *last)
+        {
+            self.stats.replays += 1;
+            return;
+        }
         // A registration whose session was already replaced: a replay (or a very late
         // copy). Starting a session from it would reset the agent's duplicate window.
         if self
@@ -267,6 +297,13 @@ impl ServerEndpoint {
         {
             self.stats.replays += 1;
             return;
+        }
+        // Copies that arrive before the application has answered the first one.
+        if !self.pending_registrations.insert(registration.instance) {
+            return;
+        }
+        if self.pending_registrations.len() > MAX_PENDING_REGISTRATIONS {
+            self.pending_registrations.clear();
         }
         self.stats.registrations += 1;
         self.events
@@ -284,8 +321,20 @@ impl ServerEndpoint {
         registration: &Registration,
         registered: Registered,
     ) {
+        self.pending_registrations.remove(&registration.instance);
+        if let Some(peer) = self.peers.get(&agent_id)
+            && peer.instance == registration.instance
+        {
+            // Answered already: answer again, keep the session.
+            self.immediate.push_back(Transmit {
+                destination: from,
+                payload: peer.reply.clone(),
+            });
+            return;
+        }
         let key = self.config.keys.for_agent(&registration.name).cloned();
         self.names.insert(agent_id, registration.name.clone());
+        self.remember_registration(&registration.name, registration.time_ms);
         let reply = Packet {
             keyed: key.is_some(),
             agent_id,

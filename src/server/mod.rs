@@ -165,6 +165,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let mut endpoint = ServerEndpoint::new(config);
     for agent in registry.all() {
         endpoint.know_agent(agent.id, &agent.name);
+        endpoint.remember_registration(&agent.name, agent.last_registration_ms);
     }
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
@@ -313,6 +314,7 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                     now_ms,
                     registration.capabilities,
                     &registration.software,
+                    registration.time_ms,
                 ) {
                     Ok(id) => id,
                     Err(e) => {

@@ -38,6 +38,9 @@ pub struct AgentRecord {
     pub capabilities: u8,
     #[serde(default)]
     pub software: String,
+    /// The agent clock of its latest registration (a keyed server refuses older ones).
+    #[serde(default)]
+    pub last_registration_ms: u64,
 }
 
 fn down() -> Status {
@@ -117,6 +120,7 @@ impl Registry {
         now_ms: u64,
         capabilities: u8,
         software: &str,
+        registration_ms: u64,
     ) -> Result<u32, RegistryError> {
         let (id, is_new) = match self.by_name.get(name) {
             Some(id) => (*id, false),
@@ -139,6 +143,7 @@ impl Registry {
             registrations: 0,
             capabilities,
             software: software.to_string(),
+            last_registration_ms: 0,
         });
         let moved = record.address != Some(address);
         record.address = Some(address);
@@ -146,8 +151,10 @@ impl Registry {
         record.registrations += 1;
         record.capabilities = capabilities;
         record.software = software.to_string();
+        let newer = registration_ms > record.last_registration_ms;
+        record.last_registration_ms = record.last_registration_ms.max(registration_ms);
         self.by_name.insert(name.to_string(), id);
-        if is_new || moved {
+        if is_new || moved || newer {
             self.save()?;
         }
         Ok(id)
@@ -194,12 +201,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
-        assert_eq!(r.register("r1", a, 1, 0, "0.1").unwrap(), 1);
-        assert_eq!(r.register("r2", a, 1, 0, "0.1").unwrap(), 2);
-        assert_eq!(r.register("r1", a, 2, 0, "0.1").unwrap(), 1);
+        assert_eq!(r.register("r1", a, 1, 0, "0.1", 1).unwrap(), 1);
+        assert_eq!(r.register("r2", a, 1, 0, "0.1", 1).unwrap(), 2);
+        assert_eq!(r.register("r1", a, 2, 0, "0.1", 2).unwrap(), 1);
         let mut r = Registry::open(dir.path()).unwrap();
-        assert_eq!(r.register("r3", a, 3, 0, "0.1").unwrap(), 3);
-        assert_eq!(r.register("r2", a, 3, 0, "0.1").unwrap(), 2);
+        assert_eq!(r.register("r3", a, 3, 0, "0.1", 3).unwrap(), 3);
+        assert_eq!(r.register("r2", a, 3, 0, "0.1", 3).unwrap(), 2);
         assert_eq!(r.by_name("r1").unwrap().status, Status::Down);
     }
 }
