@@ -151,7 +151,13 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
             _ if args.json => format!("{:#}\n", check.to_json()),
             // An invalid file is the one error line on standard error.
             Err(_) => String::new(),
-            Ok(_) => nms::inspect::task_file::render(&check, color),
+            Ok(_) => {
+                let mut text = nms::inspect::task_file::render(&check, color);
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text
+            }
         };
         std::io::stdout()
             .lock()

@@ -21,7 +21,7 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Rule(#[from] rules::RuleError),
     #[error("{path}: {source}")]
     Io {
