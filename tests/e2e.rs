@@ -367,3 +367,75 @@ fn the_quick_start_shows_metrics_and_a_ram_alert() {
     assert!(log.contains("METRICS"), "-v logs each report:\n{log}");
     assert!(log.contains("ALERT"), "alerts are logged:\n{log}");
 }
+
+/// Alert ids an agent logged as raised (`RAISED <16 hex digits> ...`, with NMS_LOG_REPORTS).
+fn raised_ids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once("RAISED ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn alerts_raised_while_the_server_is_down_are_stored_once_after_it_returns() {
+    let mut sandbox = Sandbox::new();
+    // A rule that raises an alert on every other report, every second: alerts keep coming.
+    std::fs::write(
+        sandbox.path().join("flip.rhai"),
+        "state.n = (state.n ?? 0) + 1;\n\
+         if state.n % 2 == 0 && measured(cpu_percent) {\n\
+         \x20   alert(\"cpu\", 0.0, cpu_percent, `report ${state.n}`);\n\
+         }\n",
+    )
+    .expect("rule file");
+    let task = sandbox.write_json(
+        "flip.json",
+        &json!({"task_id": "flip", "frequency": 1, "devices": [
+            {"device_id": "r1", "device_metrics": {"cpu_usage": true}, "rules": ["flip.rhai"]}
+        ]}),
+    );
+    let server = sandbox.start_server(&[task], &[]);
+    sandbox.start_agent("r1", &server);
+    wait_for(WAIT, "alerts of r1 stored", || {
+        (server.alerts().len() >= 2).then_some(())
+    });
+
+    sandbox.kill(&server.name);
+    // The agent keeps measuring and raising while the server is gone.
+    let raised_before = raised_ids(&sandbox.log("r1")).len();
+    wait_for(WAIT, "r1 raising alerts while the server is down", || {
+        (raised_ids(&sandbox.log("r1")).len() >= raised_before + 2).then_some(())
+    });
+
+    let restarted = std::time::Instant::now();
+    let server = sandbox.restart_server(&server);
+    wait_for(WAIT, "r1 up again", || {
+        server.agents_are(&["r1"], "up").then_some(())
+    });
+    eprintln!(
+        "r1 was up {:?} after the restart began",
+        restarted.elapsed()
+    );
+
+    let raised = raised_ids(&sandbox.log("r1"));
+    let stored = wait_for(WAIT, "every alert r1 raised stored", || {
+        let stored: Vec<String> = server
+            .get("/api/alerts?agent=r1&limit=100000")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|a| a["alert_id"].as_str().map(str::to_string))
+            .collect();
+        raised
+            .iter()
+            .all(|id| stored.contains(id))
+            .then_some(stored)
+    });
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "an alert was stored twice");
+    assert!(
+        raised.len() > raised_before,
+        "alerts were raised during the outage"
+    );
+}

@@ -66,16 +66,30 @@ impl Reporter {
     /// Spools an alert and sends it over AlertFlow.
     pub fn raise(&self, alert: Alert) {
         if scheduler::log_reports() {
-            log::event(
-                Level::Info,
-                "RAISED",
-                format_args!(
-                    "{:016x} {} {}",
-                    alert.alert_id,
-                    alert.task,
-                    alert.alert_type.name()
-                ),
-            );
+            if alert.resolves == 0 {
+                log::event(
+                    Level::Info,
+                    "RAISED",
+                    format_args!(
+                        "{:016x} {} {}",
+                        alert.alert_id,
+                        alert.task,
+                        alert.alert_type.name()
+                    ),
+                );
+            } else {
+                log::event(
+                    Level::Info,
+                    "RESOLVING",
+                    format_args!(
+                        "{:016x} resolves {:016x} {} {}",
+                        alert.alert_id,
+                        alert.resolves,
+                        alert.task,
+                        alert.alert_type.name()
+                    ),
+                );
+            }
         }
         let _ = self.alerts.try_send(alert);
     }

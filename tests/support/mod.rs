@@ -332,6 +332,8 @@ impl Sandbox {
             .env_remove("HOME")
             .env_remove("XDG_DATA_HOME")
             .env("NO_COLOR", "1")
+            // Agents log each report and alert they produce, for delivery checks.
+            .env("NMS_LOG_REPORTS", "1")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(file)
