@@ -53,6 +53,7 @@ fn server(args: ServerArgs) -> anyhow::Result<()> {
         max_retransmissions: args.max_retransmissions,
         local_agent: args.local_agent,
         verbose: args.verbose,
+        alertmanager: args.alertmanager,
     };
     smol::block_on(nms::server::run(options))
 }
