@@ -112,6 +112,9 @@ pub struct Bound {
 
 /// Runs the server until the process ends.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+    if let Some(url) = &options.alertmanager {
+        alertmanager::check_url(url)?;
+    }
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
