@@ -325,7 +325,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --color --help --version"
+            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --alertmanager --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -388,6 +388,10 @@ _nms() {
                     return 0
                     ;;
                 --local-agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alertmanager)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,6 +51,7 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l missed-heartbeats -d 
 complete -c nms -n "__fish_nms_using_subcommand server" -l timeout-ms -d 'Initial NetTask retransmission timeout in milliseconds (then adaptive)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l max-retransmissions -d 'NetTask retransmissions without an answer before a peer is reported lost' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l local-agent -d 'Also run an agent of this name in the server process (monitors the server\'s own host)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

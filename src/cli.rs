@@ -130,6 +130,11 @@ pub struct ServerArgs {
     /// Log every stored metrics report, not only notable events.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL
+    /// (its v2 API), e.g. http://127.0.0.1:9093.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
 }
 
 #[derive(Debug, Args)]

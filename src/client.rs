@@ -82,16 +82,43 @@ pub enum ClientError {
 
 /// `GET base + path_and_query`, answered with JSON.
 pub async fn get_json(base: &str, path_and_query: &str) -> Result<Value, ClientError> {
-    request(Method::GET, base, path_and_query, None).await
+    let (url, body) = request(Method::GET, base, path_and_query, None).await?;
+    parse_json(&url, &body)
+}
+
+/// `GET base + path_and_query`, answered with text of any type (the Prometheus exposition,
+/// ...); bytes that are not UTF-8 are replaced.
+pub async fn get_text(base: &str, path_and_query: &str) -> Result<String, ClientError> {
+    let (_, body) = request(Method::GET, base, path_and_query, None).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `POST base + path` with a JSON body, answered with JSON.
 pub async fn post_json(base: &str, path: &str, body: &Value) -> Result<Value, ClientError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Http {
-        url: format!("{base}{path}"),
-        source: Box::new(e),
-    })?;
-    request(Method::POST, base, path, Some(Bytes::from(bytes))).await
+    let (url, answer) =
+        request(Method::POST, base, path, Some(json_body(base, path, body)?)).await?;
+    parse_json(&url, &answer)
+}
+
+/// `POST base + path` with a JSON body, for services whose successful answer is empty or not
+/// JSON (Alertmanager's `POST /api/v2/alerts`): any status below 400 is success and the body
+/// is ignored.
+pub async fn post_json_accepting_any(
+    base: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(), ClientError> {
+    request(Method::POST, base, path, Some(json_body(base, path, body)?)).await?;
+    Ok(())
+}
+
+fn json_body(base: &str, path: &str, body: &Value) -> Result<Bytes, ClientError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| ClientError::Http {
+            url: format!("{base}{path}"),
+            source: Box::new(e),
+        })
 }
 
 /// Where to connect and what to ask for, from a base URL and a path.
@@ -175,12 +202,13 @@ async fn within<T>(
     .await
 }
 
+/// Sends one request and returns the URL asked and the body of a successful (below 400) answer.
 async fn request(
     method: Method,
     base: &str,
     path_and_query: &str,
     body: Option<Bytes>,
-) -> Result<Value, ClientError> {
+) -> Result<(String, Bytes), ClientError> {
     let target = target(base, path_and_query)?;
     let stream = within(
         CONNECT_TIMEOUT,
@@ -198,12 +226,13 @@ async fn request(
     )
     .await?;
     let url = target.url.clone();
-    within(
+    let answer = within(
         RESPONSE_TIMEOUT,
         exchange(stream, method, &target, body),
-        || ClientError::ResponseTimeout { url },
+        || ClientError::ResponseTimeout { url: url.clone() },
     )
-    .await
+    .await?;
+    Ok((url, answer))
 }
 
 /// Sends one request on a fresh connection and reads the whole answer.
@@ -212,7 +241,7 @@ async fn exchange(
     method: Method,
     target: &Target,
     body: Option<Bytes>,
-) -> Result<Value, ClientError> {
+) -> Result<Bytes, ClientError> {
     let http = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Http {
         url: target.url.clone(),
         source,
@@ -259,17 +288,17 @@ async fn exchange(
             })?
             .to_bytes();
         drop(sender);
-        answer(&target.url, status.as_u16(), &bytes)
+        check_status(&target.url, status.as_u16(), &bytes)?;
+        Ok(bytes)
     };
     let (result, _closed) = future::zip(ask, connection).await;
     result
 }
 
-/// Turns a status and body into the JSON value or the server's error.
-fn answer(url: &str, status: u16, body: &[u8]) -> Result<Value, ClientError> {
-    let parsed = serde_json::from_slice::<Value>(body);
+/// An error status (400 and above) becomes [`ClientError::Api`] with the server's message.
+fn check_status(url: &str, status: u16, body: &[u8]) -> Result<(), ClientError> {
     if status >= 400 {
-        let message = match &parsed {
+        let message = match &serde_json::from_slice::<Value>(body) {
             Ok(value) => match value.get("error") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
@@ -291,10 +320,22 @@ fn answer(url: &str, status: u16, body: &[u8]) -> Result<Value, ClientError> {
             message,
         });
     }
-    parsed.map_err(|source| ClientError::NotJson {
+    Ok(())
+}
+
+/// The JSON value of a successful answer.
+fn parse_json(url: &str, body: &[u8]) -> Result<Value, ClientError> {
+    serde_json::from_slice::<Value>(body).map_err(|source| ClientError::NotJson {
         url: url.to_string(),
         source,
     })
+}
+
+/// Turns a status and body into the JSON value or the server's error.
+#[cfg(test)]
+fn answer(url: &str, status: u16, body: &[u8]) -> Result<Value, ClientError> {
+    check_status(url, status, body)?;
+    parse_json(url, body)
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         max_retransmissions: pick!(max_retransmissions, "max_retransmissions"),
         local_agent: args.local_agent.or(file.local_agent),
         verbose: args.verbose,
+        alertmanager: args.alertmanager.or(file.alertmanager),
     };
     smol::block_on(nms::server::run(options))
 }

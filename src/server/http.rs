@@ -275,6 +275,7 @@ fn status(shared: &Arc<Shared>) -> Reply {
             "socket_send_errors": shared.socket_stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
             "data_dir": shared.options.data_dir,
             "authenticated": shared.options.keys.is_keyed(),
+            "alertmanager": state.alertmanager.as_ref().map(|f| f.status()),
         }),
     )
 }

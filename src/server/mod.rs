@@ -5,6 +5,7 @@
 //! the event loop ([`run`]), which updates the [`State`] (registry, tasks, store) and sends
 //! commands back to the driver. AlertFlow connections and HTTP requests use the same state.
 
+pub mod alertmanager;
 pub mod dispatch;
 pub mod http;
 pub mod prometheus;
@@ -48,6 +49,8 @@ pub struct ServerOptions {
     pub local_agent: Option<String>,
     /// Log every stored metrics report.
     pub verbose: bool,
+    /// Forward alerts to the Alertmanager at this base URL (`http://HOST:9093`).
+    pub alertmanager: Option<String>,
 }
 
 /// What the event loop, AlertFlow and HTTP share.
@@ -59,6 +62,25 @@ pub struct State {
     /// Agent ids whose alerts of "did not come back" were raised, per liveness rules.
     down_alerted: std::collections::HashSet<u32>,
     started_ms: u64,
+    /// Where stored alerts are forwarded, with `--alertmanager`.
+    pub alertmanager: Option<alertmanager::Forwarder>,
+}
+
+impl State {
+    /// Stores an alert (once per id) and hands a new one to the Alertmanager forwarder, if any.
+    pub fn store_alert(
+        &mut self,
+        record: AlertRecord,
+    ) -> Result<crate::store::Stored, crate::store::StoreError> {
+        let copy = self.alertmanager.as_ref().map(|_| record.clone());
+        let stored = self.store.store_alert(record)?;
+        if stored == crate::store::Stored::New
+            && let (Some(forwarder), Some(record)) = (&self.alertmanager, copy)
+        {
+            forwarder.forward(record);
+        }
+        Ok(stored)
+    }
 }
 
 /// The server's shared parts.
@@ -93,6 +115,9 @@ pub struct Bound {
 
 /// Runs the server until the process ends.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+    if let Some(url) = &options.alertmanager {
+        alertmanager::check_url(url)?;
+    }
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -167,6 +192,18 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         endpoint.know_agent(agent.id, &agent.name);
         endpoint.remember_registration(&agent.name, agent.last_registration_ms);
     }
+    let alertmanager = match &options.alertmanager {
+        Some(url) => {
+            let forwarder = alertmanager::Forwarder::start(url, Some(http_base(bound.http)))?;
+            log::event(
+                Level::Info,
+                "ALERTMGR",
+                format_args!("forwarding alerts to {url}"),
+            );
+            Some(forwarder)
+        }
+        None => None,
+    };
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
     let socket_stats = Arc::new(SocketStats::default());
@@ -177,6 +214,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             store,
             down_alerted: Default::default(),
             started_ms: log::now_ms(),
+            alertmanager,
         }),
         commands: command_tx,
         options: options.clone(),
@@ -272,6 +310,16 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         handle_events(&shared, batch);
     }
     anyhow::bail!("the NetTask driver stopped")
+}
+
+/// The base URL of the HTTP API as others reach it (the host name when it listens everywhere).
+fn http_base(http: SocketAddr) -> String {
+    if http.ip().is_unspecified()
+        && let Ok(host) = crate::config::host_name()
+    {
+        return format!("http://{host}:{}", http.port());
+    }
+    format!("http://{http}")
 }
 
 /// The loopback address of the family the server listens on (its own agent connects there).
@@ -509,10 +557,7 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
             0.0,
             format!("agent {name} is reporting again"),
         );
-        if let Err(e) = state
-            .store
-            .store_alert(AlertRecord::from_alert(&alert, now_ms))
-        {
+        if let Err(e) = state.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
             log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
         }
     }
@@ -586,10 +631,7 @@ async fn liveness(shared: Arc<Shared>) {
                 limit_ms as f64 / 1000.0,
                 format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
             );
-            if let Err(e) = state
-                .store
-                .store_alert(AlertRecord::from_alert(&alert, now_ms))
-            {
+            if let Err(e) = state.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
                 log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
             }
         }
@@ -854,7 +896,7 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
     {
         let mut state = self.0.state();
         let record = AlertRecord::from_alert(&alert, log::now_ms());
-        match state.store.store_alert(record) {
+        match state.store_alert(record) {
             Ok(crate::store::Stored::New) if alert.resolves != 0 => {
                 log::event(
                     Level::Good,

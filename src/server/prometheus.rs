@@ -1,12 +1,29 @@
-//! `GET /metrics`: the latest values in the Prometheus text exposition format (version 0.0.4).
+//! `GET /metrics`: the latest values in the Prometheus text exposition format (version 0.0.4),
+//! checked by `promtool check metrics`.
 //!
-//! Units follow Prometheus conventions: seconds, ratios in 0..1, bytes; labels name the agent,
-//! the task, and the interface or destination a value belongs to.
+//! Names and units follow Prometheus conventions: an `nms_` prefix, base units in the name
+//! (seconds, bytes, ratios in 0..1), `_total` on counters, `_timestamp_seconds` on Unix times.
+//! Labels: `agent` (the agent's name), `task` (the task id), and `destination` (the ping
+//! destination or iperf3 server) or `interface`. Every family has HELP and TYPE lines, label
+//! values are escaped, a series appears once, and values are finite or written `NaN`/`+Inf`/`-Inf`.
+//!
+//! | family | labels | from |
+//! |---|---|---|
+//! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
+//! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent, task | metrics reports |
+//! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio` | agent, task, destination | ping |
+//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination | iperf3 |
+//! | `nms_interface_{packets,bytes,errors}_per_second` | agent, task, interface | interface counters |
+//! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
+//! | `nms_*_total` | | the server's own counters (store, NetTask, Alertmanager) |
 
 use super::State;
 use super::registry::Status;
 use crate::nettask::Stats;
+use crate::store::MetricRecord;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 
 /// Escapes a label value: backslash, double quote and newline.
 fn escape(v: &str) -> String {
@@ -15,81 +32,143 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-struct Family<'a> {
-    out: &'a mut String,
+/// A sample value as the exposition format spells it (`NaN`, `+Inf`, `-Inf`, or the number).
+fn value_text(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        v.to_string()
+    }
 }
 
-impl Family<'_> {
-    fn header(&mut self, name: &str, kind: &str, help: &str) {
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// The text being built.
+#[derive(Default)]
+struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// Writes one family: HELP, TYPE and its samples, each series once. A family without
+    /// samples is left out.
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: Vec<(Labels<'_>, f64)>) {
+        if samples.is_empty() {
+            return;
+        }
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
+        let mut seen = HashSet::new();
+        for (labels, value) in samples {
+            let mut series = String::from(name);
+            if !labels.is_empty() {
+                series.push('{');
+                for (i, (k, v)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        series.push(',');
+                    }
+                    let _ = write!(series, "{k}=\"{}\"", escape(v));
                 }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+                series.push('}');
             }
-            self.out.push('}');
+            if !seen.insert(series.clone()) {
+                continue;
+            }
+            let _ = writeln!(self.out, "{series} {}", value_text(value));
         }
-        let _ = writeln!(self.out, " {value}");
     }
 }
 
-/// One metric of stored reports: its name, help, stored field, and scale to base units.
-const REPORT_GAUGES: &[(&str, &str, &str, f64)] = &[
+/// Which reports a gauge reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// CPU and RAM: any report that has the field.
+    Any,
+    Ping,
+    Iperf,
+}
+
+/// An iperf3 report has a bandwidth; a ping report never does.
+fn is_iperf(r: &MetricRecord) -> bool {
+    r.values.contains_key("bandwidth_bps")
+}
+
+/// One gauge of stored reports: name, help, stored field, divisor to base units, source.
+/// (Dividing keeps the shortest decimal form: 0.017 ms is 0.000017 s, not 0.000017000000000000003.)
+const REPORT_GAUGES: &[(&str, &str, &str, f64, Source)] = &[
     (
         "nms_cpu_usage_ratio",
-        "CPU busy over the last interval (0-1).",
+        "CPU busy over the last measurement interval (0-1).",
         "cpu_percent",
-        0.01,
+        100.0,
+        Source::Any,
     ),
     (
         "nms_memory_usage_ratio",
         "Memory in use (0-1).",
         "ram_percent",
-        0.01,
+        100.0,
+        Source::Any,
     ),
     (
         "nms_ping_rtt_min_seconds",
         "Smallest ping round-trip time of the last run.",
         "rtt_min_ms",
-        0.001,
+        1000.0,
+        Source::Ping,
     ),
     (
         "nms_ping_rtt_avg_seconds",
         "Mean ping round-trip time of the last run.",
         "rtt_avg_ms",
-        0.001,
+        1000.0,
+        Source::Ping,
     ),
     (
         "nms_ping_rtt_max_seconds",
         "Largest ping round-trip time of the last run.",
         "rtt_max_ms",
-        0.001,
+        1000.0,
+        Source::Ping,
     ),
     (
-        "nms_jitter_seconds",
-        "Jitter of the last ping (RFC 3550 style) or UDP iperf3 run.",
+        "nms_ping_jitter_seconds",
+        "Jitter (mean difference of consecutive round-trip times) of the last ping run.",
         "jitter_ms",
-        0.001,
+        1000.0,
+        Source::Ping,
     ),
     (
-        "nms_packet_loss_ratio",
-        "Packet loss of the last ping or UDP iperf3 run (0-1).",
+        "nms_ping_packet_loss_ratio",
+        "Share of pings without a reply in the last run (0-1).",
         "loss_percent",
-        0.01,
+        100.0,
+        Source::Ping,
     ),
     (
-        "nms_iperf_bandwidth_bits_per_second",
+        "nms_iperf_bandwidth_bytes_per_second",
         "Throughput of the last iperf3 run.",
         "bandwidth_bps",
-        1.0,
+        8.0,
+        Source::Iperf,
+    ),
+    (
+        "nms_iperf_jitter_seconds",
+        "Jitter of the last UDP iperf3 run.",
+        "jitter_ms",
+        1000.0,
+        Source::Iperf,
+    ),
+    (
+        "nms_iperf_packet_loss_ratio",
+        "Share of datagrams lost in the last UDP iperf3 run (0-1).",
+        "loss_percent",
+        100.0,
+        Source::Iperf,
     ),
 ];
 
@@ -110,74 +189,101 @@ const INTERFACE_GAUGES: &[(&str, &str)] = &[
 
 /// Renders the exposition.
 pub fn render(state: &State, endpoint: &Stats) -> String {
-    let mut out = String::with_capacity(4096);
-    let mut f = Family { out: &mut out };
+    let mut x = Exposition::default();
+    x.family(
+        "nms_build_info",
+        "gauge",
+        "The nms version serving these metrics (always 1).",
+        vec![(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+    );
     let agents = state.registry.all();
-    f.header(
+    x.family(
         "nms_agent_up",
         "gauge",
         "Whether the agent is reporting (1) or not (0).",
+        agents
+            .iter()
+            .map(|a| {
+                let up = if a.status == Status::Up { 1.0 } else { 0.0 };
+                (vec![("agent", a.name.as_str())], up)
+            })
+            .collect(),
     );
-    for a in &agents {
-        f.sample(
-            "nms_agent_up",
-            &[("agent", &a.name)],
-            if a.status == Status::Up { 1.0 } else { 0.0 },
-        );
-    }
-    f.header(
+    x.family(
         "nms_agent_last_seen_timestamp_seconds",
         "gauge",
-        "When the agent was last heard from.",
-    );
-    for a in &agents {
-        f.sample(
-            "nms_agent_last_seen_timestamp_seconds",
-            &[("agent", &a.name)],
-            a.last_seen_ms as f64 / 1000.0,
-        );
-    }
-    let latest = state.store.latest();
-    for (name, help, field, scale) in REPORT_GAUGES {
-        let rows: Vec<_> = latest
+        "When the agent was last heard from (Unix time).",
+        agents
             .iter()
-            .filter(|r| r.values.contains_key(*field))
+            .map(|a| {
+                (
+                    vec![("agent", a.name.as_str())],
+                    a.last_seen_ms as f64 / 1000.0,
+                )
+            })
+            .collect(),
+    );
+
+    let latest = state.store.latest();
+    for (name, help, field, divisor, source) in REPORT_GAUGES {
+        let samples = latest
+            .iter()
+            .filter(|r| match source {
+                Source::Any => true,
+                Source::Ping => !is_iperf(r),
+                Source::Iperf => is_iperf(r),
+            })
+            .filter_map(|r| {
+                let v = r.values.get(*field)?;
+                let mut labels = vec![("agent", r.agent.as_str()), ("task", r.task.as_str())];
+                if *source != Source::Any
+                    && let Some(t) = &r.target
+                {
+                    labels.push(("destination", t.as_str()));
+                }
+                Some((labels, v / divisor))
+            })
             .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        f.header(name, "gauge", help);
-        for r in rows {
-            let mut labels = vec![("agent", r.agent.as_str()), ("task", r.task.as_str())];
-            if let Some(t) = &r.target {
-                labels.push(("destination", t));
-            }
-            f.sample(name, &labels, r.values[*field] * scale);
-        }
+        x.family(name, "gauge", help, samples);
     }
     for (i, (name, help)) in INTERFACE_GAUGES.iter().enumerate() {
-        let rows: Vec<_> = latest.iter().filter(|r| !r.interfaces.is_empty()).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        f.header(name, "gauge", help);
-        for r in rows {
+        let mut samples = Vec::new();
+        for r in &latest {
             for (iface, rates) in &r.interfaces {
                 let v = [
                     rates.packets_per_sec,
                     rates.bytes_per_sec,
                     rates.errors_per_sec,
                 ][i];
-                f.sample(
-                    name,
-                    &[("agent", &r.agent), ("task", &r.task), ("interface", iface)],
+                samples.push((
+                    vec![
+                        ("agent", r.agent.as_str()),
+                        ("task", r.task.as_str()),
+                        ("interface", iface.as_str()),
+                    ],
                     v,
-                );
+                ));
             }
         }
+        x.family(name, "gauge", help, samples);
     }
+    let mut last_report: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for r in &latest {
+        let t = last_report.entry((&r.agent, &r.task)).or_default();
+        *t = (*t).max(r.time_ms);
+    }
+    x.family(
+        "nms_last_report_timestamp_seconds",
+        "gauge",
+        "When the newest stored metrics report of the agent's task was measured (Unix time).",
+        last_report
+            .into_iter()
+            .map(|((agent, task), ms)| (vec![("agent", agent), ("task", task)], ms as f64 / 1000.0))
+            .collect(),
+    );
+
     let s = &state.store.stats;
-    let counters: [(&str, &str, u64); 10] = [
+    let mut counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
             "Metrics reports stored since start.",
@@ -229,9 +335,78 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
             endpoint.unknown_agents,
         ),
     ];
-    for (name, help, v) in counters {
-        f.header(name, "counter", help);
-        f.sample(name, &[], v as f64);
+    if let Some(forwarder) = &state.alertmanager {
+        let f = forwarder.stats();
+        counters.extend([
+            (
+                "nms_alertmanager_alerts_sent_total",
+                "Alerts (firing, resolved or re-posted) Alertmanager accepted.",
+                f.sent.load(Ordering::Relaxed),
+            ),
+            (
+                "nms_alertmanager_requests_failed_total",
+                "Posts to Alertmanager that failed (retried unless refused).",
+                f.failed_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "nms_alertmanager_alerts_dropped_total",
+                "Alerts not forwarded: queue full, backlog too long, or refused.",
+                f.dropped.load(Ordering::Relaxed),
+            ),
+        ]);
     }
-    out
+    for (name, help, v) in counters {
+        x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
+    }
+    if let Some(forwarder) = &state.alertmanager {
+        let status = forwarder.status();
+        x.family(
+            "nms_alertmanager_alerts_pending",
+            "gauge",
+            "Alerts waiting to be posted to Alertmanager.",
+            vec![(Vec::new(), status.pending as f64)],
+        );
+        x.family(
+            "nms_alertmanager_alerts_firing",
+            "gauge",
+            "Alerts forwarded to Alertmanager that are still firing.",
+            vec![(Vec::new(), status.firing as f64)],
+        );
+    }
+    x.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_spelt_as_the_exposition_format_wants() {
+        assert_eq!(value_text(f64::NAN), "NaN");
+        assert_eq!(value_text(f64::INFINITY), "+Inf");
+        assert_eq!(value_text(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(value_text(0.000022), "0.000022");
+        assert_eq!(value_text(1795775005.029), "1795775005.029");
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_a_series_appears_once() {
+        let mut x = Exposition::default();
+        x.family(
+            "nms_test_ratio",
+            "gauge",
+            "A test.",
+            vec![
+                (vec![("agent", "a\"b\\c\nd")], 0.5),
+                (vec![("agent", "a\"b\\c\nd")], 0.7),
+                (vec![("agent", "e")], 1.0),
+            ],
+        );
+        x.family("nms_empty", "gauge", "Left out.", Vec::new());
+        assert_eq!(
+            x.out,
+            "# HELP nms_test_ratio A test.\n# TYPE nms_test_ratio gauge\n\
+             nms_test_ratio{agent=\"a\\\"b\\\\c\\nd\"} 0.5\nnms_test_ratio{agent=\"e\"} 1\n"
+        );
+    }
 }
