@@ -7,6 +7,7 @@
 
 pub mod dispatch;
 pub mod http;
+pub mod page;
 pub mod prometheus;
 pub mod registry;
 
