@@ -201,8 +201,10 @@ fn alerts(out: &mut String, alerts: &[AlertRecord]) {
     }
     out.push_str("<table>\n<thead><tr><th>Time (UTC)</th><th>Agent</th><th>Kind</th><th>Severity</th><th>Value / threshold</th><th>Rule</th><th>Message</th><th>Resolved (UTC)</th></tr></thead>\n<tbody>\n");
     for a in alerts {
+        // Info alerts (an agent reporting again) are notices: they do not fire, so never resolve.
         let resolved = match a.resolved_ms {
             Some(ms) => format::date_time(ms),
+            None if a.severity == Severity::Info => "–".to_string(),
             None => r#"<span class="firing">firing</span>"#.to_string(),
         };
         let _ = writeln!(
@@ -323,11 +325,15 @@ mod tests {
 
     #[test]
     fn alerts_are_shown_with_severity_and_resolution() {
+        let mut notice = alert(3, T0 - 90_000, "agent r1 is reporting again", None);
+        notice.kind = AlertType::AgentUp;
+        notice.severity = Severity::Info;
         let html = render(&page(
             vec![],
             vec![
                 alert(2, T0 - 1000, "newer", None),
                 alert(1, T0 - 60_000, "older", Some(T0 - 30_000)),
+                notice,
             ],
         ));
         assert!(html.contains("No agent has registered yet."));
@@ -336,7 +342,13 @@ mod tests {
         assert!(newer < older, "kept in the order given (newest first)");
         assert!(html.contains(r#"<span class="severity critical">critical</span>"#));
         assert!(html.contains("42.5 / 1"));
-        assert!(html.contains(r#"<span class="firing">firing</span>"#));
+        assert_eq!(
+            html.matches(r#"<span class="firing">firing</span>"#)
+                .count(),
+            1,
+            "only the unresolved warning fires; the info notice does not"
+        );
+        assert!(html.contains(r#"<span class="severity info">info</span>"#));
         assert!(html.contains("2025-11-27 09:39:30"), "resolved time");
         assert!(html.contains("condition:ram_usage"));
     }
