@@ -1,10 +1,10 @@
-//! The HTTP API (hyper 1 on smol): agents, alerts, metrics, task upload, server status, and the
-//! Prometheus exposition. Bound to loopback by default. Every error is a JSON object
+//! The HTTP API (hyper 1 on smol): the status page at `/`, an index of the API at `/api`, agents,
+//! alerts, metrics, task upload, server status, and the Prometheus exposition. Bound to loopback by default. Every error is a JSON object
 //! `{"error": "..."}` with a 4xx or 5xx status; times are RFC 3339 text (`time`) and Unix
 //! milliseconds (`time_ms`), and `since` accepts either.
 
 use super::dispatch::TaskUpload;
-use super::{Shared, install_upload, prometheus};
+use super::{Shared, install_upload, page, prometheus};
 use crate::log::{self, Level};
 use crate::store::{AlertRecord, MetricRecord, Query};
 use bytes::Bytes;
@@ -95,24 +95,40 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
                 .body(Full::new(Bytes::from(text)))
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
         }
-        (Method::GET, "/") => json_reply(
+        (Method::GET, "/") => status_page(shared),
+        (Method::GET, "/api") => json_reply(
             StatusCode::OK,
             &json!({
                 "service": "nms",
                 "version": env!("CARGO_PKG_VERSION"),
-                "endpoints": ["/api/agents", "/api/alerts", "/api/metrics?agent=NAME", "/api/tasks", "/api/status", "/metrics"],
+                "endpoints": ["/", "/api/agents", "/api/alerts", "/api/metrics?agent=NAME", "/api/tasks", "/api/status", "/metrics"],
             }),
         ),
         (
             _,
             "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status"
-            | "/metrics" | "/",
+            | "/metrics" | "/" | "/api",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
         ),
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
+}
+
+/// What the status page may load: nothing but its own inline style sheet and `data:` images.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /`: the status page (HTML with inline SVG graphs).
+fn status_page(shared: &Arc<Shared>) -> Reply {
+    let page = page::StatusPage::gather(&shared.state(), log::now_ms());
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("content-security-policy", PAGE_POLICY)
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(Bytes::from(page.render())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 /// Parses `agent`, `since` and `limit`.

@@ -1,0 +1,379 @@
+//! The status page's HTML: the document, its style sheet (light and dark), the summary, the agent
+//! table, each agent's graphs and the recent alerts. Every text that came from the network is
+//! written through [`Escaped`].
+
+use super::chart::{self, Frame};
+use super::escape::Escaped;
+use super::format;
+use super::series::{Graph, Samples};
+use super::{AgentStatus, REFRESH_S, StatusPage};
+use crate::store::AlertRecord;
+use crate::wire::Severity;
+use std::fmt::Write;
+
+const STYLE: &str = r#"
+:root{--bg:#fff;--fg:#1d2228;--muted:#59636e;--border:#d0d7de;--grid:#e8ebef;--row:#f6f8fa;
+--line:#1f5fbf;--band:rgba(31,95,191,.2);--up:#1a7f37;--down:#cf222e;--info:#0969da;
+--warning:#9a6700;--critical:#cf222e}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;
+--border:#3d444d;--grid:#21262d;--row:#151b23;--line:#58a6ff;--band:rgba(88,166,255,.25);
+--up:#3fb950;--down:#f85149;--info:#58a6ff;--warning:#d29922;--critical:#f85149}}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:1280px;padding:1rem 1.5rem 2rem;background:var(--bg);color:var(--fg);
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}
+h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.6rem 0 .5rem}
+a{color:var(--line)}
+.summary{font-size:1rem;margin:.2rem 0}.muted,.generated{color:var(--muted)}
+.generated{margin:.2rem 0 0;font-size:.85rem}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid var(--border);vertical-align:top}
+th{font-weight:600;color:var(--muted)}tbody tr:nth-child(even){background:var(--row)}
+td.number{font-variant-numeric:tabular-nums;white-space:nowrap}.nowrap{white-space:nowrap}
+.state{font-weight:600;white-space:nowrap}.state.up{color:var(--up)}.state.down{color:var(--down)}
+.severity{font-weight:600}.severity.info{color:var(--info)}.severity.warning{color:var(--warning)}
+.severity.critical{color:var(--critical)}.firing{color:var(--down)}
+.agent h2 .state{font-size:.9rem;margin-left:.4rem}
+.graphs{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.75rem}
+figure{margin:0;border:1px solid var(--border);border-radius:6px;padding:.3rem}
+.chart{display:block;width:100%;height:auto}
+.chart text{font:10px system-ui,"DejaVu Sans",sans-serif;fill:var(--muted)}
+.chart .chart-title{font-size:11px;font-weight:600;fill:var(--fg)}
+.chart .grid{stroke:var(--grid);stroke-width:1}.chart .plot{fill:none;stroke:var(--border)}
+.chart .line{fill:none;stroke:var(--line);stroke-width:1.5;stroke-linejoin:round}
+.chart .band{fill:var(--band);stroke:none}.chart .band-bar{stroke:var(--band);stroke-width:3}
+.chart .dot{fill:var(--line)}.chart .no-data{font-size:12px}
+"#;
+
+/// The whole document.
+pub fn render(page: &StatusPage) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<meta http-equiv="refresh" content="{REFRESH_S}">
+<title>nms status</title>
+<style>{STYLE}</style>
+</head>
+<body>
+"#
+    );
+    header(&mut out, page);
+    out.push_str("<main>\n");
+    agent_table(&mut out, page);
+    for agent in &page.agents {
+        agent_graphs(&mut out, page, agent);
+    }
+    alerts(&mut out, &page.alerts);
+    out.push_str("</main>\n</body>\n</html>\n");
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn header(out: &mut String, page: &StatusPage) {
+    let up = page.agents.iter().filter(|a| a.up).count();
+    let _ = write!(
+        out,
+        r#"<header>
+<h1>nms status</h1>
+<p class="summary"><strong>{up}/{}</strong> agents up · {} · {} and {} stored since the server started</p>
+<p class="generated">{} UTC · nms {} · refreshes every {REFRESH_S} s · <a href="/api">JSON API</a> · <a href="/metrics">Prometheus metrics</a></p>
+</header>
+"#,
+        page.agents.len(),
+        plural(page.tasks, "task", "tasks"),
+        plural(
+            page.metrics_stored as usize,
+            "metrics report",
+            "metrics reports"
+        ),
+        plural(page.alerts_stored as usize, "alert", "alerts"),
+        format::date_time(page.now_ms),
+        env!("CARGO_PKG_VERSION"),
+    );
+}
+
+fn state(up: bool) -> &'static str {
+    if up {
+        r#"<span class="state up">● up</span>"#
+    } else {
+        r#"<span class="state down">○ down</span>"#
+    }
+}
+
+fn agent_table(out: &mut String, page: &StatusPage) {
+    out.push_str("<section id=\"agents\">\n<h2>Agents</h2>\n");
+    if page.agents.is_empty() {
+        out.push_str("<p class=\"muted\">No agent has registered yet.</p>\n</section>\n");
+        return;
+    }
+    out.push_str("<table>\n<thead><tr><th>Agent</th><th>State</th><th>Address</th><th>Last seen</th><th>Tasks</th></tr></thead>\n<tbody>\n");
+    for a in &page.agents {
+        let tasks: Vec<String> = a.tasks.iter().map(|t| Escaped(t).to_string()).collect();
+        let _ = writeln!(
+            out,
+            r##"<tr><td><a href="#agent-{}">{}</a></td><td>{}</td><td>{}</td><td class="nowrap" title="{}">{}</td><td>{}</td></tr>"##,
+            a.id,
+            Escaped(&a.name),
+            state(a.up),
+            Escaped(a.address.as_deref().unwrap_or("–")),
+            if a.last_seen_ms == 0 {
+                String::new()
+            } else {
+                format!("{} UTC", format::date_time(a.last_seen_ms))
+            },
+            format::ago(page.now_ms, a.last_seen_ms),
+            if tasks.is_empty() {
+                "–".to_string()
+            } else {
+                tasks.join(", ")
+            },
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn agent_graphs(out: &mut String, page: &StatusPage, agent: &AgentStatus) {
+    let _ = writeln!(
+        out,
+        r#"<section class="agent" id="agent-{}">
+<h2>{}{}</h2>"#,
+        agent.id,
+        Escaped(&agent.name),
+        state(agent.up)
+    );
+    if agent.graphs.is_empty() {
+        out.push_str("<p class=\"muted\">No metrics in the last hour.</p>\n</section>\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        r#"<p class="muted">Last hour, {}–{} UTC.</p>
+<div class="graphs">"#,
+        format::clock(page.start_ms),
+        format::clock(page.end_ms)
+    );
+    for graph in &agent.graphs {
+        out.push_str("<figure>");
+        out.push_str(&graph_svg(page, graph));
+        out.push_str("</figure>\n");
+    }
+    out.push_str("</div>\n</section>\n");
+}
+
+fn graph_svg(page: &StatusPage, graph: &Graph) -> String {
+    let title = match &graph.target {
+        Some(target) => format!("{} to {target}", graph.metric.title()),
+        None => graph.metric.title().to_string(),
+    };
+    let frame = Frame {
+        title: &title,
+        unit: graph.metric.unit(),
+        start_ms: page.start_ms,
+        end_ms: page.end_ms,
+    };
+    match &graph.samples {
+        Samples::Band(bands) => chart::band(&frame, bands),
+        Samples::Line(points) => chart::line(&frame, points),
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+fn alerts(out: &mut String, alerts: &[AlertRecord]) {
+    out.push_str("<section id=\"alerts\">\n<h2>Recent alerts</h2>\n");
+    if alerts.is_empty() {
+        out.push_str("<p class=\"muted\">No alerts.</p>\n</section>\n");
+        return;
+    }
+    out.push_str("<table>\n<thead><tr><th>Time (UTC)</th><th>Agent</th><th>Kind</th><th>Severity</th><th>Value / threshold</th><th>Rule</th><th>Message</th><th>Resolved (UTC)</th></tr></thead>\n<tbody>\n");
+    for a in alerts {
+        // Info alerts (an agent reporting again) are notices: they do not fire, so never resolve.
+        let resolved = match a.resolved_ms {
+            Some(ms) => format::date_time(ms),
+            None if a.severity == Severity::Info => "–".to_string(),
+            None => r#"<span class="firing">firing</span>"#.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            r#"<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td><span class="severity {sev}">{sev}</span></td><td class="number">{} / {}</td><td>{}</td><td>{}</td><td class="nowrap">{resolved}</td></tr>"#,
+            format::date_time(a.time_ms),
+            Escaped(&a.agent),
+            a.kind.kind(),
+            format::measured(a.value),
+            format::measured(a.threshold),
+            Escaped(&a.rule),
+            Escaped(&a.message),
+            sev = severity(a.severity),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::page::series::{Metric, Point};
+    use crate::wire::AlertType;
+
+    /// 2025-11-27 09:40:00 UTC.
+    const T0: u64 = 1_764_236_400_000;
+
+    fn agent(id: u32, name: &str, up: bool, graphs: Vec<Graph>) -> AgentStatus {
+        AgentStatus {
+            id,
+            name: name.into(),
+            up,
+            address: Some("127.0.0.1:40000".into()),
+            last_seen_ms: T0 - 3000,
+            tasks: vec!["default".into()],
+            graphs,
+        }
+    }
+
+    fn alert(id: u64, time_ms: u64, message: &str, resolved_ms: Option<u64>) -> AlertRecord {
+        AlertRecord {
+            alert_id: id,
+            agent: "r1".into(),
+            task: "default".into(),
+            kind: AlertType::Ram,
+            severity: Severity::Critical,
+            value: 42.5,
+            threshold: 1.0,
+            time_ms,
+            rule: "condition:ram_usage".into(),
+            message: message.into(),
+            received_ms: time_ms,
+            resolves: 0,
+            resolved_ms,
+        }
+    }
+
+    fn page(agents: Vec<AgentStatus>, alerts: Vec<AlertRecord>) -> StatusPage {
+        StatusPage {
+            now_ms: T0,
+            start_ms: T0 - super::super::WINDOW_MS,
+            end_ms: T0,
+            agents,
+            tasks: 1,
+            metrics_stored: 12,
+            alerts_stored: alerts.len() as u64,
+            alerts,
+        }
+    }
+
+    fn cpu() -> Graph {
+        Graph {
+            metric: Metric::Cpu,
+            target: None,
+            samples: Samples::Line(vec![Point {
+                time_ms: T0 - 5000,
+                value: 3.0,
+            }]),
+        }
+    }
+
+    #[test]
+    fn the_page_is_a_refreshing_document_without_external_assets() {
+        let html = render(&page(vec![agent(1, "local", true, vec![cpu()])], vec![]));
+        assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
+        assert!(html.contains(r#"<meta http-equiv="refresh" content="10">"#));
+        assert!(html.contains("prefers-color-scheme:dark"));
+        assert!(html.trim_end().ends_with("</html>"));
+        assert!(!html.contains("<script"), "no scripts");
+        assert!(!html.contains("src="), "no external assets");
+        let links = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !links.contains("://"),
+            "no absolute addresses but the SVG namespace"
+        );
+    }
+
+    #[test]
+    fn agents_are_listed_with_state_and_graphs_only_where_data_exists() {
+        let html = render(&page(
+            vec![
+                agent(1, "local", true, vec![cpu()]),
+                agent(2, "quiet", false, vec![]),
+            ],
+            vec![],
+        ));
+        assert!(html.contains("<strong>1/2</strong> agents up"));
+        assert!(html.contains(r##"<a href="#agent-1">local</a>"##));
+        assert!(html.contains(r#"<span class="state up">● up</span>"#));
+        assert!(html.contains(r#"<span class="state down">○ down</span>"#));
+        assert!(html.contains("3 s ago"));
+        assert!(html.contains("127.0.0.1:40000"));
+        assert_eq!(html.matches("<svg").count(), 1, "one graph, for local");
+        assert!(html.contains("CPU (%)"));
+        assert!(html.contains("No metrics in the last hour."));
+        assert!(html.contains("No alerts."));
+    }
+
+    #[test]
+    fn alerts_are_shown_with_severity_and_resolution() {
+        let mut notice = alert(3, T0 - 90_000, "agent r1 is reporting again", None);
+        notice.kind = AlertType::AgentUp;
+        notice.severity = Severity::Info;
+        let html = render(&page(
+            vec![],
+            vec![
+                alert(2, T0 - 1000, "newer", None),
+                alert(1, T0 - 60_000, "older", Some(T0 - 30_000)),
+                notice,
+            ],
+        ));
+        assert!(html.contains("No agent has registered yet."));
+        let newer = html.find("newer").unwrap();
+        let older = html.find("older").unwrap();
+        assert!(newer < older, "kept in the order given (newest first)");
+        assert!(html.contains(r#"<span class="severity critical">critical</span>"#));
+        assert!(html.contains("42.5 / 1"));
+        assert_eq!(
+            html.matches(r#"<span class="firing">firing</span>"#)
+                .count(),
+            1,
+            "only the unresolved warning fires; the info notice does not"
+        );
+        assert!(html.contains(r#"<span class="severity info">info</span>"#));
+        assert!(html.contains("2025-11-27 09:39:30"), "resolved time");
+        assert!(html.contains("condition:ram_usage"));
+    }
+
+    #[test]
+    fn text_from_the_network_is_escaped_everywhere() {
+        let evil = "<img src=x onerror=alert(1)>\"'&";
+        let mut a = agent(1, evil, true, vec![cpu()]);
+        a.tasks = vec![evil.into()];
+        a.address = Some(evil.into());
+        a.graphs.push(Graph {
+            metric: Metric::Rtt,
+            target: Some(evil.into()),
+            samples: Samples::Band(vec![]),
+        });
+        let mut bad = alert(1, T0, evil, None);
+        bad.agent = evil.into();
+        bad.rule = evil.into();
+        let html = render(&page(vec![a], vec![bad]));
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("\"'&"));
+        assert!(
+            html.matches("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;")
+                .count()
+                >= 8
+        );
+    }
+}
