@@ -61,7 +61,8 @@ pub struct State {
     pub dispatch: Dispatch,
     pub store: Store,
     /// Agent ids whose alerts of "did not come back" were raised, per liveness rules.
-    down_alerted: std::collections::HashSet<u32>,
+    /// Agents whose AGENT_DOWN was raised, with that alert's id (resolved when they return).
+    down_alerted: std::collections::HashMap<u32, u64>,
     started_ms: u64,
     /// Where stored alerts are forwarded, with `--alertmanager`.
     pub alertmanager: Option<alertmanager::Forwarder>,
@@ -548,7 +549,7 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
     }
     record.status = Status::Up;
     let name = record.name.clone();
-    if was_alerted {
+    if let Some(down_id) = was_alerted {
         log::event(Level::Good, "UP", format_args!("{name} is back"));
         let alert = server_alert(
             &name,
@@ -558,8 +559,20 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
             0.0,
             format!("agent {name} is reporting again"),
         );
-        if let Err(e) = state.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
-            log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
+        // The AGENT_DOWN alert stops firing: store its resolution too.
+        let mut resolution = server_alert(
+            &name,
+            AlertType::AgentDown,
+            Severity::Critical,
+            0.0,
+            0.0,
+            format!("resolved: agent {name} is reporting again"),
+        );
+        resolution.resolves = down_id;
+        for a in [alert, resolution] {
+            if let Err(e) = state.store_alert(AlertRecord::from_alert(&a, now_ms)) {
+                log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
+            }
         }
     }
 }
@@ -616,7 +629,7 @@ async fn liveness(shared: Arc<Shared>) {
             }
         }
         for (id, name, silent_ms) in newly_down {
-            if !state.down_alerted.insert(id) {
+            if state.down_alerted.contains_key(&id) {
                 continue;
             }
             log::event(
@@ -632,6 +645,7 @@ async fn liveness(shared: Arc<Shared>) {
                 limit_ms as f64 / 1000.0,
                 format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
             );
+            state.down_alerted.insert(id, alert.alert_id);
             if let Err(e) = state.store_alert(AlertRecord::from_alert(&alert, now_ms)) {
                 log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
             }

@@ -61,7 +61,7 @@ pub enum PlannedItem {
         interfaces: Vec<String>,
         frequency_s: u32,
     },
-    /// The system `ping` towards `destination`, one packet per second.
+    /// The system `ping` towards `destination`, five packets per second.
     Ping {
         destination: String,
         packet_count: u16,

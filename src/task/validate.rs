@@ -167,12 +167,15 @@ impl Checker<'_> {
                 format!("packet_count {n} is not a whole number of at least 1"),
             ));
         };
-        if count > u64::from(frequency_s) {
+        // ping sends 5 packets per second (`-i 0.2`) and waits for the last reply: the run
+        // must end before the next one starts.
+        let max = (5 * u64::from(frequency_s)).saturating_sub(4).max(1);
+        if count > max {
             return Err(self.error(
                 path,
                 format!(
                     "packet_count {count} does not fit in the frequency of {frequency_s} s \
-                     (ping sends one packet per second)"
+                     (ping sends 5 packets per second; at most {max} fit)"
                 ),
             ));
         }
