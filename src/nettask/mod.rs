@@ -18,7 +18,7 @@
 
 pub mod agent;
 pub mod driver;
-mod reassembly;
+pub mod reassembly;
 pub mod rtt;
 pub mod server;
 mod session;

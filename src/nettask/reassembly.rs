@@ -4,9 +4,15 @@
 //! A message is complete when all `count` pieces are here; it is then handed back as the inner
 //! type and the concatenated body. Incomplete messages are dropped, and counted, when they grow
 //! older than the configured age or when the total buffered bytes would pass the limit.
+//!
+//! The limit counts the memory an incomplete message really holds: its chunks, and also its
+//! entry and one slot per announced piece, reserved when its first fragment arrives. Counting
+//! chunks alone would let a peer announce 65535 pieces of one byte under each of 65536 message
+//! ids and make the receiver reserve some 100 GB while "buffering" 64 KiB.
 
 use crate::wire::{Fragment, PacketType};
 use std::collections::HashMap;
+use std::mem::size_of;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -14,8 +20,21 @@ struct Partial {
     inner_type: PacketType,
     pieces: Vec<Option<Vec<u8>>>,
     received: usize,
+    /// Bytes of the chunks received so far.
     bytes: usize,
     started: Instant,
+}
+
+impl Partial {
+    /// Memory held besides the chunks: the map entry and one slot per announced piece.
+    fn overhead(count: u16) -> usize {
+        size_of::<(u16, Partial)>() + usize::from(count) * size_of::<Option<Vec<u8>>>()
+    }
+
+    /// Everything this message holds, as counted against the buffer limit.
+    fn held(&self) -> usize {
+        self.bytes + Partial::overhead(self.pieces.len() as u16)
+    }
 }
 
 /// Why a fragment was refused.
@@ -58,7 +77,6 @@ impl Reassembler {
     }
 
     /// Bytes held for incomplete messages.
-    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buffered
     }
@@ -80,6 +98,16 @@ impl Reassembler {
         if usize::from(count) > limit || chunk.len() > limit {
             self.drop_message(message_id);
             return Err(ReassemblyError::TooLarge { message_id, limit });
+        }
+        if !self.partial.contains_key(&message_id) {
+            let overhead = Partial::overhead(count);
+            if self.buffered + overhead > self.max_buffered {
+                return Err(ReassemblyError::BufferFull {
+                    message_id,
+                    limit: self.max_buffered,
+                });
+            }
+            self.buffered += overhead;
         }
         let partial = self.partial.entry(message_id).or_insert_with(|| Partial {
             inner_type,
@@ -122,7 +150,7 @@ impl Reassembler {
         let Some(done) = self.partial.remove(&message_id) else {
             return Ok(None);
         };
-        self.buffered -= done.bytes;
+        self.buffered -= done.held();
         let mut body = Vec::with_capacity(done.bytes);
         for piece in done.pieces.into_iter().flatten() {
             body.extend_from_slice(&piece);
@@ -132,7 +160,7 @@ impl Reassembler {
 
     fn drop_message(&mut self, message_id: u16) {
         if let Some(p) = self.partial.remove(&message_id) {
-            self.buffered -= p.bytes;
+            self.buffered -= p.held();
             self.dropped += 1;
         }
     }
@@ -191,7 +219,7 @@ mod tests {
     #[test]
     fn limits_and_age_drop_incomplete_messages() {
         let now = Instant::now();
-        let mut r = Reassembler::new(10, 15, Duration::from_secs(30));
+        let mut r = Reassembler::new(10, 15 + 2 * Partial::overhead(2), Duration::from_secs(30));
         assert!(matches!(
             r.add(now, frag(1, 0, 2, &[0; 11])),
             Err(ReassemblyError::TooLarge { .. })
@@ -209,5 +237,40 @@ mod tests {
         r.expire(now + Duration::from_secs(31));
         assert_eq!(r.buffered(), 0);
         assert_eq!(r.dropped, 3);
+    }
+
+    #[test]
+    fn announced_pieces_count_against_the_buffer_limit() {
+        // Regression: a fragment announcing 65535 pieces made the receiver reserve 65535 slots
+        // (1.5 MB) while counting only its one-byte chunk, so 65536 message ids could reserve
+        // about 100 GB under a 1 MiB limit. Each such message now costs what it reserves.
+        let now = Instant::now();
+        let limit = 1024 * 1024;
+        let mut r = Reassembler::new(256 * 1024, limit, Duration::from_secs(30));
+        for id in 0..16 {
+            assert!(matches!(
+                r.add(now, frag(id, 0, u16::MAX, b"x")),
+                Err(ReassemblyError::BufferFull { .. })
+            ));
+        }
+        assert_eq!(r.buffered(), 0);
+        // Announcing 20000 pieces reserves about 480 KB: two such messages fit, the third not.
+        let mut held = 0;
+        for id in 0..16 {
+            if r.add(now, frag(id, 0, 20_000, b"x")).is_ok() {
+                held += 1;
+            }
+            assert!(r.buffered() <= limit);
+        }
+        assert_eq!(held, 2);
+        // An ordinary message still gets through once the others expire.
+        r.expire(now + Duration::from_secs(31));
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(r.add(now, frag(99, 1, 2, b"cd")).unwrap(), None);
+        assert_eq!(
+            r.add(now, frag(99, 0, 2, b"ab")).unwrap(),
+            Some((PacketType::Task, b"abcd".to_vec()))
+        );
+        assert_eq!(r.buffered(), 0);
     }
 }
