@@ -121,7 +121,21 @@ fn every_message_is_delivered_exactly_once_over_a_hostile_link() {
                     >= 2
             })
     });
-    // Let stray retransmissions and duplicates drain, then check nothing arrived twice.
+    // Every report is acknowledged in the end (retransmission goes on until it is), and stray
+    // retransmissions and duplicates drain; then nothing may have arrived twice.
+    let all_acknowledged = h.run_while(Duration::from_secs(600), Duration::from_secs(1), |h| {
+        h.agent_events.iter().all(|events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, AgentEvent::Acknowledged(_)))
+                .count()
+                == reports_per_agent as usize
+        })
+    });
+    assert!(
+        all_acknowledged,
+        "seed {seed}: some report never acknowledged"
+    );
     h.run_for(Duration::from_secs(30));
     assert!(
         done,

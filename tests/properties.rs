@@ -315,7 +315,7 @@ fn alert() -> impl Strategy<Value = Alert> {
         alert_type,
         severity,
         (any::<f64>(), any::<f64>()),
-        any::<u64>(),
+        (any::<u64>(), prop_oneof![Just(0u64), any::<u64>()]),
         text(40),
         text(200),
     )
@@ -327,12 +327,13 @@ fn alert() -> impl Strategy<Value = Alert> {
                 alert_type,
                 severity,
                 (value, threshold),
-                time_ms,
+                (time_ms, resolves),
                 rule,
                 message,
             )| {
                 Alert {
                     alert_id,
+                    resolves,
                     agent,
                     task,
                     alert_type,

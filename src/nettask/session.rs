@@ -366,12 +366,20 @@ impl Session {
             return None;
         }
         let newest = *self.acks.iter().max_by(|a, b| seq_diff(**a, **b).cmp(&0))?;
+        // Keep every ACK within the original design's 18 bytes: 16 bytes with a one-byte agent
+        // id and no bitmap, so the bitmap gets what the agent id leaves.
+        let bitmap_bits = match crate::wire::codec::varint_len(self.agent_id.into()) {
+            1 => 16,
+            2 => 8,
+            _ => 0,
+        }
+        .min(i32::from(ACK_BITMAP_BITS));
         let mut earlier = 0u32;
         self.acks.retain(|&s| {
             let d = seq_diff(newest, s);
             if d == 0 {
                 false
-            } else if d > 0 && d <= i32::from(ACK_BITMAP_BITS) {
+            } else if d > 0 && d <= bitmap_bits {
                 earlier |= 1 << (d - 1);
                 false
             } else {
