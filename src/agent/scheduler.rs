@@ -98,11 +98,7 @@ impl Scheduler {
                 _workers: workers,
             },
         );
-        let what: Vec<String> = assignment
-            .items
-            .iter()
-            .map(crate::server::describe_item)
-            .collect();
+        let what: Vec<String> = assignment.items.iter().map(WorkItem::describe).collect();
         log::event(
             Level::Info,
             if replaced.is_some() {

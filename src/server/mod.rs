@@ -701,7 +701,7 @@ fn dispatch_device(
             };
         }
     };
-    let items: Vec<String> = assignment.items.iter().map(describe_item).collect();
+    let items: Vec<String> = assignment.items.iter().map(|i| i.describe()).collect();
     let Some((agent_id, _)) = agent.filter(|(_, status)| *status == Status::Up) else {
         return DeviceOutcome {
             device: device.to_string(),
@@ -848,54 +848,6 @@ pub fn install_upload(
     }
     state.dispatch.persist_upload(&ids, upload)?;
     Ok(outcomes)
-}
-
-/// A short description of a work item, for logs and API answers.
-pub fn describe_item(item: &crate::wire::WorkItem) -> String {
-    use crate::wire::WorkItem;
-    match item {
-        WorkItem::MetricsGathering {
-            cpu,
-            ram,
-            interfaces,
-            frequency_s,
-        } => {
-            let mut parts = Vec::new();
-            if *cpu {
-                parts.push("cpu".to_string());
-            }
-            if *ram {
-                parts.push("ram".to_string());
-            }
-            if !interfaces.is_empty() {
-                parts.push(format!("interfaces {}", interfaces.join("/")));
-            }
-            format!("{} every {frequency_s}s", parts.join("+"))
-        }
-        WorkItem::Ping {
-            destination,
-            packet_count,
-            frequency_s,
-        } => {
-            format!("ping {destination} x{packet_count} every {frequency_s}s")
-        }
-        WorkItem::IperfClient {
-            server_address,
-            duration_s,
-            transport,
-            frequency_s,
-            ..
-        } => {
-            format!(
-                "iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s"
-            )
-        }
-        WorkItem::IperfServer {
-            port, frequency_s, ..
-        } => {
-            format!("iperf3 server on port {port} every {frequency_s}s")
-        }
-    }
 }
 
 /// Stores alerts that arrive over AlertFlow.

@@ -91,6 +91,47 @@ const KIND_IPERF_CLIENT: u8 = 3;
 const KIND_IPERF_SERVER: u8 = 4;
 
 impl WorkItem {
+    /// A few words for logs and API answers: `ping 10.0.0.1 x5 every 20s`.
+    pub fn describe(&self) -> String {
+        match self {
+            WorkItem::MetricsGathering {
+                cpu,
+                ram,
+                interfaces,
+                frequency_s,
+            } => {
+                let mut parts = Vec::new();
+                if *cpu {
+                    parts.push("cpu".to_string());
+                }
+                if *ram {
+                    parts.push("ram".to_string());
+                }
+                if !interfaces.is_empty() {
+                    parts.push(format!("interfaces {}", interfaces.join("/")));
+                }
+                format!("{} every {frequency_s}s", parts.join("+"))
+            }
+            WorkItem::Ping {
+                destination,
+                packet_count,
+                frequency_s,
+            } => format!("ping {destination} x{packet_count} every {frequency_s}s"),
+            WorkItem::IperfClient {
+                server_address,
+                duration_s,
+                transport,
+                frequency_s,
+                ..
+            } => format!(
+                "iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s"
+            ),
+            WorkItem::IperfServer {
+                port, frequency_s, ..
+            } => format!("iperf3 server on port {port} every {frequency_s}s"),
+        }
+    }
+
     pub fn frequency_s(&self) -> u32 {
         match self {
             WorkItem::MetricsGathering { frequency_s, .. }
