@@ -98,6 +98,14 @@ impl Reporter {
 /// Resolves `HOST[:PORT]` (default port 8081).
 pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
     use std::net::ToSocketAddrs;
+    if let Some((_, port)) = server.rsplit_once(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_err()
+        && !server.ends_with(']')
+    {
+        anyhow::bail!("server address {server:?}: port {port} is out of range (1-65535)");
+    }
     let with_port = if server.parse::<SocketAddr>().is_ok() {
         server.to_string()
     } else if server.parse::<std::net::IpAddr>().is_ok() {
@@ -184,7 +192,9 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         format_args!(
             "nms agent {} registering with {server}; data in {}{}",
             options.id,
-            options.data_dir.display(),
+            std::path::absolute(&options.data_dir)
+                .unwrap_or_else(|_| options.data_dir.clone())
+                .display(),
             if pending > 0 {
                 format!("; {pending} alert(s) waiting to be delivered")
             } else {
@@ -254,6 +264,14 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 "the server no longer knows this agent (restarted?); registering again",
             ),
             AgentEvent::Malformed(reason) => log::event(Level::Warn, "MALFORMED", reason),
+            AgentEvent::RegistrationUnanswered { attempts } => log::event(
+                Level::Bad,
+                "SERVER",
+                format_args!(
+                    "no answer from {server} after {attempts} registration attempts: is `nms server` \
+                     running there (its NetTask port), and does it use the same key? Still trying."
+                ),
+            ),
         }
     }
     anyhow::bail!("the NetTask driver stopped")

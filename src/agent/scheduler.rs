@@ -18,7 +18,36 @@ use std::time::{Duration, Instant};
 /// A task running on this agent.
 struct Running {
     assignment: TaskAssignment,
+    context: Arc<TaskContext>,
     _workers: Vec<smol::Task<()>>,
+}
+
+impl Running {
+    /// The task stops (replaced or cancelled): its alerts that are firing stop firing.
+    fn resolve_firing(&self, why: &str) {
+        let firing: Vec<_> = self
+            .context
+            .firing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for ((rule, kind, _subject), original) in firing {
+            self.context.reporter.raise(Alert {
+                alert_id: random_id(),
+                resolves: original,
+                agent: self.context.agent.clone(),
+                task: self.context.task_id.clone(),
+                alert_type: kind,
+                severity: Severity::Info,
+                value: 0.0,
+                threshold: 0.0,
+                time_ms: log::now_ms(),
+                rule,
+                message: format!("resolved: the task was {why}"),
+            });
+        }
+    }
 }
 
 /// Everything the workers of one task share.
@@ -95,9 +124,13 @@ impl Scheduler {
             assignment.task_number,
             Running {
                 assignment: assignment.clone(),
+                context,
                 _workers: workers,
             },
         );
+        if let Some(old) = &replaced {
+            old.resolve_firing("replaced");
+        }
         let what: Vec<String> = assignment.items.iter().map(WorkItem::describe).collect();
         log::event(
             Level::Info,
@@ -118,6 +151,7 @@ impl Scheduler {
     /// Stops a task.
     pub fn cancel(&mut self, task_number: u32) {
         if let Some(r) = self.running.remove(&task_number) {
+            r.resolve_firing("cancelled");
             log::event(
                 Level::Info,
                 "CANCELLED",

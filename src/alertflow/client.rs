@@ -318,11 +318,15 @@ impl AlertClient {
                 Ok(stream) => {
                     self.shared.bump(&self.shared.counters.connections);
                     if failed_attempts > 0 {
-                        eprintln!(
-                            "nms: alertflow: connected to {} after {failed_attempts} failed \
+                        crate::log::event(
+                            crate::log::Level::Warn,
+                            "ALERTFLOW",
+                            format_args!(
+                                "connected to {} after {failed_attempts} failed \
                              attempt(s); sending {} pending alert(s)",
-                            destination.server,
-                            self.shared.counts().pending
+                                destination.server,
+                                self.shared.counts().pending
+                            ),
                         );
                         failed_attempts = 0;
                     }
@@ -335,10 +339,14 @@ impl AlertClient {
                     self.shared.bump(&self.shared.counters.connection_failures);
                     failed_attempts += 1;
                     if failed_attempts.is_power_of_two() {
-                        eprintln!(
-                            "nms: alertflow: cannot connect to {} ({e}); alerts stay spooled and \
+                        crate::log::event(
+                            crate::log::Level::Warn,
+                            "ALERTFLOW",
+                            format_args!(
+                                "cannot connect to {} ({e}); alerts stay spooled and \
                              will be sent when it answers ({failed_attempts} attempt(s) so far)",
-                            destination.server
+                                destination.server
+                            ),
                         );
                     }
                     false
@@ -415,7 +423,11 @@ impl AlertClient {
         let mut progressed = false;
         let fail = |shared: &Shared, why: String| {
             shared.bump(&shared.counters.connection_failures);
-            eprintln!("nms: alertflow: connection to {server} lost ({why}); reconnecting");
+            crate::log::event(
+                crate::log::Level::Warn,
+                "ALERTFLOW",
+                format_args!("connection to {server} lost ({why}); reconnecting"),
+            );
         };
         loop {
             while in_flight.len() < window {
@@ -428,7 +440,11 @@ impl AlertClient {
                     // Acknowledged (or dropped) meanwhile.
                     Ok(None) => continue,
                     Err(e) => {
-                        eprintln!("nms: alertflow: {e}; alert {id:016x} is retried later");
+                        crate::log::event(
+                            crate::log::Level::Warn,
+                            "ALERTFLOW",
+                            format_args!("{e}; alert {id:016x} is retried later"),
+                        );
                         continue;
                     }
                 };
@@ -480,8 +496,10 @@ impl AlertClient {
                     match removed.await {
                         // `Ok(false)`: a second acknowledgement of a resent alert.
                         Ok(_) => {}
-                        Err(e) => eprintln!(
-                            "nms: alertflow: alert {alert_id:016x} was acknowledged but {e}"
+                        Err(e) => crate::log::event(
+                            crate::log::Level::Warn,
+                            "ALERTFLOW",
+                            format_args!("alert {alert_id:016x} was acknowledged but {e}"),
                         ),
                     }
                 }

@@ -152,9 +152,13 @@ impl AlertServer {
                     Err(e) => {
                         accept_errors += 1;
                         if accept_errors.is_power_of_two() {
-                            eprintln!(
-                                "nms: alertflow: accepting a connection failed ({e}); retrying \
+                            crate::log::event(
+                                crate::log::Level::Warn,
+                                "ALERTFLOW",
+                                format_args!(
+                                    "accepting a connection failed ({e}); retrying \
                                  ({accept_errors} failure(s) so far)"
+                                ),
                             );
                         }
                         async_io::Timer::after(Duration::from_millis(100)).await;
@@ -168,10 +172,14 @@ impl AlertServer {
                         .connections_refused
                         .fetch_add(1, Ordering::Relaxed);
                     if refused.is_power_of_two() || refused == 0 {
-                        eprintln!(
-                            "nms: alertflow: refusing {peer}: {open} connections are open, the \
+                        crate::log::event(
+                            crate::log::Level::Warn,
+                            "ALERTFLOW",
+                            format_args!(
+                                "refusing {peer}: {open} connections are open, the \
                              maximum ({} refused so far)",
-                            refused + 1
+                                refused + 1
+                            ),
                         );
                     }
                     drop(stream);
@@ -229,11 +237,19 @@ impl ConnectionTask {
                     self.counters
                         .malformed_frames
                         .fetch_add(1, Ordering::Relaxed);
-                    eprintln!("nms: alertflow: dropping the connection from {peer}: {e}");
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "ALERTFLOW",
+                        format_args!("dropping the connection from {peer}: {e}"),
+                    );
                     return;
                 }
                 Err(e) => {
-                    eprintln!("nms: alertflow: connection from {peer} ended: {e}");
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "ALERTFLOW",
+                        format_args!("connection from {peer} ended: {e}"),
+                    );
                     return;
                 }
             };
@@ -248,9 +264,13 @@ impl ConnectionTask {
                     self.counters
                         .malformed_frames
                         .fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "nms: alertflow: dropping the connection from {peer}: it sent an \
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "ALERTFLOW",
+                        format_args!(
+                            "dropping the connection from {peer}: it sent an \
                          ALERT_ACK ({alert_id:016x}), which only the server sends"
+                        ),
                     );
                     return;
                 }
@@ -267,9 +287,13 @@ impl ConnectionTask {
                 }
                 Err(e) => {
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "nms: alertflow: cannot store alert {alert_id:016x} from agent \
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "ALERTFLOW",
+                        format_args!(
+                            "cannot store alert {alert_id:016x} from agent \
                          {agent_id} ({peer}): {e}; not acknowledged, the agent will resend it"
+                        ),
                     );
                     continue;
                 }
@@ -281,7 +305,11 @@ impl ConnectionTask {
             };
             let key = (self.keys)(agent_id);
             if let Err(e) = conn.write_frame(&ack, key.as_ref()).await {
-                eprintln!("nms: alertflow: connection from {peer} ended: {e}");
+                crate::log::event(
+                    crate::log::Level::Warn,
+                    "ALERTFLOW",
+                    format_args!("connection from {peer} ended: {e}"),
+                );
                 return;
             }
         }

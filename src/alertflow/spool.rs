@@ -117,7 +117,11 @@ impl AlertSpool {
             if name.ends_with(TEMP_SUFFIX) {
                 // An alert whose push never completed: it was never reported raised.
                 if let Err(e) = fs::remove_file(&path) {
-                    eprintln!("nms: alert spool: cannot remove {}: {e}", path.display());
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "SPOOL",
+                        format_args!("cannot remove {}: {e}", path.display()),
+                    );
                 }
                 continue;
             }
@@ -140,15 +144,23 @@ impl AlertSpool {
         let mut aside = path.as_os_str().to_owned();
         aside.push(CORRUPT_SUFFIX);
         match fs::rename(path, &aside) {
-            Ok(()) => eprintln!(
-                "nms: alert spool: {} is unreadable ({reason}); moved aside to {}",
-                path.display(),
-                Path::new(&aside).display()
+            Ok(()) => crate::log::event(
+                crate::log::Level::Warn,
+                "SPOOL",
+                format_args!(
+                    "{} is unreadable ({reason}); moved aside to {}",
+                    path.display(),
+                    Path::new(&aside).display()
+                ),
             ),
-            Err(e) => eprintln!(
-                "nms: alert spool: {} is unreadable ({reason}) and cannot be moved aside ({e}); \
+            Err(e) => crate::log::event(
+                crate::log::Level::Warn,
+                "SPOOL",
+                format_args!(
+                    "{} is unreadable ({reason}) and cannot be moved aside ({e}); \
                  ignoring it",
-                path.display()
+                    path.display()
+                ),
             ),
         }
     }
@@ -222,10 +234,14 @@ impl AlertSpool {
         self.remove(id)?;
         self.dropped += 1;
         if self.dropped.is_power_of_two() {
-            eprintln!(
-                "nms: alert spool is full ({} alerts): dropped the oldest, {id:016x} raised at \
+            crate::log::event(
+                crate::log::Level::Warn,
+                "SPOOL",
+                format_args!(
+                    "alert spool is full ({} alerts): dropped the oldest, {id:016x} raised at \
                  {time} ms ({} dropped so far)",
-                self.max_alerts, self.dropped
+                    self.max_alerts, self.dropped
+                ),
             );
         }
         Ok(Some(id))

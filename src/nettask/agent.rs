@@ -57,6 +57,9 @@ pub enum AgentEvent {
     Reregistering,
     /// A packet with a valid tag that could not be used.
     Malformed(String),
+    /// The registration was sent `attempts` times without an answer (reported after 5
+    /// attempts, then about once a minute): the server is not there, or refuses the key.
+    RegistrationUnanswered { attempts: u32 },
 }
 
 #[derive(Debug)]
@@ -392,6 +395,11 @@ impl AgentEndpoint {
                     .min(self.config.max_timeout);
                 *attempts += 1;
                 *next_attempt = now + backoff;
+                if *attempts == 5 || (*attempts > 5 && *attempts % 12 == 5) {
+                    self.events.push_back(AgentEvent::RegistrationUnanswered {
+                        attempts: *attempts,
+                    });
+                }
                 self.stats.packets_sent += 1;
                 Some(Transmit {
                     destination: self.server,

@@ -117,9 +117,13 @@ pub async fn run<E: Endpoint>(
             if let Err(e) = socket.send_to(&payload, destination).await {
                 let n = stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
-                    eprintln!(
-                        "nms: sending to {destination} failed ({e}); will retry ({} failures so far)",
-                        n + 1
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "SOCKET",
+                        format_args!(
+                            "sending to {destination} failed ({e}); will retry ({} failures so far)",
+                            n + 1
+                        ),
                     );
                 }
             }
@@ -146,7 +150,11 @@ pub async fn run<E: Endpoint>(
             Wake::Datagram(Err(e)) => {
                 let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
-                    eprintln!("nms: receiving failed ({e}); continuing");
+                    crate::log::event(
+                        crate::log::Level::Warn,
+                        "SOCKET",
+                        format_args!("receiving failed ({e}); continuing"),
+                    );
                 }
             }
             Wake::Command(Some(cmd)) => {

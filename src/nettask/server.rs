@@ -14,7 +14,7 @@ use crate::wire::{
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Replaced registration instances remembered per agent, to refuse their replays.
 const RETIRED_INSTANCES: usize = 16;
@@ -44,6 +44,13 @@ pub enum ServerEvent {
     PeerLost { agent_id: u32 },
     /// A lost agent answered again.
     PeerRecovered { agent_id: u32 },
+    /// A registration was refused: a wrong tag (the agent uses another key, or none) or a
+    /// replay. Reported at most once a minute per agent name.
+    RegistrationRefused {
+        from: SocketAddr,
+        name: String,
+        reason: &'static str,
+    },
     /// A packet with a valid tag that could not be used.
     Malformed {
         from: SocketAddr,
@@ -80,6 +87,8 @@ pub struct ServerEndpoint {
     names: HashMap<u32, String>,
     /// Registration instances of sessions that were replaced, per agent name.
     retired: HashMap<String, VecDeque<u64>>,
+    /// When a refused registration was last reported, per agent name.
+    refused_reported: HashMap<String, Instant>,
     /// Registrations handed to the application and not answered yet, by instance.
     pending_registrations: HashSet<u64>,
     /// The agent clock of the latest registration accepted, per agent name.
@@ -102,6 +111,7 @@ impl ServerEndpoint {
             retired: HashMap::new(),
             last_registration_ms: HashMap::new(),
             pending_registrations: HashSet::new(),
+            refused_reported: HashMap::new(),
             immediate: VecDeque::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
@@ -166,7 +176,7 @@ impl ServerEndpoint {
             }
         };
         if header.packet_type == PacketType::Registration {
-            self.handle_registration(from, &header, bytes);
+            self.handle_registration(now, from, &header, bytes);
             return;
         }
         let agent_id = header.agent_id;
@@ -241,7 +251,13 @@ impl ServerEndpoint {
         self.after_session_change(agent_id, now);
     }
 
-    fn handle_registration(&mut self, from: SocketAddr, header: &Header, bytes: &[u8]) {
+    fn handle_registration(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
         // The key depends on the agent's name, which is in the body: read it, then check the tag.
         let packet = match header.decode_body(bytes) {
             Ok(p) => p,
@@ -262,6 +278,12 @@ impl ServerEndpoint {
         if header.verify_tag(bytes, key).is_err() {
             // No NOACK: an agent with the wrong key would otherwise retry in a tight loop.
             self.stats.bad_tags += 1;
+            self.refuse(
+                now,
+                from,
+                &registration.name,
+                "wrong integrity tag (another key, or none?)",
+            );
             return;
         }
         // A copy of a registration already answered: answer again.
@@ -286,6 +308,12 @@ impl ServerEndpoint {
                 .is_some_and(|last| registration.time_ms <= *last)
         {
             self.stats.replays += 1;
+            self.refuse(
+                now,
+                from,
+                &registration.name,
+                "older than its last registration (a replay?)",
+            );
             return;
         }
         // A registration whose session was already replaced: a replay (or a very late
@@ -308,6 +336,25 @@ impl ServerEndpoint {
         self.stats.registrations += 1;
         self.events
             .push_back(ServerEvent::Registration { from, registration });
+    }
+
+    /// Reports a refused registration, at most once a minute per name.
+    fn refuse(&mut self, now: Instant, from: SocketAddr, name: &str, reason: &'static str) {
+        if self.refused_reported.len() > MAX_PENDING_REGISTRATIONS {
+            self.refused_reported.clear();
+        }
+        let due = self
+            .refused_reported
+            .get(name)
+            .is_none_or(|last| now.saturating_duration_since(*last) >= Duration::from_secs(60));
+        if due {
+            self.refused_reported.insert(name.to_string(), now);
+            self.events.push_back(ServerEvent::RegistrationRefused {
+                from,
+                name: name.to_string(),
+                reason,
+            });
+        }
     }
 
     /// Answers a registration: creates the agent's session (replacing an older one, whose

@@ -235,7 +235,9 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             bound.nettask,
             bound.alertflow,
             bound.http,
-            options.data_dir.display()
+            std::path::absolute(&options.data_dir)
+                .unwrap_or_else(|_| options.data_dir.clone())
+                .display()
         ),
     );
     if !options.keys.is_keyed() {
@@ -471,6 +473,11 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                     format_args!("{name} (agent {agent_id}) acknowledges again"),
                 );
             }
+            ServerEvent::RegistrationRefused { from, name, reason } => log::event(
+                Level::Bad,
+                "REFUSED",
+                format_args!("registration of {name} from {from}: {reason}"),
+            ),
             ServerEvent::Malformed {
                 from,
                 agent_id,

@@ -224,7 +224,10 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
             .collect(),
     );
 
-    let latest = state.store.latest();
+    // Only what the tasks measure now: after a task changes its destination, the old
+    // destination's last values are not current measurements any more.
+    let mut latest = state.store.latest();
+    latest.retain(|r| is_current(state, r));
     for (name, help, field, divisor, source) in REPORT_GAUGES {
         let samples = latest
             .iter()
@@ -409,4 +412,17 @@ mod tests {
              nms_test_ratio{agent=\"a\\\"b\\\\c\\nd\"} 0.5\nnms_test_ratio{agent=\"e\"} 1\n"
         );
     }
+}
+
+/// Whether a stored record belongs to a task and target that are still measured: the task is
+/// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
+fn is_current(state: &State, r: &crate::store::MetricRecord) -> bool {
+    let Some(task) = state.dispatch.get(&r.task) else {
+        return false;
+    };
+    let Some(target) = &r.target else {
+        return task.task.device(&r.agent).is_some();
+    };
+    let (ping, iperf) = state.dispatch.targets(task.number, &r.agent);
+    ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
 }

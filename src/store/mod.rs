@@ -263,18 +263,26 @@ impl Store {
             JsonLog::open::<AlertRecord>(&alerts_path).map_err(open_err(alerts_path.clone()))?;
         for (path, r) in [(&metrics_path, &m_recovery), (&alerts_path, &a_recovery)] {
             if r.truncated_bytes > 0 {
-                eprintln!(
-                    "nms: {}: cut {} bytes of an incomplete last record (interrupted write)",
-                    path.display(),
-                    r.truncated_bytes
+                crate::log::event(
+                    crate::log::Level::Warn,
+                    "STORE",
+                    format_args!(
+                        "{}: cut {} bytes of an incomplete last record (interrupted write)",
+                        path.display(),
+                        r.truncated_bytes
+                    ),
                 );
             }
             if !r.bad_lines.is_empty() {
-                eprintln!(
-                    "nms: {}: skipped {} unreadable line(s), first at line {}",
-                    path.display(),
-                    r.bad_lines.len(),
-                    r.bad_lines[0]
+                crate::log::event(
+                    crate::log::Level::Warn,
+                    "STORE",
+                    format_args!(
+                        "{}: skipped {} unreadable line(s), first at line {}",
+                        path.display(),
+                        r.bad_lines.len(),
+                        r.bad_lines[0]
+                    ),
                 );
             }
         }

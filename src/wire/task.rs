@@ -85,6 +85,16 @@ pub struct RuleSource {
     pub source: String,
 }
 
+impl Transport {
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
 const KIND_METRICS: u8 = 1;
 const KIND_PING: u8 = 2;
 const KIND_IPERF_CLIENT: u8 = 3;
@@ -124,7 +134,8 @@ impl WorkItem {
                 frequency_s,
                 ..
             } => format!(
-                "iperf3 client to {server_address} ({transport:?}, {duration_s}s) every {frequency_s}s"
+                "iperf3 client to {server_address} ({}, {duration_s}s) every {frequency_s}s",
+                transport.name()
             ),
             WorkItem::IperfServer {
                 port, frequency_s, ..
