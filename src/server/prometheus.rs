@@ -379,6 +379,19 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
     x.out
 }
 
+/// Whether a stored record belongs to a task and target that are still measured: the task is
+/// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
+fn is_current(state: &State, r: &crate::store::MetricRecord) -> bool {
+    let Some(task) = state.dispatch.get(&r.task) else {
+        return false;
+    };
+    let Some(target) = &r.target else {
+        return task.task.device(&r.agent).is_some();
+    };
+    let (ping, iperf) = state.dispatch.targets(task.number, &r.agent);
+    ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,17 +425,4 @@ mod tests {
              nms_test_ratio{agent=\"a\\\"b\\\\c\\nd\"} 0.5\nnms_test_ratio{agent=\"e\"} 1\n"
         );
     }
-}
-
-/// Whether a stored record belongs to a task and target that are still measured: the task is
-/// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
-fn is_current(state: &State, r: &crate::store::MetricRecord) -> bool {
-    let Some(task) = state.dispatch.get(&r.task) else {
-        return false;
-    };
-    let Some(target) = &r.target else {
-        return task.task.device(&r.agent).is_some();
-    };
-    let (ping, iperf) = state.dispatch.targets(task.number, &r.agent);
-    ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
 }
