@@ -117,10 +117,42 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
         "{text}"
     );
 
-    // A malformed HTTP request does not take the server down.
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.write_all(b"\x00\x01 garbage\r\n\r\n").unwrap();
-    drop(stream);
+    // A request that is not HTTP, or whose target or head is too large, gets a JSON error too.
+    let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(10_000));
+    let big_head = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000));
+    for (request, status, message) in [
+        (
+            &b"\x00\x01 garbage\r\n\r\n"[..],
+            "400",
+            "malformed HTTP request",
+        ),
+        (
+            long_target.as_bytes(),
+            "414",
+            "request target longer than 8192 bytes",
+        ),
+        (
+            big_head.as_bytes(),
+            "431",
+            "request head larger than 65536 bytes",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let _ = stream.write_all(request);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(
+            json["error"].as_str().is_some_and(|e| e.contains(message)),
+            "{json}"
+        );
+    }
 
     assert_eq!(
         server.get("/api/tasks"),

@@ -36,7 +36,16 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         smol::spawn(async move {
-            let io = smol_hyper::rt::FuturesIo::new(stream);
+            let mut stream = stream;
+            let head = match super::http_head::read_first_head(&mut stream).await {
+                super::http_head::Head::Ok(head) => head,
+                super::http_head::Head::Refused(status, message) => {
+                    super::http_head::refuse(&mut stream, status, &message).await;
+                    return;
+                }
+                super::http_head::Head::Gone => return,
+            };
+            let io = smol_hyper::rt::FuturesIo::new(super::http_head::Prefixed::new(head, stream));
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(&shared, req).await) }

@@ -8,6 +8,7 @@
 pub mod alertmanager;
 pub mod dispatch;
 pub mod http;
+mod http_head;
 pub mod page;
 pub mod prometheus;
 pub mod registry;
