@@ -80,6 +80,11 @@ const RECEIVE_BUFFER: usize = 4096;
 /// Binds a UDP socket with a large receive buffer (the kernel default of about 212 KB drops
 /// bursts from many agents).
 pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
+    UdpSocket::try_from(bind_std(addr, receive_buffer)?)
+}
+
+/// [`bind`] for a caller that drives the socket itself: a non-blocking std socket.
+pub fn bind_std(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps it at net.core.rmem_max.
@@ -87,8 +92,7 @@ pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocke
     let _ = socket.set_send_buffer_size(receive_buffer / 2);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
-    let std_socket: std::net::UdpSocket = socket.into();
-    UdpSocket::try_from(std_socket)
+    Ok(socket.into())
 }
 
 enum Wake<E> {
