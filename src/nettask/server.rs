@@ -72,6 +72,8 @@ pub struct ServerEndpoint {
     config: Config,
     peers: HashMap<u32, Peer>,
     names: HashMap<u32, String>,
+    /// Agent id of each name that has a session, to recognise a repeated registration at once.
+    session_ids: HashMap<String, u32>,
     immediate: VecDeque<Transmit>,
     ready: VecDeque<u32>,
     ready_set: HashSet<u32>,
@@ -87,6 +89,7 @@ impl ServerEndpoint {
             config,
             peers: HashMap::new(),
             names: HashMap::new(),
+            session_ids: HashMap::new(),
             immediate: VecDeque::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
@@ -241,9 +244,10 @@ impl ServerEndpoint {
         }
         // A copy of a registration already answered: answer again.
         if let Some(peer) = self
-            .peers
-            .values_mut()
-            .find(|p| p.instance == registration.instance && p.name == registration.name)
+            .session_ids
+            .get(&registration.name)
+            .and_then(|id| self.peers.get_mut(id))
+            .filter(|p| p.instance == registration.instance && p.name == registration.name)
         {
             peer.address = from;
             self.immediate.push_back(Transmit {
@@ -284,7 +288,8 @@ impl ServerEndpoint {
             .get(&agent_id)
             .map_or(0, |p| p.session.next_seq());
         let session = Session::new(&self.config, agent_id, key, first_seq);
-        self.peers.insert(
+        self.session_ids.insert(registration.name.clone(), agent_id);
+        let replaced = self.peers.insert(
             agent_id,
             Peer {
                 session,
@@ -295,6 +300,12 @@ impl ServerEndpoint {
                 scheduled: None,
             },
         );
+        if let Some(old) = replaced
+            && old.name != registration.name
+            && self.session_ids.get(&old.name) == Some(&agent_id)
+        {
+            self.session_ids.remove(&old.name);
+        }
         self.immediate.push_back(Transmit {
             destination: from,
             payload: reply,
@@ -336,7 +347,11 @@ impl ServerEndpoint {
 
     /// Ends an agent's session; its unacknowledged messages are discarded.
     pub fn forget(&mut self, agent_id: u32) {
-        self.peers.remove(&agent_id);
+        if let Some(peer) = self.peers.remove(&agent_id)
+            && self.session_ids.get(&peer.name) == Some(&agent_id)
+        {
+            self.session_ids.remove(&peer.name);
+        }
     }
 
     /// Messages queued or in flight to an agent.

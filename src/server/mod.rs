@@ -299,18 +299,35 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
     let now_ms = log::now_ms();
     let mut records: Vec<MetricRecord> = Vec::new();
     let mut state = shared.state();
+    // Registrations first: ids are assigned and made durable with one write for the whole
+    // batch, before any of them is answered.
+    let mut ids = Vec::new();
+    for event in &batch {
+        if let ServerEvent::Registration { from, registration } = event {
+            ids.push(state.registry.register(
+                &registration.name,
+                *from,
+                now_ms,
+                registration.capabilities,
+                &registration.software,
+            ));
+        }
+    }
+    if let Err(e) = state.registry.flush() {
+        log::event(
+            Level::Bad,
+            "REGISTER",
+            format_args!("the agent registry was not saved: {e}"),
+        );
+    }
+    let mut ids = ids.into_iter();
     for event in batch {
         match event {
             ServerEvent::Registration { from, registration } => {
-                let id = match state.registry.register(
-                    &registration.name,
-                    from,
-                    now_ms,
-                    registration.capabilities,
-                    &registration.software,
-                ) {
-                    Ok(id) => id,
-                    Err(e) => {
+                let id = match ids.next() {
+                    Some(Ok(id)) => id,
+                    None => continue,
+                    Some(Err(e)) => {
                         log::event(
                             Level::Bad,
                             "REGISTER",
@@ -684,13 +701,7 @@ fn dispatch_device(
 /// Sends a newly registered agent every task naming it, and re-sends the iperf clients that
 /// connect to it (its address may have changed).
 fn dispatch_agent(shared: &Arc<Shared>, state: &mut State, name: &str) {
-    let tasks: Vec<LoadedTask> = state
-        .dispatch
-        .tasks()
-        .filter(|t| t.task.device(name).is_some())
-        .cloned()
-        .collect();
-    for loaded in tasks {
+    for loaded in state.dispatch.tasks_of(name) {
         let outcome = dispatch_device(shared, state, &loaded, name);
         if outcome.status == "blocked" {
             log::event(
