@@ -7,7 +7,7 @@
 //! endpoint's retransmission covers it.
 
 use super::{AgentEndpoint, AgentEvent, ServerEndpoint, ServerEvent, Transmit};
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::UdpSocket;
 use futures_lite::FutureExt;
 use smol::channel::{Receiver, Sender};
@@ -96,10 +96,14 @@ pub fn bind_std(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std:
 }
 
 enum Wake<E> {
-    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Readable(std::io::Result<()>),
     Command(Option<Command<E>>),
     Timer,
 }
+
+/// Datagrams read from the socket per wake-up before the answers are sent: enough to amortise
+/// the wake-up and let the endpoint coalesce acknowledgements, few enough to answer promptly.
+const RECEIVE_BATCH: usize = 256;
 
 /// Runs `endpoint` on `socket` until the command channel closes or the event receiver is
 /// dropped.
@@ -110,7 +114,11 @@ pub async fn run<E: Endpoint>(
     events: Sender<E::Event>,
     stats: Arc<SocketStats>,
 ) {
+    let socket: Arc<Async<std::net::UdpSocket>> = socket.into();
     let mut buf = vec![0u8; RECEIVE_BUFFER];
+    // One timer, moved only when the endpoint's deadline moves.
+    let mut timer = Timer::never();
+    let mut armed: Option<Instant> = None;
     loop {
         let now = Instant::now();
         while let Some(Transmit {
@@ -133,26 +141,36 @@ pub async fn run<E: Endpoint>(
                 return;
             }
         }
-        let timer = match endpoint.poll_timeout() {
-            Some(t) => Timer::at(t),
-            None => Timer::never(),
-        };
-        let wake = async { Wake::Datagram(socket.recv_from(&mut buf).await) }
+        let deadline = endpoint.poll_timeout();
+        if deadline != armed {
+            armed = deadline;
+            match deadline {
+                Some(t) => timer.set_at(t),
+                None => timer = Timer::never(),
+            }
+        }
+        let wake = async { Wake::Readable(socket.readable().await) }
             .or(async { Wake::Command(commands.recv().await.ok()) })
             .or(async {
-                timer.await;
+                (&mut timer).await;
                 Wake::Timer
             })
             .await;
         let now = Instant::now();
         match wake {
-            Wake::Datagram(Ok((n, from))) => endpoint.handle_datagram(now, from, &buf[..n]),
-            Wake::Datagram(Err(e)) => {
-                let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    eprintln!("nms: receiving failed ({e}); continuing");
+            Wake::Readable(Ok(())) => {
+                for _ in 0..RECEIVE_BATCH {
+                    match socket.get_ref().recv_from(&mut buf) {
+                        Ok((n, from)) => endpoint.handle_datagram(now, from, &buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            receive_failed(&stats, &e);
+                            break;
+                        }
+                    }
                 }
             }
+            Wake::Readable(Err(e)) => receive_failed(&stats, &e),
             Wake::Command(Some(cmd)) => {
                 cmd(&mut endpoint, now);
                 while let Ok(cmd) = commands.try_recv() {
@@ -160,10 +178,20 @@ pub async fn run<E: Endpoint>(
                 }
             }
             Wake::Command(None) => return,
-            Wake::Timer => endpoint.handle_timeout(now),
+            Wake::Timer => {
+                armed = None;
+                endpoint.handle_timeout(now);
+            }
         }
         if endpoint.poll_timeout().is_some_and(|t| t <= now) {
             endpoint.handle_timeout(now);
         }
+    }
+}
+
+fn receive_failed(stats: &SocketStats, e: &std::io::Error) {
+    let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
+    if n.is_power_of_two() {
+        eprintln!("nms: receiving failed ({e}); continuing");
     }
 }

@@ -319,6 +319,7 @@ mod tests {
         assert_eq!(r.register("r1", a, 1, 0, "0.1").unwrap(), 1);
         assert_eq!(r.register("r2", a, 1, 0, "0.1").unwrap(), 2);
         assert_eq!(r.register("r1", a, 2, 0, "0.1").unwrap(), 1);
+        r.flush().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
         assert_eq!(r.register("r3", a, 3, 0, "0.1").unwrap(), 3);
         assert_eq!(r.register("r2", a, 3, 0, "0.1").unwrap(), 2);
