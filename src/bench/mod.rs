@@ -83,6 +83,10 @@ pub struct BenchReport {
     pub acknowledged_per_sec: f64,
     /// Request/reply exchanges per second on loopback without protocol work.
     pub ceiling_per_sec: f64,
+    /// The ceiling before the agents started and after they stopped (`ceiling_per_sec` is
+    /// their mean).
+    pub ceiling_before_per_sec: f64,
+    pub ceiling_after_per_sec: f64,
     /// `reports_per_sec / ceiling_per_sec`.
     pub ceiling_ratio: f64,
     pub sent: u64,
@@ -197,18 +201,23 @@ fn measure(
     let (ack_bytes, ack_bytes_max) = (ack(0), ack(u32::MAX));
 
     let window = options.window.max(1);
-    progress("measuring the loopback ceiling".into());
-    let ceiling_per_sec = ceiling::measure(ceiling::CeilingConfig {
+    let ceiling_config = ceiling::CeilingConfig {
         request_len: report_bytes,
         reply_len: ack_bytes,
         client_threads: options.threads,
         in_flight: (options.agents * window).min(16_384),
         duration: Duration::from_secs_f64(options.ceiling_seconds.max(0.5)),
-    })
-    .map_err(|source| BenchError::Io {
-        what: "measuring the loopback ceiling".into(),
-        source,
-    })?;
+    };
+    let measure_ceiling = || {
+        progress("measuring the loopback ceiling".into());
+        ceiling::measure(ceiling_config).map_err(|source| BenchError::Io {
+            what: "measuring the loopback ceiling".into(),
+            source,
+        })
+    };
+    // Measured before and after the load, and averaged, so drift on a shared machine
+    // weighs on both sides of the ratio alike.
+    let ceiling_before = measure_ceiling()?;
 
     let base_ms = crate::log::now_ms();
     let control = Arc::new(Control::default());
@@ -302,6 +311,8 @@ fn measure(
         }
     }
     stop(&control);
+    let ceiling_after = measure_ceiling()?;
+    let ceiling_per_sec = (ceiling_before + ceiling_after) / 2.0;
     let alert_result = raiser
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_default();
@@ -355,6 +366,8 @@ fn measure(
         reports_per_sec,
         acknowledged_per_sec: acknowledged as f64 / elapsed,
         ceiling_per_sec,
+        ceiling_before_per_sec: ceiling_before,
+        ceiling_after_per_sec: ceiling_after,
         ceiling_ratio: if ceiling_per_sec > 0.0 {
             reports_per_sec / ceiling_per_sec
         } else {
@@ -412,8 +425,10 @@ impl BenchReport {
             self.reports_per_sec, self.acknowledged_per_sec
         );
         out += &format!(
-            "loopback ceiling   {:.0}/s: the server reaches {:.1}% of it\n",
+            "loopback ceiling   {:.0}/s (before {:.0}/s, after {:.0}/s): the server reaches {:.1}% of it\n",
             self.ceiling_per_sec,
+            self.ceiling_before_per_sec,
+            self.ceiling_after_per_sec,
             self.ceiling_ratio * 100.0
         );
         out += &format!(

@@ -70,7 +70,8 @@ struct Peer {
 #[derive(Debug)]
 pub struct ServerEndpoint {
     config: Config,
-    peers: HashMap<u32, Peer>,
+    /// Boxed: a session is large, and a map of boxes wastes no session-sized slots.
+    peers: HashMap<u32, Box<Peer>>,
     names: HashMap<u32, String>,
     /// Agent id of each name that has a session, to recognise a repeated registration at once.
     session_ids: HashMap<String, u32>,
@@ -291,14 +292,14 @@ impl ServerEndpoint {
         self.session_ids.insert(registration.name.clone(), agent_id);
         let replaced = self.peers.insert(
             agent_id,
-            Peer {
+            Box::new(Peer {
                 session,
                 address: from,
                 instance: registration.instance,
                 name: registration.name.clone(),
                 reply: reply.clone(),
                 scheduled: None,
-            },
+            }),
         );
         if let Some(old) = replaced
             && old.name != registration.name
@@ -365,7 +366,8 @@ impl ServerEndpoint {
         let Some(peer) = self.peers.get_mut(&agent_id) else {
             return;
         };
-        while let Some(e) = peer.session.events.pop_front() {
+        // Taken, not drained, so an idle session keeps no event buffer.
+        for e in std::mem::take(&mut peer.session.events) {
             self.events.push_back(match e {
                 SessionEvent::Message(message) => ServerEvent::Message {
                     agent_id,

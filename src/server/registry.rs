@@ -348,7 +348,10 @@ mod tests {
         let mut r = Registry::open(dir.path()).unwrap();
         assert_eq!(r.len(), 10);
         assert_eq!(r.by_name("agent3").unwrap().address, Some(b));
-        assert!(!dir.path().join("agents.log").exists(), "folded into agents.json");
+        assert!(
+            !dir.path().join("agents.log").exists(),
+            "folded into agents.json"
+        );
         assert_eq!(r.register("agent10", a, 3, 0, "0.1").unwrap(), 11);
     }
 }

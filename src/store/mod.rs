@@ -10,10 +10,10 @@ mod index;
 mod log;
 
 use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, Transport};
+use index::MetricIndex;
 pub use index::{
     DEDUP_WINDOW, MIN_RECENT_METRICS_PER_AGENT, RECENT_METRICS_BUDGET, RECENT_METRICS_PER_AGENT,
 };
-use index::MetricIndex;
 use log::JsonLog;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
