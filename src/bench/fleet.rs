@@ -370,7 +370,9 @@ impl Worker {
                 }
                 (Phase::Drain, _) => continue,
                 _ => {
-                    if now.saturating_duration_since(a.last_sent) >= a.heartbeat / 2 {
+                    // As a real agent does: a heartbeat when nothing was sent for one
+                    // interval, checked every half interval.
+                    if now.saturating_duration_since(a.last_sent) >= a.heartbeat {
                         self.send_heartbeat(idx, now);
                     }
                     now + self.agents[idx].heartbeat / 2

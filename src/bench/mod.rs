@@ -122,6 +122,13 @@ pub struct BenchReport {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The heartbeat interval the started server hands out: one second, longer for large fleets so
+/// idle agents send at most 10,000 heartbeats a second in all (a deployment of that size would
+/// set `nms server --heartbeat-ms` the same way).
+pub fn heartbeat_ms(agents: usize) -> u64 {
+    (agents as u64 / 10).max(1000)
+}
+
 /// Runs the benchmark.
 pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     if options.agents == 0 {
@@ -154,7 +161,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some((nettask, http)) => Target::remote(nettask, http, &tasks)?,
         None => {
             progress(format!("starting a server in {}", work_dir.display()));
-            Target::start(&options.server_exe, &work_dir, &tasks)?
+            Target::start(
+                &options.server_exe,
+                &work_dir,
+                &tasks,
+                heartbeat_ms(options.agents),
+            )?
         }
     };
     let result = measure(options, &target, names, &progress);

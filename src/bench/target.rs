@@ -79,8 +79,14 @@ fn free_port(udp: bool) -> Result<u16, BenchError> {
 
 impl Target {
     /// Starts `exe server` on loopback ports with its data in `work_dir/server`, loading the
-    /// task files, and waits until its HTTP API answers.
-    pub fn start(exe: &Path, work_dir: &Path, tasks: &[String]) -> Result<Target, BenchError> {
+    /// task files and asking agents for a heartbeat every `heartbeat_ms`, and waits until its
+    /// HTTP API answers.
+    pub fn start(
+        exe: &Path,
+        work_dir: &Path,
+        tasks: &[String],
+        heartbeat_ms: u64,
+    ) -> Result<Target, BenchError> {
         let io = |what: String| move |source| BenchError::Io { what, source };
         let data_dir = work_dir.join("server");
         std::fs::create_dir_all(&data_dir)
@@ -94,6 +100,7 @@ impl Target {
             .args(["--nettask-port", &nettask.port().to_string()])
             .args(["--alertflow-port", &free_port(false)?.to_string()])
             .args(["--http", &http.to_string()])
+            .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
             .arg("--data-dir")
             .arg(&data_dir);
         for (i, text) in tasks.iter().enumerate() {

@@ -314,6 +314,7 @@ async fn stats_refresh(shared: Arc<Shared>) {
 fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
     let now_ms = log::now_ms();
     let mut records: Vec<MetricRecord> = Vec::new();
+    let mut alerts: Vec<AlertRecord> = Vec::new();
     let mut state = shared.state();
     // Registrations first: ids are assigned and made durable with one write for the whole
     // batch, before any of them is answered.
@@ -369,13 +370,13 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                     "REGISTER",
                     format_args!("{} is agent {id}, from {from}", registration.name),
                 );
-                mark_heard(&mut state, id, now_ms);
+                mark_heard(&mut state, id, now_ms, &mut alerts);
                 dispatch_agent(shared, &mut state, &registration.name);
             }
             ServerEvent::Message {
                 agent_id, message, ..
             } => {
-                mark_heard(&mut state, agent_id, now_ms);
+                mark_heard(&mut state, agent_id, now_ms, &mut alerts);
                 let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
                     continue;
                 };
@@ -467,6 +468,16 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
             );
         }
     }
+    if !alerts.is_empty() {
+        let count = alerts.len();
+        if let Err(e) = state.store.store_alerts(alerts) {
+            log::event(
+                Level::Bad,
+                "STORE",
+                format_args!("{count} alert(s) not stored: {e}"),
+            );
+        }
+    }
     if !records.is_empty() {
         let count = records.len();
         if let Err(e) = state.store.store_metrics(records) {
@@ -513,8 +524,9 @@ pub fn summarize(r: &MetricRecord) -> String {
     parts.join("  ")
 }
 
-/// Records that an agent was heard from; a down agent comes back up.
-fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
+/// Records that an agent was heard from; a down agent comes back up, and its AGENT_UP alert
+/// joins `alerts`, which the caller stores with one write.
+fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64, alerts: &mut Vec<AlertRecord>) {
     let was_alerted = state.down_alerted.remove(&agent_id);
     let Some(record) = state.registry.get_mut(agent_id) else {
         return;
@@ -535,12 +547,7 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64) {
             0.0,
             format!("agent {name} is reporting again"),
         );
-        if let Err(e) = state
-            .store
-            .store_alert(AlertRecord::from_alert(&alert, now_ms))
-        {
-            log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
-        }
+        alerts.push(AlertRecord::from_alert(&alert, now_ms));
     }
 }
 
@@ -594,6 +601,8 @@ async fn liveness(shared: Arc<Shared>) {
                 )),
             }
         }
+        // One write for every agent found silent in this pass, however many.
+        let mut alerts = Vec::new();
         for (id, name, silent_ms) in newly_down {
             if !state.down_alerted.insert(id) {
                 continue;
@@ -611,11 +620,16 @@ async fn liveness(shared: Arc<Shared>) {
                 limit_ms as f64 / 1000.0,
                 format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
             );
-            if let Err(e) = state
-                .store
-                .store_alert(AlertRecord::from_alert(&alert, now_ms))
-            {
-                log::event(Level::Bad, "STORE", format_args!("alert not stored: {e}"));
+            alerts.push(AlertRecord::from_alert(&alert, now_ms));
+        }
+        if !alerts.is_empty() {
+            let count = alerts.len();
+            if let Err(e) = state.store.store_alerts(alerts) {
+                log::event(
+                    Level::Bad,
+                    "STORE",
+                    format_args!("{count} alert(s) not stored: {e}"),
+                );
             }
         }
     }

@@ -313,19 +313,37 @@ impl Store {
 
     /// Stores an alert durably, once per alert id.
     pub fn store_alert(&mut self, record: AlertRecord) -> Result<Stored, StoreError> {
-        if self.alert_ids.contains(&record.alert_id) {
-            self.stats.alerts_duplicates += 1;
-            return Ok(Stored::Duplicate);
+        let outcome = self.store_alerts(vec![record])?;
+        Ok(outcome.first().copied().unwrap_or(Stored::Duplicate))
+    }
+
+    /// Stores a batch of alerts durably with one write and one fdatasync (a liveness check
+    /// that finds thousands of agents silent raises thousands at once); returns, per alert,
+    /// whether it was new.
+    pub fn store_alerts(&mut self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
+        let mut fresh: Vec<AlertRecord> = Vec::with_capacity(records.len());
+        let mut ids = HashSet::new();
+        let mut outcome = Vec::with_capacity(records.len());
+        for r in records {
+            if self.alert_ids.contains(&r.alert_id) || !ids.insert(r.alert_id) {
+                self.stats.alerts_duplicates += 1;
+                outcome.push(Stored::Duplicate);
+            } else {
+                outcome.push(Stored::New);
+                fresh.push(r);
+            }
         }
         self.alerts_log
-            .append(std::slice::from_ref(&record))
+            .append(&fresh)
             .map_err(|source| StoreError::Write {
                 path: self.alerts_log.path().to_path_buf(),
                 source,
             })?;
-        self.stats.alerts_stored += 1;
-        self.index_alert(record);
-        Ok(Stored::New)
+        self.stats.alerts_stored += fresh.len() as u64;
+        for r in fresh {
+            self.index_alert(r);
+        }
+        Ok(outcome)
     }
 
     /// Recent metrics matching the query, oldest first; with a limit, the newest `limit`.
