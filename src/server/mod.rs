@@ -282,7 +282,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
 /// How long the event loop gathers events before handling them as one batch.
 const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most events handled as one batch.
-const EVENT_BATCH_MAX: usize = 8192;
+const EVENT_BATCH_MAX: usize = 1024;
 
 /// The loopback address of the family the server listens on (its own agent connects there).
 fn loopback_of(listen: IpAddr) -> IpAddr {
