@@ -29,5 +29,5 @@ RSS=$(awk '/^VmRSS:/ {print $2}' /proc/$AGENT/status)
 HWM=$(awk '/^VmHWM:/ {print $2}' /proc/$AGENT/status)
 THREADS=$(awk '/^Threads:/ {print $2}' /proc/$AGENT/status)
 STORED=$(curl -s http://127.0.0.1:19470/api/status | tr -d ' \n' | sed 's/.*"metrics_stored":\([0-9]*\).*/\1/')
-ROLLUP=$(awk '/^(Rss|Anonymous|Private_Clean|Shared_Clean):/ {printf "\"%s_kib\": %s, ", $1, $2}' /proc/$AGENT/smaps_rollup | tr -d ':')
-echo "{\"seconds\": $SECONDS_MEASURED, \"cpu_percent\": $(echo "scale=3; ($T1 - $T0) * 100 / 100 / $SECONDS_MEASURED" | bc), \"rss_kib\": $RSS, \"peak_rss_kib\": $HWM, \"threads\": $THREADS, $ROLLUP\"reports_stored\": $STORED}"
+ROLLUP=$(awk '/^(Anonymous|Private_Clean|Shared_Clean):/ {sub(":", "", $1); printf "\"%s_kib\": %s, ", tolower($1), $2}' /proc/$AGENT/smaps_rollup)
+echo "{\"seconds\": $SECONDS_MEASURED, \"cpu_percent\": $(awk -v a="$T0" -v b="$T1" -v s="$SECONDS_MEASURED" "BEGIN { printf \"%.3f\", (b - a) / s }"), \"rss_kib\": $RSS, \"peak_rss_kib\": $HWM, \"threads\": $THREADS, $ROLLUP\"reports_stored\": $STORED}"
