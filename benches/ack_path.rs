@@ -94,5 +94,8 @@ fn metrics_to_ack(bencher: Bencher) {
 
 #[divan::bench]
 fn metrics_to_ack_keyed(bencher: Bencher) {
-    ack_path(bencher, Some(Key::from_bytes(&[7u8; 32]).expect("32 bytes make a key")));
+    ack_path(
+        bencher,
+        Some(Key::from_bytes(&[7u8; 32]).expect("32 bytes make a key")),
+    );
 }
