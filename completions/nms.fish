@@ -35,6 +35,7 @@ complete -c nms -n "__fish_nms_needs_command" -f -a "decode" -d 'Read one raw Ne
 complete -c nms -n "__fish_nms_needs_command" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
 complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
 complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_needs_command" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
 complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nms -n "__fish_nms_using_subcommand server" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/server.toml, then /etc/nms/server.toml, if present]. Flags given on the command line win over it' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task file to load and dispatch (either dialect); repeat for several' -r -F
@@ -98,10 +99,30 @@ complete -c nms -n "__fish_nms_using_subcommand inspect" -l json -d 'Print one J
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l watch -d 'Redraw every 2 seconds until interrupted (Ctrl-C)'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand bench" -l agents -d 'Simulated agents (distinct ids), each registering and receiving a task' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l rate -d 'Metrics reports per second per agent [default: as fast as acknowledgements allow]' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l seconds -d 'Seconds to measure, after every agent registered' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l server -d 'A running server\'s NetTask address instead of a server the bench starts itself' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l http -d 'That server\'s HTTP API [default: the --server host, port 9470]' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l alert-rate -d 'Alerts per second, all agents together, with --alerts' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l threads -d 'Threads (one UDP socket each) the simulated agents run on' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l window -d 'Reports each agent keeps unacknowledged when no --rate is given' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l ceiling-seconds -d 'Seconds the loopback ceiling is measured' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l key-file -d 'Pre-shared key (hex text, 32+ digits) for the agents and the started server' -r -F
+complete -c nms -n "__fish_nms_using_subcommand bench" -l work-dir -d 'Folder for the started server\'s temporary data directory [default: the system\'s temporary folder]; a tmpfs such as /dev/shm leaves the disk\'s fsync out of the figures' -r -F
+complete -c nms -n "__fish_nms_using_subcommand bench" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand bench" -l alerts -d 'Also raise alerts over AlertFlow and measure their latency'
+complete -c nms -n "__fish_nms_using_subcommand bench" -l keep -d 'Keep the started server\'s data directory'
+complete -c nms -n "__fish_nms_using_subcommand bench" -l json -d 'Print one JSON object instead of text'
+complete -c nms -n "__fish_nms_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -33,6 +33,8 @@ pub enum Command {
     SendTask(SendTaskArgs),
     /// Show a running server's agents, latest metrics and recent alerts, or explain a task file.
     Inspect(InspectArgs),
+    /// Load-test a server with simulated agents and measure it against the loopback ceiling.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +166,71 @@ pub struct AgentArgs {
     /// Pre-shared key (hex text, 32+ digits), the same as the server's.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms bench --agents 200 --seconds 10 --json\n  \
+    nms bench --agents 10000 --rate 1 --seconds 20\n  \
+    nms bench --agents 50 --alerts --work-dir /dev/shm\n  \
+    nms bench --server 192.0.2.10:8081 --http 192.0.2.10:9470 --agents 1000 --rate 1")]
+pub struct BenchArgs {
+    /// Simulated agents (distinct ids), each registering and receiving a task.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub agents: usize,
+
+    /// Metrics reports per second per agent [default: as fast as acknowledgements allow].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Seconds to measure, after every agent registered.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub seconds: f64,
+
+    /// A running server's NetTask address instead of a server the bench starts itself.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+
+    /// That server's HTTP API [default: the --server host, port 9470].
+    #[arg(long, value_name = "HOST:PORT", requires = "server")]
+    pub http: Option<String>,
+
+    /// Also raise alerts over AlertFlow and measure their latency.
+    #[arg(long)]
+    pub alerts: bool,
+
+    /// Alerts per second, all agents together, with --alerts.
+    #[arg(long, value_name = "N", default_value_t = 20.0)]
+    pub alert_rate: f64,
+
+    /// Threads (one UDP socket each) the simulated agents run on.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+
+    /// Reports each agent keeps unacknowledged when no --rate is given.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub window: usize,
+
+    /// Seconds the loopback ceiling is measured.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub ceiling_seconds: f64,
+
+    /// Pre-shared key (hex text, 32+ digits) for the agents and the started server.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Folder for the started server's temporary data directory [default: the system's
+    /// temporary folder]; a tmpfs such as /dev/shm leaves the disk's fsync out of the figures.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Keep the started server's data directory.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

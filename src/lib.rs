@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod alertflow;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod decode;

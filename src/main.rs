@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
-    AgentArgs, Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs, ServerArgs,
+    AgentArgs, BenchArgs, Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs,
+    ServerArgs,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Completions(args) => completions(args),
         Command::SendTask(args) => send_task(args, color),
         Command::Inspect(args) => inspect(args, color),
+        Command::Bench(args) => bench(args),
     }
 }
 
@@ -201,6 +203,63 @@ fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),
     )?;
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    if let Some(r) = args.rate
+        && !(r > 0.0 && r.is_finite())
+    {
+        anyhow::bail!("--rate must be a positive number");
+    }
+    let server = match &args.server {
+        None => None,
+        Some(s) => {
+            let nettask = nms::agent::resolve_server(s)?;
+            let http = match &args.http {
+                Some(h) => h
+                    .parse()
+                    .with_context(|| format!("--http {h:?} is not HOST:PORT"))?,
+                None => std::net::SocketAddr::new(nettask.ip(), 9470),
+            };
+            Some((nettask, http))
+        }
+    };
+    let key = args
+        .key_file
+        .as_deref()
+        .map(nms::config::read_key)
+        .transpose()?;
+    if key.is_some() && server.is_none() {
+        anyhow::bail!("--key-file needs --server (the started server runs without a key)");
+    }
+    let options = nms::bench::BenchOptions {
+        agents: args.agents,
+        rate: args.rate,
+        seconds: args.seconds,
+        server,
+        alerts: args.alerts,
+        alert_rate: args.alert_rate.max(0.1),
+        threads: args.threads.max(1),
+        window: args.window.max(1),
+        ceiling_seconds: args.ceiling_seconds,
+        key,
+        server_exe: std::env::current_exe().context("cannot find the nms executable")?,
+        work_dir: args.work_dir,
+        keep: args.keep,
+        progress: !args.json,
+    };
+    let report = nms::bench::run(&options)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", report.to_text())?;
+    }
     Ok(())
 }
 

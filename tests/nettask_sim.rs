@@ -415,9 +415,13 @@ fn a_keyed_server_refuses_registrations_older_than_the_last_one_it_accepted() {
     let now = std::time::Instant::now();
     server.handle_datagram(now, from, &registration(5, 999));
     assert!(
-        server.poll_event().is_none(),
-        "a registration older than the last is a replay"
+        matches!(
+            server.poll_event(),
+            Some(ServerEvent::RegistrationRefused { reason, .. }) if reason.contains("replay")
+        ),
+        "a registration older than the last is a replay, refused and reported"
     );
+    assert!(server.poll_event().is_none());
     assert_eq!(server.stats().replays, 1);
     server.handle_datagram(now, from, &registration(6, 1_001));
     assert!(matches!(

@@ -146,6 +146,15 @@ impl AgentEndpoint {
         }
     }
 
+    /// The `instance` of the registration in progress, which the server's REGISTERED repeats; a
+    /// process running many endpoints over one socket uses it to route that answer.
+    pub fn registration_instance(&self) -> Option<u64> {
+        match self.state {
+            State::Registering { instance, .. } => Some(instance),
+            State::Registered { .. } => None,
+        }
+    }
+
     pub fn is_registered(&self) -> bool {
         matches!(self.state, State::Registered { .. })
     }

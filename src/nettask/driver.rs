@@ -7,7 +7,7 @@
 //! endpoint's retransmission covers it.
 
 use super::{AgentEndpoint, AgentEvent, ServerEndpoint, ServerEvent, Transmit};
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::UdpSocket;
 use futures_lite::FutureExt;
 use smol::channel::{Receiver, Sender};
@@ -80,6 +80,11 @@ const RECEIVE_BUFFER: usize = 4096;
 /// Binds a UDP socket with a large receive buffer (the kernel default of about 212 KB drops
 /// bursts from many agents).
 pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocket> {
+    UdpSocket::try_from(bind_std(addr, receive_buffer)?)
+}
+
+/// [`bind`] for a caller that drives the socket itself: a non-blocking std socket.
+pub fn bind_std(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps it at net.core.rmem_max.
@@ -87,15 +92,25 @@ pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<UdpSocke
     let _ = socket.set_send_buffer_size(receive_buffer / 2);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
-    let std_socket: std::net::UdpSocket = socket.into();
-    UdpSocket::try_from(std_socket)
+    Ok(socket.into())
 }
 
 enum Wake<E> {
-    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Readable(std::io::Result<()>),
     Command(Option<Command<E>>),
     Timer,
 }
+
+/// Datagrams read from the socket per wake-up before the answers are sent: enough to amortise
+/// the wake-up and let the endpoint coalesce acknowledgements, few enough to answer promptly.
+const RECEIVE_BATCH: usize = 256;
+
+/// When a wake-up found fewer datagrams than this, the driver waits [`COALESCE`] before the
+/// next one (interrupt moderation, as network cards do): many agents reporting slowly then
+/// cost one wake-up per few datagrams instead of one each, for at most a millisecond more
+/// before a packet is read. Under load every wake-up finds a full batch and never waits.
+const COALESCE_BELOW: usize = 4;
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Runs `endpoint` on `socket` until the command channel closes or the event receiver is
 /// dropped.
@@ -106,7 +121,12 @@ pub async fn run<E: Endpoint>(
     events: Sender<E::Event>,
     stats: Arc<SocketStats>,
 ) {
+    let socket: Arc<Async<std::net::UdpSocket>> = socket.into();
     let mut buf = vec![0u8; RECEIVE_BUFFER];
+    // One timer, moved only when the endpoint's deadline moves.
+    let mut timer = Timer::never();
+    let mut armed: Option<Instant> = None;
+    let mut last_batch = 0usize;
     loop {
         let now = Instant::now();
         while let Some(Transmit {
@@ -133,30 +153,43 @@ pub async fn run<E: Endpoint>(
                 return;
             }
         }
-        let timer = match endpoint.poll_timeout() {
-            Some(t) => Timer::at(t),
-            None => Timer::never(),
-        };
-        let wake = async { Wake::Datagram(socket.recv_from(&mut buf).await) }
+        if (1..COALESCE_BELOW).contains(&last_batch) {
+            Timer::after(COALESCE).await;
+        }
+        last_batch = 0;
+        let deadline = endpoint.poll_timeout();
+        if deadline != armed {
+            armed = deadline;
+            match deadline {
+                Some(t) => timer.set_at(t),
+                None => timer = Timer::never(),
+            }
+        }
+        let wake = async { Wake::Readable(socket.readable().await) }
             .or(async { Wake::Command(commands.recv().await.ok()) })
             .or(async {
-                timer.await;
+                (&mut timer).await;
                 Wake::Timer
             })
             .await;
         let now = Instant::now();
         match wake {
-            Wake::Datagram(Ok((n, from))) => endpoint.handle_datagram(now, from, &buf[..n]),
-            Wake::Datagram(Err(e)) => {
-                let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    crate::log::event(
-                        crate::log::Level::Warn,
-                        "SOCKET",
-                        format_args!("receiving failed ({e}); continuing"),
-                    );
+            Wake::Readable(Ok(())) => {
+                for _ in 0..RECEIVE_BATCH {
+                    match socket.get_ref().recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            last_batch += 1;
+                            endpoint.handle_datagram(now, from, &buf[..n]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            receive_failed(&stats, &e);
+                            break;
+                        }
+                    }
                 }
             }
+            Wake::Readable(Err(e)) => receive_failed(&stats, &e),
             Wake::Command(Some(cmd)) => {
                 cmd(&mut endpoint, now);
                 while let Ok(cmd) = commands.try_recv() {
@@ -164,10 +197,24 @@ pub async fn run<E: Endpoint>(
                 }
             }
             Wake::Command(None) => return,
-            Wake::Timer => endpoint.handle_timeout(now),
+            Wake::Timer => {
+                armed = None;
+                endpoint.handle_timeout(now);
+            }
         }
         if endpoint.poll_timeout().is_some_and(|t| t <= now) {
             endpoint.handle_timeout(now);
         }
+    }
+}
+
+fn receive_failed(stats: &SocketStats, e: &std::io::Error) {
+    let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed);
+    if n.is_power_of_two() {
+        crate::log::event(
+            crate::log::Level::Warn,
+            "SOCKET",
+            format_args!("receiving failed ({e}); continuing"),
+        );
     }
 }

@@ -83,7 +83,8 @@ struct Peer {
 #[derive(Debug)]
 pub struct ServerEndpoint {
     config: Config,
-    peers: HashMap<u32, Peer>,
+    /// Boxed: a session is large, and a map of boxes wastes no session-sized slots.
+    peers: HashMap<u32, Box<Peer>>,
     names: HashMap<u32, String>,
     /// Registration instances of sessions that were replaced, per agent name.
     retired: HashMap<String, VecDeque<u64>>,
@@ -93,6 +94,8 @@ pub struct ServerEndpoint {
     pending_registrations: HashSet<u64>,
     /// The agent clock of the latest registration accepted, per agent name.
     last_registration_ms: HashMap<String, u64>,
+    /// Agent id of each name that has a session, to recognise a repeated registration at once.
+    session_ids: HashMap<String, u32>,
     immediate: VecDeque<Transmit>,
     ready: VecDeque<u32>,
     ready_set: HashSet<u32>,
@@ -112,6 +115,7 @@ impl ServerEndpoint {
             last_registration_ms: HashMap::new(),
             pending_registrations: HashSet::new(),
             refused_reported: HashMap::new(),
+            session_ids: HashMap::new(),
             immediate: VecDeque::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
@@ -288,9 +292,10 @@ impl ServerEndpoint {
         }
         // A copy of a registration already answered: answer again.
         if let Some(peer) = self
-            .peers
-            .values_mut()
-            .find(|p| p.instance == registration.instance && p.name == registration.name)
+            .session_ids
+            .get(&registration.name)
+            .and_then(|id| self.peers.get_mut(id))
+            .filter(|p| p.instance == registration.instance && p.name == registration.name)
         {
             peer.address = from;
             self.immediate.push_back(Transmit {
@@ -405,17 +410,24 @@ impl ServerEndpoint {
             }
         }
         let session = Session::new(&self.config, agent_id, key, first_seq);
-        self.peers.insert(
+        self.session_ids.insert(registration.name.clone(), agent_id);
+        let replaced = self.peers.insert(
             agent_id,
-            Peer {
+            Box::new(Peer {
                 session,
                 address: from,
                 instance: registration.instance,
                 name: registration.name.clone(),
                 reply: reply.clone(),
                 scheduled: None,
-            },
+            }),
         );
+        if let Some(old) = replaced
+            && old.name != registration.name
+            && self.session_ids.get(&old.name) == Some(&agent_id)
+        {
+            self.session_ids.remove(&old.name);
+        }
         self.immediate.push_back(Transmit {
             destination: from,
             payload: reply,
@@ -457,7 +469,11 @@ impl ServerEndpoint {
 
     /// Ends an agent's session; its unacknowledged messages are discarded.
     pub fn forget(&mut self, agent_id: u32) {
-        self.peers.remove(&agent_id);
+        if let Some(peer) = self.peers.remove(&agent_id)
+            && self.session_ids.get(&peer.name) == Some(&agent_id)
+        {
+            self.session_ids.remove(&peer.name);
+        }
     }
 
     /// Messages queued or in flight to an agent.
@@ -471,7 +487,8 @@ impl ServerEndpoint {
         let Some(peer) = self.peers.get_mut(&agent_id) else {
             return;
         };
-        while let Some(e) = peer.session.events.pop_front() {
+        // Taken, not drained, so an idle session keeps no event buffer.
+        for e in std::mem::take(&mut peer.session.events) {
             self.events.push_back(match e {
                 SessionEvent::Message(message) => ServerEvent::Message {
                     agent_id,

@@ -233,6 +233,24 @@ impl Session {
                 }
             }
         }
+        self.release_idle_buffers();
+    }
+
+    /// Frees the queues' buffers once they are empty: a server holds a session per agent, and
+    /// most of them are idle between reports, so an idle session should cost its fields only.
+    fn release_idle_buffers(&mut self) {
+        if self.in_flight.is_empty() && self.in_flight.capacity() > 0 {
+            self.in_flight = VecDeque::new();
+        }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = VecDeque::new();
+        }
+        if self.messages.is_empty() && self.messages.capacity() > 0 {
+            self.messages = HashMap::new();
+        }
+        if self.acks.is_empty() && self.acks.capacity() > 0 {
+            self.acks = Vec::new();
+        }
     }
 
     /// Handles a NOACK for a bad tag: the packet is resent at once.
@@ -306,6 +324,9 @@ impl Session {
     /// packets inside the send window.
     pub fn poll_transmit(&mut self, now: Instant, stats: &mut Stats) -> Option<Vec<u8>> {
         if let Some(ack) = self.take_ack() {
+            if self.acks.is_empty() {
+                self.acks = Vec::new();
+            }
             stats.acks_sent += 1;
             return Some(
                 Packet {

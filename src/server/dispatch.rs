@@ -11,6 +11,7 @@ use crate::wire::{RuleSource, TaskAssignment};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -42,6 +43,18 @@ pub struct LoadedTask {
     pub origin: String,
     /// Rule files per device id, read and checked.
     pub rules: HashMap<String, Vec<RuleSource>>,
+    /// Position of each device in `task.devices`, so finding an agent's device is one lookup
+    /// however many devices the task has.
+    device_index: HashMap<String, usize>,
+}
+
+impl LoadedTask {
+    /// The device with this id.
+    pub fn device(&self, device_id: &str) -> Option<&task::Device> {
+        self.device_index
+            .get(device_id)
+            .and_then(|&i| self.task.devices.get(i))
+    }
 }
 
 /// A task file's text and where its relative paths point: what `send-task` posts.
@@ -68,8 +81,10 @@ struct Numbers {
 pub struct Dispatch {
     dir: PathBuf,
     numbers: Numbers,
-    tasks: BTreeMap<String, LoadedTask>,
+    tasks: BTreeMap<String, Arc<LoadedTask>>,
     by_number: HashMap<u32, String>,
+    /// Numbers of the tasks that name each device.
+    by_device: HashMap<String, BTreeSet<u32>>,
     /// Task numbers each agent (by name) was sent.
     pub assigned: HashMap<String, BTreeSet<u32>>,
 }
@@ -93,6 +108,7 @@ impl Dispatch {
             numbers,
             tasks: BTreeMap::new(),
             by_number: HashMap::new(),
+            by_device: HashMap::new(),
             assigned: HashMap::new(),
         })
     }
@@ -156,15 +172,43 @@ impl Dispatch {
             }
         };
         self.by_number.insert(number, task.task_id.clone());
-        self.tasks.insert(
+        let device_index: HashMap<String, usize> = task
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.device_id.clone(), i))
+            .collect();
+        for device in device_index.keys() {
+            self.by_device
+                .entry(device.clone())
+                .or_default()
+                .insert(number);
+        }
+        let replaced = self.tasks.insert(
             task.task_id.clone(),
-            LoadedTask {
+            Arc::new(LoadedTask {
                 task,
                 number,
                 origin: origin.to_string(),
                 rules,
-            },
+                device_index,
+            }),
         );
+        // Devices the new version of a task no longer names stop pointing at it.
+        if let Some(old) = replaced {
+            let current = &self.tasks[&old.task.task_id];
+            for device in old.device_index.keys() {
+                if current.device_index.contains_key(device) {
+                    continue;
+                }
+                if let Some(numbers) = self.by_device.get_mut(device) {
+                    numbers.remove(&number);
+                    if numbers.is_empty() {
+                        self.by_device.remove(device);
+                    }
+                }
+            }
+        }
         Ok(number)
     }
 
@@ -240,17 +284,29 @@ impl Dispatch {
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = &LoadedTask> {
-        self.tasks.values()
+        self.tasks.values().map(|t| &**t)
+    }
+
+    /// The tasks that name `device`, by number.
+    pub fn tasks_of(&self, device: &str) -> Vec<Arc<LoadedTask>> {
+        self.by_device
+            .get(device)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.by_number.get(n))
+            .filter_map(|id| self.tasks.get(id).cloned())
+            .collect()
     }
 
     pub fn get(&self, task_id: &str) -> Option<&LoadedTask> {
-        self.tasks.get(task_id)
+        self.tasks.get(task_id).map(|t| &**t)
     }
 
     pub fn by_number(&self, number: u32) -> Option<&LoadedTask> {
         self.by_number
             .get(&number)
             .and_then(|id| self.tasks.get(id))
+            .map(|t| &**t)
     }
 
     /// The assignment of `device` in `task`, if the task names it; `Err` when an iperf server's
@@ -261,7 +317,7 @@ impl Dispatch {
         device: &str,
         resolve: impl Fn(&str) -> Option<String>,
     ) -> Option<Result<TaskAssignment, TaskError>> {
-        let d = loaded.task.device(device)?;
+        let d = loaded.device(device)?;
         Some(
             loaded
                 .task
@@ -290,7 +346,7 @@ impl Dispatch {
 
     /// What a device's reports measure towards: its ping destination and iperf server.
     pub fn targets(&self, number: u32, device: &str) -> (Option<String>, Option<String>) {
-        let Some(d) = self.by_number(number).and_then(|t| t.task.device(device)) else {
+        let Some(d) = self.by_number(number).and_then(|t| t.device(device)) else {
             return (None, None);
         };
         let mut ping = None;

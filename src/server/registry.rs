@@ -2,12 +2,17 @@
 //! last heard from, and whether they are up.
 //!
 //! Ids are stable: an agent that registers again (after a restart of either side) gets the id its
-//! name had. The name-to-id table is persisted in `agents.json` in the data directory (written to
-//! a temporary file and renamed, so it is never half-written); liveness is kept in memory.
+//! name had. The name-to-id table is persisted in the data directory as a snapshot,
+//! `agents.json` (written to a temporary file and renamed, so it is never half-written), plus a
+//! journal, `agents.log`, of the records added or changed since (JSON lines, appended and
+//! fdatasynced once per [`Registry::flush`], so a burst of registrations costs one write, not one
+//! snapshot per agent). Opening replays the journal and folds it into a new snapshot; so does a
+//! journal that grew longer than the registry. Liveness is kept in memory.
 
 use crate::wire::packet::MAX_AGENT_ID;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -63,9 +68,17 @@ pub enum RegistryError {
     Full,
 }
 
+/// Journal lines past which the journal is folded into the snapshot, at least.
+const MIN_COMPACTION_LINES: usize = 4096;
+
 #[derive(Debug)]
 pub struct Registry {
     path: PathBuf,
+    journal_path: PathBuf,
+    journal: Option<std::fs::File>,
+    journal_lines: usize,
+    /// Ids whose records changed since the last flush.
+    pending: Vec<u32>,
     by_id: HashMap<u32, AgentRecord>,
     by_name: HashMap<String, u32>,
     next_id: u32,
@@ -83,36 +96,137 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(RegistryError::Io { path, source }),
         };
+        let journal_path = dir.join("agents.log");
         let mut registry = Registry {
             path,
+            journal_path,
+            journal: None,
+            journal_lines: 0,
+            pending: Vec::new(),
             by_id: HashMap::new(),
             by_name: HashMap::new(),
             next_id: 1,
         };
         for r in records {
-            registry.next_id = registry.next_id.max(r.id + 1);
-            registry.by_name.insert(r.name.clone(), r.id);
-            registry.by_id.insert(r.id, r);
+            registry.insert(r);
+        }
+        let replayed = registry.replay_journal()?;
+        if replayed > 0 {
+            registry.compact()?;
         }
         Ok(registry)
     }
 
-    fn save(&self) -> Result<(), RegistryError> {
+    fn insert(&mut self, r: AgentRecord) {
+        self.next_id = self.next_id.max(r.id + 1);
+        if let Some(old) = self.by_id.get(&r.id)
+            && old.name != r.name
+        {
+            self.by_name.remove(&old.name);
+        }
+        self.by_name.insert(r.name.clone(), r.id);
+        self.by_id.insert(r.id, r);
+    }
+
+    /// Applies the journal's records (a torn last line, from a crash mid-write, is ignored);
+    /// returns how many lines it held.
+    fn replay_journal(&mut self) -> Result<usize, RegistryError> {
+        let file = match std::fs::File::open(&self.journal_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    path: self.journal_path.clone(),
+                    source,
+                });
+            }
+        };
+        let mut lines = 0;
+        for line in std::io::BufReader::new(file).split(b'\n') {
+            let line = line.map_err(|source| RegistryError::Io {
+                path: self.journal_path.clone(),
+                source,
+            })?;
+            lines += 1;
+            if let Ok(mut record) = serde_json::from_slice::<AgentRecord>(&line) {
+                if let Some(old) = self.by_id.get(&record.id) {
+                    record.status = old.status;
+                }
+                self.insert(record);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Writes the whole registry as the snapshot and empties the journal.
+    fn compact(&mut self) -> Result<(), RegistryError> {
         let mut records: Vec<&AgentRecord> = self.by_id.values().collect();
         records.sort_by_key(|r| r.id);
         let io = |source| RegistryError::Io {
             path: self.path.clone(),
             source,
         };
-        let bytes = serde_json::to_vec_pretty(&records).map_err(|e| io(e.into()))?;
+        let bytes = serde_json::to_vec(&records).map_err(|e| io(e.into()))?;
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(io)?;
         let f = std::fs::File::open(&tmp).map_err(io)?;
         f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        self.journal = None;
+        match std::fs::remove_file(&self.journal_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RegistryError::Io {
+                    path: self.journal_path.clone(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        self.journal_lines = 0;
+        Ok(())
     }
 
-    /// Registers (or re-registers) an agent by name; returns its id.
+    /// Makes every registration since the last flush durable: one append and one fdatasync
+    /// for all of them. Call it before answering those registrations.
+    pub fn flush(&mut self) -> Result<(), RegistryError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending.sort_unstable();
+        self.pending.dedup();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::Io { path, source }
+        };
+        let mut buf = Vec::with_capacity(self.pending.len() * 160);
+        for id in &self.pending {
+            if let Some(r) = self.by_id.get(id) {
+                serde_json::to_writer(&mut buf, r).map_err(|e| io(&self.journal_path)(e.into()))?;
+                buf.push(b'\n');
+            }
+        }
+        if self.journal.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.journal_path)
+                .map_err(io(&self.journal_path))?;
+            self.journal = Some(f);
+        }
+        if let Some(f) = self.journal.as_mut() {
+            f.write_all(&buf).map_err(io(&self.journal_path))?;
+            f.sync_data().map_err(io(&self.journal_path))?;
+        }
+        self.journal_lines += self.pending.len();
+        self.pending.clear();
+        if self.journal_lines > MIN_COMPACTION_LINES.max(self.by_id.len()) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Registers (or re-registers) an agent by name; returns its id. The change is durable
+    /// after the next [`Registry::flush`].
     pub fn register(
         &mut self,
         name: &str,
@@ -155,7 +269,7 @@ impl Registry {
         record.last_registration_ms = record.last_registration_ms.max(registration_ms);
         self.by_name.insert(name.to_string(), id);
         if is_new || moved || newer {
-            self.save()?;
+            self.pending.push(id);
         }
         Ok(id)
     }
@@ -192,6 +306,18 @@ impl Registry {
     }
 }
 
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            crate::log::event(
+                crate::log::Level::Bad,
+                "REGISTRY",
+                format_args!("agent registry not saved: {e}"),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,9 +330,39 @@ mod tests {
         assert_eq!(r.register("r1", a, 1, 0, "0.1", 1).unwrap(), 1);
         assert_eq!(r.register("r2", a, 1, 0, "0.1", 1).unwrap(), 2);
         assert_eq!(r.register("r1", a, 2, 0, "0.1", 2).unwrap(), 1);
+        r.flush().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
         assert_eq!(r.register("r3", a, 3, 0, "0.1", 3).unwrap(), 3);
         assert_eq!(r.register("r2", a, 3, 0, "0.1", 3).unwrap(), 2);
         assert_eq!(r.by_name("r1").unwrap().status, Status::Down);
+    }
+
+    #[test]
+    fn flushed_registrations_survive_a_crash_and_are_folded_into_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let mut r = Registry::open(dir.path()).unwrap();
+        for i in 0..10 {
+            r.register(&format!("agent{i}"), a, 1, 0, "0.1", 1).unwrap();
+        }
+        r.register("agent3", b, 2, 0, "0.1", 2).unwrap();
+        r.flush().unwrap();
+        // A crash: nothing runs after the flush (no Drop), and the journal ends torn.
+        std::mem::forget(r);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("agents.log"))
+            .unwrap();
+        f.write_all(b"{\"name\":\"half").unwrap();
+        drop(f);
+        let mut r = Registry::open(dir.path()).unwrap();
+        assert_eq!(r.len(), 10);
+        assert_eq!(r.by_name("agent3").unwrap().address, Some(b));
+        assert!(
+            !dir.path().join("agents.log").exists(),
+            "folded into agents.json"
+        );
+        assert_eq!(r.register("agent10", a, 3, 0, "0.1", 3).unwrap(), 11);
     }
 }

@@ -6,20 +6,21 @@
 //! rebuilt from the logs on start, so a restart loses nothing stored. Metrics are stored once per
 //! (agent, task, time) and alerts once per alert id, however often they arrive.
 
+mod index;
 mod log;
 
 use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, Transport};
+use index::MetricIndex;
+pub use index::{
+    DEDUP_WINDOW, MIN_RECENT_METRICS_PER_AGENT, RECENT_METRICS_BUDGET, RECENT_METRICS_PER_AGENT,
+};
 use log::JsonLog;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// Recent metrics kept in memory per agent for queries.
-pub const RECENT_METRICS_PER_AGENT: usize = 3600;
 /// Recent alerts kept in memory for queries.
 pub const RECENT_ALERTS: usize = 100_000;
-/// Times remembered per (agent, task) to recognise a report stored before.
-const DEDUP_WINDOW: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -195,27 +196,6 @@ pub enum Stored {
     Duplicate,
 }
 
-#[derive(Debug, Default)]
-struct RecentTimes {
-    set: HashSet<u64>,
-    order: VecDeque<u64>,
-}
-
-impl RecentTimes {
-    fn insert(&mut self, t: u64) -> bool {
-        if !self.set.insert(t) {
-            return false;
-        }
-        self.order.push_back(t);
-        if self.order.len() > DEDUP_WINDOW
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
-    }
-}
-
 /// A query over stored records.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -238,8 +218,7 @@ pub struct Store {
     dir: PathBuf,
     metrics_log: JsonLog,
     alerts_log: JsonLog,
-    recent_metrics: HashMap<String, VecDeque<MetricRecord>>,
-    seen_metrics: HashMap<(String, String), RecentTimes>,
+    metrics: MetricIndex,
     alerts: VecDeque<AlertRecord>,
     /// Records saying that an alert stopped firing.
     resolutions: VecDeque<AlertRecord>,
@@ -290,8 +269,7 @@ impl Store {
             dir: dir.to_path_buf(),
             metrics_log,
             alerts_log,
-            recent_metrics: HashMap::new(),
-            seen_metrics: HashMap::new(),
+            metrics: MetricIndex::default(),
             alerts: VecDeque::new(),
             resolutions: VecDeque::new(),
             alert_ids: HashSet::new(),
@@ -311,21 +289,11 @@ impl Store {
     }
 
     fn index_metric(&mut self, m: MetricRecord) -> bool {
-        let fresh = self
-            .seen_metrics
-            .entry((m.agent.clone(), m.task.clone()))
-            .or_default()
-            .insert(m.time_ms);
-        if !fresh {
+        if self.metrics.seen(&m) {
             return false;
         }
-        let ring = self.recent_metrics.entry(m.agent.clone()).or_default();
-        // Keep each agent's ring ordered by time (backfilled reports arrive late).
-        let pos = ring.partition_point(|r| r.time_ms <= m.time_ms);
-        ring.insert(pos, m);
-        if ring.len() > RECENT_METRICS_PER_AGENT {
-            ring.pop_front();
-        }
+        self.metrics.mark(&m);
+        self.metrics.insert(&m);
         true
     }
 
@@ -360,86 +328,77 @@ impl Store {
         let mut fresh = Vec::with_capacity(records.len());
         let mut outcome = Vec::with_capacity(records.len());
         for r in records {
-            let seen = self
-                .seen_metrics
-                .get(&(r.agent.clone(), r.task.clone()))
-                .is_some_and(|s| s.set.contains(&r.time_ms))
-                || fresh.iter().any(|f: &MetricRecord| {
-                    f.agent == r.agent && f.task == r.task && f.time_ms == r.time_ms
-                });
-            if seen {
+            // Marked as it is checked, so a copy later in the same batch is a duplicate too.
+            if self.metrics.seen(&r) {
                 self.stats.metrics_duplicates += 1;
                 outcome.push(Stored::Duplicate);
             } else {
+                self.metrics.mark(&r);
                 outcome.push(Stored::New);
                 fresh.push(r);
             }
         }
-        self.metrics_log
-            .append(&fresh)
-            .map_err(|source| StoreError::Write {
+        if let Err(source) = self.metrics_log.append(&fresh) {
+            for r in &fresh {
+                self.metrics.unmark(r);
+            }
+            return Err(StoreError::Write {
                 path: self.metrics_log.path().to_path_buf(),
                 source,
-            })?;
+            });
+        }
         self.stats.metrics_stored += fresh.len() as u64;
-        for r in fresh {
-            self.index_metric(r);
+        for r in &fresh {
+            self.metrics.insert(r);
         }
         Ok(outcome)
     }
 
     /// Stores an alert durably, once per alert id.
     pub fn store_alert(&mut self, record: AlertRecord) -> Result<Stored, StoreError> {
-        if self.alert_ids.contains(&record.alert_id) {
-            self.stats.alerts_duplicates += 1;
-            return Ok(Stored::Duplicate);
+        let outcome = self.store_alerts(vec![record])?;
+        Ok(outcome.first().copied().unwrap_or(Stored::Duplicate))
+    }
+
+    /// Stores a batch of alerts durably with one write and one fdatasync (a liveness check
+    /// that finds thousands of agents silent raises thousands at once); returns, per alert,
+    /// whether it was new.
+    pub fn store_alerts(&mut self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
+        let mut fresh: Vec<AlertRecord> = Vec::with_capacity(records.len());
+        let mut ids = HashSet::new();
+        let mut outcome = Vec::with_capacity(records.len());
+        for r in records {
+            if self.alert_ids.contains(&r.alert_id) || !ids.insert(r.alert_id) {
+                self.stats.alerts_duplicates += 1;
+                outcome.push(Stored::Duplicate);
+            } else {
+                outcome.push(Stored::New);
+                fresh.push(r);
+            }
         }
         self.alerts_log
-            .append(std::slice::from_ref(&record))
+            .append(&fresh)
             .map_err(|source| StoreError::Write {
                 path: self.alerts_log.path().to_path_buf(),
                 source,
             })?;
-        self.stats.alerts_stored += 1;
-        self.index_alert(record);
-        Ok(Stored::New)
+        self.stats.alerts_stored += fresh.len() as u64;
+        for r in fresh {
+            self.index_alert(r);
+        }
+        Ok(outcome)
     }
 
     /// Recent metrics matching the query, oldest first; with a limit, the newest `limit`.
+    /// How many are kept per agent depends on how many agents share
+    /// [`RECENT_METRICS_BUDGET`]; the log on disk holds every record.
     pub fn metrics(&self, q: &Query) -> Vec<MetricRecord> {
-        let mut out: Vec<MetricRecord> = match &q.agent {
-            Some(agent) => self
-                .recent_metrics
-                .get(agent)
-                .map(|ring| ring.iter().cloned().collect())
-                .unwrap_or_default(),
-            None => {
-                let mut all: Vec<MetricRecord> =
-                    self.recent_metrics.values().flatten().cloned().collect();
-                all.sort_by_key(|r| r.time_ms);
-                all
-            }
-        };
-        if let Some(since) = q.since_ms {
-            out.retain(|r| r.time_ms >= since);
-        }
-        if let Some(limit) = q.limit
-            && out.len() > limit
-        {
-            out.drain(..out.len() - limit);
-        }
-        out
+        self.metrics.query(q)
     }
 
     /// The newest record of each (agent, task, target), for the Prometheus exposition.
-    pub fn latest(&self) -> Vec<&MetricRecord> {
-        let mut latest: BTreeMap<(&str, &str, Option<&str>), &MetricRecord> = BTreeMap::new();
-        for ring in self.recent_metrics.values() {
-            for r in ring {
-                latest.insert((&r.agent, &r.task, r.target.as_deref()), r);
-            }
-        }
-        latest.into_values().collect()
+    pub fn latest(&self) -> Vec<MetricRecord> {
+        self.metrics.latest()
     }
 
     /// Recent resolutions (records that an alert stopped firing), oldest first.

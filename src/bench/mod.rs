@@ -1,0 +1,488 @@
+//! `nms bench`: a load generator that measures the server against the machine it runs on.
+//!
+//! It starts a server (a child `nms server` in a temporary data directory, or uses a running one
+//! given with `--server`), hands it task files naming N simulated agents, and runs those agents
+//! as [`AgentEndpoint`](crate::nettask::AgentEndpoint)s multiplexed over a few UDP sockets
+//! ([`fleet`]). Each agent registers, receives its task and sends metrics reports, at a given
+//! rate or as fast as acknowledgements allow; a few optionally raise alerts over AlertFlow
+//! ([`alerts`]). The run reports reports stored per second, acknowledgement and alert latency,
+//! lost and duplicated reports ([`verify`]), the server's CPU and memory from `/proc`, and the
+//! loopback ceiling of the same exchange without any protocol work ([`ceiling`]), measured in
+//! the same run so the server's rate reads as a fraction of what the machine can do at all.
+
+pub mod alerts;
+pub mod ceiling;
+pub mod fleet;
+pub mod latency;
+pub mod target;
+pub mod verify;
+
+use crate::wire::{Ack, Body, Key, Message, Packet};
+use fleet::{Control, FleetConfig, Phase};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("server under test: {0}")]
+    Server(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The validated options of a run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub agents: usize,
+    /// Reports per second per agent; `None`: as fast as acknowledgements allow.
+    pub rate: Option<f64>,
+    pub seconds: f64,
+    /// A running server's NetTask address and HTTP API; `None`: start one.
+    pub server: Option<(SocketAddr, SocketAddr)>,
+    /// Raise alerts over AlertFlow at `alert_rate` per second.
+    pub alerts: bool,
+    pub alert_rate: f64,
+    /// Threads (each with one UDP socket) the simulated agents run on.
+    pub threads: usize,
+    /// Reports each agent keeps unacknowledged when sending as fast as acks allow.
+    pub window: usize,
+    pub ceiling_seconds: f64,
+    pub key: Option<Key>,
+    /// The `nms` executable the server is started from.
+    pub server_exe: PathBuf,
+    /// Folder the temporary data directory is made in (default: the system's temp folder).
+    pub work_dir: Option<PathBuf>,
+    /// Keep the temporary data directory.
+    pub keep: bool,
+    /// Print progress to standard error.
+    pub progress: bool,
+}
+
+/// Everything a run measured. `--json` prints it as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub agents: usize,
+    pub rate_per_agent: Option<f64>,
+    pub seconds: f64,
+    pub threads: usize,
+    pub window: usize,
+    /// Reports the server stored per second while measuring.
+    pub reports_per_sec: f64,
+    /// Reports the agents saw acknowledged per second while measuring.
+    pub acknowledged_per_sec: f64,
+    /// Request/reply exchanges per second on loopback without protocol work.
+    pub ceiling_per_sec: f64,
+    /// The ceiling before the agents started and after they stopped (`ceiling_per_sec` is
+    /// their mean).
+    pub ceiling_before_per_sec: f64,
+    pub ceiling_after_per_sec: f64,
+    /// `reports_per_sec / ceiling_per_sec`.
+    pub ceiling_ratio: f64,
+    pub sent: u64,
+    pub stored: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unacknowledged: u64,
+    pub ack_p50_ms: Option<f64>,
+    pub ack_p99_ms: Option<f64>,
+    pub ack_max_ms: Option<f64>,
+    pub alerts_raised: u64,
+    pub alerts_acknowledged: u64,
+    pub alert_p50_ms: Option<f64>,
+    pub alert_p99_ms: Option<f64>,
+    pub alert_max_ms: Option<f64>,
+    /// Server CPU while measuring, percent of one core (a child server only).
+    pub server_cpu_percent: Option<f64>,
+    /// Server resident memory at the end of the measurement.
+    pub server_rss_bytes: Option<u64>,
+    /// Server resident memory before any agent registered.
+    pub server_rss_baseline_bytes: Option<u64>,
+    /// `(server_rss_bytes - server_rss_baseline_bytes) / agents`.
+    pub server_bytes_per_agent: Option<f64>,
+    /// CPU of the bench process itself while measuring, percent of one core.
+    pub bench_cpu_percent: Option<f64>,
+    /// Seconds until every agent was registered and had its task.
+    pub setup_seconds: f64,
+    /// UDP payload of one typical metrics report (CPU, RAM, two interfaces, one ping).
+    pub report_bytes: usize,
+    /// UDP payload of an ACK of one packet, and of one that also acknowledges 32 earlier ones.
+    pub ack_bytes: usize,
+    pub ack_bytes_max: usize,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The heartbeat interval the started server hands out: one second, longer for large fleets so
+/// idle agents send at most 10,000 heartbeats a second in all (a deployment of that size would
+/// set `nms server --heartbeat-ms` the same way).
+pub fn heartbeat_ms(agents: usize) -> u64 {
+    (agents as u64 / 10).max(1000)
+}
+
+/// Runs the benchmark.
+pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
+    if options.agents == 0 {
+        return Err(BenchError::Setup("--agents must be at least 1".into()));
+    }
+    let nonce = fastrand::u32(..);
+    let prefix = if options.server.is_some() {
+        format!("bench-{nonce:08x}")
+    } else {
+        "bench".to_string()
+    };
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..options.agents)
+            .map(|i| format!("{prefix}-{i:06}"))
+            .collect(),
+    );
+    let tasks = target::task_files(&prefix, &names);
+    let work_dir = options
+        .work_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("nms-bench-{}-{nonce:08x}", std::process::id()));
+    let progress = |text: String| {
+        if options.progress {
+            eprintln!("nms bench: {text}");
+        }
+    };
+
+    let target = match options.server {
+        Some((nettask, http)) => Target::remote(nettask, http, &tasks)?,
+        None => {
+            progress(format!("starting a server in {}", work_dir.display()));
+            Target::start(
+                &options.server_exe,
+                &work_dir,
+                &tasks,
+                heartbeat_ms(options.agents),
+            )?
+        }
+    };
+    let result = measure(options, &target, names, &progress);
+    let data_dir = target.data_dir.clone();
+    drop(target);
+    if !options.keep && options.server.is_none() {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    let mut report = result?;
+    report.data_dir = data_dir.filter(|_| options.keep);
+    Ok(report)
+}
+
+fn measure(
+    options: &BenchOptions,
+    target: &Target,
+    names: Arc<Vec<String>>,
+    progress: &dyn Fn(String),
+) -> Result<BenchReport, BenchError> {
+    std::thread::sleep(Duration::from_millis(500));
+    let baseline = target.sample();
+    let report_bytes = Packet {
+        keyed: options.key.is_some(),
+        agent_id: options.agents as u32,
+        body: Body::Reliable {
+            seq: 0xfff0,
+            message: Message::Metrics(fleet::typical_report(1, crate::log::now_ms())),
+        },
+    }
+    .encode(options.key.as_ref())
+    .len();
+    let ack = |earlier| {
+        Packet {
+            keyed: options.key.is_some(),
+            agent_id: options.agents as u32,
+            body: Body::Ack(Ack {
+                seq: 0xfff0,
+                earlier,
+            }),
+        }
+        .encode(options.key.as_ref())
+        .len()
+    };
+    let (ack_bytes, ack_bytes_max) = (ack(0), ack(u32::MAX));
+
+    let window = options.window.max(1);
+    let ceiling_config = ceiling::CeilingConfig {
+        request_len: report_bytes,
+        reply_len: ack_bytes,
+        client_threads: options.threads,
+        in_flight: (options.agents * window).min(16_384),
+        duration: Duration::from_secs_f64(options.ceiling_seconds.max(0.5)),
+    };
+    let measure_ceiling = || {
+        progress("measuring the loopback ceiling".into());
+        ceiling::measure(ceiling_config).map_err(|source| BenchError::Io {
+            what: "measuring the loopback ceiling".into(),
+            source,
+        })
+    };
+    // Measured before and after the load, and averaged, so drift on a shared machine
+    // weighs on both sides of the ratio alike.
+    let ceiling_before = measure_ceiling()?;
+
+    let base_ms = crate::log::now_ms();
+    let control = Arc::new(Control::default());
+    let workers = fleet::spawn(
+        FleetConfig {
+            server: target.nettask,
+            names: names.clone(),
+            threads: options.threads,
+            rate: options.rate,
+            window,
+            key: options.key.clone(),
+            base_ms,
+            max_starting: 256,
+        },
+        control.clone(),
+    )
+    .map_err(|source| BenchError::Io {
+        what: "starting the simulated agents".into(),
+        source,
+    })?;
+    let stop = |control: &Control| control.set_phase(Phase::Exit);
+
+    // Setup: every agent registers and receives its task.
+    let setup_start = Instant::now();
+    let mut last_ready = 0;
+    let mut last_change = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let ready = control.ready.load(Ordering::Relaxed) as usize;
+        if ready >= options.agents {
+            break;
+        }
+        if ready != last_ready {
+            last_ready = ready;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > Duration::from_secs(30) {
+            stop(&control);
+            return Err(BenchError::Server(format!(
+                "only {ready} of {} agents were registered and given a task after {:.0} s",
+                options.agents,
+                setup_start.elapsed().as_secs_f64()
+            )));
+        }
+        if last_print.elapsed() > Duration::from_secs(2) {
+            last_print = Instant::now();
+            progress(format!("{ready} of {} agents ready", options.agents));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let setup_seconds = setup_start.elapsed().as_secs_f64();
+    progress(format!(
+        "{} agents ready in {setup_seconds:.1} s; measuring for {} s",
+        options.agents, options.seconds
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Measure.
+    let stored_before = target.metrics_stored()?;
+    let server_before = target.sample();
+    let bench_before = target::process_sample(std::process::id());
+    let started = Instant::now();
+    control.set_phase(Phase::Measure);
+    let raiser = options.alerts.then(|| {
+        let control = control.clone();
+        let (server, rate, key) = (target.nettask, options.alert_rate, options.key.clone());
+        std::thread::spawn(move || alerts::run(server, control, rate, 8, key))
+    });
+    std::thread::sleep(Duration::from_secs_f64(options.seconds));
+    control.set_phase(Phase::Drain);
+    let elapsed = started.elapsed().as_secs_f64();
+    let server_after = target.sample();
+    let bench_after = target::process_sample(std::process::id());
+    let stored_after = target.metrics_stored()?;
+    let acknowledged = control.acknowledged.load(Ordering::Relaxed);
+
+    // Drain: every report acknowledged, then stored.
+    progress("waiting for outstanding reports".into());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while control.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stored_total = target.metrics_stored()?;
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_millis(1000) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = target.metrics_stored()?;
+        if now != stored_total {
+            stored_total = now;
+            still = Instant::now();
+        }
+    }
+    stop(&control);
+    let ceiling_after = measure_ceiling()?;
+    let ceiling_per_sec = (ceiling_before + ceiling_after) / 2.0;
+    let alert_result = raiser
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
+    let mut latencies = latency::Latencies::default();
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut unacknowledged = 0;
+    for w in workers {
+        let r = w
+            .join()
+            .map_err(|_| BenchError::Setup("a simulated-agent thread panicked".into()))?;
+        latencies.merge(r.latencies);
+        unacknowledged += r.unacknowledged;
+        for (i, n) in r.sent {
+            sent.insert(names[i].clone(), n);
+        }
+    }
+    let sent_total: u64 = sent.values().sum();
+    let delivery =
+        match &target.data_dir {
+            Some(dir) => verify::check_store(&dir.join("metrics.jsonl"), base_ms, &sent).map_err(
+                |source| BenchError::Io {
+                    what: format!("reading {}", dir.join("metrics.jsonl").display()),
+                    source,
+                },
+            )?,
+            None => {
+                let stored = stored_total.saturating_sub(stored_before);
+                verify::Delivery {
+                    lost: sent_total.saturating_sub(stored),
+                    duplicated: stored.saturating_sub(sent_total),
+                    stored,
+                }
+            }
+        };
+
+    let ack_summary = latencies.summary();
+    let mut alert_latencies = alert_result.latencies;
+    let alert_summary = alert_latencies.summary();
+    let cpu_percent = |before: Option<target::ProcessSample>,
+                       after: Option<target::ProcessSample>| {
+        Some((after?.cpu_seconds - before?.cpu_seconds) / elapsed * 100.0)
+    };
+    let reports_per_sec = stored_after.saturating_sub(stored_before) as f64 / elapsed;
+    let server_rss = server_after.map(|s| s.rss_bytes);
+    Ok(BenchReport {
+        agents: options.agents,
+        rate_per_agent: options.rate,
+        seconds: elapsed,
+        threads: options.threads,
+        window,
+        reports_per_sec,
+        acknowledged_per_sec: acknowledged as f64 / elapsed,
+        ceiling_per_sec,
+        ceiling_before_per_sec: ceiling_before,
+        ceiling_after_per_sec: ceiling_after,
+        ceiling_ratio: if ceiling_per_sec > 0.0 {
+            reports_per_sec / ceiling_per_sec
+        } else {
+            0.0
+        },
+        sent: sent_total,
+        stored: delivery.stored,
+        lost: delivery.lost,
+        duplicated: delivery.duplicated,
+        unacknowledged,
+        ack_p50_ms: ack_summary.p50_ms,
+        ack_p99_ms: ack_summary.p99_ms,
+        ack_max_ms: ack_summary.max_ms,
+        alerts_raised: alert_result.raised,
+        alerts_acknowledged: alert_result.acknowledged,
+        alert_p50_ms: alert_summary.p50_ms,
+        alert_p99_ms: alert_summary.p99_ms,
+        alert_max_ms: alert_summary.max_ms,
+        server_cpu_percent: cpu_percent(server_before, server_after),
+        server_rss_bytes: server_rss,
+        server_rss_baseline_bytes: baseline.map(|s| s.rss_bytes),
+        server_bytes_per_agent: match (server_rss, baseline) {
+            (Some(rss), Some(b)) => {
+                Some(rss.saturating_sub(b.rss_bytes) as f64 / options.agents as f64)
+            }
+            _ => None,
+        },
+        bench_cpu_percent: cpu_percent(bench_before, bench_after),
+        setup_seconds,
+        report_bytes,
+        ack_bytes,
+        ack_bytes_max,
+        data_dir: None,
+    })
+}
+
+impl BenchReport {
+    /// The report as text, one figure a line.
+    pub fn to_text(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
+        let opt =
+            |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.1}{unit}"));
+        let mut out = String::new();
+        let rate = self
+            .rate_per_agent
+            .map_or("as fast as acks allow".to_string(), |r| {
+                format!("{r}/s each")
+            });
+        out += &format!(
+            "agents             {} ({rate}, window {}, {} thread(s)), {:.1} s measured\n",
+            self.agents, self.window, self.threads, self.seconds
+        );
+        out += &format!(
+            "reports stored     {:.0}/s ({:.0}/s acknowledged)\n",
+            self.reports_per_sec, self.acknowledged_per_sec
+        );
+        out += &format!(
+            "loopback ceiling   {:.0}/s (before {:.0}/s, after {:.0}/s): the server reaches {:.1}% of it\n",
+            self.ceiling_per_sec,
+            self.ceiling_before_per_sec,
+            self.ceiling_after_per_sec,
+            self.ceiling_ratio * 100.0
+        );
+        out += &format!(
+            "delivery           {} sent, {} stored, {} lost, {} duplicated, {} unacknowledged\n",
+            self.sent, self.stored, self.lost, self.duplicated, self.unacknowledged
+        );
+        out += &format!(
+            "ack latency        p50 {}  p99 {}  max {}\n",
+            ms(self.ack_p50_ms),
+            ms(self.ack_p99_ms),
+            ms(self.ack_max_ms)
+        );
+        if self.alerts_raised > 0 {
+            out += &format!(
+                "alert latency      p50 {}  p99 {}  max {} ({} of {} acknowledged)\n",
+                ms(self.alert_p50_ms),
+                ms(self.alert_p99_ms),
+                ms(self.alert_max_ms),
+                self.alerts_acknowledged,
+                self.alerts_raised
+            );
+        }
+        let mib = |b: Option<u64>| b.map(|b| b as f64 / (1024.0 * 1024.0));
+        out += &format!(
+            "server             cpu {} of one core, rss {} (baseline {}, {} per agent)\n",
+            opt(self.server_cpu_percent, "%"),
+            opt(mib(self.server_rss_bytes), " MiB"),
+            opt(mib(self.server_rss_baseline_bytes), " MiB"),
+            opt(self.server_bytes_per_agent, " B"),
+        );
+        out += &format!(
+            "bench process      cpu {} of one core; setup took {:.1} s\n",
+            opt(self.bench_cpu_percent, "%"),
+            self.setup_seconds
+        );
+        out += &format!(
+            "on the wire        metrics report {} bytes, ACK {} bytes ({} with 32 earlier)\n",
+            self.report_bytes, self.ack_bytes, self.ack_bytes_max
+        );
+        if let Some(d) = &self.data_dir {
+            out += &format!("data kept in       {}\n", d.display());
+        }
+        out
+    }
+}
