@@ -266,7 +266,7 @@ fn inspect_task_explains_the_default_configuration() {
         shown.contains("task default  (assignment dialect, every 5 s)"),
         "{shown}"
     );
-    assert!(shown.contains("ping 127.0.0.1 x3 every 5 s"), "{shown}");
+    assert!(shown.contains("ping 127.0.0.1 x3 every 5s"), "{shown}");
     assert!(shown.contains("cpu_usage > 90 %"), "{shown}");
     let tasks = nms::task::load(&repo("configs/default.json")).expect("valid");
     for rule in nms::rules::compile_conditions(&tasks[0].devices[0].conditions) {

@@ -202,7 +202,7 @@ fn with_sources(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20 s`.
+/// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20s`.
 pub fn describe(item: &PlannedItem) -> String {
     let transport = |t: &Transport| match t {
         Transport::Tcp => "tcp",
@@ -214,24 +214,23 @@ pub fn describe(item: &PlannedItem) -> String {
             ram,
             interfaces,
             frequency_s,
-        } => {
-            let mut parts = Vec::new();
-            if *cpu {
-                parts.push("cpu".to_string());
-            }
-            if *ram {
-                parts.push("ram".to_string());
-            }
-            if !interfaces.is_empty() {
-                parts.push(format!("interfaces {}", interfaces.join(", ")));
-            }
-            format!("{} every {frequency_s} s", parts.join(" + "))
+        } => crate::wire::WorkItem::MetricsGathering {
+            cpu: *cpu,
+            ram: *ram,
+            interfaces: interfaces.clone(),
+            frequency_s: *frequency_s,
         }
+        .describe(),
         PlannedItem::Ping {
             destination,
             packet_count,
             frequency_s,
-        } => format!("ping {destination} x{packet_count} every {frequency_s} s"),
+        } => crate::wire::WorkItem::Ping {
+            destination: destination.clone(),
+            packet_count: *packet_count,
+            frequency_s: *frequency_s,
+        }
+        .describe(),
         PlannedItem::IperfClient {
             server,
             port,
