@@ -27,6 +27,7 @@ pub mod window;
 
 pub use agent::{AgentEndpoint, AgentEvent, AgentIdentity};
 pub use server::{ServerEndpoint, ServerEvent};
+pub use session::ack_bitmap_bits;
 
 use crate::wire::Key;
 use serde::Serialize;

@@ -389,12 +389,7 @@ impl Session {
         let newest = *self.acks.iter().max_by(|a, b| seq_diff(**a, **b).cmp(&0))?;
         // Keep every ACK within the original design's 18 bytes: 16 bytes with a one-byte agent
         // id and no bitmap, so the bitmap gets what the agent id leaves.
-        let bitmap_bits = match crate::wire::codec::varint_len(self.agent_id.into()) {
-            1 => 16,
-            2 => 8,
-            _ => 0,
-        }
-        .min(i32::from(ACK_BITMAP_BITS));
+        let bitmap_bits = ack_bitmap_bits(self.agent_id) as i32;
         let mut earlier = 0u32;
         self.acks.retain(|&s| {
             let d = seq_diff(newest, s);
@@ -474,6 +469,18 @@ impl Session {
         self.resend_now.clear();
         out
     }
+}
+
+/// How many earlier packets an ACK for `agent_id` acknowledges at most in its bitmap, so that
+/// every ACK stays within the original design's 18 bytes: 16 with a one-byte agent id, 8 with a
+/// two-byte one, none with a longer one.
+pub fn ack_bitmap_bits(agent_id: u32) -> u32 {
+    match crate::wire::codec::varint_len(agent_id.into()) {
+        1 => 16,
+        2 => 8,
+        _ => 0,
+    }
+    .min(u32::from(ACK_BITMAP_BITS))
 }
 
 /// Encodes a reliable packet from an already-encoded body.
