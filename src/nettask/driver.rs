@@ -107,10 +107,10 @@ const RECEIVE_BATCH: usize = 256;
 
 /// When a wake-up found fewer datagrams than this, the driver waits [`COALESCE`] before the
 /// next one (interrupt moderation, as network cards do): many agents reporting slowly then
-/// cost one wake-up per few datagrams instead of one each, for at most a millisecond more
-/// before a packet is read. Under load every wake-up finds a full batch and never waits.
-const COALESCE_BELOW: usize = 4;
-const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
+/// cost one wake-up per few dozen datagrams instead of one each, for at most two milliseconds
+/// more before a packet is read. Under load every wake-up finds a full batch and never waits.
+const COALESCE_BELOW: usize = 16;
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs `endpoint` on `socket` until the command channel closes or the event receiver is
 /// dropped.

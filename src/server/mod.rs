@@ -355,8 +355,9 @@ fn http_base(http: SocketAddr) -> String {
     format!("http://{http}")
 }
 
-/// How long the event loop gathers events before handling them as one batch.
-const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How long the event loop gathers events before handling them as one batch (one store write
+/// and one fdatasync per batch). Acknowledgements do not wait for it: the driver sends them.
+const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// Most events handled as one batch.
 const EVENT_BATCH_MAX: usize = 1024;
 
