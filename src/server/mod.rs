@@ -504,28 +504,16 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                 "DROPPED",
                 format_args!("message {id} to agent {agent_id} dropped from a full queue"),
             ),
-            ServerEvent::PeerLost { agent_id } => {
-                let name = state
-                    .registry
-                    .get(agent_id)
-                    .map_or(String::from("?"), |r| r.name.clone());
-                log::event(
-                    Level::Warn,
-                    "SILENT",
-                    format_args!("{name} (agent {agent_id}) stopped acknowledging"),
-                );
-            }
-            ServerEvent::PeerRecovered { agent_id } => {
-                let name = state
-                    .registry
-                    .get(agent_id)
-                    .map_or(String::from("?"), |r| r.name.clone());
-                log::event(
-                    Level::Good,
-                    "ANSWERS",
-                    format_args!("{name} (agent {agent_id}) acknowledges again"),
-                );
-            }
+            ServerEvent::PeerLost { agent_id } => log::event(
+                Level::Warn,
+                "SILENT",
+                format_args!("{} stopped acknowledging", agent_label(&state, agent_id)),
+            ),
+            ServerEvent::PeerRecovered { agent_id } => log::event(
+                Level::Good,
+                "ANSWERS",
+                format_args!("{} acknowledges again", agent_label(&state, agent_id)),
+            ),
             ServerEvent::RegistrationRefused { from, name, reason } => log::event(
                 Level::Bad,
                 "REFUSED",
@@ -605,6 +593,15 @@ pub fn summarize(r: &MetricRecord) -> String {
         parts.push(format!("-> {t}"));
     }
     parts.join("  ")
+}
+
+/// `name (agent N)` for log lines.
+fn agent_label(state: &State, agent_id: u32) -> String {
+    let name = state
+        .registry
+        .get(agent_id)
+        .map_or("?", |r| r.name.as_str());
+    format!("{name} (agent {agent_id})")
 }
 
 /// Records that an agent was heard from; a down agent comes back up, and its AGENT_UP alert
