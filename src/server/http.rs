@@ -78,7 +78,11 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let method = req.method().clone();
+    // HEAD is answered like GET; hyper leaves the body out.
+    let method = match req.method() {
+        &Method::HEAD => Method::GET,
+        m => m.clone(),
+    };
     match (method.clone(), path.as_str()) {
         (Method::GET, "/api/agents") => agents(shared),
         (Method::GET, "/api/alerts") => match parse_query(&query, false) {
