@@ -6,6 +6,7 @@
 //! `tasks/` in the data directory and installed again at start.
 
 use crate::rules;
+use crate::store::log::replace_json;
 use crate::task::{self, PlannedItem, Task, TaskError};
 use crate::wire::{RuleSource, TaskAssignment};
 use serde::{Deserialize, Serialize};
@@ -234,13 +235,7 @@ impl Dispatch {
             .take(100)
             .collect();
         let path = dir.join(format!("{name}.json"));
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(upload).map_err(|e| LoadError::Io {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        std::fs::write(&tmp, bytes).map_err(io(tmp.clone()))?;
-        std::fs::rename(&tmp, &path).map_err(io(path.clone()))
+        replace_json(&path, upload).map_err(io(path.clone()))
     }
 
     /// Uploads kept by earlier runs, oldest first.
@@ -273,14 +268,7 @@ impl Dispatch {
 
     fn save_numbers(&self) -> Result<(), LoadError> {
         let path = self.dir.join("tasks.json");
-        let tmp = path.with_extension("json.tmp");
-        let io = |path: PathBuf| move |source| LoadError::Io { path, source };
-        let bytes = serde_json::to_vec_pretty(&self.numbers).map_err(|e| LoadError::Io {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        std::fs::write(&tmp, bytes).map_err(io(tmp.clone()))?;
-        std::fs::rename(&tmp, &path).map_err(io(path.clone()))
+        replace_json(&path, &self.numbers).map_err(|source| LoadError::Io { path, source })
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = &LoadedTask> {

@@ -9,10 +9,10 @@
 //! snapshot per agent). Opening replays the journal and folds it into a new snapshot; so does a
 //! journal that grew longer than the registry. Liveness is kept in memory.
 
+use crate::store::log::{JsonLog, replace_json};
 use crate::wire::packet::MAX_AGENT_ID;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +75,8 @@ const MIN_COMPACTION_LINES: usize = 4096;
 pub struct Registry {
     path: PathBuf,
     journal_path: PathBuf,
-    journal: Option<std::fs::File>,
+    /// Open once the first change is appended; absent right after a compaction.
+    journal: Option<JsonLog>,
     journal_lines: usize,
     /// Ids whose records changed since the last flush.
     pending: Vec<u32>,
@@ -128,33 +129,25 @@ impl Registry {
         self.by_id.insert(r.id, r);
     }
 
-    /// Applies the journal's records (a torn last line, from a crash mid-write, is ignored);
+    /// Applies the journal's records (a torn last line, from a crash mid-write, is cut off);
     /// returns how many lines it held.
     fn replay_journal(&mut self) -> Result<usize, RegistryError> {
-        let file = match std::fs::File::open(&self.journal_path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => {
-                return Err(RegistryError::Io {
-                    path: self.journal_path.clone(),
-                    source,
-                });
-            }
-        };
-        let mut lines = 0;
-        for line in std::io::BufReader::new(file).split(b'\n') {
-            let line = line.map_err(|source| RegistryError::Io {
+        if !self.journal_path.exists() {
+            return Ok(0);
+        }
+        let (journal, records, recovery) = JsonLog::open::<AgentRecord>(&self.journal_path)
+            .map_err(|source| RegistryError::Io {
                 path: self.journal_path.clone(),
                 source,
             })?;
-            lines += 1;
-            if let Ok(mut record) = serde_json::from_slice::<AgentRecord>(&line) {
-                if let Some(old) = self.by_id.get(&record.id) {
-                    record.status = old.status;
-                }
-                self.insert(record);
+        let lines = records.len() + recovery.bad_lines.len();
+        for mut record in records {
+            if let Some(old) = self.by_id.get(&record.id) {
+                record.status = old.status;
             }
+            self.insert(record);
         }
+        self.journal = Some(journal);
         Ok(lines)
     }
 
@@ -166,12 +159,7 @@ impl Registry {
             path: self.path.clone(),
             source,
         };
-        let bytes = serde_json::to_vec(&records).map_err(|e| io(e.into()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        let f = std::fs::File::open(&tmp).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        replace_json(&self.path, &records).map_err(io)?;
         self.journal = None;
         match std::fs::remove_file(&self.journal_path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -194,28 +182,24 @@ impl Registry {
         }
         self.pending.sort_unstable();
         self.pending.dedup();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RegistryError::Io { path, source }
+        let io = |source| RegistryError::Io {
+            path: self.journal_path.clone(),
+            source,
         };
-        let mut buf = Vec::with_capacity(self.pending.len() * 160);
-        for id in &self.pending {
-            if let Some(r) = self.by_id.get(id) {
-                serde_json::to_writer(&mut buf, r).map_err(|e| io(&self.journal_path)(e.into()))?;
-                buf.push(b'\n');
-            }
-        }
         if self.journal.is_none() {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.journal_path)
-                .map_err(io(&self.journal_path))?;
-            self.journal = Some(f);
+            self.journal = Some(
+                JsonLog::open::<AgentRecord>(&self.journal_path)
+                    .map_err(io)?
+                    .0,
+            );
         }
-        if let Some(f) = self.journal.as_mut() {
-            f.write_all(&buf).map_err(io(&self.journal_path))?;
-            f.sync_data().map_err(io(&self.journal_path))?;
+        let changed: Vec<&AgentRecord> = self
+            .pending
+            .iter()
+            .filter_map(|id| self.by_id.get(id))
+            .collect();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.append(&changed).map_err(io)?;
         }
         self.journal_lines += self.pending.len();
         self.pending.clear();
@@ -354,7 +338,7 @@ mod tests {
             .append(true)
             .open(dir.path().join("agents.log"))
             .unwrap();
-        f.write_all(b"{\"name\":\"half").unwrap();
+        std::io::Write::write_all(&mut f, b"{\"name\":\"half").unwrap();
         drop(f);
         let mut r = Registry::open(dir.path()).unwrap();
         assert_eq!(r.len(), 10);

@@ -10,6 +10,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+/// Replaces `path` with `value` as pretty JSON, never half-written: a temporary file is
+/// written, synced and renamed over it.
+pub fn replace_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 #[derive(Debug)]
 pub struct JsonLog {
     path: PathBuf,

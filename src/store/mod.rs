@@ -7,7 +7,7 @@
 //! (agent, task, time) and alerts once per alert id, however often they arrive.
 
 mod index;
-mod log;
+pub(crate) mod log;
 
 use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, Transport};
 use index::MetricIndex;
