@@ -285,7 +285,7 @@ impl AgentEndpoint {
                 ..
             } = packet.body
             {
-                self.on_registered(now, packet.agent_id, registered);
+                self.on_registered(packet.agent_id, registered);
             }
             return;
         }
@@ -323,7 +323,7 @@ impl AgentEndpoint {
         self.drain_session_events();
     }
 
-    fn on_registered(&mut self, now: Instant, agent_id: u32, registered: Registered) {
+    fn on_registered(&mut self, agent_id: u32, registered: Registered) {
         let State::Registering { instance, .. } = self.state else {
             return; // a copy of the answer to a registration already completed
         };
@@ -347,7 +347,6 @@ impl AgentEndpoint {
             registered,
         });
         self.drain_session_events();
-        let _ = now;
     }
 
     fn reregister(&mut self, now: Instant) {

@@ -252,7 +252,7 @@ impl ServerEndpoint {
                 }
             },
         }
-        self.after_session_change(agent_id, now);
+        self.after_session_change(agent_id);
     }
 
     fn handle_registration(
@@ -367,7 +367,7 @@ impl ServerEndpoint {
     /// when it registers) and sends REGISTERED.
     pub fn accept_registration(
         &mut self,
-        now: Instant,
+        _now: Instant,
         from: SocketAddr,
         agent_id: u32,
         registration: &Registration,
@@ -432,13 +432,13 @@ impl ServerEndpoint {
             destination: from,
             payload: reply,
         });
-        self.after_session_change(agent_id, now);
+        self.after_session_change(agent_id);
     }
 
     /// Queues a message for an agent; returns its id, reported again in `Acknowledged`.
     pub fn send(
         &mut self,
-        now: Instant,
+        _now: Instant,
         agent_id: u32,
         message: &Message,
     ) -> Result<u64, SendError> {
@@ -463,7 +463,7 @@ impl ServerEndpoint {
             },
             &mut self.stats,
         );
-        self.after_session_change(agent_id, now);
+        self.after_session_change(agent_id);
         Ok(id)
     }
 
@@ -483,7 +483,7 @@ impl ServerEndpoint {
             .map_or(0, |p| p.session.unacknowledged())
     }
 
-    fn after_session_change(&mut self, agent_id: u32, _now: Instant) {
+    fn after_session_change(&mut self, agent_id: u32) {
         let Some(peer) = self.peers.get_mut(&agent_id) else {
             return;
         };
@@ -534,7 +534,7 @@ impl ServerEndpoint {
             });
             match sent {
                 Some(t) => {
-                    self.after_session_change(agent_id, now);
+                    self.after_session_change(agent_id);
                     return Some(t);
                 }
                 None => {
@@ -572,7 +572,7 @@ impl ServerEndpoint {
             }
             peer.scheduled = None;
             peer.session.handle_timeout(now, &mut self.stats);
-            self.after_session_change(id, now);
+            self.after_session_change(id);
         }
     }
 

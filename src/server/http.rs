@@ -85,11 +85,11 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     };
     match (method.clone(), path.as_str()) {
         (Method::GET, "/api/agents") => agents(shared),
-        (Method::GET, "/api/alerts") => match parse_query(&query, false) {
+        (Method::GET, "/api/alerts") => match parse_query(&query) {
             Ok(q) => alerts(shared, &q),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (Method::GET, "/api/metrics") => match parse_query(&query, true) {
+        (Method::GET, "/api/metrics") => match parse_query(&query) {
             Ok(q) => metrics(shared, &q),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
@@ -145,7 +145,7 @@ fn status_page(shared: &Arc<Shared>) -> Reply {
 }
 
 /// Parses `agent`, `since` and `limit`.
-fn parse_query(query: &str, _agent_wanted: bool) -> Result<Query, String> {
+fn parse_query(query: &str) -> Result<Query, String> {
     let mut q = Query::default();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {

@@ -6,7 +6,7 @@
 //! in JSON.
 
 use super::codec::{DecodeError, Reader, Writer, invalid};
-use super::task::{Transport, bounded_count};
+use super::task::{Transport, bounded_count, transport};
 use serde::{Deserialize, Serialize};
 
 /// Most samples in one report.
@@ -138,18 +138,7 @@ impl Sample {
                 loss_percent: value(r, "loss percent")?,
             },
             KIND_IPERF => {
-                let t_at = r.offset();
-                let transport = match r.u8("transport")? {
-                    0 => Transport::Tcp,
-                    1 => Transport::Udp,
-                    v => {
-                        return Err(DecodeError::Unknown {
-                            what: "transport",
-                            value: v.into(),
-                            offset: t_at,
-                        });
-                    }
-                };
+                let transport = transport(r)?;
                 Sample::Iperf {
                     transport,
                     bandwidth_bps: value(r, "bandwidth")?,

@@ -271,7 +271,7 @@ fn frequency(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
     Ok(f)
 }
 
-fn transport(r: &mut Reader<'_>) -> Result<Transport, DecodeError> {
+pub(crate) fn transport(r: &mut Reader<'_>) -> Result<Transport, DecodeError> {
     let at = r.offset();
     match r.u8("transport")? {
         0 => Ok(Transport::Tcp),
