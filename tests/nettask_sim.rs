@@ -432,3 +432,115 @@ fn a_keyed_server_refuses_registrations_older_than_the_last_one_it_accepted() {
     server.handle_datagram(now, from, &registration(6, 1_001));
     assert!(server.poll_event().is_none());
 }
+
+/// A report large enough to be sent in fragments (many interfaces), numbered like [`report`].
+fn big_report(n: u32) -> Message {
+    Message::Metrics(MetricsReport {
+        task_number: 1,
+        time_ms: 1_700_000_000_000 + u64::from(n),
+        samples: (0..40)
+            .map(|i| Sample::Interface {
+                name: format!("interface-with-a-long-name-{i:02}-{n}"),
+                packets_per_sec: i as f32,
+                bytes_per_sec: n as f32,
+                errors_per_sec: 0.0,
+            })
+            .collect(),
+    })
+}
+
+fn acknowledged(events: &[AgentEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::Acknowledged(_)))
+        .count()
+}
+
+#[test]
+fn held_acknowledgements_wait_for_the_store_and_a_failing_store_loses_nothing() {
+    let seed = seed_from_env("held acknowledgements");
+    let config = Config {
+        held_types: nms::nettask::HeldTypes::of(&[nms::wire::PacketType::Metrics]),
+        ..Config::default()
+    };
+    let mut h = Harness::new(seed, ServerEndpoint::new(config), harsh(), harsh());
+    for i in 0..3 {
+        let server = h.server_addr;
+        let endpoint = AgentEndpoint::new(
+            h.net.now,
+            1_700_000_000_000,
+            Config::default(),
+            server,
+            AgentIdentity::new(&format!("r{}", i + 1)),
+            seed ^ (i as u64 + 1),
+        );
+        h.add_agent(endpoint);
+    }
+    h.store_delay = Duration::from_millis(15);
+    let registered = h.run_while(Duration::from_secs(120), Duration::from_millis(100), |h| {
+        h.agents.iter().all(|(_, a)| a.is_registered())
+    });
+    assert!(registered, "seed {seed}: registration did not complete");
+
+    // The disk is full: every report reaches the server, none is kept, none is acknowledged.
+    h.store_fails = true;
+    let reports_per_agent = 60u32;
+    let now = h.net.now;
+    for (_, agent) in h.agents.iter_mut() {
+        for n in 0..reports_per_agent {
+            let m = if n % 10 == 3 {
+                big_report(n)
+            } else {
+                report(n)
+            };
+            agent.send(now, &m);
+        }
+    }
+    h.run_for(Duration::from_secs(60));
+    assert!(h.store_refusals > 0, "seed {seed}: the store was tried");
+    assert!(h.server_received.is_empty());
+    for (i, events) in h.agent_events.iter().enumerate() {
+        assert_eq!(
+            acknowledged(events),
+            0,
+            "seed {seed}: agent {i} saw an acknowledgement for a report that was not stored"
+        );
+    }
+
+    // Space returns: the agents' retransmissions are stored, each report exactly once.
+    h.store_fails = false;
+    let expected = reports_per_agent as usize * 3;
+    let all_acknowledged = h.run_while(Duration::from_secs(900), Duration::from_secs(1), |h| {
+        h.agent_events
+            .iter()
+            .all(|events| acknowledged(events) == reports_per_agent as usize)
+    });
+    assert!(
+        all_acknowledged,
+        "seed {seed}: {} of {expected} reports acknowledged",
+        h.agent_events
+            .iter()
+            .map(|e| acknowledged(e))
+            .sum::<usize>()
+    );
+    h.run_for(Duration::from_secs(30));
+    let per_report = count_by(
+        h.server_received
+            .iter()
+            .map(|(id, m)| (*id, report_number(m))),
+    );
+    assert_eq!(
+        per_report.len(),
+        expected,
+        "seed {seed}: a report is missing"
+    );
+    assert!(
+        per_report.values().all(|&c| c == 1),
+        "seed {seed}: a report was stored twice"
+    );
+    assert!(
+        h.server_received.iter().any(|(_, m)| *m == big_report(3)),
+        "the fragmented reports arrived whole"
+    );
+    assert_eq!(h.server.held(), 0, "no acknowledgement is left held");
+}

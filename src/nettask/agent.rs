@@ -371,7 +371,7 @@ impl AgentEndpoint {
         };
         while let Some(e) = session.events.pop_front() {
             self.events.push_back(match e {
-                SessionEvent::Message(m) => AgentEvent::Message(m),
+                SessionEvent::Message(m, _) => AgentEvent::Message(m),
                 SessionEvent::Acknowledged(id) => AgentEvent::Acknowledged(id),
                 SessionEvent::Dropped(id) => AgentEvent::Dropped(id),
                 SessionEvent::Lost => AgentEvent::ServerLost,

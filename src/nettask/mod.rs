@@ -26,10 +26,10 @@ pub mod sim;
 pub mod window;
 
 pub use agent::{AgentEndpoint, AgentEvent, AgentIdentity};
-pub use server::{ServerEndpoint, ServerEvent};
+pub use server::{Receipt, ServerEndpoint, ServerEvent};
 pub use session::ack_bitmap_bits;
 
-use crate::wire::Key;
+use crate::wire::{Key, PacketType};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,6 +59,23 @@ pub struct Config {
     pub max_datagram: usize,
     /// Keys for tags; without any, tags are plain SHA-256.
     pub keys: Keys,
+    /// Message types acknowledged only when the application releases them (a server keeps
+    /// METRICS acknowledgements until the reports are stored and synced).
+    pub held_types: HeldTypes,
+}
+
+/// A set of message types (see [`Config::held_types`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldTypes(u32);
+
+impl HeldTypes {
+    pub fn of(types: &[PacketType]) -> HeldTypes {
+        HeldTypes(types.iter().fold(0, |bits, t| bits | 1 << (*t as u8 & 31)))
+    }
+
+    pub fn contains(self, t: PacketType) -> bool {
+        self.0 & (1 << (t as u8 & 31)) != 0
+    }
 }
 
 impl Default for Config {
@@ -75,6 +92,7 @@ impl Default for Config {
             max_queued_messages: 10_000,
             max_datagram: 2048,
             keys: Keys::default(),
+            held_types: HeldTypes::default(),
         }
     }
 }

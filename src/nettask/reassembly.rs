@@ -165,18 +165,20 @@ impl Reassembler {
         }
     }
 
-    /// Drops incomplete messages older than the age limit.
-    pub fn expire(&mut self, now: Instant) {
+    /// Drops incomplete messages that reached the age limit ([`Reassembler::next_expiry`]);
+    /// returns their message ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<u16> {
         let max_age = self.max_age;
         let expired: Vec<u16> = self
             .partial
             .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.started) > max_age)
+            .filter(|(_, p)| now.saturating_duration_since(p.started) >= max_age)
             .map(|(id, _)| *id)
             .collect();
-        for id in expired {
-            self.drop_message(id);
+        for id in &expired {
+            self.drop_message(*id);
         }
+        expired
     }
 
     /// When the oldest incomplete message expires.

@@ -30,11 +30,14 @@ pub enum ServerEvent {
         from: SocketAddr,
         registration: Registration,
     },
-    /// A message from a registered agent, delivered once.
+    /// A message from a registered agent, delivered once. A message of one of the
+    /// configuration's `held_types` carries a receipt: it is acknowledged only when the
+    /// application calls [`ServerEndpoint::release`] with it.
     Message {
         agent_id: u32,
         from: SocketAddr,
         message: Message,
+        receipt: Option<Receipt>,
     },
     /// Every packet of message `id` sent to `agent_id` was acknowledged.
     Acknowledged { agent_id: u32, id: u64 },
@@ -57,6 +60,15 @@ pub enum ServerEvent {
         agent_id: u32,
         reason: String,
     },
+}
+
+/// The held acknowledgement of one delivered message (see [`ServerEndpoint::release`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    pub agent_id: u32,
+    /// The registration instance of the session that delivered it.
+    instance: u64,
+    number: u32,
 }
 
 /// Why a message could not be queued.
@@ -467,6 +479,27 @@ impl ServerEndpoint {
         Ok(id)
     }
 
+    /// Releases the held acknowledgement of a delivered message. `kept`: the application has
+    /// kept it (stored and synced), and it is acknowledged now. Not kept: it is forgotten, and
+    /// the agent's next retransmission delivers it again. A receipt of a session that has
+    /// since been replaced (the agent registered again) is ignored: the agent sends its
+    /// unacknowledged messages again in the new session.
+    pub fn release(&mut self, receipt: Receipt, kept: bool) {
+        let Some(peer) = self.peers.get_mut(&receipt.agent_id) else {
+            return;
+        };
+        if peer.instance != receipt.instance {
+            return;
+        }
+        peer.session.release(receipt.number, kept);
+        self.after_session_change(receipt.agent_id);
+    }
+
+    /// Acknowledgements held for the application, over all agents.
+    pub fn held(&self) -> usize {
+        self.peers.values().map(|p| p.session.held()).sum()
+    }
+
     /// Ends an agent's session; its unacknowledged messages are discarded.
     pub fn forget(&mut self, agent_id: u32) {
         if let Some(peer) = self.peers.remove(&agent_id)
@@ -490,10 +523,15 @@ impl ServerEndpoint {
         // Taken, not drained, so an idle session keeps no event buffer.
         for e in std::mem::take(&mut peer.session.events) {
             self.events.push_back(match e {
-                SessionEvent::Message(message) => ServerEvent::Message {
+                SessionEvent::Message(message, receipt) => ServerEvent::Message {
                     agent_id,
                     from: peer.address,
                     message,
+                    receipt: receipt.map(|number| Receipt {
+                        agent_id,
+                        instance: peer.instance,
+                        number,
+                    }),
                 },
                 SessionEvent::Acknowledged(id) => ServerEvent::Acknowledged { agent_id, id },
                 SessionEvent::Dropped(id) => ServerEvent::Dropped { agent_id, id },

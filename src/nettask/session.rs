@@ -4,15 +4,15 @@
 //! A `Session` performs no I/O and reads no clock. The endpoint that owns it feeds it decoded
 //! packets and the current time, and takes from it the datagrams to send and the events to report.
 
-use super::reassembly::Reassembler;
+use super::reassembly::{Reassembler, ReassemblyError};
 use super::rtt::RttEstimator;
 use super::window::{Arrival, ReplayWindow, SEND_WINDOW, seq_diff};
-use super::{Config, Stats};
+use super::{Config, HeldTypes, Stats};
 use crate::wire::packet::{ACK_BITMAP_BITS, MAX_AGENT_ID};
 use crate::wire::{
     Ack, Body, DecodeError, Fragment, Key, Message, Noack, NoackReason, Packet, PacketType, TAG_LEN,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// Largest header: type byte, a four-byte agent id, sequence number.
@@ -21,8 +21,9 @@ pub(crate) const MAX_HEADER_LEN: usize = 1 + 4 + 2;
 /// What a session reports to its endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SessionEvent {
-    /// A message arrived (exactly once).
-    Message(Message),
+    /// A message arrived (exactly once). With a receipt, its acknowledgement is held until the
+    /// application releases it ([`Session::release`]).
+    Message(Message, Option<u32>),
     /// Every packet of message `id` was acknowledged.
     Acknowledged(u64),
     /// The peer did not answer within the retransmission bound.
@@ -83,6 +84,15 @@ pub(crate) struct Session {
     rtt: RttEstimator,
     window: ReplayWindow,
     reassembler: Reassembler,
+    /// Message types whose acknowledgement waits for the application.
+    held_types: HeldTypes,
+    /// Held acknowledgements by receipt: the sequence numbers of the message's packets.
+    receipts: HashMap<u32, Vec<u16>>,
+    /// Every held sequence number (a copy of one is neither delivered nor acknowledged).
+    held_seqs: HashSet<u16>,
+    /// Sequence numbers of the fragments of incomplete held messages, by message id.
+    held_fragments: HashMap<u16, Vec<u16>>,
+    next_receipt: u32,
     max_retransmissions: u32,
     max_payload: usize,
     max_queued: usize,
@@ -113,6 +123,11 @@ impl Session {
                 config.max_reassembly_bytes,
                 config.reassembly_timeout,
             ),
+            held_types: config.held_types,
+            receipts: HashMap::new(),
+            held_seqs: HashSet::new(),
+            held_fragments: HashMap::new(),
+            next_receipt: 0,
             max_retransmissions: config.max_retransmissions,
             max_payload: config.max_payload,
             max_queued: config.max_queued_messages,
@@ -251,6 +266,13 @@ impl Session {
         if self.acks.is_empty() && self.acks.capacity() > 0 {
             self.acks = Vec::new();
         }
+        if self.receipts.is_empty() && self.receipts.capacity() > 0 {
+            self.receipts = HashMap::new();
+            self.held_seqs = HashSet::new();
+        }
+        if self.held_fragments.is_empty() && self.held_fragments.capacity() > 0 {
+            self.held_fragments = HashMap::new();
+        }
     }
 
     /// Handles a NOACK for a bad tag: the packet is resent at once.
@@ -264,40 +286,122 @@ impl Session {
     }
 
     /// Handles a reliable packet from the peer (tag already verified).
+    ///
+    /// A message of a held type is delivered with a receipt and not acknowledged; the
+    /// application acknowledges it with [`Session::release`] once it has kept it. A copy of a
+    /// held packet is neither delivered nor acknowledged: the release answers every copy.
     pub fn on_reliable(&mut self, now: Instant, seq: u16, message: Message, stats: &mut Stats) {
         self.heard(now);
-        self.acks.push(seq);
         if self.window.record(seq) == Arrival::Duplicate {
             stats.duplicates += 1;
+            if !self.held_seqs.contains(&seq) {
+                self.acks.push(seq);
+            }
             return;
         }
+        let held = self.held_types.contains(match &message {
+            Message::Fragment(f) => f.inner_type,
+            m => m.packet_type(),
+        });
         match message {
-            Message::Fragment(fragment) => match self.reassembler.add(now, fragment) {
-                Ok(None) => {}
-                Ok(Some((kind, body))) => {
-                    let mut r = crate::wire::codec::Reader::new(&body);
-                    match Message::decode_body(kind, &mut r) {
-                        Ok(m) => {
-                            stats.reassembled_messages += 1;
-                            self.events.push_back(SessionEvent::Message(m));
-                        }
-                        Err(e) => {
-                            stats.malformed += 1;
-                            self.events.push_back(SessionEvent::Malformed(format!(
-                                "reassembled {} message: {e}",
-                                kind.name()
-                            )));
+            Message::Fragment(fragment) => {
+                let message_id = fragment.message_id;
+                if held {
+                    self.held_seqs.insert(seq);
+                    self.held_fragments.entry(message_id).or_default().push(seq);
+                } else {
+                    self.acks.push(seq);
+                }
+                match self.reassembler.add(now, fragment) {
+                    Ok(None) => {}
+                    Ok(Some((kind, body))) => {
+                        let seqs = self.held_fragments.remove(&message_id);
+                        let mut r = crate::wire::codec::Reader::new(&body);
+                        match Message::decode_body(kind, &mut r) {
+                            Ok(m) => {
+                                stats.reassembled_messages += 1;
+                                let receipt = seqs.map(|seqs| self.hold(seqs));
+                                self.events.push_back(SessionEvent::Message(m, receipt));
+                            }
+                            Err(e) => {
+                                // Never acceptable: acknowledged, so the peer stops sending it.
+                                self.acknowledge_held(seqs.unwrap_or_default());
+                                stats.malformed += 1;
+                                self.events.push_back(SessionEvent::Malformed(format!(
+                                    "reassembled {} message: {e}",
+                                    kind.name()
+                                )));
+                            }
                         }
                     }
+                    Err(ReassemblyError::BufferFull { .. }) if held => {
+                        // No room now: not acknowledged, so the peer sends it again later.
+                        stats.reassembly_dropped += 1;
+                        let seqs = self.held_fragments.remove(&message_id);
+                        self.forget_held(seqs);
+                    }
+                    Err(e) => {
+                        stats.reassembly_dropped += 1;
+                        let seqs = self.held_fragments.remove(&message_id);
+                        self.acknowledge_held(seqs.unwrap_or_default());
+                        self.events
+                            .push_back(SessionEvent::Malformed(e.to_string()));
+                    }
                 }
-                Err(e) => {
-                    stats.reassembly_dropped += 1;
-                    self.events
-                        .push_back(SessionEvent::Malformed(e.to_string()));
-                }
-            },
-            other => self.events.push_back(SessionEvent::Message(other)),
+            }
+            other if held => {
+                self.held_seqs.insert(seq);
+                let receipt = self.hold(vec![seq]);
+                self.events
+                    .push_back(SessionEvent::Message(other, Some(receipt)));
+            }
+            other => {
+                self.acks.push(seq);
+                self.events.push_back(SessionEvent::Message(other, None));
+            }
         }
+    }
+
+    /// Files the sequence numbers of a delivered held message under a new receipt.
+    fn hold(&mut self, seqs: Vec<u16>) -> u32 {
+        let receipt = self.next_receipt;
+        self.next_receipt = self.next_receipt.wrapping_add(1);
+        self.receipts.insert(receipt, seqs);
+        receipt
+    }
+
+    fn acknowledge_held(&mut self, seqs: Vec<u16>) {
+        for seq in seqs {
+            self.held_seqs.remove(&seq);
+            self.acks.push(seq);
+        }
+    }
+
+    fn forget_held(&mut self, seqs: Option<Vec<u16>>) {
+        for seq in seqs.unwrap_or_default() {
+            self.held_seqs.remove(&seq);
+            self.window.forget(seq);
+        }
+    }
+
+    /// Releases a held acknowledgement. `kept`: the application has kept the message (it is
+    /// acknowledged now). Not kept: it is forgotten, so that the peer, which saw no
+    /// acknowledgement, delivers it again with its next retransmission. An unknown receipt
+    /// (already released, or of an earlier session) is ignored.
+    pub fn release(&mut self, receipt: u32, kept: bool) {
+        let Some(seqs) = self.receipts.remove(&receipt) else {
+            return;
+        };
+        if kept {
+            self.acknowledge_held(seqs);
+        } else {
+            self.forget_held(Some(seqs));
+        }
+    }
+
+    /// Acknowledgements held for the application.
+    pub fn held(&self) -> usize {
+        self.receipts.len()
     }
 
     /// Decode errors in a reliable packet whose tag was right are answered with a NOACK so the
@@ -433,7 +537,10 @@ impl Session {
     /// Retransmits what timed out; declares the peer lost when a packet was retransmitted the
     /// maximum number of times without a word from the peer since it was first sent.
     pub fn handle_timeout(&mut self, now: Instant, stats: &mut Stats) {
-        self.reassembler.expire(now);
+        for message_id in self.reassembler.expire(now) {
+            let seqs = self.held_fragments.remove(&message_id);
+            self.forget_held(seqs);
+        }
         let mut newly_lost = false;
         for p in &mut self.in_flight {
             if p.deadline > now {

@@ -5,7 +5,7 @@
 //! determined by its seed. [`seed_from_env`] takes the seed from `NMS_SIM_SEED` when set (to
 //! replay a failure) and prints it either way.
 
-use super::{AgentEndpoint, AgentEvent, ServerEndpoint, ServerEvent, Transmit};
+use super::{AgentEndpoint, AgentEvent, Receipt, ServerEndpoint, ServerEvent, Transmit};
 use crate::wire::{Message, Registered};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -155,6 +155,16 @@ pub struct Harness {
     pub registered: Registered,
     /// When true, the server application ignores registrations (a dead server).
     pub server_down: bool,
+    /// How long the server application takes to store a held message (an fsync) before it
+    /// releases its acknowledgement.
+    pub store_delay: Duration,
+    /// When true, storing fails (a full disk): held messages are released as not kept.
+    pub store_fails: bool,
+    /// Held messages being stored: when the store finishes, the receipt, the agent id, the
+    /// message.
+    storing: Vec<(Instant, Receipt, u32, Message)>,
+    /// Held messages whose storing failed, counted.
+    pub store_refusals: usize,
 }
 
 impl Harness {
@@ -184,7 +194,28 @@ impl Harness {
                 server_time_ms: 0,
             },
             server_down: false,
+            store_delay: Duration::ZERO,
+            store_fails: false,
+            storing: Vec::new(),
+            store_refusals: 0,
         }
+    }
+
+    /// Releases the held acknowledgements whose store finished by now.
+    fn finish_stores(&mut self) -> bool {
+        let now = self.net.now;
+        let due: Vec<_> = self.storing.extract_if(.., |(at, ..)| *at <= now).collect();
+        let progressed = !due.is_empty();
+        for (_, receipt, agent_id, message) in due {
+            if self.store_fails {
+                self.store_refusals += 1;
+                self.server.release(receipt, false);
+            } else {
+                self.server_received.push((agent_id, message));
+                self.server.release(receipt, true);
+            }
+        }
+        progressed
     }
 
     /// Adds an agent endpoint at a new address; returns its index.
@@ -201,7 +232,7 @@ impl Harness {
     /// Moves every endpoint's pending output onto the network and runs the applications.
     fn flush(&mut self) {
         loop {
-            let mut progressed = false;
+            let mut progressed = self.finish_stores();
             while let Some(t) = self.server.poll_transmit(self.net.now) {
                 self.net.send(&self.downlink, self.server_addr, t);
                 progressed = true;
@@ -223,6 +254,15 @@ impl Harness {
                             &registration,
                             reply,
                         );
+                    }
+                    ServerEvent::Message {
+                        agent_id,
+                        message,
+                        receipt: Some(receipt),
+                        ..
+                    } => {
+                        let at = self.net.now + self.store_delay;
+                        self.storing.push((at, receipt, agent_id, message));
                     }
                     ServerEvent::Message {
                         agent_id, message, ..
@@ -260,6 +300,7 @@ impl Harness {
                 }
             };
             consider(self.server.poll_timeout());
+            consider(self.storing.iter().map(|(at, ..)| *at).min());
             for (_, a) in &self.agents {
                 consider(a.poll_timeout());
             }

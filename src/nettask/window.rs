@@ -93,6 +93,20 @@ impl ReplayWindow {
         Arrival::New
     }
 
+    /// Forgets that `seq` arrived, so that its next copy counts as new: the application could
+    /// not keep the message it carried (a held acknowledgement that was refused), and the
+    /// sender, which saw no acknowledgement, will send it again.
+    pub fn forget(&mut self, seq: u16) {
+        let Some(highest) = self.highest else {
+            return;
+        };
+        let d = seq_diff(seq, highest);
+        if d <= 0 && -d < i32::from(RECEIVE_WINDOW) {
+            let i = -d as usize;
+            self.seen[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
     fn bit(&self, i: usize) -> bool {
         self.seen[i / 64] & (1 << (i % 64)) != 0
     }
@@ -143,6 +157,20 @@ mod tests {
         for seq in (65000u32 + 600..65536 + 600).map(|s| s as u16) {
             assert_eq!(w.record(seq), Arrival::Duplicate, "second sight of {seq}");
         }
+    }
+
+    #[test]
+    fn a_forgotten_number_is_new_again_once() {
+        let mut w = ReplayWindow::new();
+        for seq in 10..20 {
+            w.record(seq);
+        }
+        w.forget(19);
+        w.forget(12);
+        assert_eq!(w.record(19), Arrival::New);
+        assert_eq!(w.record(12), Arrival::New);
+        assert_eq!(w.record(12), Arrival::Duplicate);
+        assert_eq!(w.record(13), Arrival::Duplicate);
     }
 
     #[test]
