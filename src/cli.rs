@@ -137,6 +137,27 @@ pub struct ServerArgs {
     /// (its v2 API), e.g. http://127.0.0.1:9093.
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
+
+    /// How long raw metrics reports are kept (e.g. 15d, 6w).
+    #[arg(long, value_name = "DURATION", default_value = "15d")]
+    pub retention_raw: String,
+
+    /// How long per-minute rollups are kept.
+    #[arg(long, value_name = "DURATION", default_value = "90d")]
+    pub retention_minute: String,
+
+    /// How long per-hour rollups are kept.
+    #[arg(long, value_name = "DURATION", default_value = "730d")]
+    pub retention_hour: String,
+
+    /// How long alerts are kept.
+    #[arg(long, value_name = "DURATION", default_value = "365d")]
+    pub retention_alerts: String,
+
+    /// Cap on the store's size on disk (e.g. 50GB, 512MiB); past it the oldest partitions are
+    /// deleted, raw reports first [default: no cap].
+    #[arg(long, value_name = "SIZE")]
+    pub max_store_size: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -82,6 +82,52 @@ pub struct ServerSettings {
     pub max_retransmissions: Option<u32>,
     pub local_agent: Option<String>,
     pub alertmanager: Option<String>,
+    pub retention_raw: Option<String>,
+    pub retention_minute: Option<String>,
+    pub retention_hour: Option<String>,
+    pub retention_alerts: Option<String>,
+    pub max_store_size: Option<String>,
+}
+
+/// A retention: a duration such as `15d`, `6w`, `2y` (at least an hour).
+pub fn retention(what: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    let d = humantime::parse_duration(text.trim())
+        .with_context(|| format!("{what} {text:?}: not a duration (e.g. 15d, 6w, 2y)"))?;
+    if d < std::time::Duration::from_secs(3600) {
+        bail!("{what} {text:?}: must be at least an hour");
+    }
+    Ok(d)
+}
+
+/// A size in bytes: `50GB`, `512MiB`, `1TB`, `1000000` (at least 1 MB).
+pub fn byte_size(what: &str, text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .with_context(|| format!("{what} {text:?}: not a size (e.g. 50GB, 512MiB)"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            bail!("{what} {text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        }
+    };
+    let bytes = number * factor;
+    if !(1e6..1e18).contains(&bytes) {
+        bail!("{what} {text:?}: must be between 1 MB and 1 EB");
+    }
+    Ok(bytes as u64)
 }
 
 /// Settings of `nms agent` that a settings file may give (flags on the command line win).
@@ -147,6 +193,20 @@ pub fn relative_to(settings_file: Option<&Path>, p: PathBuf) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retentions_and_sizes_are_read_with_their_units() {
+        assert_eq!(
+            retention("x", "15d").unwrap(),
+            std::time::Duration::from_secs(15 * 86_400)
+        );
+        assert!(retention("x", "10m").is_err());
+        assert!(retention("x", "forever").is_err());
+        assert_eq!(byte_size("x", "50GB").unwrap(), 50_000_000_000);
+        assert_eq!(byte_size("x", "512MiB").unwrap(), 512 * 1024 * 1024);
+        assert!(byte_size("x", "12 parsecs").is_err());
+        assert!(byte_size("x", "5").is_err());
+    }
 
     #[test]
     fn settings_files_are_read_and_errors_point_at_the_line() {

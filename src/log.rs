@@ -29,8 +29,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// RFC 3339 text (UTC, milliseconds) of Unix milliseconds.
+/// The first millisecond of the year 10000, which RFC 3339 cannot write.
+const YEAR_10000_MS: u64 = 253_402_300_800_000;
+
+/// RFC 3339 text (UTC, milliseconds) of Unix milliseconds; times from the year 10000 on, which
+/// RFC 3339 cannot write, are written as the last millisecond of 9999.
 pub fn rfc3339(ms: u64) -> String {
+    let ms = ms.min(YEAR_10000_MS - 1);
     humantime::format_rfc3339_millis(UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 

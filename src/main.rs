@@ -94,6 +94,32 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         local_agent: args.local_agent.or(file.local_agent),
         verbose: args.verbose,
         alertmanager: args.alertmanager.or(file.alertmanager),
+        store: nms::store::StoreOptions {
+            retention: nms::store::Retention {
+                raw: nms::config::retention(
+                    "--retention-raw",
+                    &pick!(retention_raw, "retention_raw"),
+                )?,
+                minute: nms::config::retention(
+                    "--retention-minute",
+                    &pick!(retention_minute, "retention_minute"),
+                )?,
+                hour: nms::config::retention(
+                    "--retention-hour",
+                    &pick!(retention_hour, "retention_hour"),
+                )?,
+                alerts: nms::config::retention(
+                    "--retention-alerts",
+                    &pick!(retention_alerts, "retention_alerts"),
+                )?,
+                max_bytes: args
+                    .max_store_size
+                    .or(file.max_store_size)
+                    .map(|s| nms::config::byte_size("--max-store-size", &s))
+                    .transpose()?,
+            },
+            ..nms::store::StoreOptions::default()
+        },
     };
     smol::block_on(nms::server::run(options))
 }

@@ -5,8 +5,8 @@
 //! across restarts (`tasks.json`), that metrics reports use to name it. Posted tasks are kept in
 //! `tasks/` in the data directory and installed again at start.
 
+use crate::persist::replace_json;
 use crate::rules;
-use crate::store::log::replace_json;
 use crate::task::{self, PlannedItem, Task, TaskError};
 use crate::wire::{RuleSource, TaskAssignment};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 use super::dispatch::TaskUpload;
 use super::{Shared, install_upload, page, prometheus};
 use crate::log::{self, Level};
-use crate::store::{AlertRecord, MetricRecord, Query};
+use crate::store::{AlertQuery, AlertRecord, RawQuery, Report, StepQuery, StepSeries};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -85,12 +85,12 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     };
     match (method.clone(), path.as_str()) {
         (Method::GET, "/api/agents") => agents(shared),
-        (Method::GET, "/api/alerts") => match parse_query(&query) {
-            Ok(q) => alerts(shared, &q),
+        (Method::GET, "/api/alerts") => match parse_alert_query(&query) {
+            Ok(q) => alerts(shared, q).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (Method::GET, "/api/metrics") => match parse_query(&query) {
-            Ok(q) => metrics(shared, &q),
+        (Method::GET, "/api/metrics") => match parse_metrics_query(&query) {
+            Ok(q) => metrics(shared, q, &path).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (Method::GET, "/api/tasks") => tasks(shared),
@@ -102,19 +102,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
                 .lock()
                 .map(|s| s.clone())
                 .unwrap_or_default();
-            let text = prometheus::render(&shared.state(), &endpoint);
+            let text = prometheus::render(shared, &endpoint);
             Response::builder()
                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .body(Full::new(Bytes::from(text)))
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
         }
-        (Method::GET, "/") => status_page(shared),
+        (Method::GET, "/") => status_page(shared, &query).await,
         (Method::GET, "/api") => json_reply(
             StatusCode::OK,
             &json!({
                 "service": "nms",
                 "version": env!("CARGO_PKG_VERSION"),
-                "endpoints": ["/", "/api/agents", "/api/alerts", "/api/metrics?agent=NAME", "/api/tasks", "/api/status", "/metrics"],
+                "endpoints": ["/", "/api/agents", "/api/alerts?agent=&from=&to=&limit=", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks", "/api/status", "/metrics"],
             }),
         ),
         (
@@ -132,9 +132,27 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
 /// What the status page may load: nothing but its own inline style sheet and `data:` images.
 const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// `GET /`: the status page (HTML with inline SVG graphs).
-fn status_page(shared: &Arc<Shared>) -> Reply {
-    let page = page::StatusPage::gather(&shared.state(), log::now_ms());
+/// `GET /`: the status page (HTML with inline SVG graphs); `?range=` picks the time range.
+async fn status_page(shared: &Arc<Shared>, query: &str) -> Reply {
+    let mut range = page::Range::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "range" {
+            match page::Range::parse(&v) {
+                Some(r) => range = r,
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "range={v}: not a range the page shows (one of {})",
+                            page::Range::names().join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let shared = shared.clone();
+    let page = smol::unblock(move || page::StatusPage::gather(&shared, log::now_ms(), range)).await;
     Response::builder()
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-store")
@@ -144,28 +162,121 @@ fn status_page(shared: &Arc<Shared>) -> Reply {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-/// Parses `agent`, `since` and `limit`.
-fn parse_query(query: &str) -> Result<Query, String> {
-    let mut q = Query::default();
+/// A time parameter: Unix milliseconds or RFC 3339.
+fn time_param(name: &str, v: &str) -> Result<u64, String> {
+    log::parse_time(v).ok_or_else(|| {
+        format!(
+            "{name}={v}: not a time (give Unix milliseconds or RFC 3339, e.g. 2026-11-27T10:00:00Z)"
+        )
+    })
+}
+
+fn limit_param(v: &str) -> Result<usize, String> {
+    let n: usize = v
+        .parse()
+        .map_err(|_| format!("limit={v}: not a non-negative integer"))?;
+    Ok(n.clamp(1, MAX_LIMIT))
+}
+
+/// A duration parameter: `60s`, `5m`, `1h`, or plain seconds.
+fn duration_param(name: &str, v: &str) -> Result<u64, String> {
+    let ms = match v.parse::<u64>() {
+        Ok(s) => s.saturating_mul(1000),
+        Err(_) => humantime::parse_duration(v)
+            .map_err(|_| format!("{name}={v}: not a duration (e.g. 60s, 5m, 1h)"))?
+            .as_millis() as u64,
+    };
+    if ms < 1000 {
+        return Err(format!("{name}={v}: must be at least 1s"));
+    }
+    Ok(ms)
+}
+
+/// What `GET /api/metrics` was asked.
+#[derive(Debug, Clone, Default)]
+struct MetricsParams {
+    raw: RawQuery,
+    step_ms: Option<u64>,
+    fields: Vec<crate::schema::Field>,
+}
+
+fn parse_metrics_query(query: &str) -> Result<MetricsParams, String> {
+    let mut p = MetricsParams {
+        raw: RawQuery {
+            limit: 1000,
+            ..RawQuery::default()
+        },
+        ..MetricsParams::default()
+    };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "agent" => p.raw.agent = Some(v.into_owned()),
+            "task" => p.raw.task = Some(v.into_owned()),
+            "from" | "since" => p.raw.from_ms = Some(time_param(&k, &v)?),
+            "to" => p.raw.to_ms = Some(time_param(&k, &v)?),
+            "limit" => p.raw.limit = limit_param(&v)?,
+            "after" => {
+                if v.split_once('.')
+                    .is_none_or(|(a, b)| a.parse::<u64>().is_err() || b.parse::<u32>().is_err())
+                {
+                    return Err(format!(
+                        "after={v}: not a cursor (pass the X-Next-Cursor of the previous page)"
+                    ));
+                }
+                p.raw.after = Some(v.into_owned());
+            }
+            "step" => p.step_ms = Some(duration_param("step", &v)?),
+            "fields" => {
+                for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let field = crate::schema::Field::by_name(name).ok_or_else(|| {
+                        format!(
+                            "fields={v}: unknown field {name:?} (known: {})",
+                            crate::schema::field_names().join(", ")
+                        )
+                    })?;
+                    p.fields.push(field);
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?} (known: agent, task, from, to, step, fields, limit, after)"
+                ));
+            }
+        }
+    }
+    if let (Some(from), Some(to)) = (p.raw.from_ms, p.raw.to_ms)
+        && from >= to
+    {
+        return Err(format!("from={from} is not before to={to}"));
+    }
+    if p.step_ms.is_some() && p.raw.after.is_some() {
+        return Err("after= pages raw reports; it does not go with step=".into());
+    }
+    Ok(p)
+}
+
+fn parse_alert_query(query: &str) -> Result<AlertQuery, String> {
+    let mut q = AlertQuery {
+        limit: 1000,
+        ..AlertQuery::default()
+    };
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
             "agent" => q.agent = Some(v.into_owned()),
-            "since" => {
-                q.since_ms = Some(log::parse_time(&v).ok_or_else(|| {
-                    format!("since={v}: not a time (give Unix milliseconds or RFC 3339, e.g. 2026-11-27T10:00:00Z)")
-                })?)
+            "from" | "since" => q.from_ms = Some(time_param(&k, &v)?),
+            "to" => q.to_ms = Some(time_param(&k, &v)?),
+            "limit" => q.limit = limit_param(&v)?,
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?} (known: agent, from, to, limit)"
+                ));
             }
-            "limit" => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("limit={v}: not a non-negative integer"))?;
-                q.limit = Some(n.min(MAX_LIMIT));
-            }
-            other => return Err(format!("unknown query parameter {other:?} (known: agent, since, limit)")),
         }
     }
-    if q.limit.is_none() {
-        q.limit = Some(1000);
+    if let (Some(from), Some(to)) = (q.from_ms, q.to_ms)
+        && from >= to
+    {
+        return Err(format!("from={from} is not before to={to}"));
     }
     Ok(q)
 }
@@ -219,45 +330,168 @@ pub fn alert_json(a: &AlertRecord) -> Value {
     })
 }
 
-/// The API form of a metrics record: named fields at the top level.
-pub fn metric_json(m: &MetricRecord) -> Value {
-    let mut obj = serde_json::Map::new();
-    obj.insert("agent".into(), json!(m.agent));
-    obj.insert("task".into(), json!(m.task));
-    obj.insert("time".into(), json!(log::rfc3339(m.time_ms)));
-    obj.insert("time_ms".into(), json!(m.time_ms));
-    if let Some(t) = &m.target {
-        obj.insert("target".into(), json!(t));
-    }
-    for (k, v) in &m.values {
-        obj.insert(k.clone(), json!(v));
-    }
-    if !m.interfaces.is_empty() {
-        obj.insert("interfaces".into(), json!(m.interfaces));
-    }
-    Value::Object(obj)
+/// The API form of a metrics report (see [`Report::to_json`]).
+pub fn metric_json(m: &Report) -> Value {
+    m.to_json()
 }
 
-fn alerts(shared: &Arc<Shared>, q: &Query) -> Reply {
-    let list: Vec<Value> = shared
-        .state()
-        .store
-        .alerts(q)
-        .iter()
-        .map(alert_json)
-        .collect();
-    json_reply(StatusCode::OK, &Value::Array(list))
+async fn alerts(shared: &Arc<Shared>, q: AlertQuery) -> Reply {
+    let store = shared.store.clone();
+    match smol::unblock(move || store.alerts(&q)).await {
+        Ok(list) => json_reply(
+            StatusCode::OK,
+            &Value::Array(list.iter().map(alert_json).collect()),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+    }
 }
 
-fn metrics(shared: &Arc<Shared>, q: &Query) -> Reply {
-    let list: Vec<Value> = shared
-        .state()
-        .store
-        .metrics(q)
+/// The API form of steps.
+fn steps_json(series: &[StepSeries], step_ms: u64, from: u64, to: u64) -> Value {
+    let list: Vec<Value> = series
         .iter()
-        .map(metric_json)
+        .map(|s| {
+            let steps: Vec<Value> = s
+                .steps
+                .iter()
+                .map(|row| {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("time".into(), json!(log::rfc3339(row.start_ms)));
+                    obj.insert("time_ms".into(), json!(row.start_ms));
+                    let mut instances: std::collections::BTreeMap<
+                        String,
+                        serde_json::Map<String, Value>,
+                    > = Default::default();
+                    for stat in &row.stats {
+                        let mut v = json!({
+                            "count": stat.count,
+                            "min": stat.min,
+                            "max": stat.max,
+                            "mean": stat.mean,
+                        });
+                        if let Some([p10, p50, p90]) = stat.quantiles {
+                            v["p10"] = json!(p10);
+                            v["p50"] = json!(p50);
+                            v["p90"] = json!(p90);
+                        }
+                        let name = stat.column.field.name().to_string();
+                        match (&stat.column.instance, stat.column.field.per_interface()) {
+                            (Some(i), true) => {
+                                instances.entry(i.clone()).or_default().insert(name, v);
+                            }
+                            (Some(t), false) => {
+                                obj.insert("transport".into(), json!(t));
+                                obj.insert(name, v);
+                            }
+                            (None, _) => {
+                                obj.insert(name, v);
+                            }
+                        }
+                    }
+                    if !instances.is_empty() {
+                        obj.insert("interfaces".into(), json!(instances));
+                    }
+                    Value::Object(obj)
+                })
+                .collect();
+            json!({
+                "agent": s.agent,
+                "task": s.task,
+                "target": s.target,
+                "tier": s.tier,
+                "steps": steps,
+            })
+        })
         .collect();
-    json_reply(StatusCode::OK, &Value::Array(list))
+    json!({
+        "from": log::rfc3339(from),
+        "from_ms": from,
+        "to": log::rfc3339(to),
+        "to_ms": to,
+        "step_ms": step_ms,
+        "series": list,
+    })
+}
+
+async fn metrics(shared: &Arc<Shared>, p: MetricsParams, path: &str) -> Reply {
+    let store = shared.store.clone();
+    if let Some(step_ms) = p.step_ms {
+        let to = p.raw.to_ms.unwrap_or_else(log::now_ms);
+        let from = p.raw.from_ms.unwrap_or(to.saturating_sub(3_600_000));
+        let steps = to.saturating_sub(from).div_ceil(step_ms);
+        if steps > crate::store::query::MAX_STEPS {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "step={}s: {steps} steps from from= to to=; at most {} (give a longer step)",
+                    step_ms / 1000,
+                    crate::store::query::MAX_STEPS
+                ),
+            );
+        }
+        let q = StepQuery {
+            agent: p.raw.agent,
+            task: p.raw.task,
+            from_ms: from,
+            to_ms: to,
+            step_ms,
+            fields: p.fields,
+        };
+        return match smol::unblock(move || store.steps(&q)).await {
+            Ok(series) => json_reply(StatusCode::OK, &steps_json(&series, step_ms, from, to)),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+        };
+    }
+    let fields = p.fields;
+    let q = p.raw;
+    let echo = q.clone();
+    match smol::unblock(move || store.metrics(&q)).await {
+        Ok(page) => {
+            let list: Vec<Value> = page
+                .records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if !fields.is_empty() {
+                        r.readings.retain(|x| fields.contains(&x.field));
+                    }
+                    metric_json(&r)
+                })
+                .collect();
+            let mut reply = json_reply(StatusCode::OK, &Value::Array(list));
+            if let Some(next) = page.next {
+                let mut link: Vec<(String, String)> = Vec::new();
+                if let Some(a) = &echo.agent {
+                    link.push(("agent".into(), a.clone()));
+                }
+                if let Some(t) = &echo.task {
+                    link.push(("task".into(), t.clone()));
+                }
+                if let Some(f) = echo.from_ms {
+                    link.push(("from".into(), f.to_string()));
+                }
+                if let Some(t) = echo.to_ms {
+                    link.push(("to".into(), t.to_string()));
+                }
+                link.push(("limit".into(), echo.limit.to_string()));
+                link.push(("after".into(), next.clone()));
+                let query: String = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(link)
+                    .finish();
+                let headers = reply.headers_mut();
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&next) {
+                    headers.insert("x-next-cursor", v);
+                }
+                if let Ok(v) =
+                    hyper::header::HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"next\""))
+                {
+                    headers.insert(hyper::header::LINK, v);
+                }
+            }
+            reply
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+    }
 }
 
 fn tasks(shared: &Arc<Shared>) -> Reply {
@@ -285,26 +519,37 @@ fn status(shared: &Arc<Shared>) -> Reply {
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    let state = shared.state();
-    let up = state
-        .registry
-        .all()
-        .iter()
-        .filter(|a| a.status == super::registry::Status::Up)
-        .count();
+    let (agents, up, tasks) = {
+        let state = shared.state();
+        let up = state
+            .registry
+            .all()
+            .iter()
+            .filter(|a| a.status == super::registry::Status::Up)
+            .count();
+        (state.registry.len(), up, state.dispatch.tasks().count())
+    };
+    let disk: serde_json::Map<String, Value> = shared
+        .store
+        .disk_usage()
+        .into_iter()
+        .map(|(tier, bytes)| (tier.to_string(), json!(bytes)))
+        .collect();
     json_reply(
         StatusCode::OK,
         &json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "agents": state.registry.len(),
+            "agents": agents,
             "agents_up": up,
-            "tasks": state.dispatch.tasks().count(),
-            "store": state.store.stats,
+            "tasks": tasks,
+            "store": shared.store.stats(),
+            "store_head": shared.store.head_stats(),
+            "store_bytes": disk,
             "nettask": endpoint,
             "socket_send_errors": shared.socket_stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
             "data_dir": shared.options.data_dir,
             "authenticated": shared.options.keys.is_keyed(),
-            "alertmanager": state.alertmanager.as_ref().map(|f| f.status()),
+            "alertmanager": shared.alertmanager.as_ref().map(|f| f.status()),
         }),
     )
 }

@@ -14,9 +14,10 @@ pub mod prometheus;
 pub mod registry;
 
 use crate::log::{self, Level};
+use crate::nettask::Receipt;
 use crate::nettask::driver::{self, Command, SocketStats};
 use crate::nettask::{Config, Keys, ServerEndpoint, ServerEvent, Stats};
-use crate::store::{AlertRecord, MetricRecord, Store};
+use crate::store::{AlertRecord, Report, Store, StoreError, StoreOptions, Stored};
 use crate::wire::{Alert, AlertType, Cancel, Message, Registered, Severity};
 use anyhow::Context;
 use dispatch::{Dispatch, LoadedTask, TaskUpload};
@@ -53,60 +54,35 @@ pub struct ServerOptions {
     pub verbose: bool,
     /// Forward alerts to the Alertmanager at this base URL (`http://HOST:9093`).
     pub alertmanager: Option<String>,
+    /// Retention and limits of the time-series store.
+    pub store: StoreOptions,
 }
 
-/// What the event loop, AlertFlow and HTTP share.
+/// What the event loop, AlertFlow and HTTP share under one lock: agents and tasks. The store
+/// is not in it: it has locks of its own, and its writes and syncs happen outside this one.
 #[derive(Debug)]
 pub struct State {
     pub registry: Registry,
     pub dispatch: Dispatch,
-    pub store: Store,
-    /// Agent ids whose alerts of "did not come back" were raised, per liveness rules.
     /// Agents whose AGENT_DOWN was raised, with that alert's id (resolved when they return).
     down_alerted: std::collections::HashMap<u32, u64>,
     started_ms: u64,
-    /// Where stored alerts are forwarded, with `--alertmanager`.
-    pub alertmanager: Option<alertmanager::Forwarder>,
 }
 
-impl State {
-    /// Stores an alert (once per id) and hands a new one to the Alertmanager forwarder, if any.
-    pub fn store_alert(
-        &mut self,
-        record: AlertRecord,
-    ) -> Result<crate::store::Stored, crate::store::StoreError> {
-        let copy = self.alertmanager.as_ref().map(|_| record.clone());
-        let stored = self.store.store_alert(record)?;
-        if stored == crate::store::Stored::New
-            && let (Some(forwarder), Some(record)) = (&self.alertmanager, copy)
-        {
-            forwarder.forward(record);
-        }
-        Ok(stored)
-    }
-
-    /// Stores alerts with one write (once per id) and forwards the new ones.
-    pub fn store_alerts(
-        &mut self,
-        records: Vec<AlertRecord>,
-    ) -> Result<Vec<crate::store::Stored>, crate::store::StoreError> {
-        let copies = self.alertmanager.as_ref().map(|_| records.clone());
-        let stored = self.store.store_alerts(records)?;
-        if let (Some(forwarder), Some(copies)) = (&self.alertmanager, copies) {
-            for (record, outcome) in copies.into_iter().zip(&stored) {
-                if *outcome == crate::store::Stored::New {
-                    forwarder.forward(record);
-                }
-            }
-        }
-        Ok(stored)
-    }
+/// Reports on their way to the store, with the acknowledgements they hold.
+struct IngestJob {
+    reports: Vec<Report>,
+    receipts: Vec<Receipt>,
 }
 
 /// The server's shared parts.
 pub struct Shared {
     state: Mutex<State>,
     commands: Sender<Command<ServerEndpoint>>,
+    pub store: Arc<Store>,
+    /// Where stored alerts are forwarded, with `--alertmanager`.
+    pub alertmanager: Option<alertmanager::Forwarder>,
+    ingest: Sender<IngestJob>,
     pub options: ServerOptions,
     pub endpoint_stats: Mutex<Stats>,
     pub socket_stats: Arc<SocketStats>,
@@ -123,6 +99,108 @@ impl Shared {
         // The channel is unbounded; it only fails when the driver is gone (shutting down).
         let _ = self.commands.try_send(Box::new(f));
     }
+
+    /// Stores alerts with one write (once per id) and forwards the new ones. Called without
+    /// the state lock.
+    pub fn store_alerts(&self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
+        let copies = self.alertmanager.as_ref().map(|_| records.clone());
+        let stored = self.store.store_alerts(records)?;
+        if let (Some(forwarder), Some(copies)) = (&self.alertmanager, copies) {
+            for (record, outcome) in copies.into_iter().zip(&stored) {
+                if *outcome == Stored::New {
+                    forwarder.forward(record);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// [`Shared::store_alerts`], logging a failure.
+    fn store_alerts_logged(&self, alerts: Vec<AlertRecord>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let count = alerts.len();
+        if let Err(e) = self.store_alerts(alerts) {
+            log::event(
+                Level::Bad,
+                "STORE",
+                format_args!("{count} alert(s) not stored: {e}"),
+            );
+        }
+    }
+}
+
+/// The store's writer: stores each batch of reports (one sync for whatever is waiting), then
+/// releases their acknowledgements; a batch that could not be stored is released unkept, so
+/// the agents send it again.
+fn ingest(shared: Arc<Shared>, jobs: smol::channel::Receiver<IngestJob>) {
+    while let Ok(first) = jobs.recv_blocking() {
+        let mut batch = vec![first];
+        while batch.len() < 64
+            && let Ok(job) = jobs.try_recv()
+        {
+            batch.push(job);
+        }
+        let reports: Vec<Report> = batch.iter_mut().flat_map(|j| j.reports.drain(..)).collect();
+        let receipts: Vec<Receipt> = batch.into_iter().flat_map(|j| j.receipts).collect();
+        let kept = match shared.store.append(&reports, log::now_ms()) {
+            Ok(outcomes) => {
+                if shared.options.verbose {
+                    for (r, o) in reports.iter().zip(&outcomes) {
+                        if *o == Stored::New {
+                            log::event(
+                                Level::Info,
+                                "METRICS",
+                                format_args!("{} {} {}", r.agent, r.task, summarize(r)),
+                            );
+                        }
+                    }
+                }
+                for (r, o) in reports.iter().zip(&outcomes) {
+                    if let Stored::Refused(why) = o {
+                        log_refusal(r, *why);
+                    }
+                }
+                true
+            }
+            // Logged once per episode by the store.
+            Err(_) => false,
+        };
+        shared.command(move |ep, _| {
+            for r in receipts {
+                ep.release(r, kept);
+            }
+        });
+    }
+}
+
+/// A refused report is logged at most once a minute (with how many there were).
+fn log_refusal(r: &Report, why: crate::store::Refusal) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let n = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = log::now_ms();
+    if now.saturating_sub(LAST.load(Ordering::Relaxed)) < 60_000 {
+        return;
+    }
+    LAST.store(now, Ordering::Relaxed);
+    SINCE.store(0, Ordering::Relaxed);
+    let reason = match why {
+        crate::store::Refusal::Future => "dated too far ahead of the server's clock",
+        crate::store::Refusal::TooOld => "older than raw retention keeps",
+    };
+    log::event(
+        Level::Warn,
+        "METRICS",
+        format_args!(
+            "{} {}: report at {} refused: {reason} ({n} refused since the last such line)",
+            r.agent,
+            r.task,
+            log::rfc3339(r.time_ms)
+        ),
+    );
 }
 
 /// Where a running server listens (ports resolved when 0 was asked).
@@ -144,7 +222,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             options.data_dir.display()
         )
     })?;
-    let store = Store::open(&options.data_dir)?;
+    let store = Arc::new(Store::open(&options.data_dir, options.store.clone())?);
     let registry = Registry::open(&options.data_dir)?;
     let mut dispatch = Dispatch::open(&options.data_dir)?;
 
@@ -204,6 +282,8 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         initial_timeout: options.initial_timeout,
         max_retransmissions: options.max_retransmissions,
         keys: options.keys.clone(),
+        // A report is acknowledged once it is stored and synced ([`ingest`]).
+        held_types: crate::nettask::HeldTypes::of(&[crate::wire::PacketType::Metrics]),
         ..Config::default()
     };
     config.max_queued_messages = 1000;
@@ -226,17 +306,19 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     };
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
+    let (ingest_tx, ingest_rx) = smol::channel::bounded(256);
     let socket_stats = Arc::new(SocketStats::default());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             registry,
             dispatch,
-            store,
             down_alerted: Default::default(),
             started_ms: log::now_ms(),
-            alertmanager,
         }),
         commands: command_tx,
+        store,
+        alertmanager,
+        ingest: ingest_tx,
         options: options.clone(),
         endpoint_stats: Mutex::new(Stats::default()),
         socket_stats: socket_stats.clone(),
@@ -266,6 +348,13 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         );
     }
 
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("nms-ingest".into())
+            .spawn(move || ingest(shared, ingest_rx))
+            .context("cannot start the store's writer thread")?;
+    }
     smol::spawn(driver::run(
         socket,
         endpoint,
@@ -324,9 +413,9 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     while let Ok(first) = event_rx.recv().await {
         let mut batch = vec![first];
         // Group commit: what arrives within a few milliseconds of the first event is handled
-        // (and written, with one fdatasync) together. The driver has already acknowledged
-        // these packets, so this adds no latency an agent sees; it saves a wake-up and a
-        // sync per event when many agents report slowly.
+        // (and written, with one fdatasync) together. Reports are acknowledged after that
+        // sync, so the window is short; it saves a wake-up and a sync per event when many
+        // agents report slowly.
         let gather_until = Instant::now() + EVENT_BATCH_WINDOW;
         loop {
             while batch.len() < EVENT_BATCH_MAX {
@@ -340,7 +429,11 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             }
             async_io::Timer::at(gather_until).await;
         }
-        handle_events(&shared, batch);
+        if let Some(job) = handle_events(&shared, batch)
+            && shared.ingest.send(job).await.is_err()
+        {
+            break;
+        }
     }
     anyhow::bail!("the NetTask driver stopped")
 }
@@ -356,8 +449,8 @@ fn http_base(http: SocketAddr) -> String {
 }
 
 /// How long the event loop gathers events before handling them as one batch (one store write
-/// and one fdatasync per batch). Acknowledgements do not wait for it: the driver sends them.
-const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// and one fdatasync per batch; the store's writer also joins batches that wait for it).
+const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Most events handled as one batch.
 const EVENT_BATCH_MAX: usize = 1024;
 
@@ -388,9 +481,12 @@ async fn stats_refresh(shared: Arc<Shared>) {
     }
 }
 
-fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
+/// Handles a batch of endpoint events under the state lock; returns the metrics reports for
+/// the store's writer.
+fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<IngestJob> {
     let now_ms = log::now_ms();
-    let mut records: Vec<MetricRecord> = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    let mut receipts: Vec<Receipt> = Vec::new();
     let mut alerts: Vec<AlertRecord> = Vec::new();
     let mut state = shared.state();
     // Registrations first: ids are assigned and made durable with one write for the whole
@@ -452,15 +548,25 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                 dispatch_agent(shared, &mut state, &registration.name);
             }
             ServerEvent::Message {
-                agent_id, message, ..
+                agent_id,
+                message,
+                receipt,
+                ..
             } => {
                 mark_heard(&mut state, agent_id, now_ms, &mut alerts);
                 let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
+                    // Nobody to store it for: acknowledged, it can never be stored.
+                    if let Some(r) = receipt {
+                        shared.command(move |ep, _| ep.release(r, true));
+                    }
                     continue;
                 };
                 match message {
                     Message::Metrics(report) => {
                         let Some(task) = state.dispatch.by_number(report.task_number) else {
+                            if let Some(r) = receipt {
+                                shared.command(move |ep, _| ep.release(r, true));
+                            }
                             log::event(
                                 Level::Warn,
                                 "METRICS",
@@ -488,7 +594,14 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
                         } else {
                             None
                         };
-                        records.push(MetricRecord::from_report(&name, &task_id, target, &report));
+                        reports.push(Report {
+                            agent: name,
+                            task: task_id,
+                            target,
+                            time_ms: report.time_ms,
+                            readings: crate::schema::readings(&report.samples),
+                        });
+                        receipts.extend(receipt);
                     }
                     Message::Heartbeat(_) => {}
                     other => log::event(
@@ -530,64 +643,46 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
             ),
         }
     }
-    if shared.options.verbose {
-        for r in &records {
-            log::event(
-                Level::Info,
-                "METRICS",
-                format_args!("{} {} {}", r.agent, r.task, summarize(r)),
-            );
-        }
+    drop(state);
+    shared.store_alerts_logged(alerts);
+    if reports.is_empty() && receipts.is_empty() {
+        return None;
     }
-    if !alerts.is_empty() {
-        let count = alerts.len();
-        if let Err(e) = state.store_alerts(alerts) {
-            log::event(
-                Level::Bad,
-                "STORE",
-                format_args!("{count} alert(s) not stored: {e}"),
-            );
-        }
-    }
-    if !records.is_empty() {
-        let count = records.len();
-        if let Err(e) = state.store.store_metrics(records) {
-            log::event(
-                Level::Bad,
-                "STORE",
-                format_args!("{count} metrics report(s) not stored: {e}"),
-            );
-        }
-    }
+    Some(IngestJob { reports, receipts })
 }
 
-/// A one-line summary of a metrics record: `cpu 3.1% ram 41.0% rtt 0.05 ms ...`.
-pub fn summarize(r: &MetricRecord) -> String {
+/// A one-line summary of a metrics report: `cpu 3.1%  ram 41.0%  rtt 0.050 ms ...`.
+pub fn summarize(r: &Report) -> String {
+    use crate::schema::{Field, SampleKind};
     let mut parts: Vec<String> = Vec::new();
-    let v = |k: &str| r.values.get(k).copied();
-    if let Some(x) = v("cpu_percent") {
-        parts.push(format!("cpu {x:.1}%"));
+    let mut interfaces: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for reading in &r.readings {
+        let def = reading.field.def();
+        let text = match reading.field {
+            Field::CpuPercent => format!("cpu {:.1}%", reading.value),
+            Field::RamPercent => format!("ram {:.1}%", reading.value),
+            Field::RttAvgMs => format!("rtt {:.3} ms", reading.value),
+            Field::JitterMs | Field::IperfJitterMs => format!("jitter {:.3} ms", reading.value),
+            Field::LossPercent | Field::IperfLossPercent => format!("loss {:.1}%", reading.value),
+            Field::BandwidthBps => format!(
+                "bandwidth {:.1} Mbit/s ({})",
+                reading.value / 1e6,
+                reading.instance.as_deref().unwrap_or("?")
+            ),
+            Field::RttMinMs | Field::RttMaxMs => continue,
+            _ if def.sample == SampleKind::Interface => {
+                interfaces
+                    .entry(reading.instance.as_deref().unwrap_or("?"))
+                    .or_default()
+                    .push(format!("{:.0} {}", reading.value, def.unit));
+                continue;
+            }
+            _ => format!("{} {} {}", def.name, reading.value, def.unit),
+        };
+        parts.push(text);
     }
-    if let Some(x) = v("ram_percent") {
-        parts.push(format!("ram {x:.1}%"));
-    }
-    if let Some(x) = v("rtt_avg_ms") {
-        parts.push(format!("rtt {x:.3} ms"));
-    }
-    if let Some(x) = v("jitter_ms") {
-        parts.push(format!("jitter {x:.3} ms"));
-    }
-    if let Some(x) = v("loss_percent") {
-        parts.push(format!("loss {x:.1}%"));
-    }
-    if let Some(x) = v("bandwidth_bps") {
-        parts.push(format!("bandwidth {:.1} Mbit/s", x / 1e6));
-    }
-    for (name, rates) in &r.interfaces {
-        parts.push(format!(
-            "{name} {:.0} pkt/s {:.0} B/s {:.0} err/s",
-            rates.packets_per_sec, rates.bytes_per_sec, rates.errors_per_sec
-        ));
+    for (name, values) in interfaces {
+        parts.push(format!("{name} {}", values.join(" ")));
     }
     if let Some(t) = &r.target {
         parts.push(format!("-> {t}"));
@@ -715,16 +810,8 @@ async fn liveness(shared: Arc<Shared>) {
             state.down_alerted.insert(id, alert.alert_id);
             alerts.push(AlertRecord::from_alert(&alert, now_ms));
         }
-        if !alerts.is_empty() {
-            let count = alerts.len();
-            if let Err(e) = state.store_alerts(alerts) {
-                log::event(
-                    Level::Bad,
-                    "STORE",
-                    format_args!("{count} alert(s) not stored: {e}"),
-                );
-            }
-        }
+        drop(state);
+        shared.store_alerts_logged(alerts);
     }
 }
 
@@ -930,10 +1017,13 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
         alert: Alert,
     ) -> Result<crate::alertflow::server::StoreOutcome, Box<dyn std::error::Error + Send + Sync>>
     {
-        let mut state = self.0.state();
         let record = AlertRecord::from_alert(&alert, log::now_ms());
-        match state.store_alert(record) {
-            Ok(crate::store::Stored::New) if alert.resolves != 0 => {
+        let stored = self
+            .0
+            .store_alerts(vec![record])
+            .map(|o| o.first().copied().unwrap_or(Stored::Duplicate));
+        match stored {
+            Ok(Stored::New) if alert.resolves != 0 => {
                 log::event(
                     Level::Good,
                     "RESOLVED",
@@ -948,7 +1038,7 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
                 );
                 Ok(crate::alertflow::server::StoreOutcome::Stored)
             }
-            Ok(crate::store::Stored::New) => {
+            Ok(Stored::New) => {
                 log::event(
                     if alert.severity == Severity::Critical {
                         Level::Bad
@@ -969,7 +1059,8 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
                 );
                 Ok(crate::alertflow::server::StoreOutcome::Stored)
             }
-            Ok(crate::store::Stored::Duplicate) => {
+            // Refused (dated outside what the store keeps): acknowledged, never stored.
+            Ok(Stored::Duplicate | Stored::Refused(_)) => {
                 Ok(crate::alertflow::server::StoreOutcome::Duplicate)
             }
             Err(e) => Err(Box::new(e)),

@@ -1,7 +1,8 @@
 //! `GET /metrics`: the latest values in the Prometheus text exposition format (version 0.0.4),
 //! checked by `promtool check metrics`.
 //!
-//! Names and units follow Prometheus conventions: an `nms_` prefix, base units in the name
+//! The report families come from the one metric schema ([`crate::schema::FIELDS`]). Names and
+//! units follow Prometheus conventions: an `nms_` prefix, base units in the name
 //! (seconds, bytes, ratios in 0..1), `_total` on counters, `_timestamp_seconds` on Unix times.
 //! Labels: `agent` (the agent's name), `task` (the task id), and `destination` (the ping
 //! destination or iperf3 server) or `interface`. Every family has HELP and TYPE lines, label
@@ -12,15 +13,15 @@
 //! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
 //! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent, task | metrics reports |
 //! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio` | agent, task, destination | ping |
-//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination | iperf3 |
+//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport | iperf3 |
 //! | `nms_interface_{packets,bytes,errors}_per_second` | agent, task, interface | interface counters |
 //! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
 //! | `nms_*_total` | | the server's own counters (store, NetTask, Alertmanager) |
 
-use super::State;
 use super::registry::Status;
+use super::{Shared, State};
 use crate::nettask::Stats;
-use crate::store::MetricRecord;
+use crate::schema::SampleKind;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -83,112 +84,10 @@ impl Exposition {
     }
 }
 
-/// Which reports a gauge reads.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// CPU and RAM: any report that has the field.
-    Any,
-    Ping,
-    Iperf,
-}
-
-/// An iperf3 report has a bandwidth; a ping report never does.
-fn is_iperf(r: &MetricRecord) -> bool {
-    r.values.contains_key("bandwidth_bps")
-}
-
-/// One gauge of stored reports: name, help, stored field, divisor to base units, source.
-/// (Dividing keeps the shortest decimal form: 0.017 ms is 0.000017 s, not 0.000017000000000000003.)
-const REPORT_GAUGES: &[(&str, &str, &str, f64, Source)] = &[
-    (
-        "nms_cpu_usage_ratio",
-        "CPU busy over the last measurement interval (0-1).",
-        "cpu_percent",
-        100.0,
-        Source::Any,
-    ),
-    (
-        "nms_memory_usage_ratio",
-        "Memory in use (0-1).",
-        "ram_percent",
-        100.0,
-        Source::Any,
-    ),
-    (
-        "nms_ping_rtt_min_seconds",
-        "Smallest ping round-trip time of the last run.",
-        "rtt_min_ms",
-        1000.0,
-        Source::Ping,
-    ),
-    (
-        "nms_ping_rtt_avg_seconds",
-        "Mean ping round-trip time of the last run.",
-        "rtt_avg_ms",
-        1000.0,
-        Source::Ping,
-    ),
-    (
-        "nms_ping_rtt_max_seconds",
-        "Largest ping round-trip time of the last run.",
-        "rtt_max_ms",
-        1000.0,
-        Source::Ping,
-    ),
-    (
-        "nms_ping_jitter_seconds",
-        "Jitter (mean difference of consecutive round-trip times) of the last ping run.",
-        "jitter_ms",
-        1000.0,
-        Source::Ping,
-    ),
-    (
-        "nms_ping_packet_loss_ratio",
-        "Share of pings without a reply in the last run (0-1).",
-        "loss_percent",
-        100.0,
-        Source::Ping,
-    ),
-    (
-        "nms_iperf_bandwidth_bytes_per_second",
-        "Throughput of the last iperf3 run.",
-        "bandwidth_bps",
-        8.0,
-        Source::Iperf,
-    ),
-    (
-        "nms_iperf_jitter_seconds",
-        "Jitter of the last UDP iperf3 run.",
-        "jitter_ms",
-        1000.0,
-        Source::Iperf,
-    ),
-    (
-        "nms_iperf_packet_loss_ratio",
-        "Share of datagrams lost in the last UDP iperf3 run (0-1).",
-        "loss_percent",
-        100.0,
-        Source::Iperf,
-    ),
-];
-
-const INTERFACE_GAUGES: &[(&str, &str)] = &[
-    (
-        "nms_interface_packets_per_second",
-        "Packets received and sent per second on the interface.",
-    ),
-    (
-        "nms_interface_bytes_per_second",
-        "Bytes received and sent per second on the interface.",
-    ),
-    (
-        "nms_interface_errors_per_second",
-        "Receive and transmit errors per second on the interface.",
-    ),
-];
-
 /// Renders the exposition.
-pub fn render(state: &State, endpoint: &Stats) -> String {
+pub fn render(shared: &Shared, endpoint: &Stats) -> String {
+    let state = shared.state();
+    let state = &*state;
     let mut x = Exposition::default();
     x.family(
         "nms_build_info",
@@ -226,49 +125,34 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
 
     // Only what the tasks measure now: after a task changes its destination, the old
     // destination's last values are not current measurements any more.
-    let mut latest = state.store.latest();
+    let mut latest = shared.store.latest();
     latest.retain(|r| is_current(state, r));
-    for (name, help, field, divisor, source) in REPORT_GAUGES {
-        let samples = latest
-            .iter()
-            .filter(|r| match source {
-                Source::Any => true,
-                Source::Ping => !is_iperf(r),
-                Source::Iperf => is_iperf(r),
-            })
-            .filter_map(|r| {
-                let v = r.values.get(*field)?;
-                let mut labels = vec![("agent", r.agent.as_str()), ("task", r.task.as_str())];
-                if *source != Source::Any
-                    && let Some(t) = &r.target
-                {
-                    labels.push(("destination", t.as_str()));
-                }
-                Some((labels, v / divisor))
-            })
-            .collect();
-        x.family(name, "gauge", help, samples);
-    }
-    for (i, (name, help)) in INTERFACE_GAUGES.iter().enumerate() {
+    // One family per field of the schema, in base units.
+    for def in &crate::schema::FIELDS {
         let mut samples = Vec::new();
         for r in &latest {
-            for (iface, rates) in &r.interfaces {
-                let v = [
-                    rates.packets_per_sec,
-                    rates.bytes_per_sec,
-                    rates.errors_per_sec,
-                ][i];
-                samples.push((
-                    vec![
-                        ("agent", r.agent.as_str()),
-                        ("task", r.task.as_str()),
-                        ("interface", iface.as_str()),
-                    ],
-                    v,
-                ));
+            for reading in r.readings.iter().filter(|x| x.field == def.field) {
+                let mut labels = vec![("agent", r.agent.as_str()), ("task", r.task.as_str())];
+                match def.sample {
+                    SampleKind::Ping | SampleKind::Iperf => {
+                        if let Some(t) = &r.target {
+                            labels.push(("destination", t.as_str()));
+                        }
+                        if let Some(transport) = &reading.instance {
+                            labels.push(("transport", transport.as_str()));
+                        }
+                    }
+                    SampleKind::Interface => {
+                        if let Some(i) = &reading.instance {
+                            labels.push(("interface", i.as_str()));
+                        }
+                    }
+                    SampleKind::Cpu | SampleKind::Ram => {}
+                }
+                samples.push((labels, reading.value / def.prometheus_divisor));
             }
         }
-        x.family(name, "gauge", help, samples);
+        x.family(def.prometheus, "gauge", def.help, samples);
     }
     let mut last_report: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for r in &latest {
@@ -285,7 +169,7 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
             .collect(),
     );
 
-    let s = &state.store.stats;
+    let s = &shared.store.stats();
     let mut counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
@@ -338,7 +222,7 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
             endpoint.unknown_agents,
         ),
     ];
-    if let Some(forwarder) = &state.alertmanager {
+    if let Some(forwarder) = &shared.alertmanager {
         let f = forwarder.stats();
         counters.extend([
             (
@@ -361,7 +245,7 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
     for (name, help, v) in counters {
         x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
     }
-    if let Some(forwarder) = &state.alertmanager {
+    if let Some(forwarder) = &shared.alertmanager {
         let status = forwarder.status();
         x.family(
             "nms_alertmanager_alerts_pending",
@@ -381,7 +265,7 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
 
 /// Whether a stored record belongs to a task and target that are still measured: the task is
 /// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
-fn is_current(state: &State, r: &crate::store::MetricRecord) -> bool {
+fn is_current(state: &State, r: &crate::store::Report) -> bool {
     let Some(task) = state.dispatch.get(&r.task) else {
         return false;
     };

@@ -9,7 +9,7 @@
 //! snapshot per agent). Opening replays the journal and folds it into a new snapshot; so does a
 //! journal that grew longer than the registry. Liveness is kept in memory.
 
-use crate::store::log::{JsonLog, replace_json};
+use crate::persist::{JsonLog, replace_json};
 use crate::wire::packet::MAX_AGENT_ID;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

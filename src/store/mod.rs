@@ -1,26 +1,96 @@
-//! The server's embedded durable store: metrics and alerts, in the data directory, no setup.
+//! The server's embedded time-series store: metrics reports and alerts, in the data directory,
+//! no setup. docs/STORE.md documents its files as PROTOCOL.md documents the wire.
 //!
-//! Each kind of record goes to its own append-only JSON-lines log (`metrics.jsonl`,
-//! `alerts.jsonl`), written in batches that are made durable (fdatasync) before they are
-//! acknowledged. A bounded in-memory index of recent records per agent serves queries; it is
-//! rebuilt from the logs on start, so a restart loses nothing stored. Metrics are stored once per
-//! (agent, task, time) and alerts once per alert id, however often they arrive.
+//! - An accepted report is appended to the write-ahead log ([`wal`]) and synced before
+//!   [`Store::append`] returns; only then may it be acknowledged. It then sits in the *head*, in
+//!   memory, until maintenance moves it into a compressed raw chunk ([`chunk`]) in a SQLite
+//!   partition file per day ([`partition`]).
+//! - When an hour has passed, maintenance *seals* it per series: one raw chunk for the hour, a
+//!   block of per-minute rollups and the hour's row of the per-hour rollups ([`rollup`]).
+//! - Retention deletes whole partition files per tier; an optional size cap deletes the oldest.
+//! - Queries ([`query`]) read the head and the partition files: raw reports by time range, or
+//!   steps served from the coarsest tier that has the resolution.
+//!
+//! Each report is stored once per (agent, task, target, time) however late or often it
+//! arrives. Start time and memory do not grow with the history kept: the head is bounded, and
+//! only the log written since the last move into the partitions is read at start.
 
-mod index;
-pub(crate) mod log;
+pub mod alerts;
+pub mod check;
+pub mod chunk;
+mod head;
+pub mod import;
+mod maintain;
+pub mod partition;
+pub mod query;
+pub mod rollup;
+pub mod wal;
 
-use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, Transport};
-use index::MetricIndex;
-pub use index::{
-    DEDUP_WINDOW, MIN_RECENT_METRICS_PER_AGENT, RECENT_METRICS_BUDGET, RECENT_METRICS_PER_AGENT,
-};
-use log::JsonLog;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+pub use alerts::{AlertQuery, AlertRecord};
+pub use head::HeadStats;
+pub use query::{MetricRecord, RawPage, RawQuery, StepQuery, StepSeries};
+
+use crate::schema::{Field, Reading};
+use chunk::Column;
+use head::Head;
+use partition::{Catalog, Pool};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use wal::{SeriesKey, Wal};
 
-/// Recent alerts kept in memory for queries.
-pub const RECENT_ALERTS: usize = 100_000;
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// How long each tier keeps what it holds, and an optional cap on the store's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    pub raw: Duration,
+    pub minute: Duration,
+    pub hour: Duration,
+    pub alerts: Duration,
+    /// Past this many bytes the oldest partitions are deleted, raw reports first.
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for Retention {
+    /// Prometheus' 15 days of raw reports, 90 days of minutes, two years of hours (as
+    /// Zabbix keeps trends), a year of alerts.
+    fn default() -> Self {
+        Retention {
+            raw: 15 * DAY,
+            minute: 90 * DAY,
+            hour: 730 * DAY,
+            alerts: 365 * DAY,
+            max_bytes: None,
+        }
+    }
+}
+
+/// How a store is run.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub retention: Retention,
+    /// Reports kept in memory before the largest buffers are moved into chunks early.
+    pub head_max_reports: usize,
+    /// Run maintenance (moving, sealing, retention, importing) on a thread of its own; tests
+    /// turn it off and call [`Store::maintain`] with a virtual clock.
+    pub background: bool,
+    /// How far ahead of the server's clock a report's time may be.
+    pub max_future: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Retention::default(),
+            head_max_reports: 1_000_000,
+            background: true,
+            max_future: DAY,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,179 +99,124 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open {path}: {source}")]
-    Open {
+    #[error("{path}: {source}")]
+    Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write to {path}: {source}")]
-    Write {
+    #[error("{path}: {source}")]
+    Database {
         path: PathBuf,
-        source: std::io::Error,
+        source: rusqlite::Error,
     },
+    #[error("{path}: damaged chunk of series {series} at {first_ms}: {source}")]
+    Damaged {
+        path: PathBuf,
+        series: u32,
+        first_ms: u64,
+        source: chunk::ChunkError,
+    },
+    #[error(
+        "the store holds {0} reports in memory that it cannot move to disk; new reports are refused until it can"
+    )]
+    HeadFull(usize),
+    #[error("the store is closed")]
+    Closed,
+    #[error("{0} is in use by another process (a running server?)")]
+    Locked(PathBuf),
 }
 
-/// An interface's rates in one report.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct InterfaceRates {
-    pub packets_per_sec: f64,
-    pub bytes_per_sec: f64,
-    pub errors_per_sec: f64,
+impl StoreError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn db(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Database {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
-/// One stored metrics report: named numeric fields, NaN (not measured) left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricRecord {
+/// One metrics report to store: who, what, when, and its typed readings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
     pub agent: String,
     pub task: String,
-    pub time_ms: u64,
     /// What the report measured towards (ping destination or iperf server), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    pub values: BTreeMap<String, f64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub interfaces: BTreeMap<String, InterfaceRates>,
-}
-
-impl MetricRecord {
-    /// Flattens a wire report into named fields: `cpu_percent`, `ram_percent`, `rtt_min_ms`,
-    /// `rtt_avg_ms`, `rtt_max_ms`, `jitter_ms`, `loss_percent`, `bandwidth_bps`, and per interface
-    /// `packets_per_sec`, `bytes_per_sec`, `errors_per_sec`.
-    pub fn from_report(
-        agent: &str,
-        task: &str,
-        target: Option<String>,
-        report: &MetricsReport,
-    ) -> Self {
-        let mut values = BTreeMap::new();
-        let mut interfaces = BTreeMap::new();
-        let mut put = |name: &str, v: f32| {
-            if v.is_finite() {
-                values.insert(name.to_string(), widen(v));
-            }
-        };
-        for sample in &report.samples {
-            match sample {
-                Sample::Cpu { percent } => put("cpu_percent", *percent),
-                Sample::Ram { percent } => put("ram_percent", *percent),
-                Sample::Ping {
-                    rtt_min_ms,
-                    rtt_avg_ms,
-                    rtt_max_ms,
-                    jitter_ms,
-                    loss_percent,
-                } => {
-                    put("rtt_min_ms", *rtt_min_ms);
-                    put("rtt_avg_ms", *rtt_avg_ms);
-                    put("rtt_max_ms", *rtt_max_ms);
-                    put("jitter_ms", *jitter_ms);
-                    put("loss_percent", *loss_percent);
-                }
-                Sample::Iperf {
-                    transport,
-                    bandwidth_bps,
-                    jitter_ms,
-                    loss_percent,
-                } => {
-                    put("bandwidth_bps", *bandwidth_bps);
-                    if *transport == Transport::Udp {
-                        put("jitter_ms", *jitter_ms);
-                        put("loss_percent", *loss_percent);
-                    }
-                }
-                Sample::Interface {
-                    name,
-                    packets_per_sec,
-                    bytes_per_sec,
-                    errors_per_sec,
-                } => {
-                    let finite = |v: f32| if v.is_finite() { widen(v) } else { 0.0 };
-                    interfaces.insert(
-                        name.clone(),
-                        InterfaceRates {
-                            packets_per_sec: finite(*packets_per_sec),
-                            bytes_per_sec: finite(*bytes_per_sec),
-                            errors_per_sec: finite(*errors_per_sec),
-                        },
-                    );
-                }
-            }
-        }
-        MetricRecord {
-            agent: agent.to_string(),
-            task: task.to_string(),
-            time_ms: report.time_ms,
-            target,
-            values,
-            interfaces,
-        }
-    }
-}
-
-/// An `f32` as the `f64` with the same shortest decimal form (0.024, not 0.024000000208616257).
-fn widen(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::from(v))
-}
-
-/// One stored alert, as raised plus when the server received it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertRecord {
-    pub alert_id: u64,
-    pub agent: String,
-    pub task: String,
-    pub kind: AlertType,
-    pub severity: Severity,
-    pub value: f64,
-    pub threshold: f64,
     pub time_ms: u64,
-    pub rule: String,
-    pub message: String,
-    pub received_ms: u64,
-    /// Nonzero: this record says that alert `resolves` stopped firing (at `time_ms`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub resolves: u64,
-    /// When this alert stopped firing, once a resolution arrived.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_ms: Option<u64>,
+    pub readings: Vec<Reading>,
 }
 
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-impl AlertRecord {
-    pub fn from_alert(alert: &Alert, received_ms: u64) -> Self {
-        AlertRecord {
-            alert_id: alert.alert_id,
-            agent: alert.agent.clone(),
-            task: alert.task.clone(),
-            kind: alert.alert_type,
-            severity: alert.severity,
-            value: alert.value,
-            threshold: alert.threshold,
-            time_ms: alert.time_ms,
-            rule: alert.rule.clone(),
-            message: alert.message.clone(),
-            received_ms,
-            resolves: alert.resolves,
-            resolved_ms: None,
+impl Report {
+    /// The API form: the report's fields at the top level by their schema names, an iperf
+    /// test's `transport`, and per interface its fields under `interfaces`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let mut obj = Map::new();
+        obj.insert("agent".into(), json!(self.agent));
+        obj.insert("task".into(), json!(self.task));
+        obj.insert("time".into(), json!(crate::log::rfc3339(self.time_ms)));
+        obj.insert("time_ms".into(), json!(self.time_ms));
+        if let Some(t) = &self.target {
+            obj.insert("target".into(), json!(t));
         }
+        let mut interfaces: std::collections::BTreeMap<&str, Map<String, Value>> =
+            Default::default();
+        for r in &self.readings {
+            let name = r.field.name().to_string();
+            match (&r.instance, r.field.per_interface()) {
+                (Some(i), true) => {
+                    interfaces
+                        .entry(i)
+                        .or_default()
+                        .insert(name, json!(r.value));
+                }
+                (Some(t), false) => {
+                    obj.insert("transport".into(), json!(t));
+                    obj.insert(name, json!(r.value));
+                }
+                (None, _) => {
+                    obj.insert(name, json!(r.value));
+                }
+            }
+        }
+        if !interfaces.is_empty() {
+            obj.insert("interfaces".into(), json!(interfaces));
+        }
+        Value::Object(obj)
+    }
+
+    /// The value of a field (the first reading of it).
+    pub fn value(&self, field: Field) -> Option<f64> {
+        self.readings
+            .iter()
+            .find(|r| r.field == field)
+            .map(|r| r.value)
     }
 }
 
-/// Whether a record was new.
+/// Why a report was refused (it is acknowledged, since sending it again cannot help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Dated further ahead of the server's clock than allowed.
+    Future,
+    /// Dated before what raw retention keeps.
+    TooOld,
+}
+
+/// What became of a report or alert handed to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     New,
     Duplicate,
-}
-
-/// A query over stored records.
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub agent: Option<String>,
-    pub since_ms: Option<u64>,
-    pub limit: Option<usize>,
+    Refused(Refusal),
 }
 
 /// Counters a store keeps.
@@ -209,337 +224,528 @@ pub struct Query {
 pub struct StoreStats {
     pub metrics_stored: u64,
     pub metrics_duplicates: u64,
+    pub metrics_refused_future: u64,
+    pub metrics_refused_too_old: u64,
+    /// Reports that could not be stored (full disk, I/O error) and were not acknowledged.
+    pub metrics_unstored: u64,
     pub alerts_stored: u64,
     pub alerts_duplicates: u64,
+    pub alerts_unstored: u64,
+    /// Episodes of failing writes (each logged once).
+    pub write_failure_episodes: u64,
+    /// The current episode's error, while writes fail.
+    pub failing: Option<String>,
+    pub chunks_written: u64,
+    pub hours_sealed: u64,
+    pub partitions_deleted: u64,
+    pub maintenance_failures: u64,
+    pub wal_segments_deleted: u64,
+    /// Metrics reports imported from an older store's `metrics.jsonl`.
+    pub imported_metrics: u64,
+    pub imported_alerts: u64,
 }
 
-#[derive(Debug)]
+/// The store.
 pub struct Store {
-    dir: PathBuf,
-    metrics_log: JsonLog,
-    alerts_log: JsonLog,
-    metrics: MetricIndex,
-    alerts: VecDeque<AlertRecord>,
-    /// Records saying that an alert stopped firing.
-    resolutions: VecDeque<AlertRecord>,
-    alert_ids: HashSet<u64>,
-    pub stats: StoreStats,
+    inner: Arc<Inner>,
+    maintenance: Option<std::thread::JoinHandle<()>>,
+    /// Held (locked) while the store is open: one process at a time.
+    _lock: std::fs::File,
+}
+
+struct Inner {
+    root: PathBuf,
+    /// The server's data directory (where an older store's JSON logs are found).
+    data_dir: PathBuf,
+    options: StoreOptions,
+    head: Mutex<Head>,
+    wal: Mutex<Wal>,
+    /// Connections of the writer (duplicate checks), of maintenance, of queries, of alerts.
+    ingest_pool: Mutex<Pool>,
+    maintain_pool: Mutex<Pool>,
+    query_pool: Mutex<Pool>,
+    alert_pool: Mutex<Pool>,
+    catalog: Mutex<Catalog>,
+    stats: Mutex<StoreStats>,
+    stop: AtomicBool,
+    wake: (Mutex<bool>, std::sync::Condvar),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Time of the server's clock, Unix ms (the only clock read in the store, for its threads).
+fn wall_ms() -> u64 {
+    crate::log::now_ms()
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating it if needed, and loads what it holds.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-            path: dir.to_path_buf(),
+    /// Opens the store of a server's data directory (its files are in `data_dir/store`),
+    /// replays the write-ahead log into the head, and starts maintenance.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let root = data_dir.join("store");
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::CreateDir {
+            path: root.clone(),
             source,
         })?;
-        let open_err = |path: PathBuf| move |source| StoreError::Open { path, source };
-        let metrics_path = dir.join("metrics.jsonl");
-        let alerts_path = dir.join("alerts.jsonl");
-        let (metrics_log, metrics, m_recovery) =
-            JsonLog::open::<MetricRecord>(&metrics_path).map_err(open_err(metrics_path.clone()))?;
-        let (alerts_log, alerts, a_recovery) =
-            JsonLog::open::<AlertRecord>(&alerts_path).map_err(open_err(alerts_path.clone()))?;
-        for (path, r) in [(&metrics_path, &m_recovery), (&alerts_path, &a_recovery)] {
-            if r.truncated_bytes > 0 {
-                crate::log::event(
-                    crate::log::Level::Warn,
-                    "STORE",
-                    format_args!(
-                        "{}: cut {} bytes of an incomplete last record (interrupted write)",
-                        path.display(),
-                        r.truncated_bytes
-                    ),
-                );
-            }
-            if !r.bad_lines.is_empty() {
-                crate::log::event(
-                    crate::log::Level::Warn,
-                    "STORE",
-                    format_args!(
-                        "{}: skipped {} unreadable line(s), first at line {}",
-                        path.display(),
-                        r.bad_lines.len(),
-                        r.bad_lines[0]
-                    ),
-                );
-            }
+        let lock_path = root.join("lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(StoreError::io(&lock_path))?;
+        if lock_file.try_lock().is_err() {
+            return Err(StoreError::Locked(root.clone()));
         }
-        let mut store = Store {
-            dir: dir.to_path_buf(),
-            metrics_log,
-            alerts_log,
-            metrics: MetricIndex::default(),
-            alerts: VecDeque::new(),
-            resolutions: VecDeque::new(),
-            alert_ids: HashSet::new(),
-            stats: StoreStats::default(),
+        let catalog_path = root.join("catalog.sqlite");
+        let catalog = Catalog::open(&root).map_err(StoreError::db(&catalog_path))?;
+        let mut head = Head::new(options.head_max_reports);
+        for (id, agent, task, target) in catalog.series().map_err(StoreError::db(&catalog_path))? {
+            head.know_series(
+                id,
+                SeriesKey {
+                    agent,
+                    task,
+                    target: (!target.is_empty()).then_some(target),
+                },
+                true,
+            );
+        }
+        let wal_dir = root.join("wal");
+        let (wal, records, recovery) = Wal::open(&wal_dir).map_err(StoreError::io(&wal_dir))?;
+        if recovery.truncated_bytes > 0 {
+            crate::log::event(
+                crate::log::Level::Warn,
+                "STORE",
+                format_args!(
+                    "{}: cut {} bytes of an unfinished write (never acknowledged)",
+                    wal_dir.display(),
+                    recovery.truncated_bytes
+                ),
+            );
+        }
+        for d in &recovery.damaged {
+            crate::log::event(crate::log::Level::Bad, "STORE", format_args!("{d}"));
+        }
+        let inner = Arc::new(Inner {
+            root: root.clone(),
+            data_dir: data_dir.to_path_buf(),
+            options: options.clone(),
+            head: Mutex::new(head),
+            wal: Mutex::new(wal),
+            ingest_pool: Mutex::new(Pool::new(&root)),
+            maintain_pool: Mutex::new(Pool::new(&root)),
+            query_pool: Mutex::new(Pool::new(&root)),
+            alert_pool: Mutex::new(Pool::new(&root)),
+            catalog: Mutex::new(catalog),
+            stats: Mutex::new(StoreStats::default()),
+            stop: AtomicBool::new(false),
+            wake: (Mutex::new(false), std::sync::Condvar::new()),
+        });
+        let replayed = inner.replay(records)?;
+        if replayed > 0 {
+            crate::log::event(
+                crate::log::Level::Info,
+                "STORE",
+                format_args!(
+                    "{replayed} report(s) recovered from the write-ahead log ({} segment(s))",
+                    recovery.segments
+                ),
+            );
+        }
+        inner.find_unsealed()?;
+        let maintenance = if options.background {
+            let inner = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("nms-store".into())
+                    .spawn(move || maintain::run(&inner))
+                    .map_err(StoreError::io(&root))?,
+            )
+        } else {
+            None
         };
-        for m in metrics {
-            store.index_metric(m);
-        }
-        for a in alerts {
-            store.index_alert(a);
-        }
-        Ok(store)
+        Ok(Store {
+            inner,
+            maintenance,
+            _lock: lock_file,
+        })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the store's files are.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
     }
 
-    fn index_metric(&mut self, m: MetricRecord) -> bool {
-        if self.metrics.seen(&m) {
-            return false;
-        }
-        self.metrics.mark(&m);
-        self.metrics.insert(&m);
-        true
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
     }
 
-    fn index_alert(&mut self, a: AlertRecord) -> bool {
-        if !self.alert_ids.insert(a.alert_id) {
-            return false;
-        }
-        if a.resolves != 0 {
-            if let Some(original) = self
-                .alerts
-                .iter_mut()
-                .rev()
-                .find(|o| o.alert_id == a.resolves)
-            {
-                original.resolved_ms = Some(a.time_ms);
-            }
-            self.resolutions.push_back(a);
-            if self.resolutions.len() > RECENT_ALERTS {
-                self.resolutions.pop_front();
-            }
-            return true;
-        }
-        self.alerts.push_back(a);
-        if self.alerts.len() > RECENT_ALERTS {
-            self.alerts.pop_front();
-        }
-        true
+    /// Stores a batch of reports durably (one write and one sync for the batch); returns, per
+    /// report, what became of it. An error means none of the batch was kept: acknowledge
+    /// nothing, the agents send them again. Reports already stored are duplicates, and the
+    /// times the store cannot keep are refused with a reason.
+    pub fn append(&self, reports: &[Report], now_ms: u64) -> Result<Vec<Stored>, StoreError> {
+        self.inner.append(reports, now_ms)
     }
 
-    /// Stores a batch of metrics durably; returns, per record, whether it was new.
-    pub fn store_metrics(&mut self, records: Vec<MetricRecord>) -> Result<Vec<Stored>, StoreError> {
-        let mut fresh = Vec::with_capacity(records.len());
-        let mut outcome = Vec::with_capacity(records.len());
-        for r in records {
-            // Marked as it is checked, so a copy later in the same batch is a duplicate too.
-            if self.metrics.seen(&r) {
-                self.stats.metrics_duplicates += 1;
-                outcome.push(Stored::Duplicate);
-            } else {
-                self.metrics.mark(&r);
-                outcome.push(Stored::New);
-                fresh.push(r);
-            }
-        }
-        if let Err(source) = self.metrics_log.append(&fresh) {
-            for r in &fresh {
-                self.metrics.unmark(r);
-            }
-            return Err(StoreError::Write {
-                path: self.metrics_log.path().to_path_buf(),
-                source,
-            });
-        }
-        self.stats.metrics_stored += fresh.len() as u64;
-        for r in &fresh {
-            self.metrics.insert(r);
-        }
-        Ok(outcome)
+    /// One maintenance pass at `now_ms`: moves old head buffers into chunks, seals hours that
+    /// have passed, applies retention. The background thread calls it; tests call it with
+    /// their own clock.
+    pub fn maintain(&self, now_ms: u64) -> Result<(), StoreError> {
+        maintain::pass(&self.inner, now_ms)
     }
 
-    /// Stores an alert durably, once per alert id.
-    pub fn store_alert(&mut self, record: AlertRecord) -> Result<Stored, StoreError> {
-        let outcome = self.store_alerts(vec![record])?;
-        Ok(outcome.first().copied().unwrap_or(Stored::Duplicate))
+    /// Imports an older store's `metrics.jsonl` and `alerts.jsonl` if they are still there
+    /// (the background thread does it once at start).
+    pub fn import_legacy(&self, now_ms: u64) -> Result<(), StoreError> {
+        import::run(&self.inner, now_ms)
     }
 
-    /// Stores a batch of alerts durably with one write and one fdatasync (a liveness check
-    /// that finds thousands of agents silent raises thousands at once); returns, per alert,
-    /// whether it was new.
-    pub fn store_alerts(&mut self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
-        let mut fresh: Vec<AlertRecord> = Vec::with_capacity(records.len());
-        let mut ids = HashSet::new();
-        let mut outcome = Vec::with_capacity(records.len());
-        for r in records {
-            if self.alert_ids.contains(&r.alert_id) || !ids.insert(r.alert_id) {
-                self.stats.alerts_duplicates += 1;
-                outcome.push(Stored::Duplicate);
-            } else {
-                outcome.push(Stored::New);
-                fresh.push(r);
-            }
-        }
-        self.alerts_log
-            .append(&fresh)
-            .map_err(|source| StoreError::Write {
-                path: self.alerts_log.path().to_path_buf(),
-                source,
-            })?;
-        self.stats.alerts_stored += fresh.len() as u64;
-        for r in fresh {
-            self.index_alert(r);
-        }
-        Ok(outcome)
+    pub fn stats(&self) -> StoreStats {
+        lock(&self.inner.stats).clone()
     }
 
-    /// Recent metrics matching the query, oldest first; with a limit, the newest `limit`.
-    /// How many are kept per agent depends on how many agents share
-    /// [`RECENT_METRICS_BUDGET`]; the log on disk holds every record.
-    pub fn metrics(&self, q: &Query) -> Vec<MetricRecord> {
-        self.metrics.query(q)
+    pub fn head_stats(&self) -> HeadStats {
+        lock(&self.inner.head).stats()
     }
 
-    /// The newest record of each (agent, task, target), for the Prometheus exposition.
+    /// Bytes on disk per tier (and the log), for the status.
+    pub fn disk_usage(&self) -> Vec<(&'static str, u64)> {
+        self.inner.disk_usage()
+    }
+
+    /// Raw reports by time range.
+    pub fn metrics(&self, q: &RawQuery) -> Result<RawPage, StoreError> {
+        query::raw(&self.inner, q)
+    }
+
+    /// Statistics per step.
+    pub fn steps(&self, q: &StepQuery) -> Result<Vec<StepSeries>, StoreError> {
+        query::steps(&self.inner, q)
+    }
+
+    /// The newest report of each series, for the Prometheus exposition.
     pub fn latest(&self) -> Vec<MetricRecord> {
-        self.metrics.latest()
+        lock(&self.inner.head).latest()
     }
 
-    /// Recent resolutions (records that an alert stopped firing), oldest first.
-    pub fn resolutions(&self, q: &Query) -> Vec<AlertRecord> {
-        let mut out: Vec<AlertRecord> = self
-            .resolutions
-            .iter()
-            .filter(|a| q.agent.as_deref().is_none_or(|agent| a.agent == agent))
-            .filter(|a| q.since_ms.is_none_or(|since| a.time_ms >= since))
-            .cloned()
-            .collect();
-        if let Some(limit) = q.limit
-            && out.len() > limit
-        {
-            out.drain(..out.len() - limit);
-        }
-        out
+    /// Stores alerts durably, once per alert id (a resolution marks the alert it resolves).
+    pub fn store_alerts(&self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
+        alerts::store(&self.inner, records)
     }
 
-    /// Recent alerts matching the query, oldest first; with a limit, the newest `limit`.
-    pub fn alerts(&self, q: &Query) -> Vec<AlertRecord> {
-        let mut out: Vec<AlertRecord> = self
-            .alerts
-            .iter()
-            .filter(|a| q.agent.as_deref().is_none_or(|agent| a.agent == agent))
-            .filter(|a| q.since_ms.is_none_or(|since| a.time_ms >= since))
-            .cloned()
-            .collect();
-        out.sort_by_key(|a| (a.time_ms, a.alert_id));
-        if let Some(limit) = q.limit
-            && out.len() > limit
-        {
-            out.drain(..out.len() - limit);
-        }
-        out
+    pub fn alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        alerts::query(&self.inner, q)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake();
+        if let Some(t) = self.maintenance.take() {
+            let _ = t.join();
+        }
+    }
+}
 
-    fn record(agent: &str, t: u64, cpu: f32) -> MetricRecord {
-        MetricRecord::from_report(
-            agent,
-            "t1",
-            None,
-            &MetricsReport {
-                task_number: 1,
-                time_ms: t,
-                samples: vec![
-                    Sample::Cpu { percent: cpu },
-                    Sample::Ping {
-                        rtt_min_ms: f32::NAN,
-                        rtt_avg_ms: f32::NAN,
-                        rtt_max_ms: f32::NAN,
-                        jitter_ms: f32::NAN,
-                        loss_percent: 100.0,
-                    },
-                ],
-            },
+impl Inner {
+    fn wake(&self) {
+        let (flag, condvar) = &self.wake;
+        *lock(flag) = true;
+        condvar.notify_all();
+    }
+
+    fn stats(&self) -> MutexGuard<'_, StoreStats> {
+        lock(&self.stats)
+    }
+
+    /// Notes a failed write: the first failure of an episode is logged.
+    fn write_failed(&self, what: &str, e: &StoreError) {
+        let mut stats = self.stats();
+        if stats.failing.is_none() {
+            stats.write_failure_episodes += 1;
+            crate::log::event(
+                crate::log::Level::Bad,
+                "STORE",
+                format_args!(
+                    "cannot store {what}: {e}; nothing of it is acknowledged, agents keep it and send it again (logged once until writes succeed)"
+                ),
+            );
+        }
+        stats.failing = Some(e.to_string());
+    }
+
+    /// Notes a successful write: a failing episode ends.
+    fn write_succeeded(&self) {
+        let mut stats = self.stats();
+        if let Some(e) = stats.failing.take() {
+            crate::log::event(
+                crate::log::Level::Good,
+                "STORE",
+                format_args!("writes succeed again (the failure was: {e})"),
+            );
+        }
+    }
+
+    fn append(&self, reports: &[Report], now_ms: u64) -> Result<Vec<Stored>, StoreError> {
+        self.append_with(reports, now_ms, false)
+    }
+
+    /// [`Inner::append`]; `importing` keeps reports older than raw retention (their rollups
+    /// outlive the raw tier).
+    fn append_with(
+        &self,
+        reports: &[Report],
+        now_ms: u64,
+        importing: bool,
+    ) -> Result<Vec<Stored>, StoreError> {
+        // One writer at a time, from the duplicate check to the head: what is checked against
+        // is what is in the head when the batch lands.
+        let mut wal = lock(&self.wal);
+        let oldest = if importing {
+            0
+        } else {
+            now_ms.saturating_sub(self.options.retention.raw.as_millis() as u64)
+        };
+        let newest = now_ms.saturating_add(self.options.max_future.as_millis() as u64);
+        let mut outcomes = Vec::with_capacity(reports.len());
+        let mut rows = Vec::with_capacity(reports.len());
+        {
+            let mut head = lock(&self.head);
+            if head.over_hard_limit() {
+                let e = StoreError::HeadFull(head.rows());
+                drop(head);
+                self.stats().metrics_unstored += reports.len() as u64;
+                self.write_failed("metrics reports", &e);
+                return Err(e);
+            }
+            let mut batch_seen = std::collections::HashSet::new();
+            for report in reports {
+                if report.time_ms > newest {
+                    outcomes.push(Stored::Refused(Refusal::Future));
+                    continue;
+                }
+                if report.time_ms < oldest {
+                    outcomes.push(Stored::Refused(Refusal::TooOld));
+                    continue;
+                }
+                let series = head.series_id(&report.agent, &report.task, report.target.as_deref());
+                let duplicate = !batch_seen.insert((series, report.time_ms))
+                    || self.stored_before(&mut head, series, report.time_ms)?;
+                if duplicate {
+                    outcomes.push(Stored::Duplicate);
+                    continue;
+                }
+                let values = report
+                    .readings
+                    .iter()
+                    .filter_map(|r| {
+                        let column = Column {
+                            field: r.field,
+                            instance: r.instance.clone(),
+                        };
+                        let stored = Field::def(r.field).quantize(r.value)?;
+                        Some((head.column_id(&column), stored))
+                    })
+                    .collect();
+                rows.push(wal::WalRow {
+                    series,
+                    time_ms: report.time_ms,
+                    values,
+                });
+                outcomes.push(Stored::New);
+            }
+        }
+        if !rows.is_empty() {
+            let segment = {
+                let rotated = wal.rotate_if_full();
+                let records = {
+                    let head = lock(&self.head);
+                    head.wal_records(&wal, &rows)
+                };
+                let result = rotated.and_then(|_| wal.append(&records));
+                match result {
+                    Ok(segment) => segment,
+                    Err(source) => {
+                        let e = StoreError::Io {
+                            path: self.root.join("wal"),
+                            source,
+                        };
+                        self.stats().metrics_unstored += rows.len() as u64;
+                        self.write_failed("metrics reports", &e);
+                        return Err(e);
+                    }
+                }
+            };
+            self.write_succeeded();
+            let mut head = lock(&self.head);
+            for row in rows {
+                head.insert(row, segment, now_ms);
+            }
+        }
+        let mut stats = self.stats();
+        for o in &outcomes {
+            match o {
+                Stored::New => stats.metrics_stored += 1,
+                Stored::Duplicate => stats.metrics_duplicates += 1,
+                Stored::Refused(Refusal::Future) => stats.metrics_refused_future += 1,
+                Stored::Refused(Refusal::TooOld) => stats.metrics_refused_too_old += 1,
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Whether a report of `series` at `time_ms` is stored already: in the head, or in a chunk
+    /// (looked up only for times at or before the newest time moved into chunks).
+    fn stored_before(
+        &self,
+        head: &mut Head,
+        series: u32,
+        time_ms: u64,
+    ) -> Result<bool, StoreError> {
+        if head.contains(series, time_ms) {
+            return Ok(true);
+        }
+        let flushed_max = match head.flushed_max(series) {
+            Some(m) => m,
+            None => {
+                let m = self.newest_in_chunks(series)?;
+                head.set_flushed_max(series, m);
+                m
+            }
+        };
+        if flushed_max.is_none_or(|m| time_ms > m) {
+            return Ok(false);
+        }
+        let mut pool = lock(&self.ingest_pool);
+        query::chunk_has_time(
+            &self.root,
+            &mut pool,
+            head.chunk_times_cache(),
+            series,
+            time_ms,
         )
     }
 
-    fn alert(id: u64) -> AlertRecord {
-        AlertRecord {
-            alert_id: id,
-            agent: "r1".into(),
-            task: "t1".into(),
-            kind: AlertType::Cpu,
-            severity: Severity::Warning,
-            value: 95.0,
-            threshold: 80.0,
-            time_ms: 1000 + id,
-            rule: "condition:cpu_usage".into(),
-            message: "hot".into(),
-            received_ms: 2000,
-            resolves: 0,
-            resolved_ms: None,
+    /// The newest time of a series in any raw chunk (the partitions are searched newest first).
+    fn newest_in_chunks(&self, series: u32) -> Result<Option<u64>, StoreError> {
+        let mut pool = lock(&self.ingest_pool);
+        let partitions = partition::list(&self.root, partition::Tier::Raw)
+            .map_err(StoreError::io(&self.root))?;
+        for id in partitions.into_iter().rev() {
+            let path = id.path(&self.root);
+            let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
+                continue;
+            };
+            let newest: Option<i64> = conn
+                .query_row(
+                    "SELECT MAX(last_ms) FROM chunks WHERE series = ?1",
+                    [series],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::db(&path))?;
+            if let Some(t) = newest {
+                return Ok(Some(t as u64));
+            }
         }
+        Ok(None)
     }
 
-    #[test]
-    fn records_survive_reopen_and_are_stored_once() {
-        let dir = std::env::temp_dir().join(format!("nms-store-{}", fastrand::u64(..)));
-        {
-            let mut s = Store::open(&dir).unwrap();
-            let out = s
-                .store_metrics(vec![
-                    record("r1", 1, 5.0),
-                    record("r1", 2, 6.0),
-                    record("r1", 1, 5.0),
-                ])
-                .unwrap();
-            assert_eq!(out, vec![Stored::New, Stored::New, Stored::Duplicate]);
-            assert_eq!(s.store_alert(alert(7)).unwrap(), Stored::New);
-            assert_eq!(s.store_alert(alert(7)).unwrap(), Stored::Duplicate);
+    /// Rebuilds the head from the log's records (skipping what reached the chunks already).
+    fn replay(&self, records: Vec<(u64, wal::WalRecord)>) -> Result<u64, StoreError> {
+        let mut head = lock(&self.head);
+        let mut columns: std::collections::HashMap<(u64, u32), u32> =
+            std::collections::HashMap::new();
+        let mut series_ids: std::collections::HashMap<(u64, u32), u32> =
+            std::collections::HashMap::new();
+        let mut replayed = 0;
+        let now = wall_ms();
+        for (segment, record) in records {
+            match record {
+                wal::WalRecord::Series { id, key } => {
+                    let id_now = head.know_series(id, key, false);
+                    series_ids.insert((segment, id), id_now);
+                }
+                wal::WalRecord::Column { id, column } => {
+                    let id_now = head.column_id(&column);
+                    columns.insert((segment, id), id_now);
+                }
+                wal::WalRecord::Row(mut row) => {
+                    let Some(series) = series_ids.get(&(segment, row.series)).copied() else {
+                        continue;
+                    };
+                    row.series = series;
+                    row.values
+                        .retain_mut(|(c, _)| match columns.get(&(segment, *c)) {
+                            Some(id) => {
+                                *c = *id;
+                                true
+                            }
+                            None => false,
+                        });
+                    if self.stored_before(&mut head, series, row.time_ms)? {
+                        continue;
+                    }
+                    head.insert(row, segment, now);
+                    replayed += 1;
+                }
+            }
         }
-        let mut s = Store::open(&dir).unwrap();
-        let m = s.metrics(&Query {
-            agent: Some("r1".into()),
-            ..Query::default()
-        });
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].values["cpu_percent"], 5.0);
-        assert!(!m[0].values.contains_key("rtt_avg_ms"), "NaN is left out");
-        assert_eq!(m[0].values["loss_percent"], 100.0);
-        assert_eq!(
-            s.store_metrics(vec![record("r1", 2, 6.0)]).unwrap(),
-            vec![Stored::Duplicate]
-        );
-        assert_eq!(s.store_alert(alert(7)).unwrap(), Stored::Duplicate);
-        assert_eq!(s.alerts(&Query::default()).len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+        Ok(replayed)
     }
 
-    #[test]
-    fn a_torn_last_line_is_cut_and_the_rest_kept() {
-        let dir = std::env::temp_dir().join(format!("nms-store-{}", fastrand::u64(..)));
-        {
-            let mut s = Store::open(&dir).unwrap();
-            s.store_alert(alert(1)).unwrap();
+    /// Finds the hours whose chunks were written but not sealed (an interrupted run).
+    fn find_unsealed(&self) -> Result<(), StoreError> {
+        let partitions = partition::list(&self.root, partition::Tier::Raw)
+            .map_err(StoreError::io(&self.root))?;
+        let mut pool = lock(&self.maintain_pool);
+        let mut found = Vec::new();
+        for id in partitions {
+            let path = id.path(&self.root);
+            let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
+                continue;
+            };
+            let mut stmt = conn
+                .prepare("SELECT series, hour_ms FROM unsealed")
+                .map_err(StoreError::db(&path))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(StoreError::db(&path))?;
+            for r in rows {
+                found.push(r.map_err(StoreError::db(&path))?);
+            }
         }
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.join("alerts.jsonl"))
-            .unwrap();
-        f.write_all(b"{\"alert_id\":2,\"ag").unwrap();
-        drop(f);
-        let mut s = Store::open(&dir).unwrap();
-        assert_eq!(s.alerts(&Query::default()).len(), 1);
-        s.store_alert(alert(3)).unwrap();
-        drop(s);
-        let s = Store::open(&dir).unwrap();
-        let ids: Vec<u64> = s
-            .alerts(&Query::default())
+        let mut head = lock(&self.head);
+        for (series, hour) in found {
+            head.mark_unsealed(series, hour);
+        }
+        Ok(())
+    }
+
+    fn disk_usage(&self) -> Vec<(&'static str, u64)> {
+        let mut out = Vec::new();
+        for tier in partition::Tier::ALL {
+            let bytes = partition::list(&self.root, tier)
+                .unwrap_or_default()
+                .iter()
+                .map(|id| partition::file_bytes(&id.path(&self.root)))
+                .sum();
+            out.push((tier.dir_name(), bytes));
+        }
+        let wal_dir = self.root.join("wal");
+        let wal = wal::segments(&wal_dir)
+            .unwrap_or_default()
             .iter()
-            .map(|a| a.alert_id)
-            .collect();
-        assert_eq!(ids, vec![1, 3]);
-        std::fs::remove_dir_all(&dir).unwrap();
+            .filter_map(|s| std::fs::metadata(wal_dir.join(format!("{s:016x}.wal"))).ok())
+            .map(|m| m.len())
+            .sum();
+        out.push(("wal", wal));
+        out
     }
 }

@@ -21,6 +21,20 @@ const PLOT_BOTTOM: f64 = HEIGHT - 20.0;
 /// Spacing of the time ticks.
 const TIME_TICK_MS: u64 = 15 * 60_000;
 
+/// The time between ticks for a span (about four to eight ticks), and whether ticks are days.
+fn time_tick(span_ms: u64) -> (u64, bool) {
+    const HOUR: u64 = 3_600_000;
+    const DAY: u64 = 24 * HOUR;
+    match span_ms {
+        s if s <= 2 * HOUR => (TIME_TICK_MS, false),
+        s if s <= 8 * HOUR => (HOUR, false),
+        s if s <= 2 * DAY => (6 * HOUR, false),
+        s if s <= 10 * DAY => (DAY, true),
+        s if s <= 40 * DAY => (7 * DAY, true),
+        _ => (61 * DAY, true),
+    }
+}
+
 /// What a chart shows and over which time.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
@@ -121,13 +135,18 @@ impl Canvas {
                 format::number(*v, decimals)
             );
         }
-        for t in time_ticks(frame.start_ms, frame.end_ms, TIME_TICK_MS) {
+        let (tick_ms, by_day) = time_tick(frame.end_ms.saturating_sub(frame.start_ms));
+        for t in time_ticks(frame.start_ms, frame.end_ms, tick_ms) {
             let px = x.map((t - frame.start_ms) as f64);
             let _ = write!(
                 out,
                 r#"<line class="grid" x1="{px:.1}" y1="{PLOT_TOP}" x2="{px:.1}" y2="{PLOT_BOTTOM}"/><text class="tick" x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 HEIGHT - 6.0,
-                format::clock(t)
+                if by_day {
+                    format::day(t)
+                } else {
+                    format::clock(t)
+                }
             );
         }
         let _ = write!(

@@ -12,6 +12,12 @@ pub fn clock(ms: u64) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
+/// The UTC date as `MM-DD` (tick labels of ranges over days).
+pub fn day(ms: u64) -> String {
+    let text = crate::log::rfc3339(ms);
+    text.get(5..10).unwrap_or("").to_string()
+}
+
 /// The UTC date and time as `YYYY-MM-DD HH:MM:SS`.
 pub fn date_time(ms: u64) -> String {
     let text =

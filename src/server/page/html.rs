@@ -33,6 +33,7 @@ td.number{font-variant-numeric:tabular-nums;white-space:nowrap}.nowrap{white-spa
 .severity{font-weight:600}.severity.info{color:var(--info)}.severity.warning{color:var(--warning)}
 .severity.critical{color:var(--critical)}.firing{color:var(--down)}
 .agent h2 .state{font-size:.9rem;margin-left:.4rem}
+.ranges{margin:.4rem 0 0}
 .graphs{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.75rem}
 figure{margin:0;border:1px solid var(--border);border-radius:6px;padding:.3rem}
 .chart{display:block;width:100%;height:auto}
@@ -85,6 +86,7 @@ fn header(out: &mut String, page: &StatusPage) {
 <h1>nms status</h1>
 <p class="summary"><strong>{up}/{}</strong> agents up · {} · {} and {} stored since the server started</p>
 <p class="generated">{} UTC · nms {} · refreshes every {REFRESH_S} s · <a href="/api">JSON API</a> · <a href="/metrics">Prometheus metrics</a></p>
+<nav class="ranges">{}</nav>
 </header>
 "#,
         page.agents.len(),
@@ -97,7 +99,23 @@ fn header(out: &mut String, page: &StatusPage) {
         plural(page.alerts_stored as usize, "alert", "alerts"),
         format::date_time(page.now_ms),
         env!("CARGO_PKG_VERSION"),
+        ranges(page.range),
     );
+}
+
+/// The range selector: a link per range, the shown one marked.
+fn ranges(shown: super::Range) -> String {
+    super::Range::ALL
+        .iter()
+        .map(|r| {
+            if *r == shown {
+                format!(r#"<strong aria-current="page">{}</strong>"#, r.name())
+            } else {
+                format!(r#"<a href="/?range={0}">{0}</a>"#, r.name())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn state(up: bool) -> &'static str {
@@ -150,15 +168,29 @@ fn agent_graphs(out: &mut String, page: &StatusPage, agent: &AgentStatus) {
         state(agent.up)
     );
     if agent.graphs.is_empty() {
-        out.push_str("<p class=\"muted\">No metrics in the last hour.</p>\n</section>\n");
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">No metrics in the {}.</p>\n</section>",
+            page.range.label()["Last ".len()..].to_string()
+        );
         return;
     }
+    let over_days = page.range.span_ms() > 86_400_000;
+    let time = |ms: u64| {
+        if over_days {
+            format::date_time(ms)
+        } else {
+            format::clock(ms)
+        }
+    };
     let _ = writeln!(
         out,
-        r#"<p class="muted">Last hour, {}–{} UTC.</p>
+        r#"<p class="muted">{}, {}–{} UTC, from the {} tier.</p>
 <div class="graphs">"#,
-        format::clock(page.start_ms),
-        format::clock(page.end_ms)
+        page.range.label(),
+        time(page.start_ms),
+        time(page.end_ms),
+        page.tier
     );
     for graph in &agent.graphs {
         out.push_str("<figure>");
@@ -265,7 +297,9 @@ mod tests {
     fn page(agents: Vec<AgentStatus>, alerts: Vec<AlertRecord>) -> StatusPage {
         StatusPage {
             now_ms: T0,
-            start_ms: T0 - super::super::WINDOW_MS,
+            start_ms: T0 - super::super::Range::Hour.span_ms(),
+            range: super::super::Range::Hour,
+            tier: "raw",
             end_ms: T0,
             agents,
             tasks: 1,

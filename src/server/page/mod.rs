@@ -1,5 +1,6 @@
 //! The status page at `/`: the server's summary, its agents and their state, per-agent graphs of
-//! the last hour (RTT as a SmokePing-style band, jitter, loss, bandwidth, CPU, RAM) and the
+//! a chosen range, from the last hour to the last year (RTT as a SmokePing-style band, jitter,
+//! loss, bandwidth, CPU, RAM), each drawn from the store tier that has its resolution, and the
 //! recent alerts, as one server-rendered HTML document with inline SVG. No scripts and no
 //! external assets; it refreshes itself every [`REFRESH_S`] seconds.
 //!
@@ -13,27 +14,102 @@ mod html;
 pub mod scale;
 pub mod series;
 
-use super::State;
+use super::Shared;
 use super::registry::Status;
-use crate::store::{AlertRecord, Query};
+use crate::store::{AlertQuery, AlertRecord, StepQuery};
 use series::Graph;
 
-/// The time the graphs cover.
-pub const WINDOW_MS: u64 = 3_600_000;
 /// Alerts listed, newest first.
 pub const RECENT_ALERTS: usize = 20;
 /// Seconds between the page's own reloads.
 pub const REFRESH_S: u32 = 10;
 /// How far ahead of the server's clock an agent's newest sample may be and still be drawn.
 const CLOCK_SKEW_MS: u64 = 60_000;
+/// Steps across a graph (about one per two pixels of its width).
+const STEPS: u64 = 360;
 
-/// Everything the status page shows, copied out of the server's state.
+/// The time ranges the page shows, picked with `?range=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Range {
+    #[default]
+    Hour,
+    SixHours,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl Range {
+    pub const ALL: [Range; 6] = [
+        Range::Hour,
+        Range::SixHours,
+        Range::Day,
+        Range::Week,
+        Range::Month,
+        Range::Year,
+    ];
+
+    /// Its name in `?range=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::SixHours => "6h",
+            Range::Day => "24h",
+            Range::Week => "7d",
+            Range::Month => "30d",
+            Range::Year => "1y",
+        }
+    }
+
+    /// Its words in the page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Range::Hour => "Last hour",
+            Range::SixHours => "Last 6 hours",
+            Range::Day => "Last 24 hours",
+            Range::Week => "Last 7 days",
+            Range::Month => "Last 30 days",
+            Range::Year => "Last year",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Range> {
+        Range::ALL.into_iter().find(|r| r.name() == text)
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        Range::ALL.iter().map(|r| r.name()).collect()
+    }
+
+    pub fn span_ms(self) -> u64 {
+        const HOUR: u64 = 3_600_000;
+        match self {
+            Range::Hour => HOUR,
+            Range::SixHours => 6 * HOUR,
+            Range::Day => 24 * HOUR,
+            Range::Week => 7 * 24 * HOUR,
+            Range::Month => 30 * 24 * HOUR,
+            Range::Year => 365 * 24 * HOUR,
+        }
+    }
+
+    /// The step of its graphs: whole seconds, at least ten.
+    pub fn step_ms(self) -> u64 {
+        (self.span_ms() / STEPS / 1000).max(10) * 1000
+    }
+}
+
+/// Everything the status page shows, copied out of the server's state and store.
 #[derive(Debug, Clone)]
 pub struct StatusPage {
     pub now_ms: u64,
+    pub range: Range,
     /// The graphs' time window.
     pub start_ms: u64,
     pub end_ms: u64,
+    /// The store tier the graphs come from (`raw`, `minute`, `hour`).
+    pub tier: &'static str,
     pub agents: Vec<AgentStatus>,
     pub tasks: usize,
     pub metrics_stored: u64,
@@ -56,24 +132,17 @@ pub struct AgentStatus {
 }
 
 impl StatusPage {
-    /// Copies what the page shows at `now_ms` out of `state`.
-    pub fn gather(state: &State, now_ms: u64) -> StatusPage {
-        let start_ms = now_ms.saturating_sub(WINDOW_MS);
-        let mut newest_ms = now_ms;
-        let agents = state
-            .registry
-            .all()
-            .into_iter()
-            .map(|a| {
-                let records = state.store.metrics(&Query {
-                    agent: Some(a.name.clone()),
-                    since_ms: Some(start_ms),
-                    limit: None,
-                });
-                if let Some(last) = records.last() {
-                    newest_ms = newest_ms.max(last.time_ms.min(now_ms + CLOCK_SKEW_MS));
-                }
-                AgentStatus {
+    /// Copies what the page shows at `now_ms` over `range` out of the server: agents under the
+    /// state lock, then graphs from the store's steps (outside it).
+    pub fn gather(shared: &Shared, now_ms: u64, range: Range) -> StatusPage {
+        let start_ms = now_ms.saturating_sub(range.span_ms());
+        let (agents, tasks) = {
+            let state = shared.state();
+            let agents: Vec<AgentStatus> = state
+                .registry
+                .all()
+                .into_iter()
+                .map(|a| AgentStatus {
                     id: a.id,
                     name: a.name.clone(),
                     up: a.status == Status::Up,
@@ -85,23 +154,64 @@ impl StatusPage {
                         .filter(|t| t.task.device(&a.name).is_some())
                         .map(|t| t.task.task_id.clone())
                         .collect(),
-                    graphs: series::graphs(&records),
-                }
-            })
-            .collect();
-        let mut alerts = state.store.alerts(&Query {
-            limit: Some(RECENT_ALERTS),
-            ..Query::default()
-        });
-        alerts.reverse();
-        StatusPage {
+                    graphs: Vec::new(),
+                })
+                .collect();
+            (agents, state.dispatch.tasks().count())
+        };
+        let step_ms = range.step_ms();
+        let mut newest_ms = now_ms;
+        let mut tier = crate::store::query::tier_for(
+            &shared.store.options().retention,
             now_ms,
             start_ms,
+            step_ms,
+        )
+        .dir_name();
+        let agents = agents
+            .into_iter()
+            .map(|mut a| {
+                let steps = shared
+                    .store
+                    .steps(&StepQuery {
+                        agent: Some(a.name.clone()),
+                        task: None,
+                        from_ms: start_ms,
+                        to_ms: now_ms + CLOCK_SKEW_MS,
+                        step_ms,
+                        fields: Vec::new(),
+                    })
+                    .unwrap_or_default();
+                for s in &steps {
+                    tier = s.tier;
+                    if let Some(last) = s.steps.last() {
+                        newest_ms =
+                            newest_ms.max((last.start_ms + step_ms).min(now_ms + CLOCK_SKEW_MS));
+                    }
+                }
+                a.graphs = series::graphs(&steps);
+                a
+            })
+            .collect();
+        let mut alerts = shared
+            .store
+            .alerts(&AlertQuery {
+                limit: RECENT_ALERTS,
+                ..AlertQuery::default()
+            })
+            .unwrap_or_default();
+        alerts.reverse();
+        let stats = shared.store.stats();
+        StatusPage {
+            now_ms,
+            range,
+            start_ms,
             end_ms: newest_ms,
+            tier,
             agents,
-            tasks: state.dispatch.tasks().count(),
-            metrics_stored: state.store.stats.metrics_stored,
-            alerts_stored: state.store.stats.alerts_stored,
+            tasks,
+            metrics_stored: stats.metrics_stored,
+            alerts_stored: stats.alerts_stored,
             alerts,
         }
     }

@@ -1,9 +1,12 @@
-//! The series the graphs show, taken from an agent's stored metrics records, and where they have
-//! gaps. A series is cut where consecutive samples are more than [`GAP_INTERVALS`] sampling
+//! The series the graphs show, taken from the store's steps of an agent's reports (the
+//! statistics of each step: an RTT band from the smallest to the largest round trip around the
+//! median, the mean of the other fields), and where they have gaps. A series is cut where consecutive samples are more than [`GAP_INTERVALS`] sampling
 //! intervals apart (the interval being the median spacing of its samples), so a graph never
 //! draws a line through a time without data.
 
-use crate::store::MetricRecord;
+use crate::schema::Field;
+use crate::store::StepSeries;
+use crate::store::query::StepRow;
 use std::collections::BTreeMap;
 
 /// Sampling intervals without a sample after which a series has a gap.
@@ -115,15 +118,15 @@ impl Metric {
         }
     }
 
-    /// The stored field a line graph shows, and the factor to its unit.
-    fn field(self) -> (&'static str, f64) {
+    /// The fields a line graph shows (the first present), and the factor to its unit.
+    fn fields(self) -> (&'static [Field], f64) {
         match self {
-            Metric::Rtt => ("rtt_avg_ms", 1.0),
-            Metric::Jitter => ("jitter_ms", 1.0),
-            Metric::Loss => ("loss_percent", 1.0),
-            Metric::Bandwidth => ("bandwidth_bps", 1e-6),
-            Metric::Cpu => ("cpu_percent", 1.0),
-            Metric::Ram => ("ram_percent", 1.0),
+            Metric::Rtt => (&[Field::RttAvgMs], 1.0),
+            Metric::Jitter => (&[Field::JitterMs, Field::IperfJitterMs], 1.0),
+            Metric::Loss => (&[Field::LossPercent, Field::IperfLossPercent], 1.0),
+            Metric::Bandwidth => (&[Field::BandwidthBps], 1e-6),
+            Metric::Cpu => (&[Field::CpuPercent], 1.0),
+            Metric::Ram => (&[Field::RamPercent], 1.0),
         }
     }
 
@@ -148,35 +151,54 @@ pub struct Graph {
     pub samples: Samples,
 }
 
-/// The graphs `records` have data for: RTT bands, then jitter, loss and bandwidth lines (one
-/// graph per target of each), then CPU and RAM. Samples are sorted by time; values that are not
-/// finite are left out.
-pub fn graphs(records: &[MetricRecord]) -> Vec<Graph> {
-    let mut bands: BTreeMap<Option<&str>, Vec<Band>> = BTreeMap::new();
-    let mut lines: BTreeMap<(Metric, Option<&str>), Vec<Point>> = BTreeMap::new();
-    for r in records {
-        let finite = |field: &str| r.values.get(field).copied().filter(|v| v.is_finite());
-        if let Some(avg) = finite("rtt_avg_ms") {
-            bands.entry(r.target.as_deref()).or_default().push(Band {
-                time_ms: r.time_ms,
-                min: finite("rtt_min_ms").unwrap_or(avg),
-                avg,
-                max: finite("rtt_max_ms").unwrap_or(avg),
-            });
-        }
-        for metric in [
-            Metric::Jitter,
-            Metric::Loss,
-            Metric::Bandwidth,
-            Metric::Cpu,
-            Metric::Ram,
-        ] {
-            let (field, factor) = metric.field();
-            if let Some(v) = finite(field) {
-                let target = r.target.as_deref().filter(|_| metric.per_target());
+/// The statistics of a field in a step, with the instance it was measured on.
+fn stat(row: &StepRow, field: Field) -> Option<&crate::store::query::StepStat> {
+    row.stats
+        .iter()
+        .find(|s| s.column.field == field && s.count > 0 && s.mean.is_finite())
+}
+
+/// The graphs `series` have data for: RTT bands, then jitter, loss and bandwidth lines (one
+/// graph per target of each; TCP and UDP bandwidth apart), then CPU and RAM. Samples are sorted
+/// by time.
+pub fn graphs(series: &[StepSeries]) -> Vec<Graph> {
+    let mut bands: BTreeMap<Option<String>, Vec<Band>> = BTreeMap::new();
+    let mut lines: BTreeMap<(Metric, Option<String>), Vec<Point>> = BTreeMap::new();
+    for s in series {
+        for row in &s.steps {
+            if let Some(avg) = stat(row, Field::RttAvgMs) {
+                let middle = avg.quantiles.map_or(avg.mean, |q| q[1]);
+                bands.entry(s.target.clone()).or_default().push(Band {
+                    time_ms: row.start_ms,
+                    min: stat(row, Field::RttMinMs).map_or(avg.min, |m| m.min.min(middle)),
+                    avg: middle,
+                    max: stat(row, Field::RttMaxMs).map_or(avg.max, |m| m.max.max(middle)),
+                });
+            }
+            for metric in [
+                Metric::Jitter,
+                Metric::Loss,
+                Metric::Bandwidth,
+                Metric::Cpu,
+                Metric::Ram,
+            ] {
+                let (fields, factor) = metric.fields();
+                let Some(v) = fields.iter().find_map(|f| stat(row, *f)) else {
+                    continue;
+                };
+                let target = if metric.per_target() {
+                    match (&s.target, &v.column.instance, metric) {
+                        (Some(t), Some(transport), Metric::Bandwidth) => {
+                            Some(format!("{t} ({})", transport.to_uppercase()))
+                        }
+                        (t, ..) => t.clone(),
+                    }
+                } else {
+                    None
+                };
                 lines.entry((metric, target)).or_default().push(Point {
-                    time_ms: r.time_ms,
-                    value: v * factor,
+                    time_ms: row.start_ms,
+                    value: v.mean * factor,
                 });
             }
         }
@@ -187,7 +209,7 @@ pub fn graphs(records: &[MetricRecord]) -> Vec<Graph> {
             samples.sort_by_key(|s| s.time_ms);
             Graph {
                 metric: Metric::Rtt,
-                target: target.map(str::to_string),
+                target,
                 samples: Samples::Band(samples),
             }
         })
@@ -196,7 +218,7 @@ pub fn graphs(records: &[MetricRecord]) -> Vec<Graph> {
         samples.sort_by_key(|s| s.time_ms);
         Graph {
             metric,
-            target: target.map(str::to_string),
+            target,
             samples: Samples::Line(samples),
         }
     }));
@@ -217,14 +239,39 @@ mod tests {
             .collect()
     }
 
-    fn record(time_ms: u64, target: Option<&str>, values: &[(&str, f64)]) -> MetricRecord {
-        MetricRecord {
+    /// A series of steps, each one report (count 1) of the given field values.
+    fn series(target: Option<&str>, rows: &[(u64, &[(&str, f64)])]) -> StepSeries {
+        use crate::store::chunk::Column;
+        use crate::store::query::StepStat;
+        StepSeries {
             agent: "r1".into(),
             task: "t1".into(),
-            time_ms,
             target: target.map(str::to_string),
-            values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            interfaces: BTreeMap::new(),
+            tier: "raw",
+            steps: rows
+                .iter()
+                .map(|(t, values)| StepRow {
+                    start_ms: *t,
+                    stats: values
+                        .iter()
+                        .map(|(name, v)| {
+                            let field = Field::by_name(name).unwrap();
+                            StepStat {
+                                column: Column {
+                                    field,
+                                    instance: (field == Field::BandwidthBps)
+                                        .then(|| "tcp".to_string()),
+                                },
+                                count: 1,
+                                min: *v,
+                                max: *v,
+                                mean: *v,
+                                quantiles: field.def().distribution.then_some([*v; 3]),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 
@@ -262,26 +309,37 @@ mod tests {
     #[test]
     fn graphs_follow_what_the_records_hold() {
         let records = [
-            record(1000, None, &[("cpu_percent", 12.0), ("ram_percent", 40.0)]),
-            record(
-                1000,
-                Some("10.0.0.1"),
+            series(
+                None,
                 &[
-                    ("rtt_min_ms", 1.0),
-                    ("rtt_avg_ms", 2.0),
-                    ("rtt_max_ms", 4.0),
-                    ("jitter_ms", 0.5),
-                    ("loss_percent", 0.0),
+                    (1000, &[("cpu_percent", 12.0), ("ram_percent", 40.0)]),
+                    (5000, &[("cpu_percent", f64::NAN)]),
                 ],
             ),
-            record(
-                2000,
-                Some("10.0.0.2"),
-                &[("rtt_avg_ms", 3.0), ("loss_percent", 0.0)],
+            series(
+                Some("10.0.0.1"),
+                &[(
+                    1000,
+                    &[
+                        ("rtt_min_ms", 1.0),
+                        ("rtt_avg_ms", 2.0),
+                        ("rtt_max_ms", 4.0),
+                        ("jitter_ms", 0.5),
+                        ("loss_percent", 0.0),
+                    ],
+                )],
             ),
-            record(3000, Some("10.0.0.2"), &[("loss_percent", 100.0)]),
-            record(4000, Some("10.0.0.3"), &[("bandwidth_bps", 94_500_000.0)]),
-            record(5000, None, &[("cpu_percent", f64::NAN)]),
+            series(
+                Some("10.0.0.2"),
+                &[
+                    (2000, &[("rtt_avg_ms", 3.0), ("loss_percent", 0.0)]),
+                    (3000, &[("loss_percent", 100.0)]),
+                ],
+            ),
+            series(
+                Some("10.0.0.3"),
+                &[(4000, &[("bandwidth_bps", 94_500_000.0)])],
+            ),
         ];
         let graphs = graphs(&records);
         let names: Vec<(Metric, Option<&str>)> = graphs
@@ -296,7 +354,7 @@ mod tests {
                 (Metric::Jitter, Some("10.0.0.1")),
                 (Metric::Loss, Some("10.0.0.1")),
                 (Metric::Loss, Some("10.0.0.2")),
-                (Metric::Bandwidth, Some("10.0.0.3")),
+                (Metric::Bandwidth, Some("10.0.0.3 (TCP)")),
                 (Metric::Cpu, None),
                 (Metric::Ram, None),
             ]

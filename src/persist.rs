@@ -1,4 +1,6 @@
-//! An append-only log of JSON lines: the durable form of every stored record.
+//! File persistence shared by the server's small records (the agent registry, task numbers, kept
+//! uploads): an append-only log of JSON lines, and whole-file replacement that is never seen
+//! half-written.
 //!
 //! Records are appended in batches, each batch written with one `write` and made durable with
 //! one `fdatasync` before the caller acknowledges anything. Reading back tolerates a torn last
@@ -84,7 +86,7 @@ impl JsonLog {
         &self.path
     }
 
-    /// Appends records and makes them durable.
+    /// Appends records and makes them durable; on failure nothing of them stays in the file.
     pub fn append<T: Serialize>(&mut self, records: &[T]) -> std::io::Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -94,7 +96,16 @@ impl JsonLog {
             serde_json::to_writer(&mut buf, r)?;
             buf.push(b'\n');
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
+        let len = self.file.metadata()?.len();
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if result.is_err() {
+            // A full disk can take half a line: cut it, so that the next good record does not
+            // start in the middle of a line (and get lost with it when read back).
+            let _ = self.file.set_len(len);
+        }
+        result
     }
 }

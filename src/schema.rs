@@ -1,0 +1,474 @@
+//! The one metric schema: every field a metrics report can carry, with its name, unit,
+//! Prometheus name, how it rolls up, and the resolution it is stored at. The store, the rule
+//! inputs, `/metrics`, the status page, `inspect` and `decode` all read this table; a new
+//! measured field is one entry in [`FIELDS`] plus the sample that carries it.
+//!
+//! A report's values travel as [`Sample`]s (typed, on the wire); [`readings`] turns samples into
+//! [`Reading`]s: a [`Field`], the instance it was measured on (an interface name, or an iperf
+//! transport) and the value. Nothing between the wire and the store is keyed by strings.
+
+use crate::wire::{Sample, Transport};
+
+/// How a field's values combine over an interval (a rollup, a graph step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollup {
+    /// A level measured at one time (CPU, RTT): count, min, max and mean describe an interval.
+    Gauge,
+    /// A per-second rate measured over the report's interval (interface traffic): the mean is
+    /// the interval's average rate, min and max its extremes.
+    Rate,
+}
+
+/// The kind of sample a field belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SampleKind {
+    Cpu,
+    Ram,
+    Interface,
+    Ping,
+    Iperf,
+}
+
+/// Every measured field. The numbers are stored in the store's files: never renumber one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Field {
+    CpuPercent = 0,
+    RamPercent = 1,
+    RttMinMs = 2,
+    RttAvgMs = 3,
+    RttMaxMs = 4,
+    JitterMs = 5,
+    LossPercent = 6,
+    BandwidthBps = 7,
+    IperfJitterMs = 8,
+    IperfLossPercent = 9,
+    PacketsPerSec = 10,
+    BytesPerSec = 11,
+    ErrorsPerSec = 12,
+}
+
+/// What the schema says of one field.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldDef {
+    pub field: Field,
+    pub sample: SampleKind,
+    /// The field's name in the HTTP API, exports, `fields=` and rules (`cpu_percent`).
+    pub name: &'static str,
+    /// The name of the value inside its sample (rules' `ping.rtt_avg_ms`, decode's JSON).
+    pub key: &'static str,
+    /// A short label for tables and graphs.
+    pub label: &'static str,
+    pub unit: &'static str,
+    /// The Prometheus metric that exposes it, in base units.
+    pub prometheus: &'static str,
+    /// Divides a value to get the Prometheus base unit (percent to ratio: 100).
+    pub prometheus_divisor: f64,
+    pub help: &'static str,
+    pub rollup: Rollup,
+    /// Decimal places kept by the store: values are stored as whole multiples of
+    /// 10^-decimals of the unit, the precision the probe measures at (ping prints RTTs in
+    /// microseconds: 3 decimals of a millisecond).
+    pub decimals: u8,
+    /// Whether rollups keep the distribution (p10, p50, p90) for SmokePing-style smoke.
+    pub distribution: bool,
+}
+
+impl FieldDef {
+    /// The stored integer for a value (`None` for a value not measured).
+    pub fn quantize(&self, value: f64) -> Option<i64> {
+        if !value.is_finite() {
+            return None;
+        }
+        let scaled = (value * self.scale()).round();
+        // Values beyond what an i64 holds are not measurements: refused as not measured.
+        (scaled.abs() < 9.0e18).then_some(scaled as i64)
+    }
+
+    /// The value of a stored integer: the nearest `f64` to the decimal it stands for.
+    pub fn value(&self, stored: i64) -> f64 {
+        stored as f64 / self.scale()
+    }
+
+    /// A mean (or other non-integral statistic) of stored integers, in the field's unit.
+    pub fn scaled(&self, stored: f64) -> f64 {
+        stored / self.scale()
+    }
+
+    fn scale(&self) -> f64 {
+        10f64.powi(i32::from(self.decimals))
+    }
+}
+
+/// The schema, indexed by `Field as usize`.
+pub const FIELDS: [FieldDef; 13] = [
+    FieldDef {
+        field: Field::CpuPercent,
+        sample: SampleKind::Cpu,
+        name: "cpu_percent",
+        key: "percent",
+        label: "CPU",
+        unit: "%",
+        prometheus: "nms_cpu_usage_ratio",
+        prometheus_divisor: 100.0,
+        help: "CPU busy over the last measurement interval (0-1).",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::RamPercent,
+        sample: SampleKind::Ram,
+        name: "ram_percent",
+        key: "percent",
+        label: "RAM",
+        unit: "%",
+        prometheus: "nms_memory_usage_ratio",
+        prometheus_divisor: 100.0,
+        help: "Memory in use (0-1).",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::RttMinMs,
+        sample: SampleKind::Ping,
+        name: "rtt_min_ms",
+        key: "rtt_min_ms",
+        label: "RTT min",
+        unit: "ms",
+        prometheus: "nms_ping_rtt_min_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Smallest ping round-trip time of the last run.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::RttAvgMs,
+        sample: SampleKind::Ping,
+        name: "rtt_avg_ms",
+        key: "rtt_avg_ms",
+        label: "RTT",
+        unit: "ms",
+        prometheus: "nms_ping_rtt_avg_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Mean ping round-trip time of the last run.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: true,
+    },
+    FieldDef {
+        field: Field::RttMaxMs,
+        sample: SampleKind::Ping,
+        name: "rtt_max_ms",
+        key: "rtt_max_ms",
+        label: "RTT max",
+        unit: "ms",
+        prometheus: "nms_ping_rtt_max_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Largest ping round-trip time of the last run.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::JitterMs,
+        sample: SampleKind::Ping,
+        name: "jitter_ms",
+        key: "jitter_ms",
+        label: "Jitter",
+        unit: "ms",
+        prometheus: "nms_ping_jitter_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Jitter (mean difference of consecutive round-trip times) of the last ping run.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::LossPercent,
+        sample: SampleKind::Ping,
+        name: "loss_percent",
+        key: "loss_percent",
+        label: "Loss",
+        unit: "%",
+        prometheus: "nms_ping_packet_loss_ratio",
+        prometheus_divisor: 100.0,
+        help: "Share of pings without a reply in the last run (0-1).",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::BandwidthBps,
+        sample: SampleKind::Iperf,
+        name: "bandwidth_bps",
+        key: "bandwidth_bps",
+        label: "Bandwidth",
+        unit: "bit/s",
+        prometheus: "nms_iperf_bandwidth_bytes_per_second",
+        prometheus_divisor: 8.0,
+        help: "Throughput of the last iperf3 run.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::IperfJitterMs,
+        sample: SampleKind::Iperf,
+        name: "iperf_jitter_ms",
+        key: "jitter_ms",
+        label: "Jitter",
+        unit: "ms",
+        prometheus: "nms_iperf_jitter_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Jitter of the last UDP iperf3 run.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::IperfLossPercent,
+        sample: SampleKind::Iperf,
+        name: "iperf_loss_percent",
+        key: "loss_percent",
+        label: "Loss",
+        unit: "%",
+        prometheus: "nms_iperf_packet_loss_ratio",
+        prometheus_divisor: 100.0,
+        help: "Share of datagrams lost in the last UDP iperf3 run (0-1).",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::PacketsPerSec,
+        sample: SampleKind::Interface,
+        name: "packets_per_sec",
+        key: "packets_per_sec",
+        label: "Packets",
+        unit: "pkt/s",
+        prometheus: "nms_interface_packets_per_second",
+        prometheus_divisor: 1.0,
+        help: "Packets received and sent per second on the interface.",
+        rollup: Rollup::Rate,
+        decimals: 2,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::BytesPerSec,
+        sample: SampleKind::Interface,
+        name: "bytes_per_sec",
+        key: "bytes_per_sec",
+        label: "Traffic",
+        unit: "B/s",
+        prometheus: "nms_interface_bytes_per_second",
+        prometheus_divisor: 1.0,
+        help: "Bytes received and sent per second on the interface.",
+        rollup: Rollup::Rate,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::ErrorsPerSec,
+        sample: SampleKind::Interface,
+        name: "errors_per_sec",
+        key: "errors_per_sec",
+        label: "Errors",
+        unit: "err/s",
+        prometheus: "nms_interface_errors_per_second",
+        prometheus_divisor: 1.0,
+        help: "Receive and transmit errors per second on the interface.",
+        rollup: Rollup::Rate,
+        decimals: 2,
+        distribution: false,
+    },
+];
+
+impl Field {
+    pub fn def(self) -> &'static FieldDef {
+        &FIELDS[self as usize]
+    }
+
+    pub fn from_u8(v: u8) -> Option<Field> {
+        FIELDS.get(usize::from(v)).map(|d| d.field)
+    }
+
+    /// The field of this API name (`cpu_percent`).
+    pub fn by_name(name: &str) -> Option<Field> {
+        FIELDS.iter().find(|d| d.name == name).map(|d| d.field)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// Whether its instance is an interface name.
+    pub fn per_interface(self) -> bool {
+        self.def().sample == SampleKind::Interface
+    }
+}
+
+/// Every API field name, for error messages.
+pub fn field_names() -> Vec<&'static str> {
+    FIELDS.iter().map(|d| d.name).collect()
+}
+
+/// One measured value of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub field: Field,
+    /// What it was measured on: an interface name for interface fields, `tcp`/`udp` for iperf
+    /// fields, nothing for the rest.
+    pub instance: Option<String>,
+    pub value: f64,
+}
+
+/// The instance name of an iperf transport.
+pub fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+    }
+}
+
+/// The values a sample carries, in schema order, with NaN (not measured) included: the one
+/// place where a sample's variants meet the schema.
+pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, f32)>) {
+    match sample {
+        Sample::Cpu { percent } => (SampleKind::Cpu, None, vec![(Field::CpuPercent, *percent)]),
+        Sample::Ram { percent } => (SampleKind::Ram, None, vec![(Field::RamPercent, *percent)]),
+        Sample::Interface {
+            name,
+            packets_per_sec,
+            bytes_per_sec,
+            errors_per_sec,
+        } => (
+            SampleKind::Interface,
+            Some(name.as_str()),
+            vec![
+                (Field::PacketsPerSec, *packets_per_sec),
+                (Field::BytesPerSec, *bytes_per_sec),
+                (Field::ErrorsPerSec, *errors_per_sec),
+            ],
+        ),
+        Sample::Ping {
+            rtt_min_ms,
+            rtt_avg_ms,
+            rtt_max_ms,
+            jitter_ms,
+            loss_percent,
+        } => (
+            SampleKind::Ping,
+            None,
+            vec![
+                (Field::RttMinMs, *rtt_min_ms),
+                (Field::RttAvgMs, *rtt_avg_ms),
+                (Field::RttMaxMs, *rtt_max_ms),
+                (Field::JitterMs, *jitter_ms),
+                (Field::LossPercent, *loss_percent),
+            ],
+        ),
+        Sample::Iperf {
+            transport,
+            bandwidth_bps,
+            jitter_ms,
+            loss_percent,
+        } => (
+            SampleKind::Iperf,
+            Some(transport_name(*transport)),
+            vec![
+                (Field::BandwidthBps, *bandwidth_bps),
+                (Field::IperfJitterMs, *jitter_ms),
+                (Field::IperfLossPercent, *loss_percent),
+            ],
+        ),
+    }
+}
+
+/// An `f32` from the wire as the `f64` with the same shortest decimal form (0.024, not
+/// 0.024000000208616257).
+pub fn widen(v: f32) -> f64 {
+    if !v.is_finite() {
+        return f64::NAN;
+    }
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// The measured values of a report's samples; values not measured (NaN) are left out.
+pub fn readings(samples: &[Sample]) -> Vec<Reading> {
+    let mut out = Vec::with_capacity(samples.len() * 3);
+    for sample in samples {
+        let (_, instance, values) = sample_values(sample);
+        for (field, v) in values {
+            if v.is_finite() {
+                out.push(Reading {
+                    field,
+                    instance: instance.map(str::to_string),
+                    value: widen(v),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_indexed_by_field_number_and_names_are_unique() {
+        for (i, d) in FIELDS.iter().enumerate() {
+            assert_eq!(d.field as usize, i, "{}", d.name);
+            assert_eq!(Field::from_u8(i as u8), Some(d.field));
+            assert_eq!(Field::by_name(d.name), Some(d.field));
+        }
+        let mut names = field_names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FIELDS.len());
+    }
+
+    #[test]
+    fn values_keep_their_decimal_form_through_the_stored_integer() {
+        let rtt = Field::RttAvgMs.def();
+        assert_eq!(rtt.quantize(widen(0.029)), Some(29));
+        assert_eq!(rtt.value(29), 0.029);
+        assert_eq!(Field::BandwidthBps.def().quantize(9.43e7), Some(94_300_000));
+        assert_eq!(rtt.quantize(f64::NAN), None);
+        assert_eq!(rtt.quantize(f64::INFINITY), None);
+        assert_eq!(rtt.quantize(1e300), None);
+    }
+
+    #[test]
+    fn readings_leave_out_what_was_not_measured() {
+        let r = readings(&[
+            Sample::Ping {
+                rtt_min_ms: f32::NAN,
+                rtt_avg_ms: f32::NAN,
+                rtt_max_ms: f32::NAN,
+                jitter_ms: f32::NAN,
+                loss_percent: 100.0,
+            },
+            Sample::Iperf {
+                transport: Transport::Udp,
+                bandwidth_bps: 1e6,
+                jitter_ms: 0.5,
+                loss_percent: 0.0,
+            },
+        ]);
+        let fields: Vec<(Field, Option<&str>)> =
+            r.iter().map(|r| (r.field, r.instance.as_deref())).collect();
+        assert_eq!(
+            fields,
+            vec![
+                (Field::LossPercent, None),
+                (Field::BandwidthBps, Some("udp")),
+                (Field::IperfJitterMs, Some("udp")),
+                (Field::IperfLossPercent, Some("udp")),
+            ]
+        );
+    }
+}

@@ -1,0 +1,521 @@
+//! The head: reports that are in the write-ahead log but not yet in a chunk, in memory, per
+//! series and hour, column by column. It also knows every series (id and name), the newest
+//! report of each (for `/metrics`), and which hours have chunks that are not sealed yet.
+//!
+//! The head is bounded: maintenance moves each buffer into a chunk when its hour is over,
+//! when it is older than [`FLUSH_AGE_MS`], or, largest first, when the head holds more than its
+//! budget of reports.
+
+use super::Report;
+use super::chunk::{Column, RawChunk};
+use super::partition::HOUR_MS;
+use super::wal::{SeriesKey, Wal, WalRecord, WalRow};
+use crate::schema::Reading;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A buffer is moved into a chunk once it is this old, so the log read at start stays short.
+pub const FLUSH_AGE_MS: u64 = 5 * 60_000;
+/// Marks a value a report did not carry.
+const ABSENT: i64 = i64::MIN;
+
+/// The reports of one series within one hour, sorted by time.
+#[derive(Debug)]
+struct Buffer {
+    times: Vec<u64>,
+    columns: Vec<u32>,
+    /// `values[c][i]`: column `columns[c]` of report `i`, [`ABSENT`] when not measured.
+    values: Vec<Vec<i64>>,
+    /// The oldest log segment holding one of these reports.
+    min_segment: u64,
+    /// When (server clock) the first report arrived.
+    created_ms: u64,
+}
+
+impl Buffer {
+    fn position(&self, t: u64) -> Result<usize, usize> {
+        self.times.binary_search(&t)
+    }
+
+    fn insert(&mut self, row: &WalRow) {
+        let Err(at) = self.position(row.time_ms) else {
+            return;
+        };
+        for (column, _) in &row.values {
+            if !self.columns.contains(column) {
+                self.columns.push(*column);
+                self.values.push(vec![ABSENT; self.times.len()]);
+            }
+        }
+        self.times.insert(at, row.time_ms);
+        for (c, column) in self.columns.iter().enumerate() {
+            let v = row
+                .values
+                .iter()
+                .find(|(id, _)| id == column)
+                .map_or(ABSENT, |(_, v)| *v);
+            self.values[c].insert(at, v);
+        }
+    }
+
+    fn chunk(&self, columns: &[Column], from: u64, to: u64) -> RawChunk {
+        let start = self.times.partition_point(|t| *t < from);
+        let end = self.times.partition_point(|t| *t < to);
+        RawChunk {
+            times: self.times[start..end].to_vec(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| columns[*c as usize].clone())
+                .collect(),
+            values: self
+                .values
+                .iter()
+                .map(|v| {
+                    v[start..end]
+                        .iter()
+                        .map(|x| (*x != ABSENT).then_some(*x))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Removes the reports at `times` (sorted); returns how many went.
+    fn remove(&mut self, times: &[u64]) -> usize {
+        let keep: Vec<bool> = self
+            .times
+            .iter()
+            .map(|t| times.binary_search(t).is_err())
+            .collect();
+        let before = self.times.len();
+        let mut i = 0;
+        self.times.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        for column in &mut self.values {
+            let mut i = 0;
+            column.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        before - self.times.len()
+    }
+}
+
+#[derive(Debug)]
+struct SeriesState {
+    key: SeriesKey,
+    /// Recorded in the catalogue.
+    persisted: bool,
+    /// The newest time moved into a chunk: outer `None` until looked up.
+    flushed_max: Option<Option<u64>>,
+    buffers: BTreeMap<u64, Buffer>,
+    latest: Option<(u64, Vec<(u32, i64)>)>,
+}
+
+/// What maintenance moves into a chunk.
+#[derive(Debug)]
+pub struct FlushJob {
+    pub series: u32,
+    pub hour_ms: u64,
+    pub chunk: RawChunk,
+    /// The hour is over: seal it (merge its chunks, compute its rollups).
+    pub seal: bool,
+}
+
+/// Counters of the head, for the status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeadStats {
+    pub series: usize,
+    pub buffers: usize,
+    pub reports: usize,
+    pub max_reports: usize,
+    pub unsealed_hours: usize,
+}
+
+/// Decoded chunk times, for duplicate checks of late reports: (series, chunk's first time).
+pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
+const TIMES_CACHE_ENTRIES: usize = 512;
+
+#[derive(Debug)]
+pub struct Head {
+    series: HashMap<u32, SeriesState>,
+    by_key: HashMap<SeriesKey, u32>,
+    next_series: u32,
+    columns: Vec<Column>,
+    column_ids: HashMap<Column, u32>,
+    rows: usize,
+    max_rows: usize,
+    unsealed: BTreeSet<(u64, u32)>,
+    times_cache: TimesCache,
+}
+
+impl Head {
+    pub fn new(max_rows: usize) -> Head {
+        Head {
+            series: HashMap::new(),
+            by_key: HashMap::new(),
+            next_series: 1,
+            columns: Vec::new(),
+            column_ids: HashMap::new(),
+            rows: 0,
+            max_rows: max_rows.max(1000),
+            unsealed: BTreeSet::new(),
+            times_cache: HashMap::new(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Past twice its budget the head refuses reports: maintenance cannot move them to disk.
+    pub fn over_hard_limit(&self) -> bool {
+        self.rows >= 2 * self.max_rows
+    }
+
+    /// Learns a series (from the catalogue or the log); returns the id it has now (a known
+    /// name keeps its id; an id taken by another name gets a new one).
+    pub fn know_series(&mut self, id: u32, key: SeriesKey, persisted: bool) -> u32 {
+        if let Some(existing) = self.by_key.get(&key) {
+            return *existing;
+        }
+        let id = if id == 0 || self.series.contains_key(&id) {
+            self.next_series
+        } else {
+            id
+        };
+        self.next_series = self.next_series.max(id + 1);
+        self.by_key.insert(key.clone(), id);
+        self.series.insert(
+            id,
+            SeriesState {
+                key,
+                persisted,
+                flushed_max: None,
+                buffers: BTreeMap::new(),
+                latest: None,
+            },
+        );
+        id
+    }
+
+    /// The id of a series, made when new.
+    pub fn series_id(&mut self, agent: &str, task: &str, target: Option<&str>) -> u32 {
+        let key = SeriesKey {
+            agent: agent.to_string(),
+            task: task.to_string(),
+            target: target.map(str::to_string),
+        };
+        self.know_series(0, key, false)
+    }
+
+    pub fn series_key(&self, id: u32) -> Option<&SeriesKey> {
+        self.series.get(&id).map(|s| &s.key)
+    }
+
+    /// Every series id with its name.
+    pub fn all_series(&self) -> Vec<(u32, SeriesKey)> {
+        let mut out: Vec<(u32, SeriesKey)> = self
+            .series
+            .iter()
+            .map(|(id, s)| (*id, s.key.clone()))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    pub fn column_id(&mut self, column: &Column) -> u32 {
+        if let Some(id) = self.column_ids.get(column) {
+            return *id;
+        }
+        let id = self.columns.len() as u32;
+        self.columns.push(column.clone());
+        self.column_ids.insert(column.clone(), id);
+        id
+    }
+
+    pub fn contains(&self, series: u32, t: u64) -> bool {
+        self.series
+            .get(&series)
+            .and_then(|s| s.buffers.get(&(t - t % HOUR_MS)))
+            .is_some_and(|b| b.position(t).is_ok())
+    }
+
+    pub fn flushed_max(&self, series: u32) -> Option<Option<u64>> {
+        self.series.get(&series).and_then(|s| s.flushed_max)
+    }
+
+    pub fn set_flushed_max(&mut self, series: u32, t: Option<u64>) {
+        if let Some(s) = self.series.get_mut(&series) {
+            s.flushed_max = Some(t);
+        }
+    }
+
+    pub fn chunk_times_cache(&mut self) -> &mut TimesCache {
+        if self.times_cache.len() > TIMES_CACHE_ENTRIES {
+            self.times_cache.clear();
+        }
+        &mut self.times_cache
+    }
+
+    /// The log records for `rows`: the definitions the current segment lacks, then the rows.
+    pub fn wal_records(&self, wal: &Wal, rows: &[WalRow]) -> Vec<WalRecord> {
+        let mut out = Vec::with_capacity(rows.len() + 4);
+        let mut series_done = std::collections::HashSet::new();
+        let mut columns_done = std::collections::HashSet::new();
+        for row in rows {
+            if !wal.has_series(row.series)
+                && series_done.insert(row.series)
+                && let Some(s) = self.series.get(&row.series)
+            {
+                out.push(WalRecord::Series {
+                    id: row.series,
+                    key: s.key.clone(),
+                });
+            }
+            for (c, _) in &row.values {
+                if !wal.has_column(*c) && columns_done.insert(*c) {
+                    out.push(WalRecord::Column {
+                        id: *c,
+                        column: self.columns[*c as usize].clone(),
+                    });
+                }
+            }
+        }
+        out.extend(rows.iter().cloned().map(WalRecord::Row));
+        out
+    }
+
+    /// Adds a report that is now in log segment `segment`.
+    pub fn insert(&mut self, row: WalRow, segment: u64, now_ms: u64) {
+        let Some(s) = self.series.get_mut(&row.series) else {
+            return;
+        };
+        let hour = row.time_ms - row.time_ms % HOUR_MS;
+        let buffer = s.buffers.entry(hour).or_insert_with(|| Buffer {
+            times: Vec::new(),
+            columns: Vec::new(),
+            values: Vec::new(),
+            min_segment: segment,
+            created_ms: now_ms,
+        });
+        buffer.min_segment = buffer.min_segment.min(segment);
+        let before = buffer.times.len();
+        buffer.insert(&row);
+        if buffer.times.len() > before {
+            self.rows += 1;
+        }
+        if s.latest.as_ref().is_none_or(|(t, _)| row.time_ms >= *t) {
+            s.latest = Some((row.time_ms, row.values));
+        }
+    }
+
+    /// The head's reports of a series in `[from, to)`, as a chunk (empty when none).
+    pub fn chunk(&self, series: u32, from: u64, to: u64) -> RawChunk {
+        let mut out = RawChunk::default();
+        let Some(s) = self.series.get(&series) else {
+            return out;
+        };
+        let first_hour = from - from % HOUR_MS;
+        for (_, buffer) in s.buffers.range(first_hour..to) {
+            out = super::query::merge(out, buffer.chunk(&self.columns, from, to));
+        }
+        out
+    }
+
+    /// The buffers maintenance should move into chunks at `now_ms`: hours that ended before
+    /// `closed_before`, buffers older than the flush age, and, largest first, what passes the
+    /// budget. Copies; the buffers stay until [`Head::flushed`] removes what was written.
+    pub fn flush_jobs(
+        &self,
+        now_ms: u64,
+        closed_before: u64,
+        wal_oldest_wanted: u64,
+    ) -> Vec<FlushJob> {
+        let mut jobs = Vec::new();
+        let mut rest: Vec<(usize, u32, u64)> = Vec::new();
+        let mut planned = 0;
+        for (id, s) in &self.series {
+            for (hour, buffer) in &s.buffers {
+                let closed = hour + HOUR_MS <= closed_before;
+                let old = now_ms.saturating_sub(buffer.created_ms) >= FLUSH_AGE_MS;
+                let pins_log = buffer.min_segment < wal_oldest_wanted;
+                if closed || old || pins_log {
+                    planned += buffer.times.len();
+                    jobs.push(FlushJob {
+                        series: *id,
+                        hour_ms: *hour,
+                        chunk: buffer.chunk(&self.columns, 0, u64::MAX),
+                        seal: closed,
+                    });
+                } else {
+                    rest.push((buffer.times.len(), *id, *hour));
+                }
+            }
+        }
+        let budget = self.max_rows * 3 / 4;
+        if self.rows.saturating_sub(planned) > budget {
+            rest.sort_unstable_by(|a, b| b.cmp(a));
+            let mut left = self.rows - planned;
+            for (len, id, hour) in rest {
+                if left <= budget {
+                    break;
+                }
+                if let Some(b) = self.series.get(&id).and_then(|s| s.buffers.get(&hour)) {
+                    jobs.push(FlushJob {
+                        series: id,
+                        hour_ms: hour,
+                        chunk: b.chunk(&self.columns, 0, u64::MAX),
+                        seal: false,
+                    });
+                    left -= len;
+                }
+            }
+        }
+        // Oldest hours first: sealing in order keeps the hour rollups' blocks in order.
+        jobs.sort_by_key(|j| (j.hour_ms, j.series));
+        jobs
+    }
+
+    /// Removes reports that are now in chunks.
+    pub fn flushed(&mut self, series: u32, hour_ms: u64, times: &[u64]) {
+        let Some(s) = self.series.get_mut(&series) else {
+            return;
+        };
+        if let Some(&newest) = times.last() {
+            let known = s.flushed_max.flatten();
+            s.flushed_max = Some(Some(known.map_or(newest, |k| k.max(newest))));
+        }
+        if let Some(buffer) = s.buffers.get_mut(&hour_ms) {
+            self.rows -= buffer.remove(times);
+            if buffer.times.is_empty() {
+                s.buffers.remove(&hour_ms);
+            }
+        }
+    }
+
+    /// The oldest log segment still holding a report of the head (`None`: none does).
+    pub fn oldest_segment(&self) -> Option<u64> {
+        self.series
+            .values()
+            .flat_map(|s| s.buffers.values())
+            .map(|b| b.min_segment)
+            .min()
+    }
+
+    /// Series not yet in the catalogue.
+    pub fn unpersisted(&self) -> Vec<(u32, SeriesKey)> {
+        self.series
+            .iter()
+            .filter(|(_, s)| !s.persisted)
+            .map(|(id, s)| (*id, s.key.clone()))
+            .collect()
+    }
+
+    pub fn mark_persisted(&mut self, ids: &[u32]) {
+        for id in ids {
+            if let Some(s) = self.series.get_mut(id) {
+                s.persisted = true;
+            }
+        }
+    }
+
+    pub fn mark_unsealed(&mut self, series: u32, hour_ms: u64) {
+        self.unsealed.insert((hour_ms, series));
+    }
+
+    pub fn mark_sealed(&mut self, series: u32, hour_ms: u64) {
+        self.unsealed.remove(&(hour_ms, series));
+    }
+
+    /// Hours with unsealed chunks that ended before `closed_before`, and that have no buffer
+    /// (those come as flush jobs).
+    pub fn unsealed_closed(&self, closed_before: u64) -> Vec<(u32, u64)> {
+        self.unsealed
+            .iter()
+            .take_while(|(hour, _)| hour + HOUR_MS <= closed_before)
+            .filter(|(hour, series)| {
+                !self
+                    .series
+                    .get(series)
+                    .is_some_and(|s| s.buffers.contains_key(hour))
+            })
+            .map(|(hour, series)| (*series, *hour))
+            .collect()
+    }
+
+    /// Whether an hour of a series has chunks that are not sealed.
+    pub fn is_unsealed(&self, series: u32, hour_ms: u64) -> bool {
+        self.unsealed.contains(&(hour_ms, series))
+            || self
+                .series
+                .get(&series)
+                .is_some_and(|s| s.buffers.contains_key(&hour_ms))
+    }
+
+    /// The newest report of every series.
+    pub fn latest(&self) -> Vec<Report> {
+        let mut out: Vec<Report> = self
+            .series
+            .values()
+            .filter_map(|s| {
+                let (time_ms, values) = s.latest.as_ref()?;
+                Some(Report {
+                    agent: s.key.agent.clone(),
+                    task: s.key.task.clone(),
+                    target: s.key.target.clone(),
+                    time_ms: *time_ms,
+                    readings: values
+                        .iter()
+                        .map(|(c, v)| {
+                            let column = &self.columns[*c as usize];
+                            Reading {
+                                field: column.field,
+                                instance: column.instance.clone(),
+                                value: column.field.def().value(*v),
+                            }
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.agent, &a.task, &a.target).cmp(&(&b.agent, &b.task, &b.target)));
+        out
+    }
+
+    /// Sets a series' newest report when the head has none newer (after a restart).
+    pub fn offer_latest(&mut self, series: u32, chunk: &RawChunk) {
+        let Some(i) = chunk.times.len().checked_sub(1) else {
+            return;
+        };
+        let values: Vec<(u32, i64)> = chunk
+            .columns
+            .iter()
+            .zip(&chunk.values)
+            .filter_map(|(column, v)| Some((column, v[i]?)))
+            .map(|(column, v)| (self.column_id(column), v))
+            .collect();
+        let Some(s) = self.series.get_mut(&series) else {
+            return;
+        };
+        let t = chunk.times[i];
+        if s.latest.as_ref().is_none_or(|(known, _)| *known < t) {
+            s.latest = Some((t, values));
+        }
+    }
+
+    pub fn stats(&self) -> HeadStats {
+        HeadStats {
+            series: self.series.len(),
+            buffers: self.series.values().map(|s| s.buffers.len()).sum(),
+            reports: self.rows,
+            max_reports: self.max_rows,
+            unsealed_hours: self.unsealed.len(),
+        }
+    }
+}

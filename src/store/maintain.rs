@@ -1,0 +1,496 @@
+//! Maintenance, on the store's own thread: moves head buffers into raw chunks, seals the hours
+//! that have passed (one chunk per series and hour, its minute rollups, its row of the hour
+//! rollups), deletes log segments whose reports are all in chunks, and applies retention by
+//! deleting whole partition files. Every step is a transaction of its own and can be repeated:
+//! an interrupted pass leaves the hour unsealed, and the next pass (or the next start) seals it.
+
+use super::chunk::{RawChunk, RollupBlock};
+use super::head::FlushJob;
+use super::partition::{self, DAY_MS, HOUR_MS, PartitionId, Tier};
+use super::{Inner, StoreError, lock, rollup, wall_ms};
+use rusqlite::{OptionalExtension, params};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often maintenance runs.
+const EVERY: Duration = Duration::from_secs(5);
+/// How long after its end an hour is sealed: reports still in flight then arrive first.
+pub const SEAL_GRACE_MS: u64 = 2 * 60_000;
+/// Past this much log, buffers that keep its oldest segment are moved into chunks early.
+const WAL_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// The maintenance thread: imports an older store once, then a pass every few seconds.
+pub fn run(inner: &Inner) {
+    if let Err(e) = super::import::run(inner, wall_ms()) {
+        crate::log::event(
+            crate::log::Level::Bad,
+            "STORE",
+            format_args!(
+                "importing the older store failed: {e} (it is kept; the next start tries again)"
+            ),
+        );
+    }
+    warm_latest(inner);
+    let mut failing = false;
+    loop {
+        {
+            let (flag, condvar) = &inner.wake;
+            let mut woken = lock(flag);
+            if !*woken && !inner.stop.load(Ordering::SeqCst) {
+                woken = condvar
+                    .wait_timeout(woken, EVERY)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            *woken = false;
+        }
+        if inner.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match pass(inner, wall_ms()) {
+            Ok(()) => {
+                if failing {
+                    failing = false;
+                    crate::log::event(
+                        crate::log::Level::Good,
+                        "STORE",
+                        "maintenance succeeds again",
+                    );
+                }
+            }
+            Err(e) => {
+                inner.stats().maintenance_failures += 1;
+                if !failing {
+                    failing = true;
+                    crate::log::event(
+                        crate::log::Level::Bad,
+                        "STORE",
+                        format_args!(
+                            "maintenance failed: {e}; reports stay in the log and in memory, and it is tried again every {} s (logged once until it succeeds)",
+                            EVERY.as_secs()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One pass at `now_ms`.
+pub fn pass(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
+    persist_series(inner)?;
+    let closed_before = now_ms.saturating_sub(SEAL_GRACE_MS);
+    let wal_wanted = wal_pressure(inner);
+    let jobs = lock(&inner.head).flush_jobs(now_ms, closed_before, wal_wanted);
+    for job in jobs {
+        persist_series(inner)?;
+        if job.seal {
+            seal(inner, job.series, job.hour_ms, Some(job.chunk))?;
+        } else {
+            write_partial(inner, job)?;
+        }
+    }
+    let unsealed = lock(&inner.head).unsealed_closed(closed_before);
+    for (series, hour) in unsealed {
+        seal(inner, series, hour, None)?;
+    }
+    clean_wal(inner)?;
+    retention(inner, now_ms)?;
+    Ok(())
+}
+
+/// Records new series in the catalogue (before any chunk names them).
+fn persist_series(inner: &Inner) -> Result<(), StoreError> {
+    let new = lock(&inner.head).unpersisted();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(u32, &str, &str, &str)> = new
+        .iter()
+        .map(|(id, k)| {
+            (
+                *id,
+                k.agent.as_str(),
+                k.task.as_str(),
+                k.target.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let path = inner.root.join("catalog.sqlite");
+    lock(&inner.catalog)
+        .add_series(&rows)
+        .map_err(StoreError::db(&path))?;
+    let ids: Vec<u32> = new.iter().map(|(id, _)| *id).collect();
+    lock(&inner.head).mark_persisted(&ids);
+    Ok(())
+}
+
+/// The log segment below which buffers must be moved out (the log is over its budget).
+fn wal_pressure(inner: &Inner) -> u64 {
+    let dir = inner.root.join("wal");
+    let segments = super::wal::segments(&dir).unwrap_or_default();
+    let total: u64 = segments
+        .iter()
+        .filter_map(|s| std::fs::metadata(dir.join(format!("{s:016x}.wal"))).ok())
+        .map(|m| m.len())
+        .sum();
+    match segments.first() {
+        Some(oldest) if total > WAL_BUDGET => oldest + 1,
+        _ => 0,
+    }
+}
+
+fn encode(chunk: &RawChunk, path: &std::path::Path, series: u32) -> Result<Vec<u8>, StoreError> {
+    chunk.encode().map_err(|source| StoreError::Damaged {
+        path: path.to_path_buf(),
+        series,
+        first_ms: chunk.times.first().copied().unwrap_or(0),
+        source,
+    })
+}
+
+/// Writes a buffer as an unsealed chunk of its hour.
+fn write_partial(inner: &Inner, job: FlushJob) -> Result<(), StoreError> {
+    if job.chunk.is_empty() {
+        return Ok(());
+    }
+    let id = PartitionId::of(Tier::Raw, job.hour_ms);
+    let path = id.path(&inner.root);
+    let data = encode(&job.chunk, &path, job.series)?;
+    {
+        let mut pool = lock(&inner.maintain_pool);
+        let db = StoreError::db(&path);
+        let Some(conn) = pool.get(id, true).map_err(db)? else {
+            return Ok(());
+        };
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(StoreError::db(&path))?;
+        tx.execute(
+            "INSERT INTO chunks(series, first_ms, last_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                job.series,
+                job.chunk.times[0] as i64,
+                *job.chunk.times.last().unwrap_or(&0) as i64,
+                job.chunk.len() as i64,
+                data
+            ],
+        )
+        .map_err(StoreError::db(&path))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO unsealed(series, hour_ms) VALUES (?1, ?2)",
+            params![job.series, job.hour_ms as i64],
+        )
+        .map_err(StoreError::db(&path))?;
+        tx.commit().map_err(StoreError::db(&path))?;
+    }
+    let mut head = lock(&inner.head);
+    head.mark_unsealed(job.series, job.hour_ms);
+    head.flushed(job.series, job.hour_ms, &job.chunk.times);
+    drop(head);
+    inner.stats().chunks_written += 1;
+    Ok(())
+}
+
+/// The chunks of one series in `[from, to)` of a raw partition, decoded, oldest first.
+pub fn read_chunks(
+    conn: &rusqlite::Connection,
+    path: &std::path::Path,
+    series: u32,
+    from: u64,
+    to: u64,
+) -> Result<Vec<RawChunk>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT first_ms, data FROM chunks
+             WHERE series = ?1 AND last_ms >= ?2 AND first_ms < ?3 ORDER BY first_ms",
+        )
+        .map_err(StoreError::db(path))?;
+    let rows = stmt
+        .query_map(
+            params![series, from as i64, to.min(i64::MAX as u64) as i64],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .map_err(StoreError::db(path))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (first_ms, data) = row.map_err(StoreError::db(path))?;
+        out.push(
+            RawChunk::decode(&data).map_err(|source| StoreError::Damaged {
+                path: path.to_path_buf(),
+                series,
+                first_ms,
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Seals one hour of one series: its chunks and `buffer` become one chunk, and its rollups
+/// are written.
+fn seal(inner: &Inner, series: u32, hour: u64, buffer: Option<RawChunk>) -> Result<(), StoreError> {
+    let raw_id = PartitionId::of(Tier::Raw, hour);
+    let raw_path = raw_id.path(&inner.root);
+    let end = hour + HOUR_MS;
+    let mut pool = lock(&inner.maintain_pool);
+    let buffer_times = buffer.as_ref().map(|b| b.times.clone()).unwrap_or_default();
+    let merged = {
+        let Some(conn) = pool.get(raw_id, true).map_err(StoreError::db(&raw_path))? else {
+            return Ok(());
+        };
+        let existing = read_chunks(conn, &raw_path, series, hour, end)?;
+        let existing_count = existing.len();
+        let mut merged = RawChunk::default();
+        for c in existing {
+            merged = super::query::merge(merged, c);
+        }
+        if let Some(b) = buffer {
+            merged = super::query::merge(merged, b);
+        }
+        merged.times.retain(|t| (hour..end).contains(t));
+        // One chunk already, nothing new: only the rollups are missing.
+        if existing_count != 1 || !buffer_times.is_empty() {
+            let data = encode(&merged, &raw_path, series)?;
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(StoreError::db(&raw_path))?;
+            tx.execute(
+                "DELETE FROM chunks WHERE series = ?1 AND first_ms >= ?2 AND first_ms < ?3",
+                params![series, hour as i64, end as i64],
+            )
+            .map_err(StoreError::db(&raw_path))?;
+            if !merged.is_empty() {
+                tx.execute(
+                    "INSERT INTO chunks(series, first_ms, last_ms, count, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        series,
+                        merged.times[0] as i64,
+                        *merged.times.last().unwrap_or(&0) as i64,
+                        merged.len() as i64,
+                        data
+                    ],
+                )
+                .map_err(StoreError::db(&raw_path))?;
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO unsealed(series, hour_ms) VALUES (?1, ?2)",
+                params![series, hour as i64],
+            )
+            .map_err(StoreError::db(&raw_path))?;
+            tx.commit().map_err(StoreError::db(&raw_path))?;
+            inner.stats().chunks_written += 1;
+        }
+        merged
+    };
+    if !buffer_times.is_empty() {
+        lock(&inner.head).flushed(series, hour, &buffer_times);
+    }
+    if !merged.is_empty() {
+        write_rollups(inner, &mut pool, series, hour, &merged)?;
+    }
+    let conn = pool
+        .get(raw_id, true)
+        .map_err(StoreError::db(&raw_path))?
+        .ok_or_else(|| StoreError::Closed)?;
+    conn.execute(
+        "DELETE FROM unsealed WHERE series = ?1 AND hour_ms = ?2",
+        params![series, hour as i64],
+    )
+    .map_err(StoreError::db(&raw_path))?;
+    drop(pool);
+    lock(&inner.head).mark_sealed(series, hour);
+    inner.stats().hours_sealed += 1;
+    Ok(())
+}
+
+fn write_rollups(
+    inner: &Inner,
+    pool: &mut partition::Pool,
+    series: u32,
+    hour: u64,
+    merged: &RawChunk,
+) -> Result<(), StoreError> {
+    let minute_id = PartitionId::of(Tier::Minute, hour);
+    let minute_path = minute_id.path(&inner.root);
+    let block = rollup::minutes(merged, hour);
+    let data = block.encode().map_err(|source| StoreError::Damaged {
+        path: minute_path.clone(),
+        series,
+        first_ms: hour,
+        source,
+    })?;
+    let conn = pool
+        .get(minute_id, true)
+        .map_err(StoreError::db(&minute_path))?
+        .ok_or(StoreError::Closed)?;
+    conn.execute(
+        "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
+         ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
+        params![series, hour as i64, data],
+    )
+    .map_err(StoreError::db(&minute_path))?;
+
+    let day = hour - hour % DAY_MS;
+    let hour_id = PartitionId::of(Tier::Hour, day);
+    let hour_path = hour_id.path(&inner.root);
+    let conn = pool
+        .get(hour_id, true)
+        .map_err(StoreError::db(&hour_path))?
+        .ok_or(StoreError::Closed)?;
+    let existing: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT data FROM blocks WHERE series = ?1 AND start_ms = ?2",
+            params![series, day as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::db(&hour_path))?;
+    let existing = match existing {
+        Some(data) => Some(
+            RollupBlock::decode(&data).map_err(|source| StoreError::Damaged {
+                path: hour_path.clone(),
+                series,
+                first_ms: day,
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let block = rollup::put_hour(existing, day, merged, hour);
+    let data = block.encode().map_err(|source| StoreError::Damaged {
+        path: hour_path.clone(),
+        series,
+        first_ms: day,
+        source,
+    })?;
+    conn.execute(
+        "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
+         ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
+        params![series, day as i64, data],
+    )
+    .map_err(StoreError::db(&hour_path))?;
+    Ok(())
+}
+
+/// Deletes the log segments whose reports are all in chunks.
+fn clean_wal(inner: &Inner) -> Result<(), StoreError> {
+    let oldest = lock(&inner.head).oldest_segment();
+    let mut wal = lock(&inner.wal);
+    let keep_from = oldest.unwrap_or(wal.segment()).min(wal.segment());
+    let removed = wal
+        .remove_before(keep_from)
+        .map_err(StoreError::io(&inner.root.join("wal")))?;
+    drop(wal);
+    if removed > 0 {
+        inner.stats().wal_segments_deleted += removed as u64;
+    }
+    Ok(())
+}
+
+fn retention_of(inner: &Inner, tier: Tier) -> Duration {
+    let r = &inner.options.retention;
+    match tier {
+        Tier::Raw => r.raw,
+        Tier::Minute => r.minute,
+        Tier::Hour => r.hour,
+        Tier::Alerts => r.alerts,
+    }
+}
+
+fn delete_partition(inner: &Inner, id: PartitionId, why: &str) -> Result<(), StoreError> {
+    let path = id.path(&inner.root);
+    for pool in [
+        &inner.maintain_pool,
+        &inner.query_pool,
+        &inner.ingest_pool,
+        &inner.alert_pool,
+    ] {
+        lock(pool).close(id);
+    }
+    partition::remove(&path).map_err(StoreError::io(&path))?;
+    inner.stats().partitions_deleted += 1;
+    crate::log::event(
+        crate::log::Level::Info,
+        "STORE",
+        format_args!("deleted {} ({why})", path.display()),
+    );
+    Ok(())
+}
+
+/// Deletes partitions past their tier's retention, then, over the size cap, the oldest (raw
+/// reports first, never the newest partition of a tier).
+fn retention(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
+    for tier in Tier::ALL {
+        let keep_ms = retention_of(inner, tier).as_millis() as u64;
+        let cutoff = now_ms.saturating_sub(keep_ms);
+        let partitions = partition::list(&inner.root, tier).map_err(StoreError::io(&inner.root))?;
+        for id in partitions {
+            if id.end_ms() <= cutoff {
+                let days = keep_ms / DAY_MS;
+                delete_partition(
+                    inner,
+                    id,
+                    &format!("{} retention: {days} days", tier.dir_name()),
+                )?;
+            }
+        }
+    }
+    let Some(cap) = inner.options.retention.max_bytes else {
+        return Ok(());
+    };
+    let mut candidates = Vec::new();
+    let mut total = 0;
+    for tier in Tier::ALL {
+        let partitions = partition::list(&inner.root, tier).map_err(StoreError::io(&inner.root))?;
+        let n = partitions.len();
+        for (i, id) in partitions.into_iter().enumerate() {
+            let bytes = partition::file_bytes(&id.path(&inner.root));
+            total += bytes;
+            if i + 1 < n {
+                candidates.push((tier, id.start_ms, id, bytes));
+            }
+        }
+    }
+    candidates.sort_by_key(|(tier, start, ..)| (*tier, *start));
+    for (_, _, id, bytes) in candidates {
+        if total <= cap {
+            break;
+        }
+        delete_partition(inner, id, &format!("size cap of {cap} bytes"))?;
+        total -= bytes;
+    }
+    Ok(())
+}
+
+/// After a start, the newest report of each series (for `/metrics`) from the newest chunks.
+fn warm_latest(inner: &Inner) {
+    let series = lock(&inner.head).all_series();
+    let now = wall_ms();
+    let mut pool = lock(&inner.query_pool);
+    for (id, _) in series {
+        for partition in PartitionId::covering(Tier::Raw, now.saturating_sub(DAY_MS), now + 1)
+            .into_iter()
+            .rev()
+        {
+            let path = partition.path(&inner.root);
+            let Ok(Some(conn)) = pool.get(partition, false) else {
+                continue;
+            };
+            let newest: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT data FROM chunks WHERE series = ?1 ORDER BY first_ms DESC LIMIT 1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .unwrap_or(None);
+            if let Some(chunk) = newest.and_then(|d| RawChunk::decode(&d).ok()) {
+                lock(&inner.head).offer_latest(id, &chunk);
+                break;
+            }
+            let _ = path;
+        }
+    }
+}

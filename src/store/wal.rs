@@ -1,0 +1,523 @@
+//! The write-ahead log: every accepted report is appended here, in one frame per batch, and
+//! made durable with one `fdatasync` before any of the batch is acknowledged. The log is read
+//! back only at start, to rebuild the reports that had not reached the partition files yet
+//! (the head); segments whose reports all reached them are deleted.
+//!
+//! A segment is a file `wal/NNNNNNNNNNNNNNNN.wal` (16 hex digits, ascending): an 8-byte magic,
+//! then frames `[u32 length][u32 CRC-32 of the payload][payload]`, big-endian. A payload is a
+//! sequence of records: series and column definitions (each segment defines what it uses, so
+//! a segment can be read alone) and rows. A frame that a crash cut short, at the end of the
+//! newest segment, is cut off at start; it was never acknowledged. A failed append is cut off
+//! at once, so no partial frame is ever followed by a good one.
+
+use super::chunk::Column;
+use crate::schema::Field;
+use crate::wire::codec::{Reader, Writer};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"NMSWAL01";
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest name (agent, task, target, instance) a record carries.
+const MAX_NAME: usize = 4096;
+
+const RECORD_SERIES: u8 = 1;
+const RECORD_COLUMN: u8 = 2;
+const RECORD_ROW: u8 = 3;
+
+/// What a series is: the agent, the task and, for link measurements, the target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub agent: String,
+    pub task: String,
+    pub target: Option<String>,
+}
+
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalRecord {
+    Series { id: u32, key: SeriesKey },
+    Column { id: u32, column: Column },
+    Row(WalRow),
+}
+
+/// A stored report: its series, its time, and (column id, stored integer) per measured value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalRow {
+    pub series: u32,
+    pub time_ms: u64,
+    pub values: Vec<(u32, i64)>,
+}
+
+/// What reading the log back found besides its records.
+#[derive(Debug, Default)]
+pub struct WalRecovery {
+    pub segments: usize,
+    pub frames: u64,
+    /// Bytes of an incomplete frame cut off the newest segment.
+    pub truncated_bytes: u64,
+    /// Damaged frames (bad checksum or layout) that were skipped, with where they were.
+    pub damaged: Vec<String>,
+}
+
+/// The log, open for appending.
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    file: File,
+    segment: u64,
+    len: u64,
+    /// Series and columns defined in the current segment.
+    defined_series: HashSet<u32>,
+    defined_columns: HashSet<u32>,
+    /// After a failed append the next one starts a new segment: nothing is written after
+    /// bytes whose fate is unknown.
+    rotate_next: bool,
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:016x}.wal"))
+}
+
+/// The segments in `dir`, ascending.
+pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(hex) = name.strip_suffix(".wal")
+            && hex.len() == 16
+            && let Ok(n) = u64::from_str_radix(hex, 16)
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Wal {
+    /// Opens the log in `dir` (created if needed) and reads every record of every segment,
+    /// oldest first, with the segment each came from.
+    pub fn open(dir: &Path) -> std::io::Result<(Wal, Vec<(u64, WalRecord)>, WalRecovery)> {
+        std::fs::create_dir_all(dir)?;
+        let existing = segments(dir)?;
+        let mut records = Vec::new();
+        let mut recovery = WalRecovery::default();
+        for (i, segment) in existing.iter().enumerate() {
+            let newest = i + 1 == existing.len();
+            recovery.segments += 1;
+            read_segment(dir, *segment, newest, true, &mut records, &mut recovery)?;
+        }
+        let segment = existing.last().map_or(1, |s| s + 1);
+        let file = create_segment(dir, segment)?;
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                file,
+                segment,
+                len: MAGIC.len() as u64,
+                defined_series: HashSet::new(),
+                defined_columns: HashSet::new(),
+                rotate_next: false,
+            },
+            records,
+            recovery,
+        ))
+    }
+
+    /// The segment the next append goes to.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Whether the current segment has defined this series / column already.
+    pub fn has_series(&self, id: u32) -> bool {
+        self.defined_series.contains(&id) && !self.rotate_next
+    }
+
+    pub fn has_column(&self, id: u32) -> bool {
+        self.defined_columns.contains(&id) && !self.rotate_next
+    }
+
+    /// Starts a new segment (at a size limit, or after a failure).
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let next = self.segment + 1;
+        let file = create_segment(&self.dir, next)?;
+        self.file = file;
+        self.segment = next;
+        self.len = MAGIC.len() as u64;
+        self.defined_series.clear();
+        self.defined_columns.clear();
+        self.rotate_next = false;
+        Ok(())
+    }
+
+    /// Starts a new segment before the next append if this one is past [`SEGMENT_BYTES`],
+    /// so that older segments can be deleted once their reports are in the partition files.
+    /// Call it between batches: definitions must then be written again ([`Wal::has_series`]).
+    pub fn rotate_if_full(&mut self) -> std::io::Result<bool> {
+        if self.len >= SEGMENT_BYTES || self.rotate_next {
+            self.rotate()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Appends one frame of records and makes it durable. On failure the frame is cut off
+    /// (nothing partial stays behind) and the caller acknowledges nothing of it.
+    pub fn append(&mut self, records: &[WalRecord]) -> std::io::Result<u64> {
+        if self.rotate_next {
+            self.rotate()?;
+        }
+        let mut payload = Vec::with_capacity(records.len() * 48);
+        for r in records {
+            encode_record(&mut payload, r);
+        }
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        frame.put_u32(payload.len() as u32);
+        frame.put_u32(crc32fast::hash(&payload));
+        frame.extend_from_slice(&payload);
+        let result = self
+            .file
+            .write_all(&frame)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = result {
+            // Cut what may have reached the file; then leave this segment behind.
+            let _ = self.file.set_len(self.len);
+            self.rotate_next = true;
+            return Err(e);
+        }
+        self.len += frame.len() as u64;
+        for r in records {
+            match r {
+                WalRecord::Series { id, .. } => {
+                    self.defined_series.insert(*id);
+                }
+                WalRecord::Column { id, .. } => {
+                    self.defined_columns.insert(*id);
+                }
+                WalRecord::Row(_) => {}
+            }
+        }
+        Ok(self.segment)
+    }
+
+    /// Deletes the segments older than `segment`.
+    pub fn remove_before(&mut self, segment: u64) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for s in segments(&self.dir)? {
+            if s < segment && s != self.segment {
+                std::fs::remove_file(segment_path(&self.dir, s))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+}
+
+fn create_segment(dir: &Path, segment: u64) -> std::io::Result<File> {
+    let path = segment_path(dir, segment);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all(MAGIC)?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+fn encode_record(out: &mut Vec<u8>, r: &WalRecord) {
+    match r {
+        WalRecord::Series { id, key } => {
+            out.put_u8(RECORD_SERIES);
+            out.put_varint(u64::from(*id));
+            out.put_string(&key.agent);
+            out.put_string(&key.task);
+            match &key.target {
+                Some(t) => {
+                    out.put_u8(1);
+                    out.put_string(t);
+                }
+                None => out.put_u8(0),
+            }
+        }
+        WalRecord::Column { id, column } => {
+            out.put_u8(RECORD_COLUMN);
+            out.put_varint(u64::from(*id));
+            out.put_u8(column.field as u8);
+            out.put_string(column.instance.as_deref().unwrap_or(""));
+        }
+        WalRecord::Row(row) => {
+            out.put_u8(RECORD_ROW);
+            out.put_varint(u64::from(row.series));
+            out.put_varint(row.time_ms);
+            out.put_varint(row.values.len() as u64);
+            for (column, v) in &row.values {
+                out.put_varint(u64::from(*column));
+                out.put_varint(zigzag(*v));
+            }
+        }
+    }
+}
+
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Result<WalRecord, crate::wire::DecodeError> {
+    Ok(match r.u8("record type")? {
+        RECORD_SERIES => {
+            let id = r.varint_u32("series id")?;
+            let agent = r.string("agent", MAX_NAME)?;
+            let task = r.string("task", MAX_NAME)?;
+            let target = match r.u8("target flag")? {
+                0 => None,
+                _ => Some(r.string("target", MAX_NAME)?),
+            };
+            WalRecord::Series {
+                id,
+                key: SeriesKey {
+                    agent,
+                    task,
+                    target,
+                },
+            }
+        }
+        RECORD_COLUMN => {
+            let id = r.varint_u32("column id")?;
+            let at = r.offset();
+            let f = r.u8("field")?;
+            let field = Field::from_u8(f).ok_or_else(|| {
+                crate::wire::codec::invalid("field", at, format!("unknown field {f}"))
+            })?;
+            let instance = r.string("instance", MAX_NAME)?;
+            WalRecord::Column {
+                id,
+                column: Column {
+                    field,
+                    instance: (!instance.is_empty()).then_some(instance),
+                },
+            }
+        }
+        RECORD_ROW => {
+            let series = r.varint_u32("series id")?;
+            let time_ms = r.varint("time")?;
+            let n = r.varint_max("value count", 4096)?;
+            let mut values = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let column = r.varint_u32("column id")?;
+                let v = unzigzag(r.varint("value")?);
+                values.push((column, v));
+            }
+            WalRecord::Row(WalRow {
+                series,
+                time_ms,
+                values,
+            })
+        }
+        other => {
+            return Err(crate::wire::codec::invalid(
+                "record type",
+                r.offset().saturating_sub(1),
+                format!("unknown record type {other}"),
+            ));
+        }
+    })
+}
+
+/// Reads every segment without changing anything (for `nms store check`).
+pub fn verify(dir: &Path) -> std::io::Result<(usize, WalRecovery)> {
+    let mut recovery = WalRecovery::default();
+    let mut records = Vec::new();
+    if !dir.exists() {
+        return Ok((0, recovery));
+    }
+    let existing = segments(dir)?;
+    for (i, segment) in existing.iter().enumerate() {
+        recovery.segments += 1;
+        let newest = i + 1 == existing.len();
+        read_segment(dir, *segment, newest, false, &mut records, &mut recovery)?;
+    }
+    Ok((records.len(), recovery))
+}
+
+fn read_segment(
+    dir: &Path,
+    segment: u64,
+    newest: bool,
+    repair: bool,
+    records: &mut Vec<(u64, WalRecord)>,
+    recovery: &mut WalRecovery,
+) -> std::io::Result<()> {
+    let path = segment_path(dir, segment);
+    let mut bytes = Vec::new();
+    File::open(&path)?.read_to_end(&mut bytes)?;
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        recovery
+            .damaged
+            .push(format!("{}: not a log segment (bad magic)", path.display()));
+        return Ok(());
+    }
+    let mut at = MAGIC.len();
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let complete = rest.len() >= 8 && {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            rest.len() >= 8 + len
+        };
+        if !complete {
+            if newest {
+                // A torn last frame: never acknowledged. Cut it so appends start clean.
+                if repair {
+                    let f = OpenOptions::new().write(true).open(&path)?;
+                    f.set_len(at as u64)?;
+                    f.sync_all()?;
+                }
+                recovery.truncated_bytes += rest.len() as u64;
+            } else {
+                recovery.damaged.push(format!(
+                    "{}: {} bytes of an incomplete frame at byte {at}",
+                    path.display(),
+                    rest.len()
+                ));
+            }
+            return Ok(());
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let payload = &rest[8..8 + len];
+        if crc32fast::hash(payload) != crc {
+            recovery.damaged.push(format!(
+                "{}: frame at byte {at}: checksum mismatch; the rest of the segment is skipped",
+                path.display()
+            ));
+            return Ok(());
+        }
+        let mut r = Reader::new(payload);
+        let mut frame = Vec::new();
+        let mut bad = None;
+        while r.remaining() > 0 {
+            match decode_record(&mut r) {
+                Ok(rec) => frame.push((segment, rec)),
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = bad {
+            recovery.damaged.push(format!(
+                "{}: frame at byte {at}: {e}; the frame is skipped",
+                path.display()
+            ));
+        } else {
+            records.extend(frame);
+            recovery.frames += 1;
+        }
+        at += 8 + len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(series: u32, t: u64) -> WalRecord {
+        WalRecord::Row(WalRow {
+            series,
+            time_ms: t,
+            values: vec![(0, -5), (1, 1 << 40)],
+        })
+    }
+
+    #[test]
+    fn records_come_back_and_a_torn_frame_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SeriesKey {
+            agent: "r1".into(),
+            task: "t".into(),
+            target: Some("10.0.0.1".into()),
+        };
+        let written = vec![
+            WalRecord::Series {
+                id: 1,
+                key: key.clone(),
+            },
+            WalRecord::Column {
+                id: 0,
+                column: Column {
+                    field: Field::BytesPerSec,
+                    instance: Some("eth0".into()),
+                },
+            },
+            row(1, 100),
+        ];
+        let segment = {
+            let (mut wal, old, _) = Wal::open(dir.path()).unwrap();
+            assert!(old.is_empty());
+            wal.append(&written).unwrap();
+            wal.append(&[row(1, 200)]).unwrap();
+            wal.segment()
+        };
+        // A crash in the middle of a third frame.
+        let path = segment_path(dir.path(), segment);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0, 0, 0, 40, 1, 2]).unwrap();
+        drop(f);
+        let (mut wal, records, recovery) = Wal::open(dir.path()).unwrap();
+        assert_eq!(recovery.truncated_bytes, 6);
+        assert!(recovery.damaged.is_empty());
+        let records: Vec<WalRecord> = records.into_iter().map(|(_, r)| r).collect();
+        let mut expected = written.clone();
+        expected.push(row(1, 200));
+        assert_eq!(records, expected);
+        // The next run starts a new segment; the old one goes once its reports are kept.
+        assert!(wal.segment() > segment);
+        assert_eq!(wal.remove_before(wal.segment()).unwrap(), 1);
+        assert_eq!(segments(dir.path()).unwrap(), vec![wal.segment()]);
+    }
+
+    #[test]
+    fn a_damaged_frame_is_reported_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = {
+            let (mut wal, ..) = Wal::open(dir.path()).unwrap();
+            wal.append(&[row(1, 1)]).unwrap();
+            wal.append(&[row(1, 2)]).unwrap();
+            wal.segment()
+        };
+        let path = segment_path(dir.path(), segment);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let (_, records, recovery) = Wal::open(dir.path()).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(recovery.damaged.len(), 1, "{:?}", recovery.damaged);
+    }
+
+    #[test]
+    fn zigzag_round_trips() {
+        for v in [0, 1, -1, i64::MAX, i64::MIN, 12345, -98765] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+}
