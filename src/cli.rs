@@ -249,6 +249,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// Kill the server the bench starts with SIGKILL every SECONDS while measuring, and start
+    /// it again: nothing acknowledged may be lost or stored twice.
+    #[arg(long, value_name = "SECONDS")]
+    pub kill_every: Option<f64>,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -277,6 +277,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         work_dir: args.work_dir,
         keep: args.keep,
         progress: !args.json,
+        kill_every: args.kill_every.map(|s| s.max(0.5)),
     };
     let report = nms::bench::run(&options)?;
     let mut out = std::io::stdout().lock();

@@ -67,6 +67,8 @@ pub struct BenchOptions {
     pub keep: bool,
     /// Print progress to standard error.
     pub progress: bool,
+    /// Kill the (child) server with SIGKILL this often while measuring, and start it again.
+    pub kill_every: Option<f64>,
 }
 
 /// Everything a run measured. `--json` prints it as one object.
@@ -118,6 +120,8 @@ pub struct BenchReport {
     pub report_bytes: usize,
     /// UDP payload of an ACK of one packet, and of one that also acknowledges 32 earlier ones.
     pub ack_bytes: usize,
+    /// Times the server was killed with SIGKILL (and started again) while measuring.
+    pub server_kills: u64,
     pub ack_bytes_max: usize,
     pub data_dir: Option<PathBuf>,
 }
@@ -157,7 +161,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         }
     };
 
-    let target = match options.server {
+    if options.kill_every.is_some() && options.server.is_some() {
+        return Err(BenchError::Setup(
+            "--kill-every needs a server the bench starts (not --server)".into(),
+        ));
+    }
+    let mut target = match options.server {
         Some((nettask, http)) => Target::remote(nettask, http, &tasks)?,
         None => {
             progress(format!("starting a server in {}", work_dir.display()));
@@ -169,7 +178,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             )?
         }
     };
-    let result = measure(options, &target, names, &progress);
+    let result = measure(options, &mut target, names, &progress);
     let data_dir = target.data_dir.clone();
     drop(target);
     if !options.keep && options.server.is_none() {
@@ -182,7 +191,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
 
 fn measure(
     options: &BenchOptions,
-    target: &Target,
+    target: &mut Target,
     names: Arc<Vec<String>>,
     progress: &dyn Fn(String),
 ) -> Result<BenchReport, BenchError> {
@@ -306,7 +315,22 @@ fn measure(
         let (server, rate, key) = (target.nettask, options.alert_rate, options.key.clone());
         std::thread::spawn(move || alerts::run(server, control, rate, 8, key))
     });
-    std::thread::sleep(Duration::from_secs_f64(options.seconds));
+    let mut server_kills = 0;
+    match options.kill_every {
+        Some(every) => {
+            let end = started + Duration::from_secs_f64(options.seconds);
+            while Instant::now() + Duration::from_secs_f64(every) < end {
+                std::thread::sleep(Duration::from_secs_f64(every));
+                progress(format!(
+                    "killing the server (SIGKILL) and starting it again"
+                ));
+                target.restart()?;
+                server_kills += 1;
+            }
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        }
+        None => std::thread::sleep(Duration::from_secs_f64(options.seconds)),
+    }
     control.set_phase(Phase::Drain);
     let elapsed = started.elapsed().as_secs_f64();
     let server_after = target.sample();
@@ -350,23 +374,23 @@ fn measure(
         }
     }
     let sent_total: u64 = sent.values().sum();
-    let delivery =
-        match &target.data_dir {
-            Some(dir) => verify::check_store(&dir.join("metrics.jsonl"), base_ms, &sent).map_err(
-                |source| BenchError::Io {
-                    what: format!("reading {}", dir.join("metrics.jsonl").display()),
-                    source,
-                },
-            )?,
-            None => {
-                let stored = stored_total.saturating_sub(stored_before);
-                verify::Delivery {
-                    lost: sent_total.saturating_sub(stored),
-                    duplicated: stored.saturating_sub(sent_total),
-                    stored,
-                }
+    let delivery = match target.data_dir.clone() {
+        Some(dir) => {
+            // Stopped the hard way: what the store holds is what a crash would leave.
+            target.kill();
+            verify::check_store(&dir, base_ms, &sent).map_err(|e| {
+                BenchError::Server(format!("reading the store in {}: {e}", dir.display()))
+            })?
+        }
+        None => {
+            let stored = stored_total.saturating_sub(stored_before);
+            verify::Delivery {
+                lost: sent_total.saturating_sub(stored),
+                duplicated: stored.saturating_sub(sent_total),
+                stored,
             }
-        };
+        }
+    };
 
     let ack_summary = latencies.summary();
     let mut alert_latencies = alert_result.latencies;
@@ -375,7 +399,12 @@ fn measure(
                        after: Option<target::ProcessSample>| {
         Some((after?.cpu_seconds - before?.cpu_seconds) / elapsed * 100.0)
     };
-    let reports_per_sec = stored_after.saturating_sub(stored_before) as f64 / elapsed;
+    // Counters start again with a restarted server: then the acknowledged rate stands in.
+    let reports_per_sec = if server_kills > 0 {
+        acknowledged as f64 / elapsed
+    } else {
+        stored_after.saturating_sub(stored_before) as f64 / elapsed
+    };
     let server_rss = server_after.map(|s| s.rss_bytes);
     Ok(BenchReport {
         agents: options.agents,
@@ -420,6 +449,7 @@ fn measure(
         report_bytes,
         ack_bytes,
         ack_bytes_max,
+        server_kills,
         data_dir: None,
     })
 }

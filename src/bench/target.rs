@@ -25,8 +25,17 @@ pub struct Target {
     pub nettask: SocketAddr,
     pub http: SocketAddr,
     child: Option<Child>,
+    /// How the child was started (to start it again after killing it).
+    launch: Option<Launch>,
     /// The server's data directory, when the bench started it.
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Launch {
+    exe: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    log_path: PathBuf,
 }
 
 /// CPU time and memory of the server process.
@@ -91,46 +100,78 @@ impl Target {
         let data_dir = work_dir.join("server");
         std::fs::create_dir_all(&data_dir)
             .map_err(io(format!("creating {}", data_dir.display())))?;
-        let mut command = Command::new(exe);
         let nettask = SocketAddr::from(([127, 0, 0, 1], free_port(true)?));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port(false)?));
-        command
-            .arg("server")
-            .args(["--listen", "127.0.0.1"])
-            .args(["--nettask-port", &nettask.port().to_string()])
-            .args(["--alertflow-port", &free_port(false)?.to_string()])
-            .args(["--http", &http.to_string()])
-            .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
-            .arg("--data-dir")
-            .arg(&data_dir);
+        let mut args: Vec<std::ffi::OsString> = [
+            "server".to_string(),
+            "--listen".into(),
+            "127.0.0.1".into(),
+            "--nettask-port".into(),
+            nettask.port().to_string(),
+            "--alertflow-port".into(),
+            free_port(false)?.to_string(),
+            "--http".into(),
+            http.to_string(),
+            "--heartbeat-ms".into(),
+            heartbeat_ms.to_string(),
+            "--data-dir".into(),
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        args.push(data_dir.clone().into_os_string());
         for (i, text) in tasks.iter().enumerate() {
             let path = work_dir.join(format!("bench-tasks-{i:03}.json"));
             std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
-            command.arg("--config").arg(path);
+            args.push("--config".into());
+            args.push(path.into_os_string());
         }
-        let log_path = work_dir.join("server.log");
-        let log = std::fs::File::create(&log_path)
+        let launch = Launch {
+            exe: exe.to_path_buf(),
+            args,
+            log_path: work_dir.join("server.log"),
+        };
+        let mut target = Target {
+            nettask,
+            http,
+            child: None,
+            launch: Some(launch),
+            data_dir: Some(data_dir),
+        };
+        target.spawn(Duration::from_secs(60 + tasks.len() as u64))?;
+        Ok(target)
+    }
+
+    /// Starts the child server (appending to its log) and waits until its HTTP API answers.
+    fn spawn(&mut self, patience: Duration) -> Result<(), BenchError> {
+        let io = |what: String| move |source| BenchError::Io { what, source };
+        let Some(launch) = self.launch.clone() else {
+            return Ok(());
+        };
+        let log_path = &launch.log_path;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
             .map_err(io(format!("creating {}", log_path.display())))?;
         let log_err = log
             .try_clone()
             .map_err(io(format!("opening {}", log_path.display())))?;
-        let child = command
+        let child = Command::new(&launch.exe)
+            .args(&launch.args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(io(format!("starting {} server", exe.display())))?;
-        let mut target = Target {
-            nettask,
-            http,
-            child: Some(child),
-            data_dir: Some(data_dir),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60 + tasks.len() as u64);
+            .map_err(io(format!("starting {} server", launch.exe.display())))?;
+        self.child = Some(child);
+        let http = self.http;
+        let target = self;
+        let deadline = Instant::now() + patience;
         loop {
             if target.status().is_ok() {
-                return Ok(target);
+                return Ok(());
             }
             if let Some(child) = target.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
@@ -162,6 +203,7 @@ impl Target {
             nettask,
             http,
             child: None,
+            launch: None,
             data_dir: None,
         };
         for text in tasks {
@@ -174,6 +216,20 @@ impl Target {
             }
         }
         Ok(target)
+    }
+
+    /// Kills the child server with SIGKILL (no chance to finish anything) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the child server with SIGKILL and starts it again on the same ports and data.
+    pub fn restart(&mut self) -> Result<(), BenchError> {
+        self.kill();
+        self.spawn(Duration::from_secs(60))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -1,10 +1,10 @@
 //! Lost and duplicated reports: what the simulated agents sent compared with what the server's
 //! store holds. Every report a bench agent sends carries `time_ms = base + k` for its k-th
-//! report, so the store's metrics log tells exactly which reports arrived and how often.
+//! report, so the store tells exactly which reports arrived and how often: after the server
+//! is stopped, the bench opens its store (replaying its write-ahead log, as a restart would) and
+//! counts every copy of every report.
 
-use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::Path;
 
 /// The comparison.
@@ -18,38 +18,37 @@ pub struct Delivery {
     pub stored: u64,
 }
 
-#[derive(Deserialize)]
-struct Key {
-    agent: String,
-    time_ms: u64,
-}
-
-/// Reads `metrics.jsonl` and compares it with `sent` (reports per agent name).
+/// Opens the store a stopped server left in `data_dir` (replaying its log, as the server does
+/// at start) and compares what it holds with `sent` (reports per agent name).
 pub fn check_store(
-    metrics_log: &Path,
+    data_dir: &Path,
     base_ms: u64,
     sent: &HashMap<String, u64>,
-) -> std::io::Result<Delivery> {
-    let file = std::fs::File::open(metrics_log)?;
+) -> Result<Delivery, crate::store::StoreError> {
+    let store = crate::store::Store::open(
+        data_dir,
+        crate::store::StoreOptions {
+            background: false,
+            ..crate::store::StoreOptions::default()
+        },
+    )?;
+    let times = store.scan_times()?;
+    Ok(compare(times, base_ms, sent))
+}
+
+/// Counts, per agent of `sent`, which report numbers (`time - base_ms`) are missing or held
+/// more than once.
+pub fn compare(times: Vec<(String, u64)>, base_ms: u64, sent: &HashMap<String, u64>) -> Delivery {
     let mut seen: HashMap<&str, Vec<u8>> = sent
         .iter()
         .map(|(name, n)| (name.as_str(), vec![0u8; *n as usize]))
         .collect();
     let mut delivery = Delivery::default();
-    let mut line = Vec::new();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let Ok(record) = serde_json::from_slice::<Key>(&line) else {
+    for (agent, time_ms) in times {
+        let Some(counts) = seen.get_mut(agent.as_str()) else {
             continue;
         };
-        let Some(counts) = seen.get_mut(record.agent.as_str()) else {
-            continue;
-        };
-        let Some(k) = record.time_ms.checked_sub(base_ms) else {
+        let Some(k) = time_ms.checked_sub(base_ms) else {
             continue;
         };
         match counts.get_mut(k as usize) {
@@ -69,7 +68,7 @@ pub fn check_store(
         .values()
         .map(|counts| counts.iter().filter(|c| **c == 0).count() as u64)
         .sum();
-    Ok(delivery)
+    delivery
 }
 
 #[cfg(test)]
@@ -78,23 +77,15 @@ mod tests {
 
     #[test]
     fn missing_and_repeated_records_are_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.jsonl");
-        let line = |agent: &str, t: u64| {
-            format!(r#"{{"agent":"{agent}","task":"x","time_ms":{t},"values":{{}}}}"#)
-        };
-        let text = [
-            line("a", 100),
-            line("a", 102),
-            line("a", 102),
-            line("b", 100),
-            line("other", 100),
-        ]
-        .join("\n")
-            + "\n";
-        std::fs::write(&path, text).unwrap();
+        let times = vec![
+            ("a".to_string(), 100),
+            ("a".to_string(), 102),
+            ("a".to_string(), 102),
+            ("b".to_string(), 100),
+            ("other".to_string(), 100),
+        ];
         let sent = HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
-        let d = check_store(&path, 100, &sent).unwrap();
+        let d = compare(times, 100, &sent);
         assert_eq!(
             d,
             Delivery {

@@ -73,7 +73,7 @@ fn sql_id(id: u64) -> i64 {
 }
 
 pub(super) fn store(inner: &Inner, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
-    let now = super::wall_ms();
+    let now = inner.now();
     let oldest = now.saturating_sub(inner.options.retention.alerts.as_millis() as u64);
     let mut outcomes = vec![Stored::Duplicate; records.len()];
     let mut pool = lock(&inner.alert_pool);
@@ -200,7 +200,7 @@ fn mark_resolved(
 }
 
 pub(super) fn query(inner: &Inner, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
-    let now = super::wall_ms();
+    let now = inner.now();
     let oldest = now.saturating_sub(inner.options.retention.alerts.as_millis() as u64);
     let from = q.from_ms.unwrap_or(oldest);
     let to = q.to_ms.unwrap_or(now + 2 * super::partition::DAY_MS);

@@ -7,7 +7,7 @@
 use super::chunk::{RawChunk, RollupBlock};
 use super::head::FlushJob;
 use super::partition::{self, DAY_MS, HOUR_MS, PartitionId, Tier};
-use super::{Inner, StoreError, lock, rollup, wall_ms};
+use super::{Inner, StoreError, lock, rollup};
 use rusqlite::{OptionalExtension, params};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,7 +21,7 @@ const WAL_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// The maintenance thread: imports an older store once, then a pass every few seconds.
 pub fn run(inner: &Inner) {
-    if let Err(e) = super::import::run(inner, wall_ms()) {
+    if let Err(e) = super::import::run(inner, inner.now()) {
         crate::log::event(
             crate::log::Level::Bad,
             "STORE",
@@ -47,7 +47,7 @@ pub fn run(inner: &Inner) {
         if inner.stop.load(Ordering::SeqCst) {
             return;
         }
-        match pass(inner, wall_ms()) {
+        match pass(inner, inner.now()) {
             Ok(()) => {
                 if failing {
                     failing = false;
@@ -467,7 +467,7 @@ fn retention(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
 /// After a start, the newest report of each series (for `/metrics`) from the newest chunks.
 fn warm_latest(inner: &Inner) {
     let series = lock(&inner.head).all_series();
-    let now = wall_ms();
+    let now = inner.now();
     let mut pool = lock(&inner.query_pool);
     for (id, _) in series {
         for partition in PartitionId::covering(Tier::Raw, now.saturating_sub(DAY_MS), now + 1)

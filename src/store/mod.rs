@@ -69,7 +69,7 @@ impl Default for Retention {
 }
 
 /// How a store is run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     pub retention: Retention,
     /// Reports kept in memory before the largest buffers are moved into chunks early.
@@ -79,6 +79,20 @@ pub struct StoreOptions {
     pub background: bool,
     /// How far ahead of the server's clock a report's time may be.
     pub max_future: Duration,
+    /// What "now" is for maintenance and queries (the server's clock; tests pass a virtual
+    /// one).
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("retention", &self.retention)
+            .field("head_max_reports", &self.head_max_reports)
+            .field("background", &self.background)
+            .field("max_future", &self.max_future)
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -88,6 +102,7 @@ impl Default for StoreOptions {
             head_max_reports: 1_000_000,
             background: true,
             max_future: DAY,
+            clock: Arc::new(crate::log::now_ms),
         }
     }
 }
@@ -275,10 +290,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Time of the server's clock, Unix ms (the only clock read in the store, for its threads).
-fn wall_ms() -> u64 {
-    crate::log::now_ms()
-}
+/// The store's clock: Unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl Store {
     /// Opens the store of a server's data directory (its files are in `data_dir/store`),
@@ -427,6 +440,12 @@ impl Store {
         query::steps(&self.inner, q)
     }
 
+    /// Every stored report's agent and time, each copy counted (nothing merged away): what a
+    /// check for lost or doubled reports needs.
+    pub fn scan_times(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        query::scan_times(&self.inner)
+    }
+
     /// The newest report of each series, for the Prometheus exposition.
     pub fn latest(&self) -> Vec<MetricRecord> {
         lock(&self.inner.head).latest()
@@ -453,6 +472,10 @@ impl Drop for Store {
 }
 
 impl Inner {
+    fn now(&self) -> u64 {
+        (self.options.clock)()
+    }
+
     fn wake(&self) {
         let (flag, condvar) = &self.wake;
         *lock(flag) = true;
@@ -663,7 +686,7 @@ impl Inner {
         let mut series_ids: std::collections::HashMap<(u64, u32), u32> =
             std::collections::HashMap::new();
         let mut replayed = 0;
-        let now = wall_ms();
+        let now = self.now();
         for (segment, record) in records {
             match record {
                 wal::WalRecord::Series { id, key } => {

@@ -213,7 +213,7 @@ fn record_of(key: &super::wal::SeriesKey, chunk: &RawChunk, i: usize) -> Report 
 }
 
 pub(super) fn raw(inner: &Inner, q: &RawQuery) -> Result<RawPage, StoreError> {
-    let now = super::wall_ms();
+    let now = inner.now();
     let to = q.to_ms.unwrap_or(u64::MAX / 2);
     let limit = q.limit.max(1);
     let after = match &q.after {
@@ -404,7 +404,7 @@ fn slots(
     to: u64,
 ) -> Result<Vec<(u64, Column, Stat)>, StoreError> {
     let mut out = Vec::new();
-    let now = super::wall_ms();
+    let now = inner.now();
     let raw_kept = now.saturating_sub(inner.options.retention.raw.as_millis() as u64);
     let push_block = |out: &mut Vec<(u64, Column, Stat)>, block: &RollupBlock| {
         for column in &block.columns {
@@ -489,7 +489,7 @@ fn slots(
 }
 
 pub(super) fn steps(inner: &Inner, q: &StepQuery) -> Result<Vec<StepSeries>, StoreError> {
-    let now = super::wall_ms();
+    let now = inner.now();
     let tier = tier_for(&inner.options.retention, now, q.from_ms, q.step_ms);
     let series = matching_series(inner, q.agent.as_deref(), q.task.as_deref());
     let step = q.step_ms.max(1);
@@ -538,6 +538,45 @@ pub(super) fn steps(inner: &Inner, q: &StepQuery) -> Result<Vec<StepSeries>, Sto
             tier: tier.dir_name(),
             steps,
         });
+    }
+    Ok(out)
+}
+
+pub(super) fn scan_times(inner: &Inner) -> Result<Vec<(String, u64)>, StoreError> {
+    let series: std::collections::HashMap<u32, String> = lock(&inner.head)
+        .all_series()
+        .into_iter()
+        .map(|(id, k)| (id, k.agent))
+        .collect();
+    let mut out = Vec::new();
+    for (id, agent) in &series {
+        let chunk = lock(&inner.head).chunk(*id, 0, u64::MAX);
+        out.extend(chunk.times.iter().map(|t| (agent.clone(), *t)));
+    }
+    let mut pool = lock(&inner.query_pool);
+    for id in partition::list(&inner.root, Tier::Raw).map_err(StoreError::io(&inner.root))? {
+        let path = id.path(&inner.root);
+        let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
+            continue;
+        };
+        let mut stmt = conn
+            .prepare("SELECT series, first_ms, data FROM chunks")
+            .map_err(StoreError::db(&path))?;
+        let mut rows = stmt.query([]).map_err(StoreError::db(&path))?;
+        while let Some(row) = rows.next().map_err(StoreError::db(&path))? {
+            let sid: u32 = row.get(0).map_err(StoreError::db(&path))?;
+            let first: i64 = row.get(1).map_err(StoreError::db(&path))?;
+            let data: Vec<u8> = row.get(2).map_err(StoreError::db(&path))?;
+            let (times, _) =
+                RawChunk::decode_times(&data).map_err(|source| StoreError::Damaged {
+                    path: path.clone(),
+                    series: sid,
+                    first_ms: first as u64,
+                    source,
+                })?;
+            let agent = series.get(&sid).cloned().unwrap_or_default();
+            out.extend(times.into_iter().map(|t| (agent.clone(), t)));
+        }
     }
     Ok(out)
 }
