@@ -4,9 +4,10 @@
 //! A `Session` performs no I/O and reads no clock. The endpoint that owns it feeds it decoded
 //! packets and the current time, and takes from it the datagrams to send and the events to report.
 
-use super::reassembly::Reassembler;
+use super::reassembly::{Reassembler, ReassemblyBudget};
 use super::rtt::RttEstimator;
-use super::window::{Arrival, ReplayWindow, SEND_WINDOW, seq_diff};
+pub(crate) use super::window::Arrival;
+use super::window::{ReplayWindow, SEND_WINDOW, seq_diff};
 use super::{Config, Stats};
 use crate::wire::packet::{ACK_BITMAP_BITS, MAX_AGENT_ID};
 use crate::wire::{
@@ -61,6 +62,12 @@ struct InFlight {
     retransmissions: u32,
     /// Whether this packet counted towards declaring the peer lost.
     heard_since_sent: bool,
+    /// Sent more than once for any reason (a timeout or a NOACK): its acknowledgement gives no
+    /// round-trip sample (Karn's rule).
+    resent: bool,
+    /// Already resent for a NOACK `bad tag` since its last timeout: further NOACKs wait for the
+    /// next timeout, so a replayed NOACK cannot make it send copies at will.
+    noack_resent: bool,
 }
 
 #[derive(Debug)]
@@ -91,7 +98,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(config: &Config, agent_id: u32, key: Option<Key>, first_seq: u16) -> Self {
+    /// `key` is the session key (already bound to the registration instance), `budget` the
+    /// reassembly memory this session's incomplete messages draw from.
+    pub fn new(
+        config: &Config,
+        agent_id: u32,
+        key: Option<Key>,
+        first_seq: u16,
+        budget: ReassemblyBudget,
+    ) -> Self {
         Session {
             agent_id,
             key,
@@ -108,10 +123,11 @@ impl Session {
                 config.max_timeout,
             ),
             window: ReplayWindow::new(),
-            reassembler: Reassembler::new(
+            reassembler: Reassembler::with_budget(
                 config.max_message_size,
                 config.max_reassembly_bytes,
                 config.reassembly_timeout,
+                budget,
             ),
             max_retransmissions: config.max_retransmissions,
             max_payload: config.max_payload,
@@ -219,7 +235,7 @@ impl Session {
             let Some(packet) = self.in_flight.remove(pos) else {
                 continue;
             };
-            if packet.retransmissions == 0 {
+            if !packet.resent {
                 self.rtt
                     .sample(now.saturating_duration_since(packet.first_sent));
             }
@@ -253,23 +269,45 @@ impl Session {
         }
     }
 
-    /// Handles a NOACK for a bad tag: the packet is resent at once.
+    /// Handles a NOACK for a bad tag: the packet is resent at once, once per timeout. The resend
+    /// neither doubles the timeout nor counts towards the retransmission limit, and the packet
+    /// gives no round-trip sample any more (Karn's rule).
     pub fn on_noack_bad_tag(&mut self, now: Instant, noack: &Noack) {
         self.heard(now);
-        if self.in_flight.iter().any(|p| p.seq == noack.seq)
-            && !self.resend_now.contains(&noack.seq)
+        if let Some(p) = self
+            .in_flight
+            .iter_mut()
+            .find(|p| p.seq == noack.seq && !p.noack_resent)
         {
-            self.resend_now.push_back(noack.seq);
+            p.noack_resent = true;
+            p.resent = true;
+            if !self.resend_now.contains(&noack.seq) {
+                self.resend_now.push_back(noack.seq);
+            }
         }
     }
 
-    /// Handles a reliable packet from the peer (tag already verified).
-    pub fn on_reliable(&mut self, now: Instant, seq: u16, message: Message, stats: &mut Stats) {
+    /// The tag of the packet in flight with this sequence number (a NOACK `unknown agent` for
+    /// it is tagged with a key bound to it).
+    pub fn sent_tag(&self, seq: u16) -> Option<&[u8]> {
+        let p = self.in_flight.iter().find(|p| p.seq == seq)?;
+        p.packet.get(p.packet.len().checked_sub(TAG_LEN)?..)
+    }
+
+    /// Handles a reliable packet from the peer (tag already verified); says whether its number
+    /// was new. A duplicate is acknowledged again and not delivered.
+    pub fn on_reliable(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        message: Message,
+        stats: &mut Stats,
+    ) -> Arrival {
         self.heard(now);
         self.acks.push(seq);
         if self.window.record(seq) == Arrival::Duplicate {
             stats.duplicates += 1;
-            return;
+            return Arrival::Duplicate;
         }
         match message {
             Message::Fragment(fragment) => match self.reassembler.add(now, fragment) {
@@ -298,6 +336,7 @@ impl Session {
             },
             other => self.events.push_back(SessionEvent::Message(other)),
         }
+        Arrival::New
     }
 
     /// Decode errors in a reliable packet whose tag was right are answered with a NOACK so the
@@ -363,6 +402,8 @@ impl Session {
                 deadline: now + self.rtt.timeout(),
                 retransmissions: 0,
                 heard_since_sent: false,
+                resent: false,
+                noack_resent: false,
             });
             stats.packets_sent += 1;
             return Some(packet);
@@ -443,6 +484,8 @@ impl Session {
                 newly_lost = true;
             }
             p.retransmissions += 1;
+            p.resent = true;
+            p.noack_resent = false;
             p.deadline = now + self.rtt.backed_off(p.retransmissions);
             if !self.resend_now.contains(&p.seq) {
                 self.resend_now.push_back(p.seq);
@@ -514,7 +557,7 @@ mod tests {
     fn transmissions_to_a_silent_peer(span: Duration) -> usize {
         let config = Config::default();
         let mut stats = Stats::default();
-        let mut session = Session::new(&config, 7, None, 0);
+        let mut session = Session::new(&config, 7, None, 0, ReassemblyBudget::unlimited());
         session.send(
             Outbound {
                 id: 1,
