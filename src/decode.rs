@@ -228,9 +228,16 @@ fn session_key(bytes: &[u8], psk: &Key, instance: Option<u64>) -> Result<Key, Er
         Some(b) => b & 0x10 != 0,
         None => false,
     };
+    // Only a whole, readable frame or header needs the instance; anything else gets a key of
+    // instance 0, so that the decoder names what is wrong with it.
+    let readable = if bytes.first() == Some(&0) {
+        matches!(alertflow::check(bytes), Ok(Some(n)) if n == bytes.len())
+    } else {
+        crate::wire::Header::decode(bytes).is_ok()
+    };
     match own.or(instance) {
         Some(instance) => Ok(psk.session(instance)),
-        None if keyed => Err(Error::NeedsInstance { kind }),
+        None if keyed && readable => Err(Error::NeedsInstance { kind }),
         None => Ok(psk.session(0)),
     }
 }

@@ -105,7 +105,15 @@ fn alert_frame(id: u64) -> Frame {
 }
 
 fn no_keys() -> KeyLookup {
-    Arc::new(|_| None)
+    Arc::new(|_| Some(None))
+}
+
+/// The registration instance of the agent's session in these tests.
+const INSTANCE: u64 = 0x5eed;
+
+/// What the server tags and checks an agent's frames with: its session key.
+fn session(byte: u8) -> Option<Option<Key>> {
+    Some(Some(key(byte).session(INSTANCE)))
 }
 
 fn key(byte: u8) -> Key {
@@ -158,6 +166,7 @@ fn destination(server: SocketAddr) -> Destination {
     Destination {
         server,
         agent_id: AGENT_ID,
+        instance: INSTANCE,
     }
 }
 
@@ -322,7 +331,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
     smol::block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let wrong_store = Arc::new(MemoryStore::default());
-        let wrong_keys: KeyLookup = Arc::new(|_| Some(key(0xbb)));
+        let wrong_keys: KeyLookup = Arc::new(|_| session(0xbb));
         let wrong = start_server(wrong_store.clone(), wrong_keys).await;
         let mut config = client_config(dir.path());
         config.key = Some(key(0xaa));
@@ -338,7 +347,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
 
         // The agent re-registers with a server that shares its key, at a new port.
         let store = Arc::new(MemoryStore::default());
-        let right_keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let right_keys: KeyLookup = Arc::new(|_| session(0xaa));
         let right = start_server(store.clone(), right_keys).await;
         sender.set_destination(destination(right.addr));
         within("delivery", sender.wait_until_delivered()).await;
@@ -351,7 +360,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
 fn an_unkeyed_frame_is_rejected_where_a_key_is_configured() {
     smol::block_on(async {
         let store = Arc::new(MemoryStore::default());
-        let keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let keys: KeyLookup = Arc::new(|_| session(0xaa));
         let server = start_server(store.clone(), keys).await;
         let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
         let frame = alert_frame(3);

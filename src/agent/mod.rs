@@ -178,8 +178,20 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         let sender = sender.clone();
         smol::spawn(async move {
             while let Ok(alert) = alert_rx.recv().await {
-                if let Err(e) = sender.raise(alert).await {
-                    log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}"));
+                match sender.raise(alert).await {
+                    Err(e) => log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}")),
+                    Ok(pushed) => {
+                        if let Some(why) = pushed.kept_in_memory {
+                            log::event(
+                                Level::Bad,
+                                "ALERT",
+                                format_args!(
+                                    "not spooled ({why}): kept in memory and sent when the \
+                                     server is reachable; spooled when the disk takes it"
+                                ),
+                            );
+                        }
+                    }
                 }
             }
         })
@@ -230,6 +242,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 sender.set_destination(Destination {
                     server: alertflow,
                     agent_id,
+                    instance: registered.instance,
                 });
                 log::event(
                     Level::Good,

@@ -47,8 +47,8 @@ pub struct Control {
     pub acknowledged: AtomicU64,
     /// The server's AlertFlow port, from its REGISTERED answers.
     pub alertflow_port: AtomicU16,
-    /// A few registered agents (id, name), for the alert raisers.
-    pub registered: Mutex<Vec<(u32, String)>>,
+    /// A few registered agents (id, name, registration instance), for the alert raisers.
+    pub registered: Mutex<Vec<(u32, String, u64)>>,
 }
 
 impl Control {
@@ -471,7 +471,11 @@ impl Worker {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     if few.len() < 64 {
-                        few.push((agent_id, self.config.names[a.name_index].clone()));
+                        few.push((
+                            agent_id,
+                            self.config.names[a.name_index].clone(),
+                            registered.instance,
+                        ));
                     }
                 }
                 AgentEvent::Message(Message::Task(assignment)) => {
