@@ -96,7 +96,11 @@ pub async fn get_json_as(
 }
 
 /// `DELETE base + path` with the API token, answered with JSON.
-pub async fn delete_json(base: &str, token: Option<&str>, path: &str) -> Result<Value, ClientError> {
+pub async fn delete_json(
+    base: &str,
+    token: Option<&str>,
+    path: &str,
+) -> Result<Value, ClientError> {
     let (url, body) = request(Method::DELETE, base, path, None, token).await?;
     parse_json(&url, &body)
 }

@@ -78,7 +78,10 @@ impl std::fmt::Display for LimitHit {
         match self {
             LimitHit::Total(n) => write!(f, "{n} connections are open, the maximum"),
             LimitHit::PerAddress(n) => {
-                write!(f, "this address has {n} connections open, the maximum per address")
+                write!(
+                    f,
+                    "this address has {n} connections open, the maximum per address"
+                )
             }
         }
     }

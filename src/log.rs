@@ -181,6 +181,10 @@ mod tests {
         assert_eq!(per.allow("a", 0), Some(0));
         assert_eq!(per.allow("b", 0), Some(0));
         assert_eq!(per.allow("a", 1), None);
-        assert_eq!(per.allow("c", 1), Some(0), "a third key starts the table over");
+        assert_eq!(
+            per.allow("c", 1),
+            Some(0),
+            "a third key starts the table over"
+        );
     }
 }

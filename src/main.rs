@@ -85,9 +85,8 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         Some(file) => Some(nms::config::read_token(&file)?),
         None if insecure => None,
         None if http.ip().is_loopback() => {
-            std::fs::create_dir_all(&data_dir).with_context(|| {
-                format!("cannot create data directory {}", data_dir.display())
-            })?;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
             Some(nms::config::generated_token(&data_dir)?.0)
         }
         None => anyhow::bail!(

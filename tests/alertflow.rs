@@ -7,8 +7,7 @@ use async_net::{TcpListener, TcpStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use nms::alertflow::{
     AlertClient, AlertClientConfig, AlertHandler, AlertSender, AlertServer, AlertServerConfig,
-    Connection,
-    ConnectionError, Destination, KeyLookup, ServerStats, StoreOutcome,
+    Connection, ConnectionError, Destination, KeyLookup, ServerStats, StoreOutcome,
 };
 use nms::wire::{Alert, AlertType, Frame, FrameBody, Key, Severity};
 use std::collections::HashMap;
@@ -498,8 +497,8 @@ fn small_limits() -> AlertServerConfig {
 fn idle_connections(ip: &str, server: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
     (0..n)
         .filter_map(|_| {
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .ok()?;
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
             let local: SocketAddr = format!("{ip}:0").parse().ok()?;
             socket.bind(&local.into()).ok()?;
             socket.connect(&server.into()).ok()?;
@@ -534,31 +533,45 @@ fn idle_connections_do_not_lock_agents_out() {
         // addresses.
         let mut idle = Vec::new();
         for host in 2..6 {
-            idle.extend(idle_connections(&format!("127.0.0.{host}"), server.addr, 10));
+            idle.extend(idle_connections(
+                &format!("127.0.0.{host}"),
+                server.addr,
+                10,
+            ));
         }
-        until("the oldest waiting connections to be closed for newer ones", || {
-            server.stats.counts().evicted_unauthenticated >= 40 - 8
-        })
+        until(
+            "the oldest waiting connections to be closed for newer ones",
+            || server.stats.counts().evicted_unauthenticated >= 40 - 8,
+        )
         .await;
         // An agent still gets its alert through, at once.
         let dir = tempfile::tempdir().unwrap();
         let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
         sender.set_destination(destination(server.addr));
         sender.raise(alert(1)).await.unwrap();
-        within("delivery past the idle connections", sender.wait_until_delivered()).await;
+        within(
+            "delivery past the idle connections",
+            sender.wait_until_delivered(),
+        )
+        .await;
         assert_eq!(store.stored_ids(), vec![1]);
         // Connections that never send a frame are closed once the handshake deadline passed.
         let idle = Mutex::new(idle);
-        until("the handshake deadline to close the idle connections", || {
-            idle.lock().unwrap().iter_mut().all(closed_by_server)
-        })
+        until(
+            "the handshake deadline to close the idle connections",
+            || idle.lock().unwrap().iter_mut().all(closed_by_server),
+        )
         .await;
         assert!(server.stats.counts().handshake_timeouts > 0);
         // And the agent's idle connection is closed after the idle timeout, without harm: the
         // next alert goes through on a new connection.
         until("the idle timeout", || server.stats.counts().idle_closed > 0).await;
         sender.raise(alert(2)).await.unwrap();
-        within("delivery on a new connection", sender.wait_until_delivered()).await;
+        within(
+            "delivery on a new connection",
+            sender.wait_until_delivered(),
+        )
+        .await;
         assert_eq!(store.stored_ids(), vec![1, 2]);
     });
 }

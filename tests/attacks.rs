@@ -5,7 +5,9 @@
 
 mod support;
 
-use nms::wire::{Alert, AlertType, Body, Frame, FrameBody, Message, Packet, Registration, Severity};
+use nms::wire::{
+    Alert, AlertType, Body, Frame, FrameBody, Message, Packet, Registration, Severity,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
@@ -74,8 +76,14 @@ fn writes_to_the_api_need_the_token_and_an_open_bind_needs_one_to_start() {
     let addr = server.http_addr();
     let anonymous = http_request(addr, "POST", "/api/tasks", Some(task)).unwrap();
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
-    let wrong = http_request_as(addr, Some("not-the-token-at-all"), "POST", "/api/tasks", Some(task))
-        .unwrap();
+    let wrong = http_request_as(
+        addr,
+        Some("not-the-token-at-all"),
+        "POST",
+        "/api/tasks",
+        Some(task),
+    )
+    .unwrap();
     assert_eq!(wrong.status, 401);
     assert_eq!(server.get("/api/status")["tasks"], 0, "nothing installed");
     assert_eq!(server.post("/api/tasks", task).status, 200);
@@ -85,9 +93,18 @@ fn writes_to_the_api_need_the_token_and_an_open_bind_needs_one_to_start() {
     // Forgetting an agent is a write too.
     assert_eq!(register_raw(&server, "old-host", 7), Some(1));
     let path = "/api/agents/old-host";
-    assert_eq!(http_request(addr, "DELETE", path, None).unwrap().status, 401);
+    assert_eq!(
+        http_request(addr, "DELETE", path, None).unwrap().status,
+        401
+    );
     let out = std::process::Command::new(support::nms_binary())
-        .args(["agents", "forget", "old-host", "--server", &format!("http://{addr}")])
+        .args([
+            "agents",
+            "forget",
+            "old-host",
+            "--server",
+            &format!("http://{addr}"),
+        ])
         .arg("--api-token-file")
         .arg(server.data_dir.join("api-token"))
         .env_remove("NMS_API_TOKEN")
@@ -107,7 +124,14 @@ fn writes_to_the_api_need_the_token_and_an_open_bind_needs_one_to_start() {
     let port = support::free_tcp_port();
     let out = std::process::Command::new(support::nms_binary())
         .args(["server", "--http", &format!("0.0.0.0:{port}")])
-        .args(["--nettask-port", "0", "--alertflow-port", "0", "--listen", "127.0.0.1"])
+        .args([
+            "--nettask-port",
+            "0",
+            "--alertflow-port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+        ])
         .arg("--data-dir")
         .arg(sandbox.path().join("open"))
         .output()
@@ -125,7 +149,9 @@ fn a_request_trickled_byte_by_byte_is_cut_at_the_deadline() {
     let mut sandbox = Sandbox::new();
     let server = sandbox.start_server(&[], &[]);
     let mut stream = TcpStream::connect(server.http_addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let request = b"GET /api/status HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut closed = false;
     for byte in request.iter().cycle().take(200) {
@@ -167,7 +193,12 @@ fn a_flood_of_spoofed_registrations_is_capped_and_forgotten() {
         }
     }
     assert_eq!(accepted, 5, "the cap");
-    assert!(server.get("/api/status")["new_agents_refused"].as_u64().unwrap() >= 15);
+    assert!(
+        server.get("/api/status")["new_agents_refused"]
+            .as_u64()
+            .unwrap()
+            >= 15
+    );
     // None of them ever sends anything: forgotten after the silence, without AGENT_DOWN.
     wait_for(WAIT, "the silent spoofed agents to be forgotten", || {
         agent_names(&server).is_empty().then_some(())
@@ -221,7 +252,9 @@ fn alert_frame(agent_id: u32, name: &str, id: u64) -> Vec<u8> {
 fn send_alert(server: &Server, frame: &[u8]) -> bool {
     let mut stream =
         TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], server.ports.alertflow))).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(frame).unwrap();
     let mut buf = [0u8; 26];
     stream.read_exact(&mut buf).is_ok() && buf[4] & 0x0f == 2
@@ -241,7 +274,10 @@ fn an_alert_is_stored_under_the_sending_agent_and_one_naming_another_is_refused(
     assert!(send_alert(&server, &alert_frame(r1, "r1", 0x3333)));
     assert!(send_alert(&server, &alert_frame(r1, "", 0x4444)));
     let alerts = server.alerts();
-    let agents: Vec<&str> = alerts.iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    let agents: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
     assert_eq!(agents, vec!["r1", "r1"], "{alerts:?}");
     assert_eq!(
         server.get("/api/status")["alerts_refused"],
@@ -261,7 +297,10 @@ fn with_per_agent_keys_a_name_without_one_is_refused() {
     assert_eq!(register_raw(&server, "intruder", 5), None);
     assert_eq!(register_raw(&server, "intruder", 6), None);
     let status = server.get("/api/status");
-    assert!(status["nettask"]["keyless_names"].as_u64().unwrap() >= 2, "{status}");
+    assert!(
+        status["nettask"]["keyless_names"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
     assert!(agent_names(&server).is_empty());
     // Nor can it raise an alert.
     assert!(!send_alert(&server, &alert_frame(1, "intruder", 0x5555)));

@@ -446,7 +446,11 @@ fn a_keyed_server_takes_registrations_only_within_its_clock_window_and_newer_tha
     let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
 
     // A clock far ahead: refused, and told why (with the server's time).
-    server.handle_datagram(now, from, &keyed_registration(&key, "r1", 1, t0 + window + 1));
+    server.handle_datagram(
+        now,
+        from,
+        &keyed_registration(&key, "r1", 1, t0 + window + 1),
+    );
     let refused = refused_for(&mut server, &key, 1).expect("a REFUSED answer");
     assert_eq!(refused.reason, RefusalReason::Clock);
     assert_eq!(refused.server_time_ms, t0);
@@ -461,7 +465,10 @@ fn a_keyed_server_takes_registrations_only_within_its_clock_window_and_newer_tha
     assert_eq!(refused.reason, RefusalReason::NotNewer);
     assert_eq!(refused.last_accepted_ms, t0 - 1_000);
     assert_eq!(server.stats().replays, 1);
-    assert!(server.poll_event().is_none(), "reported once a minute per name");
+    assert!(
+        server.poll_event().is_none(),
+        "reported once a minute per name"
+    );
 
     // Fresh: handed to the application.
     server.handle_datagram(now, from, &keyed_registration(&key, "r1", 3, t0));
@@ -534,7 +541,13 @@ fn a_name_without_a_key_is_refused_when_per_agent_keys_are_configured() {
         Some(ServerEvent::RegistrationRefused { name, reason, .. })
             if name == "stranger" && reason.contains("no key")
     ));
-    assert!(server.poll_event().is_none(), "one log line per name per interval");
-    assert!(server.poll_transmit(now).is_none(), "no answer to a stranger");
+    assert!(
+        server.poll_event().is_none(),
+        "one log line per name per interval"
+    );
+    assert!(
+        server.poll_transmit(now).is_none(),
+        "no answer to a stranger"
+    );
     assert_eq!(server.stats().registrations, 0);
 }

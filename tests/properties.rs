@@ -310,7 +310,11 @@ fn packet() -> impl Strategy<Value = Packet> {
         (any::<u16>(), noack_reason()).prop_map(|(seq, reason)| Body::Noack(Noack { seq, reason })),
         (any::<u16>(), message()).prop_map(|(seq, message)| {
             // REGISTRATION, REGISTERED and REFUSED carry sequence number 0.
-            let seq = if message.packet_type().is_unnumbered_message() { 0 } else { seq };
+            let seq = if message.packet_type().is_unnumbered_message() {
+                0
+            } else {
+                seq
+            };
             Body::Reliable { seq, message }
         }),
     ];

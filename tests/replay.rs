@@ -222,7 +222,10 @@ fn replayed_reports_after_an_agent_restart_neither_store_nor_suppress_anything()
         "every new report once, no old one again"
     );
     assert_eq!(link.server.address_of(1), Some(link.agent_addr));
-    assert!(link.server.stats().bad_tags > 0, "the old packets failed the new session's key");
+    assert!(
+        link.server.stats().bad_tags > 0,
+        "the old packets failed the new session's key"
+    );
 }
 
 #[test]
@@ -246,7 +249,11 @@ fn replayed_traffic_after_a_server_restart_is_refused() {
         link.stored,
         link.server_events
     );
-    assert_eq!(link.server.sessions(), 0, "the old registration started no session");
+    assert_eq!(
+        link.server.sessions(),
+        0,
+        "the old registration started no session"
+    );
     assert!(link.server.stats().replays >= 1);
     // The real agent carries on: it hears `unknown agent`, registers again, resends.
     link.send_reports(5..8);
@@ -296,7 +303,12 @@ fn forged_packets_do_not_use_up_a_keyed_agents_sequence_numbers() {
     // The attacker guesses the next 50 numbers, with a plain tag and with a wrong key.
     let wrong = Key::from_hex("ffeeddccbbaa99887766554433221100").unwrap();
     let forged: Vec<Vec<u8>> = (0..50u16)
-        .flat_map(|s| [forged_report(s, None), forged_report(s, Some(&wrong.session(1)))])
+        .flat_map(|s| {
+            [
+                forged_report(s, None),
+                forged_report(s, Some(&wrong.session(1))),
+            ]
+        })
         .collect();
     link.replay_to_server(&forged, attacker());
     link.send_reports(2..12);
@@ -337,7 +349,10 @@ fn a_replayed_unknown_agent_noack_does_not_make_the_agent_register_again() {
         .filter(|d| nms::wire::Header::decode(d).is_ok_and(|h| h.packet_type == PacketType::Noack))
         .cloned()
         .collect();
-    assert!(!noacks.is_empty(), "the restarted server said `unknown agent`");
+    assert!(
+        !noacks.is_empty(),
+        "the restarted server said `unknown agent`"
+    );
     let registrations = |l: &Link| {
         l.agent_events
             .iter()
@@ -415,7 +430,10 @@ fn incomplete_messages_of_many_agents_together_stay_within_the_global_limit() {
         assert!(server.reassembly_buffered() <= 256 * 1024);
     }
     assert!(server.reassembly_buffered() > 0);
-    assert!(server.stats().reassembly_dropped > 0, "the limit dropped messages");
+    assert!(
+        server.stats().reassembly_dropped > 0,
+        "the limit dropped messages"
+    );
     // Given back when they time out.
     let later = now + Duration::from_secs(31);
     server.handle_timeout(later);

@@ -168,7 +168,7 @@ impl Shared {
         memory.iter().map(|a| a.alert_id).collect()
     }
 
-    fn from_memory(&self, id: u64) -> Option<Alert> {
+    fn kept_alert(&self, id: u64) -> Option<Alert> {
         let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         memory.iter().find(|a| a.alert_id == id).cloned()
     }
@@ -253,11 +253,7 @@ impl AlertSender {
     pub async fn raise(&self, alert: Alert) -> Result<Pushed, SpoolError> {
         let id = alert.alert_id;
         let copy = alert.clone();
-        let pushed = match self
-            .shared
-            .spool_io(move |spool| spool.push(&alert))
-            .await
-        {
+        let pushed = match self.shared.spool_io(move |spool| spool.push(&alert)).await {
             Ok(pushed) => pushed,
             Err(e @ SpoolError::InvalidAlert { .. }) => return Err(e),
             Err(e) => {
@@ -554,7 +550,7 @@ impl AlertClient {
                 let alert = match self.shared.spool_io(move |s| s.load(id)).await {
                     Ok(Some(alert)) => alert,
                     // Kept in memory, or acknowledged (or dropped) meanwhile.
-                    Ok(None) => match self.shared.from_memory(id) {
+                    Ok(None) => match self.shared.kept_alert(id) {
                         Some(alert) => alert,
                         None => continue,
                     },

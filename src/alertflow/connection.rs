@@ -318,7 +318,11 @@ mod tests {
                 Err(ConnectionError::MemoryFull { .. })
             ));
             drop(conn);
-            assert_eq!(budget.used(), 0, "a dropped connection gives its share back");
+            assert_eq!(
+                budget.used(),
+                0,
+                "a dropped connection gives its share back"
+            );
         });
     }
 

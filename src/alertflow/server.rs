@@ -203,7 +203,8 @@ impl AlertServer {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         // Every connection task ends when this sender is dropped, that is when `run` returns.
         let (_stop, stopped) = smol::channel::bounded::<()>(1);
-        let limiter = ConnectionLimiter::new(self.config.max_connections, self.config.max_per_address);
+        let limiter =
+            ConnectionLimiter::new(self.config.max_connections, self.config.max_per_address);
         let memory = MemoryBudget::new(self.config.partial_frame_memory);
         let waiting = Arc::new(Unauthenticated::default());
         let accept_loop = async {
@@ -221,16 +222,15 @@ impl AlertServer {
                 };
                 // Room for the newcomer: the oldest connection that has not authenticated yet
                 // goes, when too many have not (or when every place is taken).
-                if waiting.len() >= self.config.max_unauthenticated
-                    || limiter.open() >= self.config.max_connections
+                if (waiting.len() >= self.config.max_unauthenticated
+                    || limiter.open() >= self.config.max_connections)
+                    && waiting.evict_oldest()
                 {
-                    if waiting.evict_oldest() {
-                        self.counters
-                            .evicted_unauthenticated
-                            .fetch_add(1, Ordering::Relaxed);
-                        // Its task drops its permit when it ends: let it run first.
-                        futures_lite::future::yield_now().await;
-                    }
+                    self.counters
+                        .evicted_unauthenticated
+                        .fetch_add(1, Ordering::Relaxed);
+                    // Its task drops its permit when it ends: let it run first.
+                    futures_lite::future::yield_now().await;
                 }
                 let permit = match limiter.admit(peer.ip()) {
                     Ok(permit) => permit,

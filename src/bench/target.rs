@@ -102,7 +102,12 @@ impl Target {
             .args(["--http", &http.to_string()])
             .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
             // Thousands of simulated agents register at once, without keys.
-            .args(["--max-agents", "1000000", "--new-agents-per-second", "1000000"])
+            .args([
+                "--max-agents",
+                "1000000",
+                "--new-agents-per-second",
+                "1000000",
+            ])
             .arg("--data-dir")
             .arg(&data_dir);
         for (i, text) in tasks.iter().enumerate() {

@@ -10,10 +10,10 @@
 //! chunks alone would let a peer announce 65535 pieces of one byte under each of 65536 message
 //! ids and make the receiver reserve some 100 GB while "buffering" 64 KiB.
 
+pub use crate::limits::MemoryBudget as ReassemblyBudget;
 use crate::wire::{Fragment, PacketType};
 use std::collections::HashMap;
 use std::mem::size_of;
-pub use crate::limits::MemoryBudget as ReassemblyBudget;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]

@@ -275,7 +275,10 @@ impl ServerEndpoint {
                     let e = crate::wire::codec::invalid(
                         "packet type",
                         0,
-                        format!("{} is sent by servers, not agents", message.packet_type().name()),
+                        format!(
+                            "{} is sent by servers, not agents",
+                            message.packet_type().name()
+                        ),
                     );
                     self.stats.malformed += 1;
                     self.events.push_back(ServerEvent::Malformed {
@@ -360,8 +363,7 @@ impl ServerEndpoint {
                 now,
                 from,
                 &registration.name,
-                "the name has no key (not in --keys-file, and no --key-file for everybody)"
-                    .into(),
+                "the name has no key (not in --keys-file, and no --key-file for everybody)".into(),
             );
             return;
         }
@@ -502,7 +504,12 @@ impl ServerEndpoint {
     /// The application's refusal of a registration it was handed (no room for a new agent):
     /// answers it with REFUSED `full`. A later copy of the same registration is handed over
     /// again.
-    pub fn refuse_registration(&mut self, now: Instant, from: SocketAddr, registration: &Registration) {
+    pub fn refuse_registration(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        registration: &Registration,
+    ) {
         self.pending_registrations.remove(&registration.instance);
         let server_ms = self.wall_ms(now).unwrap_or(0);
         self.refuse_with(

@@ -71,7 +71,8 @@ type Reply = Response<Full<Bytes>>;
 
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
-    let limiter = crate::limits::ConnectionLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
+    let limiter =
+        crate::limits::ConnectionLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     let mut backoff = crate::limits::AcceptBackoff::new("HTTP");
     let mut refused = log::Throttle::new(Duration::from_secs(10));
     loop {

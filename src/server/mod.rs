@@ -448,7 +448,13 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) {
     let mut ids = Vec::new();
     for event in &batch {
         if let ServerEvent::Registration { from, registration } = event {
-            ids.push(admit_registration(shared, &mut state, *from, registration, now_ms));
+            ids.push(admit_registration(
+                shared,
+                &mut state,
+                *from,
+                registration,
+                now_ms,
+            ));
         }
     }
     // Nobody is answered before the ids are durable: an id answered and then lost with the

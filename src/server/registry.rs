@@ -76,7 +76,10 @@ fn yes() -> bool {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Snapshot {
-    Current { next_id: u32, agents: Vec<AgentRecord> },
+    Current {
+        next_id: u32,
+        agents: Vec<AgentRecord>,
+    },
     Array(Vec<AgentRecord>),
 }
 
@@ -126,15 +129,15 @@ impl Registry {
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
         let path = dir.join("agents.json");
         let (next_id, records) = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes).map_err(|source| {
-                RegistryError::Parse {
+            Ok(bytes) => {
+                match serde_json::from_slice(&bytes).map_err(|source| RegistryError::Parse {
                     path: path.clone(),
                     source,
+                })? {
+                    Snapshot::Current { next_id, agents } => (next_id, agents),
+                    Snapshot::Array(agents) => (1, agents),
                 }
-            })? {
-                Snapshot::Current { next_id, agents } => (next_id, agents),
-                Snapshot::Array(agents) => (1, agents),
-            },
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (1, Vec::new()),
             Err(source) => return Err(RegistryError::Io { path, source }),
         };
@@ -265,6 +268,7 @@ impl Registry {
 
     /// Registers (or re-registers) an agent by name; returns its id. The change is durable
     /// after the next [`Registry::flush`].
+    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &mut self,
         name: &str,
@@ -410,7 +414,8 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
         for i in 0..10 {
-            r.register(&format!("agent{i}"), a, 1, 0, "0.1", 1, 1).unwrap();
+            r.register(&format!("agent{i}"), a, 1, 0, "0.1", 1, 1)
+                .unwrap();
         }
         r.register("agent3", b, 2, 0, "0.1", 2, 2).unwrap();
         r.flush().unwrap();
@@ -447,7 +452,11 @@ mod tests {
         let mut r = Registry::open(dir.path()).unwrap();
         assert!(r.by_name("spoof").is_none());
         assert_eq!(r.len(), 1);
-        assert_eq!(r.register("new", a, 2, 0, "0.1", 2, 3).unwrap(), 3, "id 2 stays used");
+        assert_eq!(
+            r.register("new", a, 2, 0, "0.1", 2, 3).unwrap(),
+            3,
+            "id 2 stays used"
+        );
         r.flush().unwrap();
         drop(r);
         // The snapshot (after compaction at open) still knows the next id.

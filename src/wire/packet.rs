@@ -590,7 +590,10 @@ impl Header {
             return Err(invalid(
                 "sequence number",
                 seq_at,
-                format!("{} carries sequence number 0, not {seq}", packet_type.name()),
+                format!(
+                    "{} carries sequence number 0, not {seq}",
+                    packet_type.name()
+                ),
             ));
         }
         let body_start = r.offset();

@@ -225,7 +225,8 @@ impl WorkItem {
                 for _ in 0..count {
                     // The same bound as an interface name in a METRICS sample.
                     let at = r.offset();
-                    let name = r.string("interface name", crate::wire::metrics::MAX_INTERFACE_NAME)?;
+                    let name =
+                        r.string("interface name", crate::wire::metrics::MAX_INTERFACE_NAME)?;
                     if name.is_empty() {
                         return Err(invalid("interface name", at, "empty"));
                     }
