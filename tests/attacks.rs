@@ -334,3 +334,35 @@ fn posted_task_files_with_similar_ids_are_both_kept_across_a_restart() {
     ids.sort();
     assert_eq!(ids, vec!["site.a", "site/a"]);
 }
+
+#[test]
+fn a_registration_is_answered_only_once_the_registry_is_saved() {
+    let mut sandbox = Sandbox::new();
+    let server = sandbox.start_server(&[], &[]);
+    // The journal cannot be written (a directory is in its way), as when descriptors or the
+    // disk run out.
+    let journal = server.data_dir.join("agents.log");
+    std::fs::create_dir(&journal).unwrap();
+    assert_eq!(
+        register_raw(&server, "r1", 1),
+        None,
+        "no id handed out unsaved"
+    );
+    wait_for(WAIT, "the failed save in the log", || {
+        sandbox
+            .log(&server.name)
+            .contains("the agent registry was not saved")
+            .then_some(())
+    });
+    // Writable again: the agent's next copy is answered, and the id survives a restart.
+    std::fs::remove_dir(&journal).unwrap();
+    assert_eq!(register_raw(&server, "r1", 1), Some(1));
+    sandbox.kill(&server.name);
+    let server = sandbox.restart_server(&server);
+    assert_eq!(
+        register_raw(&server, "r2", 2),
+        Some(2),
+        "id 1 is not given again"
+    );
+    assert_eq!(register_raw(&server, "r1", 3), Some(1));
+}
