@@ -19,6 +19,9 @@ _nms() {
             nms,agent)
                 cmd="nms__subcmd__agent"
                 ;;
+            nms,agents)
+                cmd="nms__subcmd__agents"
+                ;;
             nms,bench)
                 cmd="nms__subcmd__bench"
                 ;;
@@ -40,8 +43,23 @@ _nms() {
             nms,server)
                 cmd="nms__subcmd__server"
                 ;;
+            nms__subcmd__agents,forget)
+                cmd="nms__subcmd__agents__subcmd__forget"
+                ;;
+            nms__subcmd__agents,help)
+                cmd="nms__subcmd__agents__subcmd__help"
+                ;;
+            nms__subcmd__agents__subcmd__help,forget)
+                cmd="nms__subcmd__agents__subcmd__help__subcmd__forget"
+                ;;
+            nms__subcmd__agents__subcmd__help,help)
+                cmd="nms__subcmd__agents__subcmd__help__subcmd__help"
+                ;;
             nms__subcmd__help,agent)
                 cmd="nms__subcmd__help__subcmd__agent"
+                ;;
+            nms__subcmd__help,agents)
+                cmd="nms__subcmd__help__subcmd__agents"
                 ;;
             nms__subcmd__help,bench)
                 cmd="nms__subcmd__help__subcmd__bench"
@@ -64,6 +82,9 @@ _nms() {
             nms__subcmd__help,server)
                 cmd="nms__subcmd__help__subcmd__server"
                 ;;
+            nms__subcmd__help__subcmd__agents,forget)
+                cmd="nms__subcmd__help__subcmd__agents__subcmd__forget"
+                ;;
             *)
                 ;;
         esac
@@ -71,7 +92,7 @@ _nms() {
 
     case "${cmd}" in
         nms)
-            opts="-h -V --color --help --version server agent decode completions send-task inspect bench help"
+            opts="-h -V --color --help --version server agent decode completions send-task inspect bench agents help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +140,96 @@ _nms() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents)
+            opts="-h -V --color --help --version forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents__subcmd__forget)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents__subcmd__help)
+            opts="forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents__subcmd__help__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -207,7 +318,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__decode)
-            opts="-h -V --file --hex --key-file --json --color --help --version"
+            opts="-h -V --file --hex --key-file --instance --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +329,10 @@ _nms() {
                     return 0
                     ;;
                 --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -233,7 +348,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__help)
-            opts="server agent decode completions send-task inspect bench help"
+            opts="server agent decode completions send-task inspect bench agents help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +364,34 @@ _nms() {
         nms__subcmd__help__subcmd__agent)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__agents)
+            opts="forget"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__agents__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -359,13 +502,21 @@ _nms() {
             return 0
             ;;
         nms__subcmd__inspect)
-            opts="-h -V --server --json --watch --task --color --help --version"
+            opts="-h -V --server --api-token-file --settings --json --watch --task --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -385,13 +536,21 @@ _nms() {
             return 0
             ;;
         nms__subcmd__send__subcmd__task)
-            opts="-h -V --server --json --color --help --version"
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -407,7 +566,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --alertmanager --color --help --version"
+            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --alertmanager --api-token-file --public-read --insecure-api --max-agents --new-agents-per-second --forget-unreported-after-s --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,6 +633,26 @@ _nms() {
                     return 0
                     ;;
                 --alertmanager)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-read)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-agents)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --new-agents-per-second)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --forget-unreported-after-s)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,7 @@ complete -c nms -n "__fish_nms_needs_command" -f -a "completions" -d 'Print a sh
 complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
 complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
 complete -c nms -n "__fish_nms_needs_command" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
+complete -c nms -n "__fish_nms_needs_command" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
 complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nms -n "__fish_nms_using_subcommand server" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/server.toml, then /etc/nms/server.toml, if present]. Flags given on the command line win over it' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task file to load and dispatch (either dialect); repeat for several' -r -F
@@ -53,10 +54,17 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l timeout-ms -d 'Initia
 complete -c nms -n "__fish_nms_using_subcommand server" -l max-retransmissions -d 'NetTask retransmissions without an answer before a peer is reported lost' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l local-agent -d 'Also run an agent of this name in the server process (monitors the server\'s own host)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l api-token-file -d 'The HTTP API\'s bearer token (a file holding 16+ characters): writes need it, and reads when they are not public [default on loopback: generated in DIR/api-token]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l public-read -d 'Whether reads of the HTTP API need no token [default: true on a loopback address only]' -r -f -a "true\t''
+false\t''"
+complete -c nms -n "__fish_nms_using_subcommand server" -l max-agents -d 'Most agents registered at once; registrations of new names past it are refused' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l new-agents-per-second -d 'Without keys: new agent names accepted per second (after a burst of 2000)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l forget-unreported-after-s -d 'Forget agents that never sent anything after registering once they are silent this long' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c nms -n "__fish_nms_using_subcommand server" -s v -l verbose -d 'Log every stored metrics report, not only notable events'
+complete -c nms -n "__fish_nms_using_subcommand server" -l insecure-api -d 'Serve the HTTP API without a token for writes, even on a non-loopback address (anyone who reaches it can then install tasks and forget agents)'
 complete -c nms -n "__fish_nms_using_subcommand server" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand server" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand agent" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/agent.toml, then /etc/nms/agent.toml, if present]. Flags given on the command line win over it' -r -F
@@ -71,6 +79,7 @@ complete -c nms -n "__fish_nms_using_subcommand agent" -s h -l help -d 'Print he
 complete -c nms -n "__fish_nms_using_subcommand agent" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand decode" -l file -d 'Read the packet from this file instead of standard input' -r -F
 complete -c nms -n "__fish_nms_using_subcommand decode" -l key-file -d 'Verify keyed (HMAC) tags with the pre-shared key in this file (hex text, 32+ digits)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand decode" -l instance -d 'The instance (hex, as `nms decode` prints it) of the REGISTRATION whose session a keyed packet or frame belongs to: keyed tags are bound to it' -r
 complete -c nms -n "__fish_nms_using_subcommand decode" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -84,6 +93,8 @@ never\t''"
 complete -c nms -n "__fish_nms_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand send-task" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand send-task" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand send-task" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand send-task" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -91,6 +102,8 @@ complete -c nms -n "__fish_nms_using_subcommand send-task" -l json -d 'Print the
 complete -c nms -n "__fish_nms_using_subcommand send-task" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand send-task" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l task -d 'Explain this task file instead (no server needed): its validation, measurements, thresholds, and the rhai each rule compiles to' -r -F
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
@@ -118,11 +131,31 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l keep -d 'Keep the star
 complete -c nms -n "__fish_nms_using_subcommand bench" -l json -d 'Print one JSON object instead of text'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'

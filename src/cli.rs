@@ -35,6 +35,42 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Load-test a server with simulated agents and measure it against the loopback ceiling.
     Bench(BenchArgs),
+    /// Manage a running server's agents: `nms agents forget NAME`.
+    Agents(AgentsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms agents forget edge-router-1\n  \
+    nms agents forget --server http://127.0.0.1:9470 --api-token-file /etc/nms/api-token r1")]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub command: AgentsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Forget an agent: its registration and session go (its stored data stays); a running
+    /// agent of that name registers again, under a new id.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The agent's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The server's HTTP API.
+    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
+    pub server: String,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
+
+    /// Print the server's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -42,7 +78,7 @@ pub enum Command {
     nms decode < tests/fixtures/packets/ack.bin\n  \
     nms decode --json --file tests/fixtures/packets/metrics_typical.bin\n  \
     xxd -p tests/fixtures/packets/ack.bin | nms decode --hex\n  \
-    nms decode --key-file tests/fixtures/packets/test.key --file tests/fixtures/packets/keyed_ack.bin")]
+    nms decode --key-file tests/fixtures/packets/test.key --instance 0x5f3a91c20be47d16 --file tests/fixtures/packets/keyed_ack.bin")]
 pub struct DecodeArgs {
     /// Read the packet from this file instead of standard input.
     #[arg(long, value_name = "PATH")]
@@ -55,6 +91,11 @@ pub struct DecodeArgs {
     /// Verify keyed (HMAC) tags with the pre-shared key in this file (hex text, 32+ digits).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    /// The instance (hex, as `nms decode` prints it) of the REGISTRATION whose session a keyed
+    /// packet or frame belongs to: keyed tags are bound to it.
+    #[arg(long, value_name = "HEX", value_parser = nms::decode::parse_instance)]
+    pub instance: Option<u64>,
 
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -158,6 +199,31 @@ pub struct ServerArgs {
     /// deleted, raw reports first [default: no cap].
     #[arg(long, value_name = "SIZE")]
     pub max_store_size: Option<String>,
+    /// The HTTP API's bearer token (a file holding 16+ characters): writes need it, and reads
+    /// when they are not public [default on loopback: generated in DIR/api-token].
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Whether reads of the HTTP API need no token [default: true on a loopback address only].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub public_read: Option<bool>,
+
+    /// Serve the HTTP API without a token for writes, even on a non-loopback address (anyone
+    /// who reaches it can then install tasks and forget agents).
+    #[arg(long)]
+    pub insecure_api: bool,
+
+    /// Most agents registered at once; registrations of new names past it are refused.
+    #[arg(long, value_name = "N", default_value_t = nms::server::DEFAULT_MAX_AGENTS)]
+    pub max_agents: usize,
+
+    /// Without keys: new agent names accepted per second (after a burst of 2000).
+    #[arg(long, value_name = "N", default_value_t = nms::server::DEFAULT_NEW_AGENTS_PER_SECOND)]
+    pub new_agents_per_second: u64,
+
+    /// Forget agents that never sent anything after registering once they are silent this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub forget_unreported_after_s: u64,
 }
 
 #[derive(Debug, Args)]
@@ -279,9 +345,26 @@ pub struct SendTaskArgs {
     #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
     pub server: String,
 
+    #[command(flatten)]
+    pub token: TokenArgs,
+
     /// Print the server's JSON answer instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where a client finds the HTTP API's token.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of
+    /// the server settings file, else the token a local server generated in its data folder].
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// The server settings file to take `api-token-file` (or `data-dir`) from [default:
+    /// ~/.config/nms/server.toml, then /etc/nms/server.toml].
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +377,9 @@ pub struct InspectArgs {
     /// The server's HTTP API.
     #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
     pub server: String,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
 
     /// Print one JSON object instead of tables (one line per refresh with --watch).
     #[arg(long)]

@@ -82,21 +82,46 @@ pub enum ClientError {
 
 /// `GET base + path_and_query`, answered with JSON.
 pub async fn get_json(base: &str, path_and_query: &str) -> Result<Value, ClientError> {
-    let (url, body) = request(Method::GET, base, path_and_query, None).await?;
+    get_json_as(base, None, path_and_query).await
+}
+
+/// [`get_json`] with the API token (`Authorization: Bearer TOKEN`), when there is one.
+pub async fn get_json_as(
+    base: &str,
+    token: Option<&str>,
+    path_and_query: &str,
+) -> Result<Value, ClientError> {
+    let (url, body) = request(Method::GET, base, path_and_query, None, token).await?;
+    parse_json(&url, &body)
+}
+
+/// `DELETE base + path` with the API token, answered with JSON.
+pub async fn delete_json(
+    base: &str,
+    token: Option<&str>,
+    path: &str,
+) -> Result<Value, ClientError> {
+    let (url, body) = request(Method::DELETE, base, path, None, token).await?;
     parse_json(&url, &body)
 }
 
 /// `GET base + path_and_query`, answered with text of any type (the Prometheus exposition,
 /// ...); bytes that are not UTF-8 are replaced.
 pub async fn get_text(base: &str, path_and_query: &str) -> Result<String, ClientError> {
-    let (_, body) = request(Method::GET, base, path_and_query, None).await?;
+    let (_, body) = request(Method::GET, base, path_and_query, None, None).await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// `POST base + path` with a JSON body, answered with JSON.
-pub async fn post_json(base: &str, path: &str, body: &Value) -> Result<Value, ClientError> {
-    let (url, answer) =
-        request(Method::POST, base, path, Some(json_body(base, path, body)?)).await?;
+/// `POST base + path` with a JSON body and the API token (when there is one), answered with
+/// JSON.
+pub async fn post_json(
+    base: &str,
+    token: Option<&str>,
+    path: &str,
+    body: &Value,
+) -> Result<Value, ClientError> {
+    let body = json_body(base, path, body)?;
+    let (url, answer) = request(Method::POST, base, path, Some(body), token).await?;
     parse_json(&url, &answer)
 }
 
@@ -108,7 +133,14 @@ pub async fn post_json_accepting_any(
     path: &str,
     body: &Value,
 ) -> Result<(), ClientError> {
-    request(Method::POST, base, path, Some(json_body(base, path, body)?)).await?;
+    request(
+        Method::POST,
+        base,
+        path,
+        Some(json_body(base, path, body)?),
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -208,6 +240,7 @@ async fn request(
     base: &str,
     path_and_query: &str,
     body: Option<Bytes>,
+    token: Option<&str>,
 ) -> Result<(String, Bytes), ClientError> {
     let target = target(base, path_and_query)?;
     let stream = within(
@@ -228,7 +261,7 @@ async fn request(
     let url = target.url.clone();
     let answer = within(
         RESPONSE_TIMEOUT,
-        exchange(stream, method, &target, body),
+        exchange(stream, method, &target, body, token),
         || ClientError::ResponseTimeout { url: url.clone() },
     )
     .await?;
@@ -241,6 +274,7 @@ async fn exchange(
     method: Method,
     target: &Target,
     body: Option<Bytes>,
+    token: Option<&str>,
 ) -> Result<Bytes, ClientError> {
     let http = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Http {
         url: target.url.clone(),
@@ -261,6 +295,9 @@ async fn exchange(
         );
     if body.is_some() {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let request = builder
         .body(Full::new(body.unwrap_or_default()))

@@ -1,5 +1,5 @@
 //! Turning command-line values into validated configuration: key files, the per-agent keys
-//! file, default data directories and the default agent name.
+//! file, the HTTP API's token, default data directories and the default agent name.
 
 use crate::nettask::Keys;
 use crate::wire::Key;
@@ -28,12 +28,103 @@ pub fn server_keys(key_file: Option<&Path>, keys_file: Option<&Path>) -> anyhow:
             let (Some(name), Some(hex), None) = (parts.next(), parts.next(), parts.next()) else {
                 bail!("{}:{}: expected `NAME HEXKEY`", path.display(), i + 1);
             };
+            check_agent_name(name)
+                .with_context(|| format!("{}:{}: not an agent name", path.display(), i + 1))?;
             let key = Key::from_hex(hex)
                 .with_context(|| format!("{}:{}: key of {name}", path.display(), i + 1))?;
-            keys.per_agent.insert(name.to_string(), key);
+            if keys.per_agent.insert(name.to_string(), key).is_some() {
+                bail!(
+                    "{}:{}: {name} has a key on an earlier line already",
+                    path.display(),
+                    i + 1
+                );
+            }
         }
     }
     Ok(keys)
+}
+
+/// Shortest API token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// The file a server on loopback keeps its generated API token in, inside its data directory.
+pub const API_TOKEN_FILE: &str = "api-token";
+
+/// Reads an API token file: its text without surrounding whitespace, at least
+/// [`MIN_TOKEN_LEN`] printable characters without spaces.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read API token file {}", path.display()))?;
+    let token = text.trim();
+    if token.len() < MIN_TOKEN_LEN
+        || token
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        bail!(
+            "API token file {}: the token must be at least {MIN_TOKEN_LEN} printable ASCII \
+             characters without spaces (e.g. `openssl rand -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
+/// The token of a server on loopback that was given none: `<data dir>/api-token`, made (32
+/// random bytes as hex, readable by its owner only) if missing. Returns it and the file.
+pub fn generated_token(data_dir: &Path) -> anyhow::Result<(String, PathBuf)> {
+    let path = data_dir.join(API_TOKEN_FILE);
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            // Another process made it meanwhile: use that one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", path.display()));
+            }
+        }
+    }
+    Ok((read_token(&path)?, path))
+}
+
+/// The API token a client (`send-task`, `inspect`, `agents`) sends: `--api-token-file`, else
+/// `NMS_API_TOKEN`, else `api-token-file` of the server settings file (`--settings`, or the
+/// usual places), else the token a server on this host generated in its data directory (from
+/// the settings file, or the default one), else none.
+pub fn client_token(
+    flag: Option<&Path>,
+    env_token: Option<String>,
+    settings: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(path) = flag {
+        return read_token(path).map(Some);
+    }
+    if let Some(token) = env_token.filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(token.trim().to_string()));
+    }
+    let (file, from): (ServerSettings, _) = load_settings(settings, "server")?;
+    if let Some(path) = file.api_token_file {
+        return read_token(&relative_to(from.as_deref(), path)).map(Some);
+    }
+    let data_dir = match file.data_dir {
+        Some(d) => Some(relative_to(from.as_deref(), d)),
+        None => default_data_dir("server").ok(),
+    };
+    match data_dir.map(|d| d.join(API_TOKEN_FILE)) {
+        Some(path) if path.is_file() => read_token(&path).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// `<user data dir>/nms/<sub>`, e.g. `~/.local/share/nms/server`.
@@ -82,6 +173,12 @@ pub struct ServerSettings {
     pub max_retransmissions: Option<u32>,
     pub local_agent: Option<String>,
     pub alertmanager: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+    pub public_read: Option<bool>,
+    pub insecure_api: Option<bool>,
+    pub max_agents: Option<usize>,
+    pub new_agents_per_second: Option<u64>,
+    pub forget_unreported_after_s: Option<u64>,
     pub retention_raw: Option<String>,
     pub retention_minute: Option<String>,
     pub retention_hour: Option<String>,

@@ -5,7 +5,7 @@
 //! [`to_json`] are its pure pieces, also used to generate the worked examples in PROTOCOL.md.
 
 use crate::wire::alertflow::{self, AlertType, Frame, FrameBody, Severity};
-use crate::wire::packet::{CAP_IPERF3, CAP_PING, PacketType, VERSION};
+use crate::wire::packet::{CAP_IPERF3, CAP_PING, PacketType, RefusalReason, VERSION};
 use crate::wire::tag::KeyError;
 use crate::wire::{
     AlertConditions, Body, DecodeError, Decoded, Key, Message, MetricsReport, NoackReason, Packet,
@@ -58,6 +58,9 @@ pub struct Options {
     pub hex: bool,
     /// A file holding the pre-shared key as hex text, to verify keyed tags.
     pub key_file: Option<PathBuf>,
+    /// The session's registration instance, which keyed tags are bound to (REGISTRATION,
+    /// REGISTERED and REFUSED carry it themselves).
+    pub instance: Option<u64>,
     pub output: Output,
 }
 
@@ -111,6 +114,12 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+    #[error(
+        "the {kind}'s keyed tag is bound to a session: pass --instance with the instance of the \
+         REGISTRATION that started it (a NOACK `unknown agent` is bound to the packet it refuses \
+         and cannot be verified alone)"
+    )]
+    NeedsInstance { kind: &'static str },
     #[error("cannot encode the packet as JSON")]
     Json(#[source] serde_json::Error),
     #[error("cannot write the output")]
@@ -157,7 +166,10 @@ pub fn run(options: &Options, stdin: &mut dyn Read, out: &mut dyn Write) -> Resu
             limit: MAX_INPUT_BYTES,
         });
     }
-    let key = options.key_file.as_deref().map(load_key).transpose()?;
+    let key = match options.key_file.as_deref().map(load_key).transpose()? {
+        Some(psk) => Some(session_key(&bytes, &psk, options.instance)?),
+        None => None,
+    };
     let decoded =
         crate::wire::decode_any(&bytes, key.as_ref()).map_err(|source| Error::Invalid {
             kind: if bytes[0] == 0 {
@@ -185,6 +197,59 @@ pub fn run(options: &Options, stdin: &mut dyn Read, out: &mut dyn Write) -> Resu
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         result => result.map_err(Error::Write),
     }
+}
+
+/// The key a keyed packet or frame is tagged with: the session key of its instance (read from
+/// the body of REGISTRATION, REGISTERED and REFUSED, else `instance`). Bytes that cannot be
+/// read that far get the session key of instance 0, so the decoder reports what is wrong.
+fn session_key(bytes: &[u8], psk: &Key, instance: Option<u64>) -> Result<Key, Error> {
+    let kind = if bytes.first() == Some(&0) {
+        "AlertFlow frame"
+    } else {
+        "packet"
+    };
+    let own = crate::wire::Header::decode(bytes)
+        .ok()
+        .filter(|h| bytes[0] != 0 && h.packet_type.is_unnumbered_message())
+        .map(|h| match h.decode_body(bytes) {
+            Ok(Packet {
+                body: Body::Reliable { message, .. },
+                ..
+            }) => match message {
+                Message::Registration(m) => m.instance,
+                Message::Registered(m) => m.instance,
+                Message::Refused(m) => m.instance,
+                _ => 0,
+            },
+            _ => 0,
+        });
+    let keyed = match bytes.first() {
+        Some(0) => bytes.get(4).is_some_and(|b| b & 0x10 != 0),
+        Some(b) => b & 0x10 != 0,
+        None => false,
+    };
+    // Only a whole, readable frame or header needs the instance; anything else gets a key of
+    // instance 0, so that the decoder names what is wrong with it.
+    let readable = if bytes.first() == Some(&0) {
+        matches!(alertflow::check(bytes), Ok(Some(n)) if n == bytes.len())
+    } else {
+        crate::wire::Header::decode(bytes).is_ok()
+    };
+    match own.or(instance) {
+        Some(instance) => Ok(psk.session(instance)),
+        None if keyed && readable => Err(Error::NeedsInstance { kind }),
+        None => Ok(psk.session(0)),
+    }
+}
+
+/// Parses a registration instance given as hex (`0x5f3a91c20be47d16` or without `0x`).
+pub fn parse_instance(text: &str) -> Result<u64, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    u64::from_str_radix(digits, 16)
+        .map_err(|_| format!("{text:?} is not an instance: give up to 16 hex digits"))
 }
 
 /// Reads everything, or `None` when there is more than `limit` bytes.
@@ -346,7 +411,7 @@ fn render_header(doc: &mut Doc, h: &HeaderView<'_>) {
         1,
         "keyed",
         if h.keyed {
-            "yes: HMAC-SHA-256 tag with the pre-shared key"
+            "yes: HMAC-SHA-256 tag with the session key"
         } else {
             "no: plain SHA-256 tag"
         },
@@ -502,6 +567,32 @@ fn render_message(doc: &mut Doc, message: &Message) {
             }
         }
         Message::Cancel(m) => doc.field(1, "task number", m.task_number.to_string()),
+        Message::Refused(m) => {
+            doc.field(1, "instance", format!("{:#018x}", m.instance));
+            let reason = doc.paint(
+                match m.reason {
+                    RefusalReason::Clock => "clock",
+                    RefusalReason::NotNewer => "not newer",
+                    RefusalReason::Full => "full",
+                },
+                Style::new().red(),
+            );
+            doc.field(
+                1,
+                "reason",
+                format!("{reason} ({}): {}", m.reason as u8, m.reason.describe()),
+            );
+            doc.field(1, "server time", utc_time(m.server_time_ms));
+            doc.field(
+                1,
+                "last accepted",
+                if m.last_accepted_ms == 0 {
+                    "0 (none)".to_string()
+                } else {
+                    utc_time(m.last_accepted_ms)
+                },
+            );
+        }
     }
 }
 

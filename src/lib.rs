@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod decode;
 pub mod inspect;
+pub mod limits;
 pub mod log;
 pub mod nettask;
 pub mod persist;

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
-    AgentArgs, BenchArgs, Cli, Command, CompletionsArgs, DecodeArgs, InspectArgs, SendTaskArgs,
-    ServerArgs,
+    AgentArgs, AgentsArgs, AgentsCommand, BenchArgs, Cli, Command, CompletionsArgs, DecodeArgs,
+    InspectArgs, SendTaskArgs, ServerArgs, TokenArgs,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,6 +40,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::SendTask(args) => send_task(args, color),
         Command::Inspect(args) => inspect(args, color),
         Command::Bench(args) => bench(args),
+        Command::Agents(args) => agents(args, color),
     }
 }
 
@@ -78,12 +79,38 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         Some(d) => d,
         None => nms::config::default_data_dir("server")?,
     };
+    let http: std::net::SocketAddr = pick!(http, "http");
+    let insecure = args.insecure_api || file.insecure_api.unwrap_or(false);
+    let token = match args.api_token_file.or(file.api_token_file.map(path)) {
+        Some(file) => Some(nms::config::read_token(&file)?),
+        None if insecure => None,
+        None if http.ip().is_loopback() => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+            Some(nms::config::generated_token(&data_dir)?.0)
+        }
+        None => anyhow::bail!(
+            "the HTTP API on {http} is reachable from other hosts: give it a token for writes \
+             with --api-token-file FILE (or `api-token-file` in the settings file), or pass \
+             --insecure-api to serve it without one"
+        ),
+    };
+    let public_read = args
+        .public_read
+        .or(file.public_read)
+        .unwrap_or(http.ip().is_loopback());
+    if !public_read && token.is_none() {
+        anyhow::bail!(
+            "--public-read false closes reads to everybody without a token: give one with \
+             --api-token-file FILE"
+        );
+    }
     let options = nms::server::ServerOptions {
         task_files,
         listen: pick!(listen, "listen"),
         nettask_port: pick!(nettask_port, "nettask_port"),
         alertflow_port: pick!(alertflow_port, "alertflow_port"),
-        http: pick!(http, "http"),
+        http,
         data_dir,
         advertise_alertflow_port: args.advertise_alertflow_port,
         keys,
@@ -120,6 +147,12 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
             },
             ..nms::store::StoreOptions::default()
         },
+        max_agents: pick!(max_agents, "max_agents").max(1),
+        new_agents_per_second: pick!(new_agents_per_second, "new_agents_per_second").max(1),
+        forget_unreported_after: Duration::from_secs(
+            pick!(forget_unreported_after_s, "forget_unreported_after_s").max(1),
+        ),
+        api: nms::server::http::ApiAccess { token, public_read },
     };
     smol::block_on(nms::server::run(options))
 }
@@ -159,9 +192,19 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     smol::block_on(nms::agent::run(options))
 }
 
+/// The API token a client sends (see [`nms::config::client_token`]).
+fn client_token(args: &TokenArgs) -> anyhow::Result<Option<String>> {
+    nms::config::client_token(
+        args.api_token_file.as_deref(),
+        std::env::var("NMS_API_TOKEN").ok(),
+        args.settings.as_deref(),
+    )
+}
+
 fn send_task(args: SendTaskArgs, color: bool) -> anyhow::Result<()> {
     let options = nms::send_task::Options {
         file: args.file,
+        token: client_token(&args.token)?,
         server: args.server,
         output: if args.json {
             nms::send_task::Output::Json
@@ -198,6 +241,7 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
         };
     }
     let options = nms::inspect::Options {
+        token: client_token(&args.token)?,
         server: args.server,
         output: if args.json {
             nms::inspect::Output::Json
@@ -210,6 +254,35 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn agents(args: AgentsArgs, color: bool) -> anyhow::Result<()> {
+    match args.command {
+        AgentsCommand::Forget(forget) => {
+            let token = client_token(&forget.token)?;
+            let answer = smol::block_on(nms::inspect::forget(
+                &forget.server,
+                token.as_deref(),
+                &forget.name,
+            ))?;
+            let mut out = std::io::stdout().lock();
+            if forget.json {
+                writeln!(out, "{answer}")?;
+            } else {
+                let id = answer.get("id").and_then(serde_json::Value::as_u64);
+                let name = if color {
+                    owo_colors::OwoColorize::bold(&forget.name).to_string()
+                } else {
+                    forget.name.clone()
+                };
+                match id {
+                    Some(id) => writeln!(out, "forgot {name} (agent {id})")?,
+                    None => writeln!(out, "forgot {name}")?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
     let options = nms::decode::Options {
         input: match args.file {
@@ -218,6 +291,7 @@ fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
         },
         hex: args.hex,
         key_file: args.key_file,
+        instance: args.instance,
         output: if args.json {
             nms::decode::Output::Json
         } else {

@@ -35,6 +35,8 @@ pub struct Options {
     pub file: PathBuf,
     /// The server's HTTP API, e.g. `http://127.0.0.1:9470`.
     pub server: String,
+    /// The API token writes need.
+    pub token: Option<String>,
     pub output: Output,
 }
 
@@ -227,7 +229,13 @@ fn compact(value: &Value) -> String {
 /// The whole subcommand: validate, post, print the answer to `out`.
 pub async fn run(options: &Options, out: &mut impl Write) -> Result<(), SendTaskError> {
     let (_, upload) = build_upload(&options.file)?;
-    let answer = client::post_json(&options.server, TASKS_PATH, &upload).await?;
+    let answer = client::post_json(
+        &options.server,
+        options.token.as_deref(),
+        TASKS_PATH,
+        &upload,
+    )
+    .await?;
     let shown = match options.output {
         Output::Json => {
             let mut s = serde_json::to_string_pretty(&answer).unwrap_or_else(|_| compact(&answer));

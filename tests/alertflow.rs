@@ -6,8 +6,8 @@ use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use nms::alertflow::{
-    AlertClient, AlertClientConfig, AlertHandler, AlertSender, AlertServer, Connection,
-    ConnectionError, Destination, KeyLookup, ServerStats, StoreOutcome,
+    AlertClient, AlertClientConfig, AlertHandler, AlertSender, AlertServer, AlertServerConfig,
+    Connection, ConnectionError, Destination, KeyLookup, ServerStats, StoreOutcome,
 };
 use nms::wire::{Alert, AlertType, Frame, FrameBody, Key, Severity};
 use std::collections::HashMap;
@@ -105,7 +105,15 @@ fn alert_frame(id: u64) -> Frame {
 }
 
 fn no_keys() -> KeyLookup {
-    Arc::new(|_| None)
+    Arc::new(|_| Some(None))
+}
+
+/// The registration instance of the agent's session in these tests.
+const INSTANCE: u64 = 0x5eed;
+
+/// What the server tags and checks an agent's frames with: its session key.
+fn session(byte: u8) -> Option<Option<Key>> {
+    Some(Some(key(byte).session(INSTANCE)))
 }
 
 fn key(byte: u8) -> Key {
@@ -158,6 +166,7 @@ fn destination(server: SocketAddr) -> Destination {
     Destination {
         server,
         agent_id: AGENT_ID,
+        instance: INSTANCE,
     }
 }
 
@@ -322,7 +331,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
     smol::block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let wrong_store = Arc::new(MemoryStore::default());
-        let wrong_keys: KeyLookup = Arc::new(|_| Some(key(0xbb)));
+        let wrong_keys: KeyLookup = Arc::new(|_| session(0xbb));
         let wrong = start_server(wrong_store.clone(), wrong_keys).await;
         let mut config = client_config(dir.path());
         config.key = Some(key(0xaa));
@@ -338,7 +347,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
 
         // The agent re-registers with a server that shares its key, at a new port.
         let store = Arc::new(MemoryStore::default());
-        let right_keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let right_keys: KeyLookup = Arc::new(|_| session(0xaa));
         let right = start_server(store.clone(), right_keys).await;
         sender.set_destination(destination(right.addr));
         within("delivery", sender.wait_until_delivered()).await;
@@ -351,7 +360,7 @@ fn a_server_with_another_key_drops_the_connection_and_stores_nothing() {
 fn an_unkeyed_frame_is_rejected_where_a_key_is_configured() {
     smol::block_on(async {
         let store = Arc::new(MemoryStore::default());
-        let keys: KeyLookup = Arc::new(|_| Some(key(0xaa)));
+        let keys: KeyLookup = Arc::new(|_| session(0xaa));
         let server = start_server(store.clone(), keys).await;
         let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
         let frame = alert_frame(3);
@@ -452,5 +461,242 @@ fn a_backlog_larger_than_the_window_is_delivered_once_each() {
         assert_eq!(counts.acknowledged, ids.len() as u64);
         assert_eq!(store.stored_ids(), ids);
         assert_eq!(server.stats.counts().duplicates, 0);
+    });
+}
+
+/// A server with small limits, so that tests can reach them.
+async fn start_limited_server(store: Arc<MemoryStore>, config: AlertServerConfig) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = AlertServer::new(store, no_keys()).with_config(config);
+    let stats = server.stats();
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let task = smol::spawn(server.run(listener, async move {
+        let _ = stopped.recv().await;
+    }));
+    Server {
+        addr,
+        stats,
+        _stop: stop,
+        _task: task,
+    }
+}
+
+fn small_limits() -> AlertServerConfig {
+    AlertServerConfig {
+        max_connections: 64,
+        max_per_address: 16,
+        max_unauthenticated: 8,
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        partial_frame_memory: 64 * 1024,
+    }
+}
+
+/// Opens `n` connections from `ip` (any 127.0.0.0/8 address) that never send anything.
+fn idle_connections(ip: &str, server: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .filter_map(|_| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+            let local: SocketAddr = format!("{ip}:0").parse().ok()?;
+            socket.bind(&local.into()).ok()?;
+            socket.connect(&server.into()).ok()?;
+            Some(socket.into())
+        })
+        .collect()
+}
+
+/// Whether the server closed `stream` (a read sees the end, or an error).
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn idle_connections_do_not_lock_agents_out() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let server = start_limited_server(store.clone(), small_limits()).await;
+        // Someone opens far more connections than may wait for a first frame, from many
+        // addresses.
+        let mut idle = Vec::new();
+        for host in 2..6 {
+            idle.extend(idle_connections(
+                &format!("127.0.0.{host}"),
+                server.addr,
+                10,
+            ));
+        }
+        until(
+            "the oldest waiting connections to be closed for newer ones",
+            || server.stats.counts().evicted_unauthenticated >= 40 - 8,
+        )
+        .await;
+        // An agent still gets its alert through, at once.
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        sender.set_destination(destination(server.addr));
+        sender.raise(alert(1)).await.unwrap();
+        within(
+            "delivery past the idle connections",
+            sender.wait_until_delivered(),
+        )
+        .await;
+        assert_eq!(store.stored_ids(), vec![1]);
+        // Connections that never send a frame are closed once the handshake deadline passed.
+        let idle = Mutex::new(idle);
+        until(
+            "the handshake deadline to close the idle connections",
+            || idle.lock().unwrap().iter_mut().all(closed_by_server),
+        )
+        .await;
+        assert!(server.stats.counts().handshake_timeouts > 0);
+        // And the agent's idle connection is closed after the idle timeout, without harm: the
+        // next alert goes through on a new connection.
+        until("the idle timeout", || server.stats.counts().idle_closed > 0).await;
+        sender.raise(alert(2)).await.unwrap();
+        within(
+            "delivery on a new connection",
+            sender.wait_until_delivered(),
+        )
+        .await;
+        assert_eq!(store.stored_ids(), vec![1, 2]);
+    });
+}
+
+#[test]
+fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let mut config = small_limits();
+        config.max_unauthenticated = 64;
+        let server = start_limited_server(store.clone(), config).await;
+        let _idle = idle_connections("127.0.0.2", server.addr, 20);
+        until("the per-address limit", || {
+            server.stats.counts().refused_per_address == 4
+        })
+        .await;
+        // Another address (the agent's) is not affected.
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        sender.set_destination(destination(server.addr));
+        sender.raise(alert(3)).await.unwrap();
+        within("delivery", sender.wait_until_delivered()).await;
+        assert_eq!(store.stored_ids(), vec![3]);
+    });
+}
+
+#[test]
+fn half_sent_large_frames_hold_bounded_memory_that_comes_back() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let server = start_limited_server(store.clone(), small_limits()).await;
+        // Ten connections each announce a 65,000-byte frame and send 60,000 bytes of it:
+        // 64 KiB of partial-frame memory holds one.
+        let mut partial = 65_000u32.to_be_bytes().to_vec();
+        partial.extend(std::iter::repeat_n(0x21, 60_000));
+        let mut streams = Vec::new();
+        for _ in 0..10 {
+            let mut s = TcpStream::connect(server.addr).await.unwrap();
+            s.write_all(&partial).await.unwrap();
+            streams.push(s);
+        }
+        until("the memory bound to refuse the rest", || {
+            server.stats.counts().memory_full >= 8
+        })
+        .await;
+        // They close; the memory is given back, and a whole large frame is taken again.
+        drop(streams);
+        until("the connections to be gone", || {
+            server.stats.counts().connections_open == 0
+        })
+        .await;
+        let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
+        // A whole frame of 12 KB (as large as an ALERT gets) needs memory of the budget.
+        let mut large = alert_frame_with_message(8, &"y".repeat(4000));
+        if let FrameBody::Alert(a) = &mut large.body {
+            a.task = "t".repeat(4000);
+            a.rule = "r".repeat(4000);
+        }
+        conn.write_frame(&large, None).await.unwrap();
+        let reply = within("the acknowledgement", conn.read_frame(|_| None)).await;
+        assert!(matches!(
+            reply,
+            Ok(Some(Frame {
+                body: FrameBody::AlertAck { alert_id: 8 },
+                ..
+            }))
+        ));
+    });
+}
+
+fn alert_frame_with_message(id: u64, message: &str) -> Frame {
+    let mut a = alert(id);
+    a.message = message.to_string();
+    Frame {
+        keyed: false,
+        agent_id: AGENT_ID,
+        body: FrameBody::Alert(a),
+    }
+}
+
+#[test]
+fn a_frame_of_another_agent_on_a_connection_closes_it_and_an_unknown_id_is_refused() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        // Agent 42 is registered; every other id is not.
+        let keys: KeyLookup = Arc::new(|id| (id == AGENT_ID).then_some(None));
+        let server = start_server(store.clone(), keys).await;
+        let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
+        conn.write_frame(&alert_frame(1), None).await.unwrap();
+        let ack = within("the first acknowledgement", conn.read_frame(|_| None)).await;
+        assert!(matches!(ack, Ok(Some(_))));
+        let mut other = alert_frame(2);
+        other.agent_id = AGENT_ID + 1;
+        conn.write_frame(&other, None).await.unwrap();
+        let reply = within("the server to hang up", conn.read_frame(|_| None)).await;
+        assert!(!matches!(reply, Ok(Some(_))), "{reply:?}");
+        let c = server.stats.counts();
+        assert_eq!(c.refused_alerts + c.unknown_agents, 1, "{c:?}");
+        // A connection that starts with the unregistered id gets nowhere either.
+        let mut conn = Connection::new(TcpStream::connect(server.addr).await.unwrap());
+        conn.write_frame(&other, None).await.unwrap();
+        let reply = within("the server to hang up", conn.read_frame(|_| None)).await;
+        assert!(!matches!(reply, Ok(Some(_))), "{reply:?}");
+        let after = server.stats.counts();
+        assert_eq!(after.unknown_agents, c.unknown_agents + 1, "{after:?}");
+        assert_eq!(store.stored_ids(), vec![1]);
+    });
+}
+
+#[test]
+fn an_alert_the_spool_cannot_take_is_kept_in_memory_and_delivered() {
+    smol::block_on(async {
+        let store = Arc::new(MemoryStore::default());
+        let server = start_server(store.clone(), no_keys()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, _client) = AlertClient::spawn(client_config(dir.path())).unwrap();
+        // The spool's temporary file for alert 5 cannot be written (a directory is in the
+        // way), as when the disk is full.
+        let blocker = dir.path().join(format!("{:016x}.json.tmp", 5));
+        std::fs::create_dir(&blocker).unwrap();
+        let pushed = sender.raise(alert(5)).await.unwrap();
+        assert!(pushed.kept_in_memory.is_some(), "{pushed:?}");
+        assert_eq!(sender.counts().pending, 1);
+        sender.set_destination(destination(server.addr));
+        within("delivery from memory", sender.wait_until_delivered()).await;
+        assert_eq!(store.stored_ids(), vec![5]);
     });
 }

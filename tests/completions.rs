@@ -60,7 +60,7 @@ fn shipped_completion_scripts_match_the_binary() {
 fn every_subcommand_is_completed_in_every_shell() {
     for (shell, _) in SCRIPTS {
         let script = String::from_utf8(script(shell)).expect("a script is text");
-        for subcommand in ["decode", "send-task", "inspect", "completions"] {
+        for subcommand in ["decode", "send-task", "inspect", "completions", "agents"] {
             assert!(
                 script.contains(subcommand),
                 "{shell} script lacks {subcommand}"

@@ -53,6 +53,8 @@ fn decode_args(golden: &Golden) -> Vec<String> {
     if golden.keyed {
         args.push("--key-file".to_string());
         args.push(test_key_path().display().to_string());
+        args.push("--instance".to_string());
+        args.push(format!("{:#x}", util::INSTANCE));
     }
     args
 }

@@ -6,7 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use support::{Sandbox, http_request};
+use support::{Sandbox, http_request_as};
 
 fn error_of(response: &support::HttpResponse) -> String {
     response.json()["error"]
@@ -84,8 +84,10 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
             "unknown field",
         ),
     ];
+    let token = server.token();
     for (method, path, body, status, message) in cases {
-        let response = http_request(addr, method, path, body).expect("the server answers");
+        let response =
+            http_request_as(addr, Some(&token), method, path, body).expect("the server answers");
         assert_eq!(
             response.status, status,
             "{method} {path}: {:?}",
@@ -105,7 +107,7 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
         .unwrap();
     write!(
         stream,
-        "POST /api/tasks HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n"
+        "POST /api/tasks HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();

@@ -382,54 +382,102 @@ fn a_replayed_registration_of_a_replaced_session_is_refused() {
     assert_eq!(h.server.stats().replays, 1);
 }
 
+/// A keyed REGISTRATION of `name` dated `time_ms`.
+fn keyed_registration(key: &nms::wire::Key, name: &str, instance: u64, time_ms: u64) -> Vec<u8> {
+    use nms::wire::{Body, Packet, Registration};
+    Packet {
+        keyed: true,
+        agent_id: 0,
+        body: Body::Reliable {
+            seq: 0,
+            message: Message::Registration(Registration {
+                name: name.into(),
+                instance,
+                time_ms,
+                capabilities: 0,
+                software: "test".into(),
+            }),
+        },
+    }
+    .encode(Some(&key.session(instance)))
+}
+
+/// The REFUSED the server sent for `instance`, checked with that session's key.
+fn refused_for(
+    server: &mut ServerEndpoint,
+    key: &nms::wire::Key,
+    instance: u64,
+) -> Option<nms::wire::packet::Refused> {
+    use nms::wire::{Body, Packet};
+    let now = std::time::Instant::now();
+    while let Some(t) = server.poll_transmit(now) {
+        if let Ok(Packet {
+            body:
+                Body::Reliable {
+                    message: Message::Refused(r),
+                    ..
+                },
+            ..
+        }) = Packet::decode(&t.payload, Some(&key.session(instance)))
+        {
+            return Some(r);
+        }
+    }
+    None
+}
+
 #[test]
-fn a_keyed_server_refuses_registrations_older_than_the_last_one_it_accepted() {
+fn a_keyed_server_takes_registrations_only_within_its_clock_window_and_newer_than_the_last() {
     use nms::nettask::Keys;
-    use nms::wire::{Body, Key, Packet, Registration};
+    use nms::wire::Key;
+    use nms::wire::packet::RefusalReason;
     let key = Key::from_hex("00112233445566778899aabbccddeeff").unwrap();
     let config = Config {
         keys: Keys::single(Some(key.clone())),
         ..Config::default()
     };
-    let mut server = ServerEndpoint::new(config);
-    // As after a restart: the registry remembers the agent's last registration time.
-    server.remember_registration("r1", 1_000);
-    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
-    let registration = |instance: u64, time_ms: u64| {
-        Packet {
-            keyed: true,
-            agent_id: 0,
-            body: Body::Reliable {
-                seq: 0,
-                message: Message::Registration(Registration {
-                    name: "r1".into(),
-                    instance,
-                    time_ms,
-                    capabilities: 0,
-                    software: "test".into(),
-                }),
-            },
-        }
-        .encode(Some(&key))
-    };
+    let window = config.registration_window.as_millis() as u64;
+    let t0: u64 = 1_764_236_400_000;
     let now = std::time::Instant::now();
-    server.handle_datagram(now, from, &registration(5, 999));
-    assert!(
-        matches!(
-            server.poll_event(),
-            Some(ServerEvent::RegistrationRefused { reason, .. }) if reason.contains("replay")
-        ),
-        "a registration older than the last is a replay, refused and reported"
+    let mut server = ServerEndpoint::new(config);
+    server.set_wall_clock(now, t0);
+    // As after a restart: the registry remembers the agent's last registration time.
+    server.remember_registration("r1", t0 - 1_000);
+    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
+
+    // A clock far ahead: refused, and told why (with the server's time).
+    server.handle_datagram(
+        now,
+        from,
+        &keyed_registration(&key, "r1", 1, t0 + window + 1),
     );
-    assert!(server.poll_event().is_none());
+    let refused = refused_for(&mut server, &key, 1).expect("a REFUSED answer");
+    assert_eq!(refused.reason, RefusalReason::Clock);
+    assert_eq!(refused.server_time_ms, t0);
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::RegistrationRefused { reason, .. }) if reason.contains("ahead")
+    ));
+
+    // Older than the last accepted one, inside the window: a replay.
+    server.handle_datagram(now, from, &keyed_registration(&key, "r1", 2, t0 - 2_000));
+    let refused = refused_for(&mut server, &key, 2).expect("a REFUSED answer");
+    assert_eq!(refused.reason, RefusalReason::NotNewer);
+    assert_eq!(refused.last_accepted_ms, t0 - 1_000);
     assert_eq!(server.stats().replays, 1);
-    server.handle_datagram(now, from, &registration(6, 1_001));
+    assert!(
+        server.poll_event().is_none(),
+        "reported once a minute per name"
+    );
+
+    // Fresh: handed to the application.
+    server.handle_datagram(now, from, &keyed_registration(&key, "r1", 3, t0));
     assert!(matches!(
         server.poll_event(),
         Some(ServerEvent::Registration { .. })
     ));
-    // A copy of the same registration before the application answered: not reported twice.
-    server.handle_datagram(now, from, &registration(6, 1_001));
+    // A copy of the same registration before the application answered: not handed over twice.
+    server.handle_datagram(now, from, &keyed_registration(&key, "r1", 3, t0));
     assert!(server.poll_event().is_none());
 }
 
@@ -543,4 +591,75 @@ fn held_acknowledgements_wait_for_the_store_and_a_failing_store_loses_nothing() 
         "the fragmented reports arrived whole"
     );
     assert_eq!(h.server.held(), 0, "no acknowledgement is left held");
+}
+
+#[test]
+fn a_registration_accepted_with_a_clock_a_day_ahead_does_not_lock_the_agent_out() {
+    use nms::nettask::Keys;
+    use nms::wire::Key;
+    let key = Key::from_hex("00112233445566778899aabbccddeeff").unwrap();
+    let mut server = ServerEndpoint::new(Config {
+        keys: Keys::single(Some(key.clone())),
+        ..Config::default()
+    });
+    let t0: u64 = 1_764_236_400_000;
+    let now = std::time::Instant::now();
+    server.set_wall_clock(now, t0);
+    // A registry from before the window existed: the agent once registered a day ahead.
+    server.remember_registration("r1", t0 + 86_400_000);
+    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
+    server.handle_datagram(now, from, &keyed_registration(&key, "r1", 9, t0));
+    assert!(
+        matches!(server.poll_event(), Some(ServerEvent::Registration { .. })),
+        "the corrected clock is accepted: a last time outside the window counts for nothing"
+    );
+}
+
+#[test]
+fn a_name_without_a_key_is_refused_when_per_agent_keys_are_configured() {
+    use nms::nettask::Keys;
+    use nms::wire::{Body, Key, Packet, Registration};
+    let key = Key::from_hex("00112233445566778899aabbccddeeff").unwrap();
+    let mut keys = Keys::default();
+    keys.per_agent.insert("r1".into(), key.clone());
+    let mut server = ServerEndpoint::new(Config {
+        keys,
+        ..Config::default()
+    });
+    let now = std::time::Instant::now();
+    server.set_wall_clock(now, 1_764_236_400_000);
+    let from: std::net::SocketAddr = "10.0.9.9:4000".parse().unwrap();
+    let stranger = Packet {
+        keyed: false,
+        agent_id: 0,
+        body: Body::Reliable {
+            seq: 0,
+            message: Message::Registration(Registration {
+                name: "stranger".into(),
+                instance: 5,
+                time_ms: 1_764_236_400_000,
+                capabilities: 0,
+                software: "test".into(),
+            }),
+        },
+    }
+    .encode(None);
+    for _ in 0..3 {
+        server.handle_datagram(now, from, &stranger);
+    }
+    assert_eq!(server.stats().keyless_names, 3, "every one counted");
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::RegistrationRefused { name, reason, .. })
+            if name == "stranger" && reason.contains("no key")
+    ));
+    assert!(
+        server.poll_event().is_none(),
+        "one log line per name per interval"
+    );
+    assert!(
+        server.poll_transmit(now).is_none(),
+        "no answer to a stranger"
+    );
+    assert_eq!(server.stats().registrations, 0);
 }

@@ -11,7 +11,7 @@
 use nms::nettask::reassembly::{Reassembler, ReassemblyError};
 use nms::nettask::window::{Arrival, RECEIVE_WINDOW, ReplayWindow};
 use nms::wire::codec::{Reader, Writer};
-use nms::wire::packet::MAX_AGENT_ID;
+use nms::wire::packet::{MAX_AGENT_ID, MAX_TIME_MS, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
     Heartbeat, Key, Message, MetricsReport, Noack, NoackReason, Packet, PacketType, Registered,
@@ -71,7 +71,7 @@ fn registration() -> impl Strategy<Value = Registration> {
     (
         nonempty_text(60),
         any::<u64>(),
-        any::<u64>(),
+        0..=MAX_TIME_MS,
         any::<u8>(),
         text(60),
     )
@@ -93,7 +93,7 @@ fn registered() -> impl Strategy<Value = Registered> {
         any::<u32>(),
         any::<u32>(),
         any::<u8>(),
-        any::<u64>(),
+        0..=MAX_TIME_MS,
     )
         .prop_map(
             |(instance, alertflow_port, heartbeat_ms, timeout_ms, max_retransmissions, t)| {
@@ -114,7 +114,7 @@ fn work_item() -> impl Strategy<Value = WorkItem> {
         (
             any::<bool>(),
             any::<bool>(),
-            vec(text(16), 0..6),
+            vec(nonempty_text(16), 0..6),
             frequency()
         )
             .prop_map(
@@ -229,7 +229,7 @@ fn sample() -> impl Strategy<Value = Sample> {
 }
 
 fn metrics_report() -> impl Strategy<Value = MetricsReport> {
-    (any::<u32>(), any::<u64>(), vec(sample(), 0..12)).prop_map(
+    (any::<u32>(), 0..=MAX_TIME_MS, vec(sample(), 0..12)).prop_map(
         |(task_number, time_ms, samples)| MetricsReport {
             task_number,
             time_ms,
@@ -240,8 +240,6 @@ fn metrics_report() -> impl Strategy<Value = MetricsReport> {
 
 fn fragment() -> impl Strategy<Value = Fragment> {
     let inner = prop_oneof![
-        Just(PacketType::Registration),
-        Just(PacketType::Registered),
         Just(PacketType::Task),
         Just(PacketType::Metrics),
         Just(PacketType::Heartbeat),
@@ -269,7 +267,7 @@ fn message() -> impl Strategy<Value = Message> {
         registered().prop_map(Message::Registered),
         task_assignment().prop_map(Message::Task),
         metrics_report().prop_map(Message::Metrics),
-        (any::<u64>(), any::<u32>()).prop_map(|(time_ms, pending_reports)| {
+        (0..=MAX_TIME_MS, any::<u32>()).prop_map(|(time_ms, pending_reports)| {
             Message::Heartbeat(Heartbeat {
                 time_ms,
                 pending_reports,
@@ -277,6 +275,24 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         fragment().prop_map(Message::Fragment),
         any::<u32>().prop_map(|task_number| Message::Cancel(Cancel { task_number })),
+        (
+            any::<u64>(),
+            prop_oneof![
+                Just(RefusalReason::Clock),
+                Just(RefusalReason::NotNewer),
+                Just(RefusalReason::Full)
+            ],
+            0..=MAX_TIME_MS,
+            0..=MAX_TIME_MS,
+        )
+            .prop_map(|(instance, reason, server_time_ms, last_accepted_ms)| {
+                Message::Refused(Refused {
+                    instance,
+                    reason,
+                    server_time_ms,
+                    last_accepted_ms,
+                })
+            }),
     ]
 }
 
@@ -292,7 +308,15 @@ fn packet() -> impl Strategy<Value = Packet> {
     let body = prop_oneof![
         (any::<u16>(), any::<u32>()).prop_map(|(seq, earlier)| Body::Ack(Ack { seq, earlier })),
         (any::<u16>(), noack_reason()).prop_map(|(seq, reason)| Body::Noack(Noack { seq, reason })),
-        (any::<u16>(), message()).prop_map(|(seq, message)| Body::Reliable { seq, message }),
+        (any::<u16>(), message()).prop_map(|(seq, message)| {
+            // REGISTRATION, REGISTERED and REFUSED carry sequence number 0.
+            let seq = if message.packet_type().is_unnumbered_message() {
+                0
+            } else {
+                seq
+            };
+            Body::Reliable { seq, message }
+        }),
     ];
     (agent_id(), body).prop_map(|(agent_id, body)| Packet {
         keyed: false,
@@ -315,7 +339,7 @@ fn alert() -> impl Strategy<Value = Alert> {
         alert_type,
         severity,
         (any::<f64>(), any::<f64>()),
-        (any::<u64>(), prop_oneof![Just(0u64), any::<u64>()]),
+        (0..=MAX_TIME_MS, prop_oneof![Just(0u64), any::<u64>()]),
         text(40),
         text(200),
     )
@@ -691,6 +715,7 @@ proptest! {
                 Ok(_)
                 | Err(ReassemblyError::BufferFull { .. })
                 | Err(ReassemblyError::TooLarge { .. })
+                | Err(ReassemblyError::SharedBudgetFull { .. })
                 | Err(ReassemblyError::Inconsistent { .. }) => {}
             }
             prop_assert!(r.buffered() <= limit, "{} bytes held over a limit of {}", r.buffered(), limit);

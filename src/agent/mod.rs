@@ -178,8 +178,20 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         let sender = sender.clone();
         smol::spawn(async move {
             while let Ok(alert) = alert_rx.recv().await {
-                if let Err(e) = sender.raise(alert).await {
-                    log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}"));
+                match sender.raise(alert).await {
+                    Err(e) => log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}")),
+                    Ok(pushed) => {
+                        if let Some(why) = pushed.kept_in_memory {
+                            log::event(
+                                Level::Bad,
+                                "ALERT",
+                                format_args!(
+                                    "not spooled ({why}): kept in memory and sent when the \
+                                     server is reachable; spooled when the disk takes it"
+                                ),
+                            );
+                        }
+                    }
                 }
             }
         })
@@ -230,6 +242,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 sender.set_destination(Destination {
                     server: alertflow,
                     agent_id,
+                    instance: registered.instance,
                 });
                 log::event(
                     Level::Good,
@@ -269,12 +282,51 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 "SERVER",
                 format_args!(
                     "no answer from {server} after {attempts} registration attempts: is `nms server` \
-                     running there (its NetTask port), and does it use the same key? Still trying."
+                     running there (its NetTask port)? With keys: does it use this agent's key, and \
+                     does its keys file have the name {:?}? Still trying.",
+                    options.id
+                ),
+            ),
+            AgentEvent::RegistrationRefused {
+                refused,
+                registration_time_ms,
+                count,
+            } => log::event(
+                Level::Bad,
+                "REFUSED",
+                format_args!(
+                    "{server} refused the registration ({count} in a row): {}; registering again in 5 s",
+                    refusal_text(&refused, registration_time_ms)
                 ),
             ),
         }
     }
     anyhow::bail!("the NetTask driver stopped")
+}
+
+/// What the server objected to, in words an operator can act on.
+fn refusal_text(refused: &crate::wire::packet::Refused, registration_time_ms: u64) -> String {
+    use crate::wire::packet::RefusalReason;
+    match refused.reason {
+        RefusalReason::Clock => {
+            let skew = registration_time_ms as i128 - refused.server_time_ms as i128;
+            format!(
+                "this host's clock is {:.1} s {} the server's ({} there); set it right (NTP)",
+                skew.unsigned_abs() as f64 / 1000.0,
+                if skew > 0 { "ahead of" } else { "behind" },
+                log::rfc3339(refused.server_time_ms)
+            )
+        }
+        RefusalReason::NotNewer => format!(
+            "the server accepted a registration of this name dated {} already, and this one is \
+             not newer (this host's clock went back, or someone replays an old registration)",
+            log::rfc3339(refused.last_accepted_ms)
+        ),
+        RefusalReason::Full => {
+            "the server takes no new agents now (its --max-agents, or too many new names at once)"
+                .to_string()
+        }
+    }
 }
 
 /// `now_ms`, or one more than the last time handed out when that is not earlier; remembers it.

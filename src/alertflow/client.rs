@@ -13,7 +13,13 @@
 //! arrives. A refused connection, a reset, a frame cut in half, a malformed reply or a server
 //! that stops acknowledging ([`AlertClientConfig::ack_timeout`]) only ends the connection: the
 //! task waits (100 ms, doubling up to 5 s by default) and connects again. It never gives up and
-//! never panics; alerts wait in the spool meanwhile.
+//! never panics; alerts wait in the spool meanwhile. When the server closes an idle connection
+//! and nothing is pending, the task connects again only when there is an alert to send.
+//!
+//! With a key, frames are tagged with the key of the agent's current NetTask session (the
+//! pre-shared key and the registration instance in [`Destination`]), so frames recorded in an
+//! earlier session are refused. An alert that cannot be spooled (the disk is full) is kept in
+//! memory (bounded), sent like the others, and spooled as soon as the spool takes it.
 
 use super::connection::Connection;
 use super::spool::{AlertSpool, DEFAULT_MAX_ALERTS, Pushed, SpoolError};
@@ -67,12 +73,17 @@ impl AlertClientConfig {
     }
 }
 
-/// Where alerts go: the server's AlertFlow address and the id the server gave this agent.
+/// Where alerts go: the server's AlertFlow address, the id the server gave this agent, and the
+/// instance of the registration that started its session (keyed frames are bound to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Destination {
     pub server: SocketAddr,
     pub agent_id: u32,
+    pub instance: u64,
 }
+
+/// Most alerts kept in memory when the spool cannot take them.
+pub const MAX_IN_MEMORY: usize = 1000;
 
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -105,6 +116,8 @@ struct Counters {
 #[derive(Debug)]
 struct Shared {
     spool: Mutex<AlertSpool>,
+    /// Alerts the spool could not take, oldest first.
+    memory: Mutex<VecDeque<Alert>>,
     counters: Counters,
     /// Notified whenever a counter changes.
     changed: Event,
@@ -119,9 +132,10 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = f(&mut spool);
+        let in_memory = self.memory.lock().unwrap_or_else(|e| e.into_inner()).len();
         self.counters
             .pending
-            .store(spool.len() as u64, Ordering::Relaxed);
+            .store((spool.len() + in_memory) as u64, Ordering::Relaxed);
         self.counters
             .dropped
             .store(spool.dropped(), Ordering::Relaxed);
@@ -137,6 +151,54 @@ impl Shared {
     ) -> T {
         let shared = Arc::clone(self);
         smol::unblock(move || shared.with_spool(f)).await
+    }
+
+    /// Keeps an alert the spool did not take; returns the id of the oldest one dropped when
+    /// [`MAX_IN_MEMORY`] are kept already.
+    fn keep_in_memory(&self, alert: Alert) -> Option<u64> {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.push_back(alert);
+        (memory.len() > MAX_IN_MEMORY)
+            .then(|| memory.pop_front().map(|a| a.alert_id))
+            .flatten()
+    }
+
+    fn memory_ids(&self) -> Vec<u64> {
+        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.iter().map(|a| a.alert_id).collect()
+    }
+
+    fn kept_alert(&self, id: u64) -> Option<Alert> {
+        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.iter().find(|a| a.alert_id == id).cloned()
+    }
+
+    /// Forgets an acknowledged alert kept in memory; true when it was there.
+    fn forget_in_memory(&self, id: u64) -> bool {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let before = memory.len();
+        memory.retain(|a| a.alert_id != id);
+        memory.len() != before
+    }
+
+    /// Moves alerts kept in memory into the spool while it takes them. Blocks on file I/O.
+    fn spool_kept(&self) {
+        loop {
+            let Some(alert) = self
+                .memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .front()
+                .cloned()
+            else {
+                return;
+            };
+            let spooled = self.with_spool(|spool| spool.push(&alert).is_ok());
+            if !spooled {
+                return;
+            }
+            self.forget_in_memory(alert.alert_id);
+        }
     }
 
     fn bump(&self, counter: &AtomicU64) {
@@ -184,12 +246,25 @@ impl AlertSender {
     /// alert will reach the server eventually, across connection losses and agent restarts,
     /// unless the spool overflows (reported in [`Pushed::dropped`]). An alert the server could
     /// never decode (see [`AlertSpool::push`]) is refused with an error.
+    ///
+    /// When the spool cannot write the alert (a full disk, ...), it is kept in memory instead
+    /// ([`Pushed::kept_in_memory`], with the error) and sent all the same; it is spooled when
+    /// the spool takes it again, and lost only if the agent stops first.
     pub async fn raise(&self, alert: Alert) -> Result<Pushed, SpoolError> {
         let id = alert.alert_id;
-        let pushed = self
-            .shared
-            .spool_io(move |spool| spool.push(&alert))
-            .await?;
+        let copy = alert.clone();
+        let pushed = match self.shared.spool_io(move |spool| spool.push(&alert)).await {
+            Ok(pushed) => pushed,
+            Err(e @ SpoolError::InvalidAlert { .. }) => return Err(e),
+            Err(e) => {
+                let dropped = self.shared.keep_in_memory(copy);
+                self.shared.with_spool(|_| ());
+                Pushed {
+                    dropped,
+                    kept_in_memory: Some(e.to_string()),
+                }
+            }
+        };
         // The task may be gone (the client was dropped): the alert is spooled all the same and
         // goes out with the next client that opens the spool.
         let _ = self.commands.try_send(Command::Raised(id));
@@ -250,6 +325,9 @@ enum SessionEnd {
     /// Connect again; `progressed` when the server acknowledged something, which resets the
     /// backoff.
     Reconnect { progressed: bool },
+    /// The server closed the connection with nothing pending: connect again when there is an
+    /// alert to send.
+    Idle,
 }
 
 enum Wake {
@@ -264,6 +342,7 @@ impl AlertClient {
         let spool = AlertSpool::open(&config.spool_dir, config.max_spooled)?;
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
+            memory: Mutex::new(VecDeque::new()),
             counters: Counters::default(),
             changed: Event::new(),
         });
@@ -333,6 +412,13 @@ impl AlertClient {
                     match self.session(stream, destination).await {
                         SessionEnd::Stop => return,
                         SessionEnd::Reconnect { progressed } => progressed,
+                        SessionEnd::Idle => {
+                            if !self.wait_for_work().await {
+                                return;
+                            }
+                            backoff = self.config.min_backoff;
+                            continue;
+                        }
                     }
                 }
                 Err(e) => {
@@ -359,6 +445,23 @@ impl AlertClient {
                 return;
             }
             backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// After an idle close: waits until an alert is raised (or the destination changes), or
+    /// alerts are pending already. Returns false when every sender is gone.
+    async fn wait_for_work(&mut self) -> bool {
+        loop {
+            if self.shared.counts().pending > 0 {
+                return true;
+            }
+            match self.commands.recv().await {
+                Err(_) => return false,
+                Ok(Command::Raised(_)) => return true,
+                Ok(Command::Destination(d)) => {
+                    self.destination = d;
+                }
+            }
         }
     }
 
@@ -415,9 +518,18 @@ impl AlertClient {
     async fn session(&mut self, stream: TcpStream, destination: Destination) -> SessionEnd {
         let server = destination.server;
         let mut conn = Connection::new(stream);
-        let key = self.config.key.clone();
+        let key = self
+            .config
+            .key
+            .as_ref()
+            .map(|k| k.session(destination.instance));
         let window = self.config.window.max(1);
+        {
+            let shared = Arc::clone(&self.shared);
+            smol::unblock(move || shared.spool_kept()).await;
+        }
         let mut queue: VecDeque<u64> = self.shared.with_spool(|s| s.pending_ids()).into();
+        queue.extend(self.shared.memory_ids());
         let mut in_flight: HashSet<u64> = HashSet::new();
         let mut waiting_since = Instant::now();
         let mut progressed = false;
@@ -437,8 +549,11 @@ impl AlertClient {
                 }
                 let alert = match self.shared.spool_io(move |s| s.load(id)).await {
                     Ok(Some(alert)) => alert,
-                    // Acknowledged (or dropped) meanwhile.
-                    Ok(None) => continue,
+                    // Kept in memory, or acknowledged (or dropped) meanwhile.
+                    Ok(None) => match self.shared.kept_alert(id) {
+                        Some(alert) => alert,
+                        None => continue,
+                    },
                     Err(e) => {
                         crate::log::event(
                             crate::log::Level::Warn,
@@ -488,7 +603,8 @@ impl AlertClient {
                     let shared = Arc::clone(&self.shared);
                     let removed = self.shared.spool_io(move |s| {
                         let removed = s.remove(alert_id);
-                        if let Ok(true) = removed {
+                        let in_memory = shared.forget_in_memory(alert_id);
+                        if matches!(removed, Ok(true)) || in_memory {
                             shared.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
                         }
                         removed
@@ -513,6 +629,10 @@ impl AlertClient {
                 Wake::Frame(Ok(None)) => {
                     if !in_flight.is_empty() {
                         fail(&self.shared, "the server closed the connection".into());
+                        return SessionEnd::Reconnect { progressed };
+                    }
+                    if queue.is_empty() && self.shared.counts().pending == 0 {
+                        return SessionEnd::Idle;
                     }
                     return SessionEnd::Reconnect { progressed };
                 }

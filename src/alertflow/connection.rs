@@ -5,11 +5,16 @@
 //! a frame split across any number of TCP segments (down to one byte each) parses the same as one
 //! that arrives at once. The buffer grows with the bytes actually received, never past the
 //! largest possible frame, and shrinks back once drained, so an idle connection costs a
-//! kilobyte. End of stream between frames is a clean close (`Ok(None)`); in the middle of a
+//! kilobyte. A server hands its connections one [`MemoryBudget`] for what their buffers hold past
+//! that kilobyte ([`Connection::with_budget`]): a connection whose partial frame cannot grow
+//! within it fails, and every connection gives its share back when its buffer is drained or it
+//! is dropped, so thousands of half-sent large frames hold at most the budget.
+//! End of stream between frames is a clean close (`Ok(None)`); in the middle of a
 //! frame it is an error, as is an impossible length or a frame that does not decode (bad tag,
 //! malformed body): the caller then drops the connection, since the stream can no longer be
 //! trusted to be in step.
 
+use crate::limits::MemoryBudget;
 use crate::wire::alertflow::{self, MAX_FRAME_LEN};
 use crate::wire::codec::Reader;
 use crate::wire::packet::MAX_AGENT_ID;
@@ -42,6 +47,15 @@ pub enum ConnectionError {
         /// What is wrong; its offset counts from the frame's first byte.
         source: DecodeError,
     },
+    #[error(
+        "the frame starting at byte {frame_start} of the stream needs {needed} bytes buffered, \
+         but the memory for partial frames of all connections ({limit} bytes) is in use"
+    )]
+    MemoryFull {
+        frame_start: u64,
+        needed: usize,
+        limit: usize,
+    },
 }
 
 impl ConnectionError {
@@ -57,6 +71,7 @@ impl ConnectionError {
                 frame_start,
                 source,
             } => Some(frame_start + source.offset().unwrap_or(0) as u64),
+            ConnectionError::MemoryFull { frame_start, .. } => Some(*frame_start),
         }
     }
 }
@@ -70,15 +85,31 @@ pub struct Connection<S> {
     filled: usize,
     /// Stream offset of `buffer[0]`: bytes already consumed as whole frames.
     consumed: u64,
+    /// Where the buffer's bytes past [`INITIAL_BUFFER`] come from, and how many it holds.
+    budget: MemoryBudget,
+    reserved: usize,
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S) -> Connection<S> {
+        Self::with_budget(stream, MemoryBudget::unlimited())
+    }
+
+    /// A connection whose buffer grows past its first kilobyte only within `budget`.
+    pub fn with_budget(stream: S, budget: MemoryBudget) -> Connection<S> {
         Connection {
             stream,
             buffer: vec![0; INITIAL_BUFFER],
             filled: 0,
             consumed: 0,
+            budget,
+            reserved: 0,
         }
     }
 
@@ -104,6 +135,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // `check` rejects any length above MAX_FRAME_LEN, so a full buffer of
                 // MAX_BUFFERED bytes always holds a whole frame and this never grows past it.
                 let grown = (self.buffer.len() * 2).min(MAX_BUFFERED);
+                let more = grown - self.buffer.len();
+                if !self.budget.reserve(more) {
+                    return Err(ConnectionError::MemoryFull {
+                        frame_start: self.consumed,
+                        needed: grown,
+                        limit: self.budget.limit(),
+                    });
+                }
+                self.reserved += more;
                 self.buffer.resize(grown, 0);
             }
             let n = self.stream.read(&mut self.buffer[self.filled..]).await?;
@@ -145,6 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.filled == 0 && self.buffer.len() > INITIAL_BUFFER {
             self.buffer.truncate(INITIAL_BUFFER);
             self.buffer.shrink_to_fit();
+            self.budget.release(std::mem::take(&mut self.reserved));
         }
         Ok(Some(frame))
     }
@@ -257,6 +298,32 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn partial_frames_grow_only_within_the_shared_budget_and_give_it_back() {
+        let budget = MemoryBudget::new(4096);
+        let big = alert_frame(1, &"x".repeat(6000)).encode(None);
+        let small = alert_frame(2, &"y".repeat(2000)).encode(None);
+        smol::block_on(async {
+            // 2000 bytes fit (the buffer grows to 4 KiB: 3 KiB from the budget) and are given
+            // back once the frame is read.
+            let mut conn = Connection::with_budget(Cursor::new(small.clone()), budget.clone());
+            assert!(conn.read_frame(|_| None).await.unwrap().is_some());
+            assert_eq!(budget.used(), 0);
+            // 6000 bytes would need 8 KiB: refused.
+            let mut conn = Connection::with_budget(Cursor::new(big), budget.clone());
+            assert!(matches!(
+                conn.read_frame(|_| None).await,
+                Err(ConnectionError::MemoryFull { .. })
+            ));
+            drop(conn);
+            assert_eq!(
+                budget.used(),
+                0,
+                "a dropped connection gives its share back"
+            );
+        });
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub use spool::{AlertSpool, Pushed, SpoolError};
 use crate::wire::Key;
 use std::sync::Arc;
 
-/// Finds the pre-shared key of an agent by its id; `None` means the agent's frames carry the
-/// plain SHA-256 tag.
-pub type KeyLookup = Arc<dyn Fn(u32) -> Option<Key> + Send + Sync>;
+/// Finds the key an agent's frames are tagged with, by its id: `None` when that id may not send
+/// alerts (not registered; no key while keys are configured), `Some(None)` for the plain
+/// SHA-256 tag, `Some(Some(key))` for HMAC tags with that key (the agent's session key).
+pub type KeyLookup = Arc<dyn Fn(u32) -> Option<Option<Key>> + Send + Sync>;
 
 /// Sets TCP keepalive on a connection so a peer that vanished without a word (power cut, cable
 /// pulled) is noticed by the kernel instead of holding the connection forever. Best effort: a

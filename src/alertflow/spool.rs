@@ -54,10 +54,13 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
 }
 
 /// What [`AlertSpool::push`] did besides storing the alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Pushed {
     /// The oldest pending alert, dropped because the spool was full.
     pub dropped: Option<u64>,
+    /// Why the alert could not be spooled, when it is kept in memory instead (see
+    /// [`crate::alertflow::AlertSender::raise`]).
+    pub kept_in_memory: Option<String>,
 }
 
 /// A directory of pending alerts. See the module documentation.

@@ -30,7 +30,7 @@ pub fn run(
     key: Option<Key>,
 ) -> AlertResult {
     let mut result = AlertResult::default();
-    let agents: Vec<(u32, String)> = control
+    let agents: Vec<(u32, String, u64)> = control
         .registered
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -42,13 +42,15 @@ pub fn run(
         .alertflow_port
         .load(std::sync::atomic::Ordering::Relaxed);
     let address = SocketAddr::new(server.ip(), port);
-    let mut streams: Vec<(u32, String, TcpStream)> = Vec::new();
-    for (id, name) in agents {
+    // Keyed frames carry the key of each agent's session.
+    let mut streams: Vec<(u32, String, Option<Key>, TcpStream)> = Vec::new();
+    for (id, name, instance) in agents {
+        let session_key = key.as_ref().map(|k| k.session(instance));
         match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                streams.push((id, name, s));
+                streams.push((id, name, session_key, s));
             }
             Err(_) => result.errors += 1,
         }
@@ -68,7 +70,7 @@ pub fn run(
         }
         next += period;
         let count = streams.len();
-        let (agent_id, name, stream) = &mut streams[turn % count];
+        let (agent_id, name, key, stream) = &mut streams[turn % count];
         turn += 1;
         let alert = Alert {
             alert_id: rng.u64(..),

@@ -47,8 +47,8 @@ pub struct Control {
     pub acknowledged: AtomicU64,
     /// The server's AlertFlow port, from its REGISTERED answers.
     pub alertflow_port: AtomicU16,
-    /// A few registered agents (id, name), for the alert raisers.
-    pub registered: Mutex<Vec<(u32, String)>>,
+    /// A few registered agents (id, name, registration instance), for the alert raisers.
+    pub registered: Mutex<Vec<(u32, String, u64)>>,
 }
 
 impl Control {
@@ -411,16 +411,23 @@ impl Worker {
     /// Which agent a datagram is for.
     fn route(&self, bytes: &[u8]) -> Option<usize> {
         let header = crate::wire::Header::decode(bytes).ok()?;
-        if header.packet_type == PacketType::Registered {
+        if matches!(
+            header.packet_type,
+            PacketType::Registered | PacketType::Refused
+        ) {
             let packet = header.decode_body(bytes).ok()?;
-            let crate::wire::Body::Reliable {
-                message: Message::Registered(r),
-                ..
-            } = packet.body
-            else {
-                return None;
+            let instance = match packet.body {
+                crate::wire::Body::Reliable {
+                    message: Message::Registered(r),
+                    ..
+                } => r.instance,
+                crate::wire::Body::Reliable {
+                    message: Message::Refused(r),
+                    ..
+                } => r.instance,
+                _ => return None,
             };
-            return self.by_instance.get(&r.instance).copied();
+            return self.by_instance.get(&instance).copied();
         }
         self.by_id.get(&header.agent_id).copied()
     }
@@ -464,7 +471,11 @@ impl Worker {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     if few.len() < 64 {
-                        few.push((agent_id, self.config.names[a.name_index].clone()));
+                        few.push((
+                            agent_id,
+                            self.config.names[a.name_index].clone(),
+                            registered.instance,
+                        ));
                     }
                 }
                 AgentEvent::Message(Message::Task(assignment)) => {
@@ -510,7 +521,8 @@ impl Worker {
                 | AgentEvent::ServerRecovered
                 | AgentEvent::Reregistering
                 | AgentEvent::Malformed(_)
-                | AgentEvent::RegistrationUnanswered { .. } => {}
+                | AgentEvent::RegistrationUnanswered { .. }
+                | AgentEvent::RegistrationRefused { .. } => {}
             }
         }
         for _ in 0..more_reports {

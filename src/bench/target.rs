@@ -114,6 +114,11 @@ impl Target {
             http.to_string(),
             "--heartbeat-ms".into(),
             heartbeat_ms.to_string(),
+            // Thousands of simulated agents register at once, without keys.
+            "--max-agents".into(),
+            "1000000".into(),
+            "--new-agents-per-second".into(),
+            "1000000".into(),
             "--data-dir".into(),
         ]
         .into_iter()

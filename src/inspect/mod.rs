@@ -54,6 +54,8 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub server: String,
+    /// The API token, for a server whose reads are not public.
+    pub token: Option<String>,
     pub output: Output,
     /// Redraw every [`WATCH_INTERVAL`] until interrupted.
     pub watch: bool,
@@ -79,10 +81,16 @@ fn list(path: &str, value: Value) -> Result<Vec<Value>, InspectError> {
     }
 }
 
+/// Asks the server to forget agent `name` (`DELETE /api/agents/NAME`); returns its answer.
+pub async fn forget(server: &str, token: Option<&str>, name: &str) -> Result<Value, ClientError> {
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    client::delete_json(server, token, &format!("/api/agents/{encoded}")).await
+}
+
 /// Asks the server for its agents and each agent's recent metrics and alerts.
-pub async fn fetch(server: &str) -> Result<Snapshot, InspectError> {
+pub async fn fetch(server: &str, token: Option<&str>) -> Result<Snapshot, InspectError> {
     let get = |path: String| async move {
-        let value = client::get_json(server, &path).await?;
+        let value = client::get_json_as(server, token, &path).await?;
         list(&path, value)
     };
     let agents = get("/api/agents".to_string()).await?;
@@ -409,7 +417,7 @@ fn write(out: &mut impl Write, text: &str) -> Result<(), InspectError> {
 /// (a failed fetch is shown and retried; only Ctrl-C or a closed output ends it).
 pub async fn run(options: &Options, out: &mut impl Write) -> Result<(), InspectError> {
     loop {
-        let fetched = match fetch(&options.server).await {
+        let fetched = match fetch(&options.server, options.token.as_deref()).await {
             Err(e) if !options.watch => return Err(e),
             other => other,
         };

@@ -5,10 +5,18 @@
 //! answers a packet with NOACK `unknown_agent` (it restarted and forgot the session), the agent
 //! registers again with a new instance and sends every unacknowledged message again in the new
 //! session. The agent needs no inbound port: it only answers the server's address.
+//!
+//! With a key, every packet of a session is tagged with the session key (the pre-shared key and
+//! the registration instance, [`crate::wire::Key::session`]); a NOACK `unknown agent` is only
+//! believed when it is bound to the packet it answers. A REFUSED answer to the registration
+//! (its time is too far from the server's clock, it is not newer than the last one the server
+//! accepted, or the server takes no new agents) is reported and a new registration, with a new
+//! instance and the current time, starts after a pause.
 
+use super::reassembly::ReassemblyBudget;
 use super::session::{Outbound, Session, SessionEvent};
 use super::{Config, Stats, Transmit};
-use crate::wire::packet::CAP_PING;
+use crate::wire::packet::{CAP_PING, RefusalReason, Refused};
 use crate::wire::{
     Body, Header, Message, NoackReason, Packet, PacketType, Registered, Registration,
 };
@@ -60,12 +68,25 @@ pub enum AgentEvent {
     /// The registration was sent `attempts` times without an answer (reported after 5
     /// attempts, then about once a minute): the server is not there, or refuses the key.
     RegistrationUnanswered { attempts: u32 },
+    /// The server refused the registration and said why (reported the first time, when the
+    /// reason changes, and then every 12th refusal); a new registration follows.
+    RegistrationRefused {
+        refused: Refused,
+        /// The refused registration's time (this agent's clock), Unix milliseconds.
+        registration_time_ms: u64,
+        /// Refusals in a row so far.
+        count: u32,
+    },
 }
+
+/// The pause before registering again after a REFUSED.
+const REFUSED_PAUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 enum State {
     Registering {
         instance: u64,
+        time_ms: u64,
         attempts: u32,
         next_attempt: Instant,
         packet: Vec<u8>,
@@ -92,6 +113,9 @@ pub struct AgentEndpoint {
     wall_base_ms: u64,
     clock_base: Instant,
     stats: Stats,
+    /// Refusals in a row, and the reason of the last one.
+    refusals: u32,
+    last_refusal: Option<RefusalReason>,
 }
 
 impl AgentEndpoint {
@@ -111,6 +135,7 @@ impl AgentEndpoint {
             identity,
             state: State::Registering {
                 instance: 0,
+                time_ms: 0,
                 attempts: 0,
                 next_attempt: now,
                 packet: Vec::new(),
@@ -125,6 +150,8 @@ impl AgentEndpoint {
             wall_base_ms: wall_ms,
             clock_base: now,
             stats: Stats::default(),
+            refusals: 0,
+            last_refusal: None,
         };
         endpoint.start_registration(now);
         endpoint
@@ -180,20 +207,22 @@ impl AgentEndpoint {
         self.wall_base_ms + now.saturating_duration_since(self.clock_base).as_millis() as u64
     }
 
-    fn key(&self) -> Option<&crate::wire::Key> {
-        self.config.keys.for_agent(&self.identity.name)
+    /// The key of the session that registration `instance` starts (or started).
+    fn session_key(&self, instance: u64) -> Option<crate::wire::Key> {
+        self.config.keys.session_key(&self.identity.name, instance)
     }
 
     fn start_registration(&mut self, now: Instant) {
         let instance = self.rng.u64(1..);
+        let time_ms = self.wall_ms(now);
         let registration = Registration {
             name: self.identity.name.clone(),
             instance,
-            time_ms: self.wall_ms(now),
+            time_ms,
             capabilities: self.identity.capabilities,
             software: self.identity.software.clone(),
         };
-        let key = self.key().cloned();
+        let key = self.session_key(instance);
         let packet = Packet {
             keyed: key.is_some(),
             agent_id: 0,
@@ -205,6 +234,7 @@ impl AgentEndpoint {
         .encode(key.as_ref());
         self.state = State::Registering {
             instance,
+            time_ms,
             attempts: 0,
             next_attempt: now,
             packet,
@@ -251,7 +281,7 @@ impl AgentEndpoint {
             self.stats.malformed += 1;
             return;
         };
-        let key = self.key().cloned();
+        let key = self.verifying_key(&header, bytes);
         if header.verify_tag(bytes, key.as_ref()).is_err() {
             self.stats.bad_tags += 1;
             if let State::Registered { session, .. } = &self.state
@@ -279,15 +309,22 @@ impl AgentEndpoint {
                 return;
             }
         };
-        if header.packet_type == PacketType::Registered {
-            if let Body::Reliable {
+        match packet.body {
+            Body::Reliable {
                 message: Message::Registered(registered),
                 ..
-            } = packet.body
-            {
+            } => {
                 self.on_registered(packet.agent_id, registered);
+                return;
             }
-            return;
+            Body::Reliable {
+                message: Message::Refused(refused),
+                ..
+            } => {
+                self.on_refused(now, refused);
+                return;
+            }
+            _ => {}
         }
         let State::Registered { session, .. } = &mut self.state else {
             // Session traffic before registration completes belongs to an old session.
@@ -309,18 +346,66 @@ impl AgentEndpoint {
             },
             Body::Reliable { seq, message } => {
                 if matches!(message, Message::Registration(_)) {
-                    let e = crate::wire::codec::invalid(
-                        "packet type",
-                        0,
-                        "REGISTRATION is sent by agents, not servers",
-                    );
-                    session.on_malformed(now, seq, &e, &mut self.stats);
+                    self.stats.malformed += 1;
+                    self.events.push_back(AgentEvent::Malformed(format!(
+                        "seq {seq}: the server sent a REGISTRATION, which only agents send"
+                    )));
                 } else {
                     session.on_reliable(now, seq, message, &mut self.stats);
                 }
             }
         }
         self.drain_session_events();
+    }
+
+    /// The key a packet from the server must be tagged with: the key of the registration in
+    /// progress for REGISTERED and REFUSED; for a NOACK `unknown agent`, the key bound to the
+    /// packet it refuses (so one recorded earlier cannot be replayed to force registrations);
+    /// the session key for the rest. `None` without keys, and when no key can apply.
+    fn verifying_key(&self, header: &Header, bytes: &[u8]) -> Option<crate::wire::Key> {
+        let psk = self.config.keys.for_agent(&self.identity.name)?;
+        match (&self.state, header.packet_type) {
+            (State::Registering { instance, .. }, PacketType::Registered | PacketType::Refused) => {
+                Some(psk.session(*instance))
+            }
+            (State::Registered { session }, PacketType::Noack)
+                if bytes.get(header.body_start) == Some(&(NoackReason::UnknownAgent as u8)) =>
+            {
+                // No packet of ours with that number: an impossible tag, so it is refused.
+                let tag = session.sent_tag(header.seq).unwrap_or(&[]);
+                Some(psk.refusal(tag))
+            }
+            (State::Registered { session }, _) => session.key().cloned(),
+            // Session traffic before registration completes: no key can verify it.
+            (State::Registering { instance, .. }, _) => Some(psk.session(!*instance)),
+        }
+    }
+
+    fn on_refused(&mut self, now: Instant, refused: Refused) {
+        let State::Registering {
+            instance, time_ms, ..
+        } = self.state
+        else {
+            return;
+        };
+        if refused.instance != instance {
+            return;
+        }
+        self.refusals += 1;
+        let changed = self.last_refusal != Some(refused.reason);
+        self.last_refusal = Some(refused.reason);
+        if changed || self.refusals % 12 == 1 {
+            self.events.push_back(AgentEvent::RegistrationRefused {
+                refused,
+                registration_time_ms: time_ms,
+                count: self.refusals,
+            });
+        }
+        // A new registration (new instance, the time then), after a pause.
+        self.start_registration(now);
+        if let State::Registering { next_attempt, .. } = &mut self.state {
+            *next_attempt = now + REFUSED_PAUSE;
+        }
     }
 
     fn on_registered(&mut self, agent_id: u32, registered: Registered) {
@@ -330,12 +415,20 @@ impl AgentEndpoint {
         if registered.instance != instance || agent_id == 0 {
             return;
         }
+        self.refusals = 0;
+        self.last_refusal = None;
         let mut config = self.config.clone();
         config.initial_timeout = Duration::from_millis(registered.timeout_ms.max(1).into());
         config.max_retransmissions = registered.max_retransmissions.into();
         self.agent_id = agent_id;
-        let key = self.key().cloned();
-        let mut session = Session::new(&config, agent_id, key, self.next_seq);
+        let key = self.session_key(instance);
+        let mut session = Session::new(
+            &config,
+            agent_id,
+            key,
+            self.next_seq,
+            ReassemblyBudget::unlimited(),
+        );
         for outbound in self.backlog.drain(..) {
             session.send(outbound, &mut self.stats);
         }

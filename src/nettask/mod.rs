@@ -51,6 +51,10 @@ pub struct Config {
     pub max_message_size: usize,
     /// Bytes one peer may hold in incomplete messages.
     pub max_reassembly_bytes: usize,
+    /// Bytes all the server's peers together may hold in incomplete messages.
+    pub max_reassembly_total: usize,
+    /// With keys: how far a REGISTRATION's time may be from the server's clock, either way.
+    pub registration_window: Duration,
     /// Age after which an incomplete message is dropped.
     pub reassembly_timeout: Duration,
     /// Messages one peer may have queued or unacknowledged; past it the oldest queued is dropped.
@@ -88,6 +92,8 @@ impl Default for Config {
             max_payload: 1200,
             max_message_size: 256 * 1024,
             max_reassembly_bytes: 1024 * 1024,
+            max_reassembly_total: 64 * 1024 * 1024,
+            registration_window: Duration::from_secs(300),
             reassembly_timeout: Duration::from_secs(30),
             max_queued_messages: 10_000,
             max_datagram: 2048,
@@ -112,9 +118,21 @@ impl Keys {
         }
     }
 
-    /// The key an agent of this name uses.
+    /// The pre-shared key an agent of this name uses.
     pub fn for_agent(&self, name: &str) -> Option<&Key> {
         self.per_agent.get(name).or(self.default.as_ref())
+    }
+
+    /// Whether an agent of this name may take part: always without keys; with keys, only when
+    /// it has one (its own, or the key for everybody). A name without one is refused, never
+    /// served unkeyed.
+    pub fn admits(&self, name: &str) -> bool {
+        !self.is_keyed() || self.for_agent(name).is_some()
+    }
+
+    /// The key of the session an agent of this name started with registration `instance`.
+    pub fn session_key(&self, name: &str, instance: u64) -> Option<Key> {
+        self.for_agent(name).map(|k| k.session(instance))
     }
 
     pub fn is_keyed(&self) -> bool {
@@ -149,4 +167,11 @@ pub struct Stats {
     pub registrations: u64,
     /// REGISTRATIONs of sessions already replaced (replayed packets), refused.
     pub replays: u64,
+    /// With keys: REGISTRATIONs of names that have no key, refused unanswered.
+    pub keyless_names: u64,
+    /// REGISTRATIONs answered with REFUSED (clock, not newer, no room).
+    pub registrations_refused: u64,
+    /// Without keys: packets for a session that came from another address than the session's
+    /// (answered with NOACK `unknown agent`, not used).
+    pub foreign_address: u64,
 }

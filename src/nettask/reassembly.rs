@@ -10,6 +10,7 @@
 //! chunks alone would let a peer announce 65535 pieces of one byte under each of 65536 message
 //! ids and make the receiver reserve some 100 GB while "buffering" 64 KiB.
 
+pub use crate::limits::MemoryBudget as ReassemblyBudget;
 use crate::wire::{Fragment, PacketType};
 use std::collections::HashMap;
 use std::mem::size_of;
@@ -50,6 +51,11 @@ pub enum ReassemblyError {
     TooLarge { message_id: u16, limit: usize },
     #[error("reassembly buffer full ({limit} bytes): message {message_id} dropped")]
     BufferFull { message_id: u16, limit: usize },
+    #[error(
+        "reassembly memory of all peers together is full ({limit} bytes): message {message_id} \
+         dropped"
+    )]
+    SharedBudgetFull { message_id: u16, limit: usize },
 }
 
 /// Reassembles the fragmented messages of one peer.
@@ -60,20 +66,66 @@ pub struct Reassembler {
     max_message: usize,
     max_buffered: usize,
     max_age: Duration,
+    budget: ReassemblyBudget,
     /// Incomplete messages dropped for age or size.
     pub dropped: u64,
 }
 
+impl Drop for Reassembler {
+    fn drop(&mut self) {
+        self.budget.release(self.buffered);
+    }
+}
+
 impl Reassembler {
     pub fn new(max_message: usize, max_buffered: usize, max_age: Duration) -> Self {
+        Self::with_budget(
+            max_message,
+            max_buffered,
+            max_age,
+            ReassemblyBudget::unlimited(),
+        )
+    }
+
+    /// A reassembler whose bytes are also drawn from `budget`, shared with other peers.
+    pub fn with_budget(
+        max_message: usize,
+        max_buffered: usize,
+        max_age: Duration,
+        budget: ReassemblyBudget,
+    ) -> Self {
         Reassembler {
             partial: HashMap::new(),
             buffered: 0,
             max_message,
             max_buffered,
             max_age,
+            budget,
             dropped: 0,
         }
+    }
+
+    /// Counts `bytes` more as held, in this reassembler and in the shared budget.
+    fn hold(&mut self, message_id: u16, bytes: usize) -> Result<(), ReassemblyError> {
+        if self.buffered + bytes > self.max_buffered {
+            return Err(ReassemblyError::BufferFull {
+                message_id,
+                limit: self.max_buffered,
+            });
+        }
+        if !self.budget.reserve(bytes) {
+            return Err(ReassemblyError::SharedBudgetFull {
+                message_id,
+                limit: self.budget.limit(),
+            });
+        }
+        self.buffered += bytes;
+        Ok(())
+    }
+
+    fn unhold(&mut self, bytes: usize) {
+        self.buffered -= bytes;
+        self.budget.release(bytes);
     }
 
     /// Bytes held for incomplete messages.
@@ -100,14 +152,7 @@ impl Reassembler {
             return Err(ReassemblyError::TooLarge { message_id, limit });
         }
         if !self.partial.contains_key(&message_id) {
-            let overhead = Partial::overhead(count);
-            if self.buffered + overhead > self.max_buffered {
-                return Err(ReassemblyError::BufferFull {
-                    message_id,
-                    limit: self.max_buffered,
-                });
-            }
-            self.buffered += overhead;
+            self.hold(message_id, Partial::overhead(count))?;
         }
         let partial = self.partial.entry(message_id).or_insert_with(|| Partial {
             inner_type,
@@ -125,32 +170,30 @@ impl Reassembler {
             self.drop_message(message_id);
             return Err(err);
         }
-        let slot = &mut partial.pieces[usize::from(index)];
-        if slot.is_some() {
+        if partial.pieces[usize::from(index)].is_some() {
             return Ok(None);
         }
         if partial.bytes + chunk.len() > limit {
             self.drop_message(message_id);
             return Err(ReassemblyError::TooLarge { message_id, limit });
         }
-        if self.buffered + chunk.len() > self.max_buffered {
+        if let Err(e) = self.hold(message_id, chunk.len()) {
             self.drop_message(message_id);
-            return Err(ReassemblyError::BufferFull {
-                message_id,
-                limit: self.max_buffered,
-            });
+            return Err(e);
         }
+        let Some(partial) = self.partial.get_mut(&message_id) else {
+            return Ok(None);
+        };
         partial.bytes += chunk.len();
         partial.received += 1;
-        self.buffered += chunk.len();
-        *slot = Some(chunk);
+        partial.pieces[usize::from(index)] = Some(chunk);
         if partial.received < partial.pieces.len() {
             return Ok(None);
         }
         let Some(done) = self.partial.remove(&message_id) else {
             return Ok(None);
         };
-        self.buffered -= done.held();
+        self.unhold(done.held());
         let mut body = Vec::with_capacity(done.bytes);
         for piece in done.pieces.into_iter().flatten() {
             body.extend_from_slice(&piece);
@@ -160,7 +203,7 @@ impl Reassembler {
 
     fn drop_message(&mut self, message_id: u16) {
         if let Some(p) = self.partial.remove(&message_id) {
-            self.buffered -= p.held();
+            self.unhold(p.held());
             self.dropped += 1;
         }
     }
@@ -239,6 +282,32 @@ mod tests {
         r.expire(now + Duration::from_secs(31));
         assert_eq!(r.buffered(), 0);
         assert_eq!(r.dropped, 3);
+    }
+
+    #[test]
+    fn peers_sharing_a_budget_cannot_hold_more_than_it_and_get_it_back() {
+        let now = Instant::now();
+        let budget = ReassemblyBudget::new(3000);
+        let mut a = Reassembler::with_budget(1000, 4000, Duration::from_secs(30), budget.clone());
+        let mut b = Reassembler::with_budget(1000, 4000, Duration::from_secs(30), budget.clone());
+        a.add(now, frag(1, 0, 2, &[0; 900])).unwrap();
+        assert!(matches!(
+            b.add(now, frag(1, 0, 2, &[0; 900])),
+            Ok(None) | Err(ReassemblyError::SharedBudgetFull { .. })
+        ));
+        let mut refused = 0;
+        for id in 2..10 {
+            if b.add(now, frag(id, 0, 2, &[0; 900])).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "the shared budget stopped the second peer");
+        assert!(budget.used() <= 3000);
+        // Expiry gives the memory back, and so does a peer whose session ends.
+        b.expire(now + Duration::from_secs(31));
+        assert_eq!(budget.used(), a.buffered());
+        drop(a);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

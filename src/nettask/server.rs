@@ -5,11 +5,24 @@
 //! REGISTERED with the same `instance` answers it, and the server answers every copy. A packet
 //! from an agent id without a session (for example after a server restart) is answered with a
 //! NOACK `unknown_agent`, neither acknowledged nor delivered, and the agent registers again.
+//!
+//! With keys, every packet of a session is tagged with that session's key (derived from the
+//! agent's pre-shared key and the registration instance), so a packet recorded in another
+//! session never verifies; a name without a key is refused; a REGISTRATION must be dated within
+//! [`Config::registration_window`] of the server's clock and be newer than the last one accepted
+//! for its name, or it is answered with REFUSED. An agent's address moves only on a packet that
+//! verifies and is new (after the duplicate check), so a replay from elsewhere moves nothing.
+//! Without keys nothing is authentic; a session then only takes packets from the address it was
+//! registered from (others get NOACK `unknown agent`, and a moved agent registers again), so a
+//! forger elsewhere cannot use up its sequence numbers.
 
-use super::session::{MAX_HEADER_LEN, Outbound, Session, SessionEvent};
+use super::reassembly::ReassemblyBudget;
+use super::session::{Arrival, MAX_HEADER_LEN, Outbound, Session, SessionEvent};
 use super::{Config, Stats, Transmit};
+use crate::wire::packet::{RefusalReason, Refused};
 use crate::wire::{
     Body, Header, Message, Noack, NoackReason, Packet, PacketType, Registered, Registration,
+    TAG_LEN,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -47,12 +60,13 @@ pub enum ServerEvent {
     PeerLost { agent_id: u32 },
     /// A lost agent answered again.
     PeerRecovered { agent_id: u32 },
-    /// A registration was refused: a wrong tag (the agent uses another key, or none) or a
-    /// replay. Reported at most once a minute per agent name.
+    /// A registration was refused: a name without a key, a wrong tag (the agent uses another
+    /// key, or none), a time outside the window, or a replay. Reported at most once a minute
+    /// per agent name; the counters in [`Stats`] count every one.
     RegistrationRefused {
         from: SocketAddr,
         name: String,
-        reason: &'static str,
+        reason: String,
     },
     /// A packet with a valid tag that could not be used.
     Malformed {
@@ -106,6 +120,10 @@ pub struct ServerEndpoint {
     pending_registrations: HashSet<u64>,
     /// The agent clock of the latest registration accepted, per agent name.
     last_registration_ms: HashMap<String, u64>,
+    /// The server's wall clock: Unix milliseconds at an instant (see `set_wall_clock`).
+    wall_clock: Option<(Instant, u64)>,
+    /// Memory all sessions' reassembly shares.
+    reassembly: ReassemblyBudget,
     /// Agent id of each name that has a session, to recognise a repeated registration at once.
     session_ids: HashMap<String, u32>,
     immediate: VecDeque<Transmit>,
@@ -120,6 +138,8 @@ pub struct ServerEndpoint {
 impl ServerEndpoint {
     pub fn new(config: Config) -> Self {
         ServerEndpoint {
+            wall_clock: None,
+            reassembly: ReassemblyBudget::new(config.max_reassembly_total),
             config,
             peers: HashMap::new(),
             names: HashMap::new(),
@@ -167,8 +187,28 @@ impl ServerEndpoint {
         self.names.insert(agent_id, name.to_string());
     }
 
+    /// Tells the endpoint what time it is: `wall_ms` (Unix milliseconds) at `now`. With keys,
+    /// registrations are checked against this clock (and not at all until it is set).
+    pub fn set_wall_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.wall_clock = Some((now, wall_ms));
+    }
+
+    fn wall_ms(&self, now: Instant) -> Option<u64> {
+        self.wall_clock.map(|(at, ms)| {
+            let ahead = now.saturating_duration_since(at).as_millis() as u64;
+            let behind = at.saturating_duration_since(now).as_millis() as u64;
+            (ms + ahead).saturating_sub(behind)
+        })
+    }
+
+    /// Bytes all sessions hold in incomplete messages now.
+    pub fn reassembly_buffered(&self) -> usize {
+        self.reassembly.used()
+    }
+
     /// Tells the endpoint the agent-clock time of an agent's latest accepted registration (from
-    /// the persisted registry). With a key, an older registration is refused as a replay.
+    /// the persisted registry). With a key, a registration not newer than it is refused as a
+    /// replay (while that time is within the registration window of the server's clock).
     pub fn remember_registration(&mut self, name: &str, time_ms: u64) {
         let last = self
             .last_registration_ms
@@ -196,27 +236,11 @@ impl ServerEndpoint {
             return;
         }
         let agent_id = header.agent_id;
+        let keyed = self.config.keys.is_keyed();
         let Some(peer) = self.peers.get_mut(&agent_id) else {
             self.stats.unknown_agents += 1;
             if header.packet_type.is_reliable() {
-                let key = self
-                    .names
-                    .get(&agent_id)
-                    .and_then(|n| self.config.keys.for_agent(n))
-                    .or(self.config.keys.default.as_ref());
-                let payload = Packet {
-                    keyed: key.is_some(),
-                    agent_id,
-                    body: Body::Noack(Noack {
-                        seq: header.seq,
-                        reason: NoackReason::UnknownAgent,
-                    }),
-                }
-                .encode(key);
-                self.immediate.push_back(Transmit {
-                    destination: from,
-                    payload,
-                });
+                self.noack_unknown_agent(from, agent_id, header.seq, bytes);
             }
             return;
         };
@@ -231,7 +255,15 @@ impl ServerEndpoint {
             }
             return;
         }
-        peer.address = from;
+        if !keyed && from != peer.address {
+            // Nothing is authentic without a key: only the registered address speaks for the
+            // session. A moved agent hears `unknown agent` and registers from where it is now.
+            self.stats.foreign_address += 1;
+            if header.packet_type.is_reliable() {
+                self.noack_unknown_agent(from, agent_id, header.seq, bytes);
+            }
+            return;
+        }
         match header.decode_body(bytes) {
             Err(e) => {
                 if header.packet_type.is_reliable() {
@@ -250,21 +282,67 @@ impl ServerEndpoint {
                 }
                 Body::Reliable {
                     seq,
-                    message: Message::Registered(_),
+                    message: message @ (Message::Registered(_) | Message::Refused(_)),
                 } => {
                     let e = crate::wire::codec::invalid(
                         "packet type",
                         0,
-                        "REGISTERED is sent by servers, not agents",
+                        format!(
+                            "{} is sent by servers, not agents",
+                            message.packet_type().name()
+                        ),
                     );
-                    peer.session.on_malformed(now, seq, &e, &mut self.stats);
+                    self.stats.malformed += 1;
+                    self.events.push_back(ServerEvent::Malformed {
+                        from,
+                        agent_id,
+                        reason: format!("seq {seq}: {e}"),
+                    });
                 }
                 Body::Reliable { seq, message } => {
-                    peer.session.on_reliable(now, seq, message, &mut self.stats)
+                    // Only a new, authentic packet moves the agent: a replay from elsewhere is a
+                    // duplicate, acknowledged to the address the session already has.
+                    if peer.session.on_reliable(now, seq, message, &mut self.stats) == Arrival::New
+                    {
+                        peer.address = from;
+                    }
                 }
             },
         }
         self.after_session_change(agent_id);
+    }
+
+    /// Answers a reliable packet of an agent id without a session here with NOACK `unknown
+    /// agent`. With keys its tag is bound to the refused packet's tag, so it cannot be
+    /// replayed against any other packet; an id whose name (and so key) is unknown is not
+    /// answered at all, as an unkeyed NOACK would not be believed.
+    fn noack_unknown_agent(&mut self, to: SocketAddr, agent_id: u32, seq: u16, refused: &[u8]) {
+        let key = if self.config.keys.is_keyed() {
+            let psk = self
+                .names
+                .get(&agent_id)
+                .and_then(|n| self.config.keys.for_agent(n))
+                .or(self.config.keys.default.as_ref());
+            let Some(psk) = psk else {
+                return;
+            };
+            Some(psk.refusal(&refused[refused.len().saturating_sub(TAG_LEN)..]))
+        } else {
+            None
+        };
+        let payload = Packet {
+            keyed: key.is_some(),
+            agent_id,
+            body: Body::Noack(Noack {
+                seq,
+                reason: NoackReason::UnknownAgent,
+            }),
+        }
+        .encode(key.as_ref());
+        self.immediate.push_back(Transmit {
+            destination: to,
+            payload,
+        });
     }
 
     fn handle_registration(
@@ -290,51 +368,48 @@ impl ServerEndpoint {
             self.stats.malformed += 1;
             return;
         };
-        let key = self.config.keys.for_agent(&registration.name);
-        if header.verify_tag(bytes, key).is_err() {
+        if !self.config.keys.admits(&registration.name) {
+            // No answer: there is no key to tag one with, and nothing to tell a stranger.
+            self.stats.keyless_names += 1;
+            self.refuse(
+                now,
+                from,
+                &registration.name,
+                "the name has no key (not in --keys-file, and no --key-file for everybody)".into(),
+            );
+            return;
+        }
+        let key = self
+            .config
+            .keys
+            .session_key(&registration.name, registration.instance);
+        if header.verify_tag(bytes, key.as_ref()).is_err() {
             // No NOACK: an agent with the wrong key would otherwise retry in a tight loop.
             self.stats.bad_tags += 1;
             self.refuse(
                 now,
                 from,
                 &registration.name,
-                "wrong integrity tag (another key, or none?)",
+                "wrong integrity tag (another key, or none?)".into(),
             );
             return;
         }
-        // A copy of a registration already answered: answer again.
+        // A copy of a registration already answered: answer again. Not new, so the session's
+        // address stays; the agent's first new packet moves it if the agent really moved.
         if let Some(peer) = self
             .session_ids
             .get(&registration.name)
             .and_then(|id| self.peers.get_mut(id))
             .filter(|p| p.instance == registration.instance && p.name == registration.name)
         {
-            peer.address = from;
             self.immediate.push_back(Transmit {
                 destination: from,
                 payload: peer.reply.clone(),
             });
             return;
         }
-        // With a key, registrations must be newer than the last one accepted: an older one is a
-        // replay (its instance would not be recognised after a server restart).
-        if key.is_some()
-            && self
-                .last_registration_ms
-                .get(&registration.name)
-                .is_some_and(|last| registration.time_ms <= *last)
-        {
-            self.stats.replays += 1;
-            self.refuse(
-                now,
-                from,
-                &registration.name,
-                "older than its last registration (a replay?)",
-            );
-            return;
-        }
         // A registration whose session was already replaced: a replay (or a very late
-        // copy). Starting a session from it would reset the agent's duplicate window.
+        // copy). Starting a session from it would take the agent's session away.
         if self
             .retired
             .get(&registration.name)
@@ -342,6 +417,50 @@ impl ServerEndpoint {
         {
             self.stats.replays += 1;
             return;
+        }
+        // With a key, the registration must be fresh: dated within the window of the server's
+        // clock, and newer than the last one accepted for the name (which counts only while it
+        // is itself within the window, so a clock that was corrected recovers).
+        if key.is_some()
+            && let Some(server_ms) = self.wall_ms(now)
+        {
+            let window = self.config.registration_window.as_millis() as u64;
+            let skew = registration.time_ms.abs_diff(server_ms);
+            if skew > window {
+                let ahead = registration.time_ms > server_ms;
+                self.refuse_with(
+                    now,
+                    from,
+                    &registration,
+                    RefusalReason::Clock,
+                    server_ms,
+                    0,
+                    format!(
+                        "its time is {:.1} s {} the server's clock (at most {} s either way)",
+                        skew as f64 / 1000.0,
+                        if ahead { "ahead of" } else { "behind" },
+                        window / 1000
+                    ),
+                );
+                return;
+            }
+            if let Some(&last) = self.last_registration_ms.get(&registration.name)
+                && registration.time_ms <= last
+                && last <= server_ms + window
+            {
+                self.stats.replays += 1;
+                self.refuse_with(
+                    now,
+                    from,
+                    &registration,
+                    RefusalReason::NotNewer,
+                    server_ms,
+                    last,
+                    "not newer than the last registration accepted for this name (a replay?)"
+                        .into(),
+                );
+                return;
+            }
         }
         // Copies that arrive before the application has answered the first one.
         if !self.pending_registrations.insert(registration.instance) {
@@ -355,8 +474,75 @@ impl ServerEndpoint {
             .push_back(ServerEvent::Registration { from, registration });
     }
 
+    /// Answers a registration with REFUSED (tagged with its session key, so the agent can
+    /// believe it) and reports the refusal.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_with(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        registration: &Registration,
+        reason: RefusalReason,
+        server_time_ms: u64,
+        last_accepted_ms: u64,
+        text: String,
+    ) {
+        self.stats.registrations_refused += 1;
+        let key = self
+            .config
+            .keys
+            .session_key(&registration.name, registration.instance);
+        let payload = Packet {
+            keyed: key.is_some(),
+            agent_id: 0,
+            body: Body::Reliable {
+                seq: 0,
+                message: Message::Refused(Refused {
+                    instance: registration.instance,
+                    reason,
+                    server_time_ms,
+                    last_accepted_ms,
+                }),
+            },
+        }
+        .encode(key.as_ref());
+        self.immediate.push_back(Transmit {
+            destination: from,
+            payload,
+        });
+        self.refuse(now, from, &registration.name, text);
+    }
+
+    /// The application's refusal of a registration it was handed (no room for a new agent):
+    /// answers it with REFUSED `full`. A later copy of the same registration is handed over
+    /// again.
+    pub fn refuse_registration(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        registration: &Registration,
+    ) {
+        self.pending_registrations.remove(&registration.instance);
+        let server_ms = self.wall_ms(now).unwrap_or(0);
+        self.refuse_with(
+            now,
+            from,
+            registration,
+            RefusalReason::Full,
+            server_ms,
+            0,
+            "the server takes no new agents now".into(),
+        );
+    }
+
+    /// The application could not answer a registration it was handed (its registry could not
+    /// be saved): nothing is sent, and the agent's next copy is handed over again.
+    pub fn defer_registration(&mut self, registration: &Registration) {
+        self.pending_registrations.remove(&registration.instance);
+    }
+
     /// Reports a refused registration, at most once a minute per name.
-    fn refuse(&mut self, now: Instant, from: SocketAddr, name: &str, reason: &'static str) {
+    fn refuse(&mut self, now: Instant, from: SocketAddr, name: &str, reason: String) {
         if self.refused_reported.len() > MAX_PENDING_REGISTRATIONS {
             self.refused_reported.clear();
         }
@@ -396,7 +582,10 @@ impl ServerEndpoint {
             });
             return;
         }
-        let key = self.config.keys.for_agent(&registration.name).cloned();
+        let key = self
+            .config
+            .keys
+            .session_key(&registration.name, registration.instance);
         self.names.insert(agent_id, registration.name.clone());
         self.remember_registration(&registration.name, registration.time_ms);
         let reply = Packet {
@@ -421,7 +610,13 @@ impl ServerEndpoint {
                 retired.pop_front();
             }
         }
-        let session = Session::new(&self.config, agent_id, key, first_seq);
+        let session = Session::new(
+            &self.config,
+            agent_id,
+            key,
+            first_seq,
+            self.reassembly.clone(),
+        );
         self.session_ids.insert(registration.name.clone(), agent_id);
         let replaced = self.peers.insert(
             agent_id,

@@ -4,9 +4,10 @@
 //! A `Session` performs no I/O and reads no clock. The endpoint that owns it feeds it decoded
 //! packets and the current time, and takes from it the datagrams to send and the events to report.
 
-use super::reassembly::{Reassembler, ReassemblyError};
+use super::reassembly::{Reassembler, ReassemblyBudget, ReassemblyError};
 use super::rtt::RttEstimator;
-use super::window::{Arrival, ReplayWindow, SEND_WINDOW, seq_diff};
+pub(crate) use super::window::Arrival;
+use super::window::{ReplayWindow, SEND_WINDOW, seq_diff};
 use super::{Config, HeldTypes, Stats};
 use crate::wire::packet::{ACK_BITMAP_BITS, MAX_AGENT_ID};
 use crate::wire::{
@@ -62,6 +63,12 @@ struct InFlight {
     retransmissions: u32,
     /// Whether this packet counted towards declaring the peer lost.
     heard_since_sent: bool,
+    /// Sent more than once for any reason (a timeout or a NOACK): its acknowledgement gives no
+    /// round-trip sample (Karn's rule).
+    resent: bool,
+    /// Already resent for a NOACK `bad tag` since its last timeout: further NOACKs wait for the
+    /// next timeout, so a replayed NOACK cannot make it send copies at will.
+    noack_resent: bool,
 }
 
 #[derive(Debug)]
@@ -101,7 +108,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(config: &Config, agent_id: u32, key: Option<Key>, first_seq: u16) -> Self {
+    /// `key` is the session key (already bound to the registration instance), `budget` the
+    /// reassembly memory this session's incomplete messages draw from.
+    pub fn new(
+        config: &Config,
+        agent_id: u32,
+        key: Option<Key>,
+        first_seq: u16,
+        budget: ReassemblyBudget,
+    ) -> Self {
         Session {
             agent_id,
             key,
@@ -118,10 +133,11 @@ impl Session {
                 config.max_timeout,
             ),
             window: ReplayWindow::new(),
-            reassembler: Reassembler::new(
+            reassembler: Reassembler::with_budget(
                 config.max_message_size,
                 config.max_reassembly_bytes,
                 config.reassembly_timeout,
+                budget,
             ),
             held_types: config.held_types,
             receipts: HashMap::new(),
@@ -234,7 +250,7 @@ impl Session {
             let Some(packet) = self.in_flight.remove(pos) else {
                 continue;
             };
-            if packet.retransmissions == 0 {
+            if !packet.resent {
                 self.rtt
                     .sample(now.saturating_duration_since(packet.first_sent));
             }
@@ -275,29 +291,51 @@ impl Session {
         }
     }
 
-    /// Handles a NOACK for a bad tag: the packet is resent at once.
+    /// Handles a NOACK for a bad tag: the packet is resent at once, once per timeout. The resend
+    /// neither doubles the timeout nor counts towards the retransmission limit, and the packet
+    /// gives no round-trip sample any more (Karn's rule).
     pub fn on_noack_bad_tag(&mut self, now: Instant, noack: &Noack) {
         self.heard(now);
-        if self.in_flight.iter().any(|p| p.seq == noack.seq)
-            && !self.resend_now.contains(&noack.seq)
+        if let Some(p) = self
+            .in_flight
+            .iter_mut()
+            .find(|p| p.seq == noack.seq && !p.noack_resent)
         {
-            self.resend_now.push_back(noack.seq);
+            p.noack_resent = true;
+            p.resent = true;
+            if !self.resend_now.contains(&noack.seq) {
+                self.resend_now.push_back(noack.seq);
+            }
         }
     }
 
-    /// Handles a reliable packet from the peer (tag already verified).
+    /// The tag of the packet in flight with this sequence number (a NOACK `unknown agent` for
+    /// it is tagged with a key bound to it).
+    pub fn sent_tag(&self, seq: u16) -> Option<&[u8]> {
+        let p = self.in_flight.iter().find(|p| p.seq == seq)?;
+        p.packet.get(p.packet.len().checked_sub(TAG_LEN)?..)
+    }
+
+    /// Handles a reliable packet from the peer (tag already verified); says whether its number
+    /// was new. A duplicate is acknowledged again and not delivered.
     ///
     /// A message of a held type is delivered with a receipt and not acknowledged; the
     /// application acknowledges it with [`Session::release`] once it has kept it. A copy of a
     /// held packet is neither delivered nor acknowledged: the release answers every copy.
-    pub fn on_reliable(&mut self, now: Instant, seq: u16, message: Message, stats: &mut Stats) {
+    pub fn on_reliable(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        message: Message,
+        stats: &mut Stats,
+    ) -> Arrival {
         self.heard(now);
         if self.window.record(seq) == Arrival::Duplicate {
             stats.duplicates += 1;
             if !self.held_seqs.contains(&seq) {
                 self.acks.push(seq);
             }
-            return;
+            return Arrival::Duplicate;
         }
         let held = self.held_types.contains(match &message {
             Message::Fragment(f) => f.inner_type,
@@ -360,6 +398,7 @@ impl Session {
                 self.events.push_back(SessionEvent::Message(other, None));
             }
         }
+        Arrival::New
     }
 
     /// Files the sequence numbers of a delivered held message under a new receipt.
@@ -467,6 +506,8 @@ impl Session {
                 deadline: now + self.rtt.timeout(),
                 retransmissions: 0,
                 heard_since_sent: false,
+                resent: false,
+                noack_resent: false,
             });
             stats.packets_sent += 1;
             return Some(packet);
@@ -550,6 +591,8 @@ impl Session {
                 newly_lost = true;
             }
             p.retransmissions += 1;
+            p.resent = true;
+            p.noack_resent = false;
             p.deadline = now + self.rtt.backed_off(p.retransmissions);
             if !self.resend_now.contains(&p.seq) {
                 self.resend_now.push_back(p.seq);
@@ -621,7 +664,7 @@ mod tests {
     fn transmissions_to_a_silent_peer(span: Duration) -> usize {
         let config = Config::default();
         let mut stats = Stats::default();
-        let mut session = Session::new(&config, 7, None, 0);
+        let mut session = Session::new(&config, 7, None, 0, ReassemblyBudget::unlimited());
         session.send(
             Outbound {
                 id: 1,

@@ -10,6 +10,7 @@ use crate::rules;
 use crate::task::{self, PlannedItem, Task, TaskError};
 use crate::wire::{RuleSource, TaskAssignment};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -234,7 +235,10 @@ impl Dispatch {
             })
             .take(100)
             .collect();
-        let path = dir.join(format!("{name}.json"));
+        // The readable part folds different ids together ("site.a", "site/a"): a digest of the
+        // exact ids keeps their files apart.
+        let digest = sha2::Sha256::digest(task_ids.join("\n").as_bytes());
+        let path = dir.join(format!("{name}-{}.json", hex::encode(&digest[..8])));
         replace_json(&path, upload).map_err(io(path.clone()))
     }
 

@@ -2,6 +2,12 @@
 //! alerts, metrics, task upload, server status, and the Prometheus exposition. Bound to loopback by default. Every error is a JSON object
 //! `{"error": "..."}` with a 4xx or 5xx status; times are RFC 3339 text (`time`) and Unix
 //! milliseconds (`time_ms`), and `since` accepts either.
+//!
+//! Access ([`ApiAccess`]): every write (`POST /api/tasks`, `DELETE /api/agents/NAME`) needs the
+//! API token as `Authorization: Bearer TOKEN`; reads need it too unless they are public (the
+//! default on a loopback address only). Each connection serves one request, which must arrive
+//! whole (head and body) within [`REQUEST_DEADLINE`] of the connection; at most
+//! [`MAX_CONNECTIONS`] are open, [`MAX_CONNECTIONS_PER_ADDRESS`] from one address.
 
 use super::dispatch::TaskUpload;
 use super::{Shared, install_upload, page, prometheus};
@@ -18,6 +24,46 @@ use std::time::Duration;
 
 /// Largest request body accepted (a task file).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The whole request (head and body) must have arrived this long after the connection opened.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The answer must have been written this long after the connection opened.
+pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(60);
+/// Most HTTP connections open at once, and from one address.
+pub const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
+
+/// Who may use the API.
+#[derive(Debug, Clone)]
+pub struct ApiAccess {
+    /// The bearer token writes need (and reads, when they are not public). `None` only with
+    /// `--insecure-api`: then writes need nothing.
+    pub token: Option<String>,
+    /// Whether reads (GET, HEAD) need no token.
+    pub public_read: bool,
+}
+
+impl ApiAccess {
+    /// Whether `req` may go on: writes always need the token (when there is one), reads when
+    /// they are not public.
+    fn allows<B>(&self, req: &Request<B>, write: bool) -> bool {
+        if !write && self.public_read {
+            return true;
+        }
+        let Some(token) = &self.token else {
+            return write;
+        };
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+    }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 /// Most records one query returns.
 pub const MAX_LIMIT: usize = 100_000;
 
@@ -25,18 +71,43 @@ type Reply = Response<Full<Bytes>>;
 
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
+    let limiter =
+        crate::limits::ConnectionLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
+    let mut backoff = crate::limits::AcceptBackoff::new("HTTP");
+    let mut refused = log::Throttle::new(Duration::from_secs(10));
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(c) => c,
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff.accepted();
+                c
+            }
             Err(e) => {
-                log::event(Level::Warn, "HTTP", format_args!("accept failed: {e}"));
-                async_io::Timer::after(Duration::from_millis(100)).await;
+                async_io::Timer::after(backoff.failed(&e)).await;
+                continue;
+            }
+        };
+        let permit = match limiter.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(hit) => {
+                if let Some(held_back) = refused.allow(log::now_ms()) {
+                    log::event(
+                        Level::Warn,
+                        "HTTP",
+                        format_args!("refusing {peer}: {hit}{}", log::held_back_note(held_back)),
+                    );
+                }
                 continue;
             }
         };
         let shared = shared.clone();
         smol::spawn(async move {
-            let mut stream = stream;
+            let _permit = permit;
+            let opened = std::time::Instant::now();
+            let mut stream = crate::limits::Deadlined::new(
+                stream,
+                opened + REQUEST_DEADLINE,
+                opened + RESPONSE_DEADLINE,
+            );
             let head = match super::http_head::read_first_head(&mut stream).await {
                 super::http_head::Head::Ok(head) => head,
                 super::http_head::Head::Refused(status, message) => {
@@ -52,7 +123,8 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(smol_hyper::rt::SmolTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(REQUEST_DEADLINE)
+                .keep_alive(false)
                 .max_buf_size(64 * 1024)
                 .serve_connection(io, service)
                 .await;
@@ -83,6 +155,31 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
         &Method::HEAD => Method::GET,
         m => m.clone(),
     };
+    let write = method != Method::GET;
+    if !shared.options.api.allows(&req, write) {
+        let mut reply = error(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{method} {path} needs the API token: send `Authorization: Bearer TOKEN` (the \
+                 server's --api-token-file; `nms send-task`, `nms inspect` and `nms agents` read \
+                 it from --api-token-file, NMS_API_TOKEN or the settings file)"
+            ),
+        );
+        reply.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"nms\""),
+        );
+        return reply;
+    }
+    if let Some(name) = path.strip_prefix("/api/agents/") {
+        return match method {
+            Method::DELETE => forget_agent(shared, name),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path} (DELETE forgets the agent)"),
+            ),
+        };
+    }
     match (method.clone(), path.as_str()) {
         (Method::GET, "/api/agents") => agents(shared),
         (Method::GET, "/api/alerts") => match parse_alert_query(&query) {
@@ -114,7 +211,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
             &json!({
                 "service": "nms",
                 "version": env!("CARGO_PKG_VERSION"),
-                "endpoints": ["/", "/api/agents", "/api/alerts?agent=&from=&to=&limit=", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks", "/api/status", "/metrics"],
+                "endpoints": ["/", "/api/agents", "/api/agents/NAME (DELETE)", "/api/alerts?agent=&from=&to=&limit=", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks", "/api/status", "/metrics"],
             }),
         ),
         (
@@ -519,7 +616,7 @@ fn status(shared: &Arc<Shared>) -> Reply {
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    let (agents, up, tasks) = {
+    let (agents, up, tasks, refused_new_agents, refused_alerts) = {
         let state = shared.state();
         let up = state
             .registry
@@ -527,7 +624,13 @@ fn status(shared: &Arc<Shared>) -> Reply {
             .iter()
             .filter(|a| a.status == super::registry::Status::Up)
             .count();
-        (state.registry.len(), up, state.dispatch.tasks().count())
+        (
+            state.registry.len(),
+            up,
+            state.dispatch.tasks().count(),
+            state.refused_new_agents,
+            state.refused_alerts,
+        )
     };
     let disk: serde_json::Map<String, Value> = shared
         .store
@@ -549,6 +652,8 @@ fn status(shared: &Arc<Shared>) -> Reply {
             "socket_send_errors": shared.socket_stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
             "data_dir": shared.options.data_dir,
             "authenticated": shared.options.keys.is_keyed(),
+            "new_agents_refused": refused_new_agents,
+            "alerts_refused": refused_alerts,
             "alertmanager": shared.alertmanager.as_ref().map(|f| f.status()),
         }),
     )
@@ -609,6 +714,24 @@ async fn post_task(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
             log::event(Level::Warn, "TASK", format_args!("upload refused: {e}"));
             error(StatusCode::BAD_REQUEST, e)
         }
+    }
+}
+
+/// `DELETE /api/agents/NAME`: forgets an agent (its session, its registry entry; its stored
+/// metrics and alerts stay). If it is still running it registers again, under a new id.
+fn forget_agent(shared: &Arc<Shared>, encoded: &str) -> Reply {
+    // Percent-decoding only: a `+` in a name is a `+`.
+    let name = form_urlencoded::parse(format!("n={}", encoded.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    match super::forget_agent(shared, &name) {
+        Ok(Some(id)) => json_reply(StatusCode::OK, &json!({ "forgotten": name, "id": id })),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no agent is named {name:?}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{name:?} was not forgotten: {e}"),
+        ),
     }
 }
 

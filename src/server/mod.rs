@@ -56,7 +56,21 @@ pub struct ServerOptions {
     pub alertmanager: Option<String>,
     /// Retention and limits of the time-series store.
     pub store: StoreOptions,
+    /// Most agents registered at once; new names past it are refused.
+    pub max_agents: usize,
+    /// Without keys: new agent names accepted per second (after a burst of
+    /// [`NEW_AGENTS_BURST`]).
+    pub new_agents_per_second: u64,
+    /// Agents that never sent anything after registering are forgotten after this long silent.
+    pub forget_unreported_after: Duration,
+    /// Who may read and write through the HTTP API.
+    pub api: http::ApiAccess,
 }
+
+/// The default of `--max-agents`.
+pub const DEFAULT_MAX_AGENTS: usize = 10_000;
+/// The default of `--new-agents-per-second`.
+pub const DEFAULT_NEW_AGENTS_PER_SECOND: u64 = 50;
 
 /// What the event loop, AlertFlow and HTTP share under one lock: agents and tasks. The store
 /// is not in it: it has locks of its own, and its writes and syncs happen outside this one.
@@ -67,6 +81,13 @@ pub struct State {
     /// Agents whose AGENT_DOWN was raised, with that alert's id (resolved when they return).
     down_alerted: std::collections::HashMap<u32, u64>,
     started_ms: u64,
+    /// Registrations of new names, rate-limited without keys.
+    new_agents: NewAgentBucket,
+    /// New agents refused (no room, too many at once), and alerts refused because they named
+    /// another agent or came from an id that is not registered.
+    pub refused_new_agents: u64,
+    pub refused_alerts: u64,
+    throttles: Throttles,
 }
 
 /// Reports on their way to the store, with the acknowledgements they hold.
@@ -211,8 +232,30 @@ pub struct Bound {
     pub http: SocketAddr,
 }
 
+/// Raises the soft limit of open files to the hard limit: every AlertFlow and HTTP
+/// connection holds a descriptor, and the usual soft limit of 1024 is soon reached.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 16_384 => log::event(
+            Level::Warn,
+            "START",
+            format_args!(
+                "open files are limited to {limit} (the hard limit): connections past it are \
+                 refused; raise it (LimitNOFILE= in the systemd unit, ulimit -Hn)"
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => log::event(
+            Level::Warn,
+            "START",
+            format_args!("cannot raise the limit of open files: {e}"),
+        ),
+    }
+}
+
 /// Runs the server until the process ends.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+    raise_open_file_limit();
     if let Some(url) = &options.alertmanager {
         alertmanager::check_url(url)?;
     }
@@ -288,6 +331,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     };
     config.max_queued_messages = 1000;
     let mut endpoint = ServerEndpoint::new(config);
+    endpoint.set_wall_clock(Instant::now(), log::now_ms());
     for agent in registry.all() {
         endpoint.know_agent(agent.id, &agent.name);
         endpoint.remember_registration(&agent.name, agent.last_registration_ms);
@@ -314,6 +358,10 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             dispatch,
             down_alerted: Default::default(),
             started_ms: log::now_ms(),
+            new_agents: NewAgentBucket::default(),
+            refused_new_agents: 0,
+            refused_alerts: 0,
+            throttles: Throttles::default(),
         }),
         commands: command_tx,
         store,
@@ -368,14 +416,16 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         let keys = options.keys.clone();
         smol::spawn(async move {
             let lookup_shared = shared.clone();
+            // A frame is tagged with the session key of the agent's latest registration (kept
+            // in the registry, so it holds across a server restart). An id that is not
+            // registered, or whose name has no key while keys are configured, gets nothing.
             let lookup: crate::alertflow::KeyLookup = Arc::new(move |agent_id| {
-                let name = lookup_shared
-                    .state()
-                    .registry
-                    .get(agent_id)
-                    .map(|r| r.name.clone());
-                name.and_then(|n| keys.for_agent(&n).cloned())
-                    .or_else(|| keys.default.clone())
+                let state = lookup_shared.state();
+                let record = state.registry.get(agent_id)?;
+                if !keys.admits(&record.name) {
+                    return None;
+                }
+                Some(keys.session_key(&record.name, record.instance))
             });
             crate::alertflow::server::AlertServer::new(
                 Arc::new(AlertIngest(shared.clone())),
@@ -494,38 +544,45 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
     let mut ids = Vec::new();
     for event in &batch {
         if let ServerEvent::Registration { from, registration } = event {
-            ids.push(state.registry.register(
-                &registration.name,
+            ids.push(admit_registration(
+                shared,
+                &mut state,
                 *from,
+                registration,
                 now_ms,
-                registration.capabilities,
-                &registration.software,
-                registration.time_ms,
             ));
         }
     }
-    if let Err(e) = state.registry.flush() {
-        log::event(
-            Level::Bad,
-            "REGISTER",
-            format_args!("the agent registry was not saved: {e}"),
-        );
-    }
+    // Nobody is answered before the ids are durable: an id answered and then lost with the
+    // registry would be handed to another agent after a restart. The agents repeat their
+    // registrations, and each copy tries the write again.
+    let saved = match state.registry.flush() {
+        Ok(()) => true,
+        Err(e) => {
+            if let Some(held_back) = state.throttles.registry.allow(now_ms) {
+                log::event(
+                    Level::Bad,
+                    "REGISTER",
+                    format_args!(
+                        "the agent registry was not saved: {e}; registrations wait for it{}",
+                        log::held_back_note(held_back)
+                    ),
+                );
+            }
+            false
+        }
+    };
     let mut ids = ids.into_iter();
     for event in batch {
         match event {
             ServerEvent::Registration { from, registration } => {
                 let id = match ids.next() {
-                    Some(Ok(id)) => id,
-                    None => continue,
-                    Some(Err(e)) => {
-                        log::event(
-                            Level::Bad,
-                            "REGISTER",
-                            format_args!("{} from {from} refused: {e}", registration.name),
-                        );
+                    Some(Some(id)) if saved => id,
+                    Some(Some(_)) => {
+                        shared.command(move |ep, _| ep.defer_registration(&registration));
                         continue;
                     }
+                    None | Some(None) => continue,
                 };
                 let reply = Registered {
                     instance: registration.instance,
@@ -554,6 +611,7 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                 ..
             } => {
                 mark_heard(&mut state, agent_id, now_ms, &mut alerts);
+                state.registry.mark_reported(agent_id);
                 let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
                     // Nobody to store it for: acknowledged, it can never be stored.
                     if let Some(r) = receipt {
@@ -636,11 +694,18 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                 from,
                 agent_id,
                 reason,
-            } => log::event(
-                Level::Warn,
-                "MALFORMED",
-                format_args!("from {from} (agent {agent_id}): {reason}"),
-            ),
+            } => {
+                if let Some(held_back) = state.throttles.malformed.allow(now_ms) {
+                    log::event(
+                        Level::Warn,
+                        "MALFORMED",
+                        format_args!(
+                            "from {from} (agent {agent_id}): {reason}{}",
+                            log::held_back_note(held_back)
+                        ),
+                    );
+                }
+            }
         }
     }
     drop(state);
@@ -649,6 +714,125 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
         return None;
     }
     Some(IngestJob { reports, receipts })
+}
+
+/// Takes a registration into the registry, or refuses it (answered with REFUSED `full`) when
+/// it is a new name and the server is at `--max-agents`, or, without keys, new names arrive
+/// faster than `--new-agents-per-second`. Returns the id, or `None` when refused.
+fn admit_registration(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    from: SocketAddr,
+    registration: &crate::wire::Registration,
+    now_ms: u64,
+) -> Option<u32> {
+    let known = state.registry.by_name(&registration.name).is_some();
+    let refusal = if known {
+        None
+    } else if state.registry.len() >= shared.options.max_agents {
+        Some(format!(
+            "the server has {} agents, its --max-agents",
+            state.registry.len()
+        ))
+    } else if !shared.options.keys.is_keyed()
+        && !state
+            .new_agents
+            .take(now_ms, shared.options.new_agents_per_second)
+    {
+        Some(format!(
+            "more than {} new agents a second (new names are rate-limited without keys: \
+             --new-agents-per-second)",
+            shared.options.new_agents_per_second
+        ))
+    } else {
+        None
+    };
+    let refusal = match refusal {
+        Some(why) => why,
+        None => match state.registry.register(
+            &registration.name,
+            from,
+            now_ms,
+            registration.capabilities,
+            &registration.software,
+            registration.time_ms,
+            registration.instance,
+        ) {
+            Ok(id) => return Some(id),
+            Err(e) => e.to_string(),
+        },
+    };
+    state.refused_new_agents += 1;
+    if let Some(held_back) = state.throttles.admission.allow(now_ms) {
+        log::event(
+            Level::Bad,
+            "REFUSED",
+            format_args!(
+                "new agent {} from {from}: {refusal}{}",
+                registration.name,
+                log::held_back_note(held_back)
+            ),
+        );
+    }
+    let registration = registration.clone();
+    shared.command(move |ep, now| ep.refuse_registration(now, from, &registration));
+    None
+}
+
+/// How many new names may arrive at once before the rate applies.
+pub const NEW_AGENTS_BURST: u64 = 2000;
+
+/// A token bucket for registrations of new names.
+#[derive(Debug, Clone)]
+pub struct NewAgentBucket {
+    tokens_milli: u64,
+    last_ms: u64,
+}
+
+impl Default for NewAgentBucket {
+    fn default() -> Self {
+        NewAgentBucket {
+            tokens_milli: NEW_AGENTS_BURST * 1000,
+            last_ms: 0,
+        }
+    }
+}
+
+impl NewAgentBucket {
+    /// Takes one token at `now_ms`, refilled at `per_second`; false when the bucket is empty.
+    pub fn take(&mut self, now_ms: u64, per_second: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        let burst = NEW_AGENTS_BURST.max(per_second) * 1000;
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed.saturating_mul(per_second))
+            .min(burst);
+        if self.tokens_milli < 1000 {
+            return false;
+        }
+        self.tokens_milli -= 1000;
+        true
+    }
+}
+
+/// The log throttles of the event loop.
+#[derive(Debug)]
+pub struct Throttles {
+    pub malformed: log::Throttle,
+    pub admission: log::Throttle,
+    pub registry: log::Throttle,
+}
+
+impl Default for Throttles {
+    fn default() -> Self {
+        let every = |s| log::Throttle::new(Duration::from_secs(s));
+        Throttles {
+            malformed: every(10),
+            admission: every(10),
+            registry: every(10),
+        }
+    }
 }
 
 /// A one-line summary of a metrics report: `cpu 3.1%  ram 41.0%  rtt 0.050 ms ...`.
@@ -762,6 +946,76 @@ fn server_alert(
     }
 }
 
+/// Forgets the agent `name`: its registry entry (a tombstone is saved at once), its session
+/// and what it was assigned. Returns its id, `None` when there is no such agent.
+pub fn forget_agent(
+    shared: &Arc<Shared>,
+    name: &str,
+) -> Result<Option<u32>, registry::RegistryError> {
+    let mut state = shared.state();
+    let Some(record) = state.registry.forget(name) else {
+        return Ok(None);
+    };
+    state.registry.flush()?;
+    forget_session(shared, &mut state, &record);
+    log::event(
+        Level::Warn,
+        "FORGOTTEN",
+        format_args!("{} (agent {})", record.name, record.id),
+    );
+    Ok(Some(record.id))
+}
+
+/// What the server holds of a forgotten agent besides its registry entry.
+fn forget_session(shared: &Arc<Shared>, state: &mut State, record: &registry::AgentRecord) {
+    state.down_alerted.remove(&record.id);
+    state.dispatch.assigned.remove(&record.name);
+    let id = record.id;
+    shared.command(move |ep, _| ep.forget(id));
+}
+
+/// Forgets agents that never sent anything after registering and stayed silent for
+/// `--forget-unreported-after` (a flood of spoofed registrations goes away by itself).
+fn forget_unreported(shared: &Arc<Shared>, state: &mut State, now_ms: u64) {
+    let after = shared.options.forget_unreported_after.as_millis() as u64;
+    let stale: Vec<String> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|r| !r.reported && now_ms.saturating_sub(r.last_seen_ms) > after)
+        .map(|r| r.name.clone())
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let mut forgotten = Vec::new();
+    for name in &stale {
+        if let Some(record) = state.registry.forget(name) {
+            forgotten.push(record);
+        }
+    }
+    if let Err(e) = state.registry.flush() {
+        log::event(
+            Level::Bad,
+            "REGISTRY",
+            format_args!("forgetting silent agents was not saved: {e}"),
+        );
+    }
+    for record in &forgotten {
+        forget_session(shared, state, record);
+    }
+    log::event(
+        Level::Warn,
+        "FORGOTTEN",
+        format_args!(
+            "{} agent(s) that never reported and were silent for {} s (first: {})",
+            forgotten.len(),
+            after / 1000,
+            stale[0]
+        ),
+    );
+}
+
 /// Marks agents down when they were silent for too long, and raises AGENT_DOWN.
 async fn liveness(shared: Arc<Shared>) {
     let limit_ms = (shared.options.heartbeat * shared.options.missed_heartbeats).as_millis() as u64;
@@ -769,9 +1023,15 @@ async fn liveness(shared: Arc<Shared>) {
         async_io::Timer::after(Duration::from_millis(250)).await;
         let now_ms = log::now_ms();
         let mut state = shared.state();
+        forget_unreported(&shared, &mut state, now_ms);
         let started = state.started_ms;
         let mut newly_down = Vec::new();
         for record in state.registry.iter_mut() {
+            // An agent that never sent anything is not reported down: it is forgotten instead
+            // (spoofed registrations would otherwise each store an alert at every start).
+            if !record.reported {
+                continue;
+            }
             let since = record.last_seen_ms.max(started);
             if now_ms.saturating_sub(since) <= limit_ms {
                 continue;
@@ -1012,11 +1272,29 @@ struct AlertIngest(Arc<Shared>);
 impl crate::alertflow::server::AlertHandler for AlertIngest {
     fn store(
         &self,
-        _agent_id: u32,
+        agent_id: u32,
         peer: SocketAddr,
-        alert: Alert,
+        mut alert: Alert,
     ) -> Result<crate::alertflow::server::StoreOutcome, Box<dyn std::error::Error + Send + Sync>>
     {
+        let mut state = self.0.state();
+        // The alert belongs to the agent whose registration (and key) the frame came with,
+        // never to a name the body claims.
+        let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
+            state.refused_alerts += 1;
+            return Ok(crate::alertflow::server::StoreOutcome::Refused(format!(
+                "agent id {agent_id} is not registered"
+            )));
+        };
+        if !alert.agent.is_empty() && alert.agent != name {
+            state.refused_alerts += 1;
+            return Ok(crate::alertflow::server::StoreOutcome::Refused(format!(
+                "the alert names agent {:?}, but the frame comes from {name} (agent {agent_id})",
+                alert.agent
+            )));
+        }
+        alert.agent = name;
+        drop(state);
         let record = AlertRecord::from_alert(&alert, log::now_ms());
         let stored = self
             .0

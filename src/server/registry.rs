@@ -8,6 +8,11 @@
 //! fdatasynced once per [`Registry::flush`], so a burst of registrations costs one write, not one
 //! snapshot per agent). Opening replays the journal and folds it into a new snapshot; so does a
 //! journal that grew longer than the registry. Liveness is kept in memory.
+//!
+//! An agent can be forgotten ([`Registry::forget`]): the journal gets a tombstone, and its id is
+//! never handed out again (the snapshot keeps the next id to assign). Each record also keeps the
+//! instance of the agent's latest registration (keyed AlertFlow frames are bound to it, also
+//! after a server restart) and whether the agent ever sent anything after registering.
 
 use crate::persist::{JsonLog, replace_json};
 use crate::wire::packet::MAX_AGENT_ID;
@@ -46,10 +51,42 @@ pub struct AgentRecord {
     /// The agent clock of its latest registration (a keyed server refuses older ones).
     #[serde(default)]
     pub last_registration_ms: u64,
+    /// The instance of its latest registration: its session's keys derive from it.
+    #[serde(default)]
+    pub instance: u64,
+    /// Whether it sent anything (a report, a heartbeat) after registering. Agents that never
+    /// did and stay silent are forgotten. Records from before this field count as having.
+    #[serde(default = "yes")]
+    pub reported: bool,
+    /// A tombstone in the journal: the agent was forgotten.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgotten: bool,
 }
 
 fn down() -> Status {
     Status::Down
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `agents.json`: the records and the next id to hand out (so the id of a forgotten agent is
+/// never given to another). Files written before forgetting existed hold the bare array.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Snapshot {
+    Current {
+        next_id: u32,
+        agents: Vec<AgentRecord>,
+    },
+    Array(Vec<AgentRecord>),
+}
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    next_id: u32,
+    agents: Vec<&'a AgentRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,18 +120,25 @@ pub struct Registry {
     by_id: HashMap<u32, AgentRecord>,
     by_name: HashMap<String, u32>,
     next_id: u32,
+    /// Forgotten agents not yet written to the journal.
+    tombstones: Vec<AgentRecord>,
 }
 
 impl Registry {
     /// Loads `agents.json` from `dir` (an empty registry when there is none).
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
         let path = dir.join("agents.json");
-        let records: Vec<AgentRecord> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RegistryError::Parse {
-                path: path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let (next_id, records) = match std::fs::read(&path) {
+            Ok(bytes) => {
+                match serde_json::from_slice(&bytes).map_err(|source| RegistryError::Parse {
+                    path: path.clone(),
+                    source,
+                })? {
+                    Snapshot::Current { next_id, agents } => (next_id, agents),
+                    Snapshot::Array(agents) => (1, agents),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (1, Vec::new()),
             Err(source) => return Err(RegistryError::Io { path, source }),
         };
         let journal_path = dir.join("agents.log");
@@ -106,7 +150,8 @@ impl Registry {
             pending: Vec::new(),
             by_id: HashMap::new(),
             by_name: HashMap::new(),
-            next_id: 1,
+            next_id: next_id.max(1),
+            tombstones: Vec::new(),
         };
         for r in records {
             registry.insert(r);
@@ -120,6 +165,12 @@ impl Registry {
 
     fn insert(&mut self, r: AgentRecord) {
         self.next_id = self.next_id.max(r.id + 1);
+        if r.forgotten {
+            if let Some(old) = self.by_id.remove(&r.id) {
+                self.by_name.remove(&old.name);
+            }
+            return;
+        }
         if let Some(old) = self.by_id.get(&r.id)
             && old.name != r.name
         {
@@ -159,7 +210,11 @@ impl Registry {
             path: self.path.clone(),
             source,
         };
-        replace_json(&self.path, &records).map_err(io)?;
+        let snapshot = SnapshotOut {
+            next_id: self.next_id,
+            agents: records,
+        };
+        replace_json(&self.path, &snapshot).map_err(io)?;
         self.journal = None;
         match std::fs::remove_file(&self.journal_path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -177,7 +232,7 @@ impl Registry {
     /// Makes every registration since the last flush durable: one append and one fdatasync
     /// for all of them. Call it before answering those registrations.
     pub fn flush(&mut self) -> Result<(), RegistryError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.tombstones.is_empty() {
             return Ok(());
         }
         self.pending.sort_unstable();
@@ -194,15 +249,17 @@ impl Registry {
             );
         }
         let changed: Vec<&AgentRecord> = self
-            .pending
+            .tombstones
             .iter()
-            .filter_map(|id| self.by_id.get(id))
+            .chain(self.pending.iter().filter_map(|id| self.by_id.get(id)))
             .collect();
+        let lines = changed.len();
         if let Some(journal) = self.journal.as_mut() {
             journal.append(&changed).map_err(io)?;
         }
-        self.journal_lines += self.pending.len();
+        self.journal_lines += lines;
         self.pending.clear();
+        self.tombstones.clear();
         if self.journal_lines > MIN_COMPACTION_LINES.max(self.by_id.len()) {
             self.compact()?;
         }
@@ -211,6 +268,7 @@ impl Registry {
 
     /// Registers (or re-registers) an agent by name; returns its id. The change is durable
     /// after the next [`Registry::flush`].
+    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &mut self,
         name: &str,
@@ -219,6 +277,7 @@ impl Registry {
         capabilities: u8,
         software: &str,
         registration_ms: u64,
+        instance: u64,
     ) -> Result<u32, RegistryError> {
         let (id, is_new) = match self.by_name.get(name) {
             Some(id) => (*id, false),
@@ -242,6 +301,9 @@ impl Registry {
             capabilities,
             software: software.to_string(),
             last_registration_ms: 0,
+            instance: 0,
+            reported: false,
+            forgotten: false,
         });
         let moved = record.address != Some(address);
         record.address = Some(address);
@@ -251,11 +313,35 @@ impl Registry {
         record.software = software.to_string();
         let newer = registration_ms > record.last_registration_ms;
         record.last_registration_ms = record.last_registration_ms.max(registration_ms);
+        let renewed = record.instance != instance;
+        record.instance = instance;
         self.by_name.insert(name.to_string(), id);
-        if is_new || moved || newer {
+        if is_new || moved || newer || renewed {
             self.pending.push(id);
         }
         Ok(id)
+    }
+
+    /// Records that an agent sent something after registering (saved with the next flush).
+    pub fn mark_reported(&mut self, id: u32) {
+        if let Some(r) = self.by_id.get_mut(&id)
+            && !r.reported
+        {
+            r.reported = true;
+            self.pending.push(id);
+        }
+    }
+
+    /// Forgets an agent: its record goes, a tombstone is journaled with the next flush, and its
+    /// id is never handed out again. Returns the record.
+    pub fn forget(&mut self, name: &str) -> Option<AgentRecord> {
+        let id = self.by_name.remove(name)?;
+        let record = self.by_id.remove(&id)?;
+        self.pending.retain(|p| *p != id);
+        let mut tombstone = record.clone();
+        tombstone.forgotten = true;
+        self.tombstones.push(tombstone);
+        Some(record)
     }
 
     pub fn get(&self, id: u32) -> Option<&AgentRecord> {
@@ -311,13 +397,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
-        assert_eq!(r.register("r1", a, 1, 0, "0.1", 1).unwrap(), 1);
-        assert_eq!(r.register("r2", a, 1, 0, "0.1", 1).unwrap(), 2);
-        assert_eq!(r.register("r1", a, 2, 0, "0.1", 2).unwrap(), 1);
+        assert_eq!(r.register("r1", a, 1, 0, "0.1", 1, 1).unwrap(), 1);
+        assert_eq!(r.register("r2", a, 1, 0, "0.1", 1, 1).unwrap(), 2);
+        assert_eq!(r.register("r1", a, 2, 0, "0.1", 2, 2).unwrap(), 1);
         r.flush().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
-        assert_eq!(r.register("r3", a, 3, 0, "0.1", 3).unwrap(), 3);
-        assert_eq!(r.register("r2", a, 3, 0, "0.1", 3).unwrap(), 2);
+        assert_eq!(r.register("r3", a, 3, 0, "0.1", 3, 3).unwrap(), 3);
+        assert_eq!(r.register("r2", a, 3, 0, "0.1", 3, 3).unwrap(), 2);
         assert_eq!(r.by_name("r1").unwrap().status, Status::Down);
     }
 
@@ -328,9 +414,10 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
         let mut r = Registry::open(dir.path()).unwrap();
         for i in 0..10 {
-            r.register(&format!("agent{i}"), a, 1, 0, "0.1", 1).unwrap();
+            r.register(&format!("agent{i}"), a, 1, 0, "0.1", 1, 1)
+                .unwrap();
         }
-        r.register("agent3", b, 2, 0, "0.1", 2).unwrap();
+        r.register("agent3", b, 2, 0, "0.1", 2, 2).unwrap();
         r.flush().unwrap();
         // A crash: nothing runs after the flush (no Drop), and the journal ends torn.
         std::mem::forget(r);
@@ -347,6 +434,33 @@ mod tests {
             !dir.path().join("agents.log").exists(),
             "folded into agents.json"
         );
-        assert_eq!(r.register("agent10", a, 3, 0, "0.1", 3).unwrap(), 11);
+        assert_eq!(r.register("agent10", a, 3, 0, "0.1", 3, 3).unwrap(), 11);
+    }
+
+    #[test]
+    fn a_forgotten_agent_is_gone_after_reopening_and_its_id_is_never_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut r = Registry::open(dir.path()).unwrap();
+        r.register("keep", a, 1, 0, "0.1", 1, 1).unwrap();
+        assert_eq!(r.register("spoof", a, 1, 0, "0.1", 1, 2).unwrap(), 2);
+        r.flush().unwrap();
+        assert_eq!(r.forget("spoof").map(|x| x.id), Some(2));
+        assert!(r.forget("spoof").is_none());
+        r.flush().unwrap();
+        drop(r);
+        let mut r = Registry::open(dir.path()).unwrap();
+        assert!(r.by_name("spoof").is_none());
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r.register("new", a, 2, 0, "0.1", 2, 3).unwrap(),
+            3,
+            "id 2 stays used"
+        );
+        r.flush().unwrap();
+        drop(r);
+        // The snapshot (after compaction at open) still knows the next id.
+        let r = Registry::open(dir.path()).unwrap();
+        assert_eq!(r.by_name("new").map(|x| x.id), Some(3));
     }
 }

@@ -318,7 +318,7 @@ impl Frame {
                     severity,
                     value: r.f64("value")?,
                     threshold: r.f64("threshold")?,
-                    time_ms: r.u64("time")?,
+                    time_ms: crate::wire::packet::time_u64(&mut r, "time")?,
                     rule: r.string("rule name", MAX_STRING_LEN)?,
                     message: r.string("message", MAX_STRING_LEN)?,
                 })

@@ -179,7 +179,7 @@ impl MetricsReport {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let task_number = r.varint_u32("task number")?;
-        let time_ms = r.varint("time")?;
+        let time_ms = crate::wire::packet::time_varint(r, "time")?;
         let count = bounded_count(r, "sample count", MAX_SAMPLES)?;
         let mut samples = Vec::with_capacity(count);
         for _ in 0..count {

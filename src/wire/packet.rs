@@ -24,6 +24,9 @@ pub const MAX_AGENT_ID: u32 = (1 << 28) - 1;
 pub const MAX_NAME_LEN: usize = 255;
 /// At most this many earlier packets can be acknowledged by the bitmap of one ACK.
 pub const ACK_BITMAP_BITS: u16 = 32;
+/// Latest time any time field may carry: 9999-12-31T23:59:59.999Z in Unix milliseconds (the
+/// last instant RFC 3339 can write with four-digit years).
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
 
 const KEYED_FLAG: u8 = 0x10;
 
@@ -40,6 +43,7 @@ pub enum PacketType {
     Heartbeat = 6,
     Fragment = 7,
     Cancel = 8,
+    Refused = 9,
 }
 
 impl PacketType {
@@ -54,13 +58,31 @@ impl PacketType {
             6 => PacketType::Heartbeat,
             7 => PacketType::Fragment,
             8 => PacketType::Cancel,
+            9 => PacketType::Refused,
             _ => return None,
         })
     }
 
-    /// Whether packets of this type carry a sequence number and must be acknowledged.
+    /// Whether packets of this type are numbered, acknowledged and retransmitted (TASK,
+    /// METRICS, HEARTBEAT, FRAGMENT, CANCEL). REGISTRATION, REGISTERED and REFUSED are not: they
+    /// carry sequence number 0, and the agent repeats its REGISTRATION until it is answered.
     pub fn is_reliable(self) -> bool {
-        !matches!(self, PacketType::Ack | PacketType::Noack)
+        matches!(
+            self,
+            PacketType::Task
+                | PacketType::Metrics
+                | PacketType::Heartbeat
+                | PacketType::Fragment
+                | PacketType::Cancel
+        )
+    }
+
+    /// Whether the sequence number of this type must be 0 (REGISTRATION, REGISTERED, REFUSED).
+    pub fn is_unnumbered_message(self) -> bool {
+        matches!(
+            self,
+            PacketType::Registration | PacketType::Registered | PacketType::Refused
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -74,6 +96,7 @@ impl PacketType {
             PacketType::Heartbeat => "HEARTBEAT",
             PacketType::Fragment => "FRAGMENT",
             PacketType::Cancel => "CANCEL",
+            PacketType::Refused => "REFUSED",
         }
     }
 }
@@ -109,6 +132,7 @@ pub enum Message {
     Heartbeat(Heartbeat),
     Fragment(Fragment),
     Cancel(Cancel),
+    Refused(Refused),
 }
 
 impl Message {
@@ -121,6 +145,7 @@ impl Message {
             Message::Heartbeat(_) => PacketType::Heartbeat,
             Message::Fragment(_) => PacketType::Fragment,
             Message::Cancel(_) => PacketType::Cancel,
+            Message::Refused(_) => PacketType::Refused,
         }
     }
 
@@ -134,6 +159,7 @@ impl Message {
             Message::Heartbeat(m) => m.encode(out),
             Message::Fragment(m) => m.encode(out),
             Message::Cancel(m) => m.encode(out),
+            Message::Refused(m) => m.encode(out),
         }
     }
 
@@ -147,6 +173,7 @@ impl Message {
             PacketType::Heartbeat => Message::Heartbeat(Heartbeat::decode(r)?),
             PacketType::Fragment => Message::Fragment(Fragment::decode(r)?),
             PacketType::Cancel => Message::Cancel(Cancel::decode(r)?),
+            PacketType::Refused => Message::Refused(Refused::decode(r)?),
             PacketType::Ack | PacketType::Noack => {
                 return Err(invalid("packet type", 0, "ACK and NOACK are not messages"));
             }
@@ -238,6 +265,46 @@ pub struct Heartbeat {
     pub pending_reports: u32,
 }
 
+/// Why the server refused a registration whose tag it could verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The registration's time is further from the server's clock than the server accepts.
+    Clock = 1,
+    /// The registration is not newer than the last one the server accepted for this name: a
+    /// replay, or the agent's clock went back.
+    NotNewer = 2,
+    /// The server takes no new agents now (its `--max-agents`, or too many new names at once).
+    Full = 3,
+}
+
+impl RefusalReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefusalReason::Clock => "its time is too far from the server's clock",
+            RefusalReason::NotNewer => {
+                "not newer than the last registration the server accepted for this name"
+            }
+            RefusalReason::Full => "the server takes no new agents now",
+        }
+    }
+}
+
+/// REFUSED: the server's answer to a registration it will not accept (sent only when it could
+/// verify the registration's tag, so with a key it is tagged with that registration's session
+/// key and an agent can trust it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Echo of the registration's instance.
+    pub instance: u64,
+    pub reason: RefusalReason,
+    /// The server's clock, Unix milliseconds.
+    pub server_time_ms: u64,
+    /// For `NotNewer`: the agent-clock time of the last registration accepted for this name;
+    /// otherwise 0.
+    pub last_accepted_ms: u64,
+}
+
 /// CANCEL: the server withdraws a task from an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cancel {
@@ -261,6 +328,56 @@ fn serialize_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::E
     s.serialize_str(&hex::encode(bytes))
 }
 
+impl Refused {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.instance);
+        out.put_u8(self.reason as u8);
+        out.put_u64(self.server_time_ms);
+        out.put_u64(self.last_accepted_ms);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let instance = r.u64("instance")?;
+        let at = r.offset();
+        let reason = match r.u8("refusal reason")? {
+            1 => RefusalReason::Clock,
+            2 => RefusalReason::NotNewer,
+            3 => RefusalReason::Full,
+            v => {
+                return Err(DecodeError::Unknown {
+                    what: "refusal reason",
+                    value: v.into(),
+                    offset: at,
+                });
+            }
+        };
+        Ok(Refused {
+            instance,
+            reason,
+            server_time_ms: time_u64(r, "server time")?,
+            last_accepted_ms: time_u64(r, "last accepted registration time")?,
+        })
+    }
+}
+
+/// A fixed-width `u64` time field, at most [`MAX_TIME_MS`].
+pub(crate) fn time_u64(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    let at = r.offset();
+    let t = r.u64(what)?;
+    if t > MAX_TIME_MS {
+        return Err(invalid(
+            what,
+            at,
+            format!("{t} is later than the maximum {MAX_TIME_MS} (year 9999)"),
+        ));
+    }
+    Ok(t)
+}
+
+/// A varint time field, at most [`MAX_TIME_MS`].
+pub(crate) fn time_varint(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    r.varint_max(what, MAX_TIME_MS)
+}
+
 impl Registration {
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_string(&self.name);
@@ -278,7 +395,7 @@ impl Registration {
         Ok(Registration {
             name,
             instance: r.u64("instance")?,
-            time_ms: r.u64("time")?,
+            time_ms: time_u64(r, "time")?,
             capabilities: r.u8("capabilities")?,
             software: r.string("software version", MAX_NAME_LEN)?,
         })
@@ -301,7 +418,7 @@ impl Registered {
             heartbeat_ms: r.varint_u32("heartbeat interval")?,
             timeout_ms: r.varint_u32("timeout")?,
             max_retransmissions: r.u8("max retransmissions")?,
-            server_time_ms: r.u64("server time")?,
+            server_time_ms: time_u64(r, "server time")?,
         })
     }
 }
@@ -313,7 +430,7 @@ impl Heartbeat {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Heartbeat {
-            time_ms: r.varint("time")?,
+            time_ms: time_varint(r, "time")?,
             pending_reports: r.varint_u32("pending reports")?,
         })
     }
@@ -357,6 +474,7 @@ impl Fragment {
         let inner = r.u8("inner type")?;
         let inner_type = match PacketType::from_u8(inner) {
             Some(t) if t.is_reliable() && t != PacketType::Fragment => t,
+            // REGISTRATION, REGISTERED and REFUSED are small and unnumbered: never fragmented.
             _ => {
                 return Err(DecodeError::Unknown {
                     what: "fragmented message type",
@@ -466,7 +584,18 @@ impl Header {
             offset: 0,
         })?;
         let agent_id = r.varint_max("agent id", MAX_AGENT_ID.into())? as u32;
+        let seq_at = r.offset();
         let seq = r.u16("sequence number")?;
+        if packet_type.is_unnumbered_message() && seq != 0 {
+            return Err(invalid(
+                "sequence number",
+                seq_at,
+                format!(
+                    "{} carries sequence number 0, not {seq}",
+                    packet_type.name()
+                ),
+            ));
+        }
         let body_start = r.offset();
         if r.remaining() < TAG_LEN {
             return Err(DecodeError::Truncated {

@@ -4,6 +4,13 @@
 //! original design: it catches corruption, not forgery. With a pre-shared [`Key`] it is
 //! HMAC-SHA-256 truncated to 12 bytes, and the packet's KEYED flag says so, so a receiver (and
 //! `nms decode`) knows which check applies.
+//!
+//! Keyed tags are bound to a session: packets are never tagged with the pre-shared key itself
+//! but with a key derived from it and the session's registration `instance`
+//! ([`Key::session`]), so a packet recorded in one session does not verify in any other, also
+//! after either side restarts. The one packet sent outside a session, the NOACK `unknown agent`
+//! of a server that has no session for the agent, is bound to the packet it refuses
+//! ([`Key::refusal`]).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -44,7 +51,37 @@ impl Key {
         }
         Ok(Key(bytes.to_vec()))
     }
+
+    /// The key of the session started by the registration with this `instance`:
+    /// HMAC-SHA-256(pre-shared key, "nms session v1" || instance as u64 big-endian), 32 bytes.
+    /// Every keyed packet and frame of that session is tagged with it.
+    pub fn session(&self, instance: u64) -> Key {
+        self.derive(SESSION_LABEL, &instance.to_be_bytes())
+    }
+
+    /// The key of a NOACK `unknown agent` answering the packet whose tag is `refused_tag`:
+    /// HMAC-SHA-256(pre-shared key, "nms refusal v1" || that 12-byte tag), 32 bytes.
+    pub fn refusal(&self, refused_tag: &[u8]) -> Key {
+        self.derive(REFUSAL_LABEL, refused_tag)
+    }
+
+    fn derive(&self, label: &[u8], context: &[u8]) -> Key {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        mac.update(context);
+        Key(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// The key's bytes as hex text (for test vectors and `nms decode`'s output).
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
 }
+
+/// Labels of the two key derivations (PROTOCOL.md section 2).
+const SESSION_LABEL: &[u8] = b"nms session v1";
+const REFUSAL_LABEL: &[u8] = b"nms refusal v1";
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +157,17 @@ mod tests {
             b"Hi There",
             &compute(Some(&key), b"Hi There")
         ));
+    }
+
+    #[test]
+    fn session_keys_differ_per_instance_and_from_the_pre_shared_key() {
+        let key = Key::from_hex("6e6d7320676f6c64656e206b65792031").unwrap();
+        let a = key.session(1);
+        assert_eq!(a.0.len(), 32);
+        assert_ne!(a, key.session(2));
+        assert_ne!(a, key);
+        assert_eq!(a, key.session(1));
+        assert_ne!(key.refusal(&[0; 12]), key.refusal(&[1; 12]));
     }
 
     #[test]

@@ -223,7 +223,14 @@ impl WorkItem {
                 let count = bounded_count(r, "interface count", MAX_INTERFACES)?;
                 let mut interfaces = Vec::with_capacity(count);
                 for _ in 0..count {
-                    interfaces.push(r.string("interface name", MAX_STRING_LEN)?);
+                    // The same bound as an interface name in a METRICS sample.
+                    let at = r.offset();
+                    let name =
+                        r.string("interface name", crate::wire::metrics::MAX_INTERFACE_NAME)?;
+                    if name.is_empty() {
+                        return Err(invalid("interface name", at, "empty"));
+                    }
+                    interfaces.push(name);
                 }
                 WorkItem::MetricsGathering {
                     cpu: flags & 1 != 0,

@@ -123,10 +123,24 @@ pub fn http_request(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<HttpResponse> {
+    http_request_as(addr, None, method, path, body)
+}
+
+/// [`http_request`] with `Authorization: Bearer TOKEN` when a token is given.
+pub fn http_request_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     stream.set_write_timeout(Some(Duration::from_secs(20)))?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     if let Some(body) = body {
         request.push_str("Content-Type: application/json\r\n");
         request.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -235,9 +249,25 @@ impl Server {
         response.body
     }
 
+    /// The API token the server generated in its data folder (it listens on loopback).
+    pub fn token(&self) -> String {
+        let path = self.data_dir.join("api-token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// `POST path` with the server's API token.
     pub fn post(&self, path: &str, body: &str) -> HttpResponse {
-        http_post(self.http_addr(), path, body)
-            .unwrap_or_else(|e| panic!("POST {path} to {}: {e}", self.http_addr()))
+        http_request_as(
+            self.http_addr(),
+            Some(&self.token()),
+            "POST",
+            path,
+            Some(body),
+        )
+        .unwrap_or_else(|e| panic!("POST {path} to {}: {e}", self.http_addr()))
     }
 
     /// The agents the server lists, as (name, status).

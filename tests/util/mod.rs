@@ -4,7 +4,7 @@
 //! Each test crate that says `mod util;` uses only part of this module.
 #![allow(dead_code)]
 
-use nms::wire::packet::{CAP_IPERF3, CAP_PING};
+use nms::wire::packet::{CAP_IPERF3, CAP_PING, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
     Heartbeat, Key, Message, MetricsReport, Noack, NoackReason, Packet, PacketType, Registered,
@@ -35,8 +35,10 @@ pub struct Golden {
 }
 
 impl Golden {
+    /// The key its tag is made with: the session key of the examples' registration instance
+    /// (keyed tags are bound to a session), derived from the test key.
     pub fn key(&self) -> Option<Key> {
-        self.keyed.then(test_key)
+        self.keyed.then(|| test_key().session(INSTANCE))
     }
 
     /// The bytes the current encoder produces for this packet.
@@ -59,7 +61,7 @@ impl Golden {
 const AGENT: u32 = 7;
 const AGENT_NAME: &str = "edge-router-1";
 const T0: u64 = 1_764_236_400_000;
-const INSTANCE: u64 = 0x5f3a_91c2_0be4_7d16;
+pub const INSTANCE: u64 = 0x5f3a_91c2_0be4_7d16;
 const ALERT_ID: u64 = 0x8f3c_2a71_d4e0_9b55;
 
 fn packet(seq: u16, message: Message) -> Decoded {
@@ -148,7 +150,7 @@ pub fn golden_packets() -> Vec<Golden> {
                 keyed: false,
                 agent_id: 0,
                 body: Body::Reliable {
-                    seq: 1,
+                    seq: 0,
                     message: Message::Registration(Registration {
                         name: AGENT_NAME.to_string(),
                         instance: INSTANCE,
@@ -162,7 +164,7 @@ pub fn golden_packets() -> Vec<Golden> {
         plain(
             "registered.bin",
             packet(
-                1,
+                0,
                 Message::Registered(Registered {
                     instance: INSTANCE,
                     alertflow_port: 7071,
@@ -315,6 +317,58 @@ pub fn golden_packets() -> Vec<Golden> {
             "cancel.bin",
             packet(7, Message::Cancel(Cancel { task_number: 4 })),
         ),
+        plain(
+            "refused.bin",
+            Decoded::NetTask(Packet {
+                keyed: false,
+                agent_id: 0,
+                body: Body::Reliable {
+                    seq: 0,
+                    message: Message::Refused(Refused {
+                        instance: INSTANCE,
+                        reason: RefusalReason::Full,
+                        server_time_ms: T0 + 12,
+                        last_accepted_ms: 0,
+                    }),
+                },
+            }),
+        ),
+        Golden {
+            file: "keyed_registration.bin",
+            value: Decoded::NetTask(Packet {
+                keyed: true,
+                agent_id: 0,
+                body: Body::Reliable {
+                    seq: 0,
+                    message: Message::Registration(Registration {
+                        name: AGENT_NAME.to_string(),
+                        instance: INSTANCE,
+                        time_ms: T0,
+                        capabilities: CAP_PING | CAP_IPERF3,
+                        software: "nms 0.1.0".to_string(),
+                    }),
+                },
+            }),
+            keyed: true,
+        },
+        Golden {
+            file: "keyed_refused.bin",
+            value: Decoded::NetTask(Packet {
+                keyed: true,
+                agent_id: 0,
+                body: Body::Reliable {
+                    seq: 0,
+                    // The agent's clock was 7 minutes ahead of the server's.
+                    message: Message::Refused(Refused {
+                        instance: INSTANCE,
+                        reason: RefusalReason::Clock,
+                        server_time_ms: T0 - 420_000,
+                        last_accepted_ms: 0,
+                    }),
+                },
+            }),
+            keyed: true,
+        },
         Golden {
             file: "keyed_ack.bin",
             value: ack(1042, 0, true),
@@ -340,6 +394,27 @@ pub fn golden_packets() -> Vec<Golden> {
                 }),
             }),
         ),
+        Golden {
+            file: "keyed_alertflow_alert.bin",
+            value: Decoded::AlertFlow(Frame {
+                keyed: true,
+                agent_id: AGENT,
+                body: FrameBody::Alert(Alert {
+                    alert_id: ALERT_ID,
+                    resolves: 0,
+                    agent: AGENT_NAME.to_string(),
+                    task: "task-101".to_string(),
+                    alert_type: AlertType::Cpu,
+                    severity: Severity::Critical,
+                    value: 97.5,
+                    threshold: 80.0,
+                    time_ms: T0 + 40_000,
+                    rule: "cpu_usage".to_string(),
+                    message: "CPU usage 97.5% is above 80%".to_string(),
+                }),
+            }),
+            keyed: true,
+        },
         plain(
             "alertflow_alert_ack.bin",
             Decoded::AlertFlow(Frame {
