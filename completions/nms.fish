@@ -54,6 +54,11 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l timeout-ms -d 'Initia
 complete -c nms -n "__fish_nms_using_subcommand server" -l max-retransmissions -d 'NetTask retransmissions without an answer before a peer is reported lost' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l local-agent -d 'Also run an agent of this name in the server process (monitors the server\'s own host)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l retention-raw -d 'How long raw metrics reports are kept (e.g. 15d, 6w)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l retention-minute -d 'How long per-minute rollups are kept' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l retention-hour -d 'How long per-hour rollups are kept' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l retention-alerts -d 'How long alerts are kept' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l max-store-size -d 'Cap on the store\'s size on disk (e.g. 50GB, 512MiB); past it the oldest partitions are deleted, raw reports first [default: no cap]' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l api-token-file -d 'The HTTP API\'s bearer token (a file holding 16+ characters): writes need it, and reads when they are not public [default on loopback: generated in DIR/api-token]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l public-read -d 'Whether reads of the HTTP API need no token [default: true on a loopback address only]' -r -f -a "true\t''
 false\t''"
@@ -123,6 +128,7 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l window -d 'Reports eac
 complete -c nms -n "__fish_nms_using_subcommand bench" -l ceiling-seconds -d 'Seconds the loopback ceiling is measured' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l key-file -d 'Pre-shared key (hex text, 32+ digits) for the agents and the started server' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l work-dir -d 'Folder for the started server\'s temporary data directory [default: the system\'s temporary folder]; a tmpfs such as /dev/shm leaves the disk\'s fsync out of the figures' -r -F
+complete -c nms -n "__fish_nms_using_subcommand bench" -l kill-every -d 'Kill the server the bench starts with SIGKILL every SECONDS while measuring, and start it again: nothing acknowledged may be lost or stored twice' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

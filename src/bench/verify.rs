@@ -32,7 +32,11 @@ pub fn check_store(
             ..crate::store::StoreOptions::default()
         },
     )?;
-    let times = store.scan_times()?;
+    let times = store
+        .scan_times()?
+        .into_iter()
+        .map(|(key, t)| (key.agent, t))
+        .collect();
     Ok(compare(times, base_ms, sent))
 }
 

@@ -214,10 +214,6 @@ impl Head {
         self.know_series(0, key, false)
     }
 
-    pub fn series_key(&self, id: u32) -> Option<&SeriesKey> {
-        self.series.get(&id).map(|s| &s.key)
-    }
-
     /// Every series id with its name.
     pub fn all_series(&self) -> Vec<(u32, SeriesKey)> {
         let mut out: Vec<(u32, SeriesKey)> = self

@@ -39,7 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use wal::{SeriesKey, Wal};
+pub use wal::SeriesKey;
+use wal::Wal;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -440,9 +441,9 @@ impl Store {
         query::steps(&self.inner, q)
     }
 
-    /// Every stored report's agent and time, each copy counted (nothing merged away): what a
+    /// Every stored report's series and time, each copy counted (nothing merged away): what a
     /// check for lost or doubled reports needs.
-    pub fn scan_times(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub fn scan_times(&self) -> Result<Vec<(SeriesKey, u64)>, StoreError> {
         query::scan_times(&self.inner)
     }
 

@@ -7,6 +7,7 @@ use super::chunk::{Column, RawChunk, RollupBlock, Stat};
 use super::head::TimesCache;
 use super::maintain::read_chunks;
 use super::partition::{self, DAY_MS, HOUR_MS, MINUTE_MS, PartitionId, Pool, Tier};
+use super::wal::SeriesKey;
 use super::{Inner, Report, StoreError, lock, rollup};
 use crate::schema::{Field, Reading};
 use rusqlite::{OptionalExtension, params};
@@ -48,7 +49,7 @@ pub fn merge(a: RawChunk, b: RawChunk) -> RawChunk {
         columns,
     };
     let (mut i, mut j) = (0, 0);
-    let mut push = |out: &mut RawChunk, chunk: &RawChunk, index: &[Option<usize>], k: usize| {
+    let push = |out: &mut RawChunk, chunk: &RawChunk, index: &[Option<usize>], k: usize| {
         out.times.push(chunk.times[k]);
         for (c, src) in index.iter().enumerate() {
             out.values[c].push(src.and_then(|s| chunk.values[s][k]));
@@ -130,6 +131,52 @@ fn matching_series(
         .collect()
 }
 
+/// Keeps the reports of `chunk` in `[from, to)`.
+fn clip(mut chunk: RawChunk, from: u64, to: u64) -> RawChunk {
+    let keep: Vec<bool> = chunk.times.iter().map(|t| (from..to).contains(t)).collect();
+    if keep.iter().all(|k| *k) {
+        return chunk;
+    }
+    chunk.values = chunk
+        .values
+        .iter()
+        .map(|v| {
+            v.iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| *x)
+                .collect()
+        })
+        .collect();
+    chunk.times.retain(|t| (from..to).contains(t));
+    chunk
+}
+
+/// The reports of one series in `[from, to)` of the given raw partitions, merged.
+fn partitions_chunk(
+    inner: &Inner,
+    pool: &mut Pool,
+    partitions: &[PartitionId],
+    series: u32,
+    from: u64,
+    to: u64,
+) -> Result<RawChunk, StoreError> {
+    let mut out = RawChunk::default();
+    for id in partitions {
+        if id.end_ms() <= from || id.start_ms >= to {
+            continue;
+        }
+        let path = id.path(&inner.root);
+        let Some(conn) = pool.get(*id, false).map_err(StoreError::db(&path))? else {
+            continue;
+        };
+        for c in read_chunks(conn, &path, series, from, to)? {
+            out = merge(out, c);
+        }
+    }
+    Ok(clip(out, from, to))
+}
+
 /// The reports of one series in `[from, to)`: the head's and the partitions', merged.
 fn series_chunk(
     inner: &Inner,
@@ -138,29 +185,10 @@ fn series_chunk(
     from: u64,
     to: u64,
 ) -> Result<RawChunk, StoreError> {
-    let mut out = lock(&inner.head).chunk(series, from, to);
-    for id in PartitionId::covering(Tier::Raw, from, to) {
-        let path = id.path(&inner.root);
-        let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
-            continue;
-        };
-        for c in read_chunks(conn, &path, series, from, to)? {
-            out = merge(out, c);
-        }
-    }
-    let keep: Vec<bool> = out.times.iter().map(|t| (from..to).contains(t)).collect();
-    if keep.iter().any(|k| !k) {
-        let pick = |v: &Vec<Option<i64>>| -> Vec<Option<i64>> {
-            v.iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k)
-                .map(|(x, _)| *x)
-                .collect()
-        };
-        out.values = out.values.iter().map(pick).collect();
-        out.times.retain(|t| (from..to).contains(t));
-    }
-    Ok(out)
+    let head = lock(&inner.head).chunk(series, from, to);
+    let partitions = PartitionId::covering(Tier::Raw, from, to);
+    let stored = partitions_chunk(inner, pool, &partitions, series, from, to)?;
+    Ok(clip(merge(head, stored), from, to))
 }
 
 /// A raw query: reports of one agent (or all) and task (or all) in a time range.
@@ -213,7 +241,6 @@ fn record_of(key: &super::wal::SeriesKey, chunk: &RawChunk, i: usize) -> Report 
 }
 
 pub(super) fn raw(inner: &Inner, q: &RawQuery) -> Result<RawPage, StoreError> {
-    let now = inner.now();
     let to = q.to_ms.unwrap_or(u64::MAX / 2);
     let limit = q.limit.max(1);
     let after = match &q.after {
@@ -223,45 +250,46 @@ pub(super) fn raw(inner: &Inner, q: &RawQuery) -> Result<RawPage, StoreError> {
         })?),
         None => None,
     };
-    let oldest_kept = now.saturating_sub(inner.options.retention.raw.as_millis() as u64);
+    let from = match (q.from_ms, after) {
+        (_, Some((t, _))) => t,
+        (Some(f), None) => f,
+        (None, None) => 0,
+    };
+    let descending = q.from_ms.is_none() && after.is_none();
     let series = matching_series(inner, q.agent.as_deref(), q.task.as_deref());
+    // Only the partition files that exist and overlap the range, in the order they are read.
+    let mut partitions: Vec<PartitionId> = partition::list(&inner.root, Tier::Raw)
+        .map_err(StoreError::io(&inner.root))?
+        .into_iter()
+        .filter(|p| p.end_ms() > from && p.start_ms < to)
+        .collect();
+    if descending {
+        partitions.reverse();
+    }
     let mut pool = lock(&inner.query_pool);
-    // (time, series, chunk index into `chunks`, row)
-    let mut rows: Vec<(u64, u32, usize, usize)> = Vec::new();
     let mut chunks: Vec<(usize, RawChunk)> = Vec::new();
     for (si, (id, _)) in series.iter().enumerate() {
-        let from = match (q.from_ms, after) {
-            (_, Some((t, _))) => t,
-            (Some(f), None) => f,
-            (None, None) => oldest_kept.min(to),
-        };
-        if q.from_ms.is_none() && after.is_none() {
-            // The newest `limit`: read back day by day from `to`.
-            let mut start = to.min(now + DAY_MS);
-            let mut chunk = RawChunk::default();
-            while start > from && chunk.len() < limit {
-                let day_start = start.saturating_sub(DAY_MS).max(from);
-                chunk = merge(
-                    chunk,
-                    series_chunk(inner, &mut pool, *id, day_start, start)?,
-                );
-                start = day_start;
+        // The head first (the newest reports), then partition by partition until this series
+        // alone has more than a page.
+        let mut chunk = lock(&inner.head).chunk(*id, from, to);
+        for p in &partitions {
+            // Enough already on the side this partition cannot come before.
+            let settled = if descending {
+                chunk.len() - chunk.times.partition_point(|t| *t < p.end_ms())
+            } else {
+                chunk.times.partition_point(|t| *t < p.start_ms)
+            };
+            if settled > limit {
+                break;
             }
-            chunks.push((si, chunk));
-        } else {
-            // Oldest first from `from`: read forward a day at a time until `limit` are found.
-            let mut start = from;
-            let mut chunk = RawChunk::default();
-            let end = to.min(now + 2 * DAY_MS);
-            while start < end && chunk.len() <= limit {
-                let day_end = (start - start % DAY_MS + DAY_MS).min(end);
-                chunk = merge(chunk, series_chunk(inner, &mut pool, *id, start, day_end)?);
-                start = day_end;
-            }
-            chunks.push((si, chunk));
+            let part = partitions_chunk(inner, &mut pool, std::slice::from_ref(p), *id, from, to)?;
+            chunk = merge(chunk, part);
         }
+        chunks.push((si, chunk));
     }
     drop(pool);
+    // (time, series, chunk index, row)
+    let mut rows: Vec<(u64, u32, usize, usize)> = Vec::new();
     for (ci, (si, chunk)) in chunks.iter().enumerate() {
         let id = series[*si].0;
         for (i, t) in chunk.times.iter().enumerate() {
@@ -274,7 +302,6 @@ pub(super) fn raw(inner: &Inner, q: &RawQuery) -> Result<RawPage, StoreError> {
         }
     }
     rows.sort_unstable();
-    let descending = q.from_ms.is_none() && after.is_none();
     let (rows, more) = if descending {
         let skip = rows.len().saturating_sub(limit);
         (rows[skip..].to_vec(), false)
@@ -542,12 +569,9 @@ pub(super) fn steps(inner: &Inner, q: &StepQuery) -> Result<Vec<StepSeries>, Sto
     Ok(out)
 }
 
-pub(super) fn scan_times(inner: &Inner) -> Result<Vec<(String, u64)>, StoreError> {
-    let series: std::collections::HashMap<u32, String> = lock(&inner.head)
-        .all_series()
-        .into_iter()
-        .map(|(id, k)| (id, k.agent))
-        .collect();
+pub(super) fn scan_times(inner: &Inner) -> Result<Vec<(SeriesKey, u64)>, StoreError> {
+    let series: std::collections::HashMap<u32, SeriesKey> =
+        lock(&inner.head).all_series().into_iter().collect();
     let mut out = Vec::new();
     for (id, agent) in &series {
         let chunk = lock(&inner.head).chunk(*id, 0, u64::MAX);
@@ -574,8 +598,12 @@ pub(super) fn scan_times(inner: &Inner) -> Result<Vec<(String, u64)>, StoreError
                     first_ms: first as u64,
                     source,
                 })?;
-            let agent = series.get(&sid).cloned().unwrap_or_default();
-            out.extend(times.into_iter().map(|t| (agent.clone(), t)));
+            let key = series.get(&sid).cloned().unwrap_or(SeriesKey {
+                agent: String::new(),
+                task: String::new(),
+                target: None,
+            });
+            out.extend(times.into_iter().map(|t| (key.clone(), t)));
         }
     }
     Ok(out)

@@ -171,7 +171,7 @@ fn agent_graphs(out: &mut String, page: &StatusPage, agent: &AgentStatus) {
         let _ = writeln!(
             out,
             "<p class=\"muted\">No metrics in the {}.</p>\n</section>",
-            page.range.label()["Last ".len()..].to_string()
+            page.range.label().to_lowercase()
         );
         return;
     }

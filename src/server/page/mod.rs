@@ -25,8 +25,6 @@ pub const RECENT_ALERTS: usize = 20;
 pub const REFRESH_S: u32 = 10;
 /// How far ahead of the server's clock an agent's newest sample may be and still be drawn.
 const CLOCK_SKEW_MS: u64 = 60_000;
-/// Steps across a graph (about one per two pixels of its width).
-const STEPS: u64 = 360;
 
 /// The time ranges the page shows, picked with `?range=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,9 +92,19 @@ impl Range {
         }
     }
 
-    /// The step of its graphs: whole seconds, at least ten.
+    /// The step of its graphs: the last hour shows reports about as they came, longer ranges
+    /// a few hundred to 1,800 steps, read from the tier that has the resolution (raw reports
+    /// up to 6 hours, minute rollups up to 7 days, hour rollups beyond).
     pub fn step_ms(self) -> u64 {
-        (self.span_ms() / STEPS / 1000).max(10) * 1000
+        const S: u64 = 1000;
+        match self {
+            Range::Hour => 2 * S,
+            Range::SixHours => 15 * S,
+            Range::Day => 60 * S,
+            Range::Week => 300 * S,
+            Range::Month => 3600 * S,
+            Range::Year => 6 * 3600 * S,
+        }
     }
 }
 
