@@ -324,6 +324,14 @@ impl Head {
         out
     }
 
+    /// The hours the head holds reports of a series in: (first hour's start, last hour's end).
+    pub fn span(&self, series: u32) -> Option<(u64, u64)> {
+        let s = self.series.get(&series)?;
+        let first = *s.buffers.keys().next()?;
+        let last = *s.buffers.keys().next_back()?;
+        Some((first, last + HOUR_MS))
+    }
+
     /// The buffers maintenance should move into chunks at `now_ms`: hours that ended before
     /// `closed_before`, buffers older than the flush age, and, largest first, what passes the
     /// budget. Copies; the buffers stay until [`Head::flushed`] removes what was written.

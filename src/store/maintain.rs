@@ -94,7 +94,7 @@ pub fn pass(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
     for (series, hour) in unsealed {
         seal(inner, series, hour, None)?;
     }
-    clean_wal(inner)?;
+    clean_wal(inner, now_ms)?;
     retention(inner, now_ms)?;
     Ok(())
 }
@@ -374,14 +374,18 @@ fn write_rollups(
     Ok(())
 }
 
-/// Deletes the log segments whose reports are all in chunks.
-fn clean_wal(inner: &Inner) -> Result<(), StoreError> {
+/// Deletes the log segments whose reports are all in chunks. The current segment is closed
+/// (a new one started) when the head is empty or the segment is older than the flush age, so
+/// that the log holds only the last few minutes.
+fn clean_wal(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
     let oldest = lock(&inner.head).oldest_segment();
     let mut wal = lock(&inner.wal);
+    let dir = inner.root.join("wal");
+    if oldest.is_none() || now_ms.saturating_sub(wal.started_ms()) >= super::head::FLUSH_AGE_MS {
+        wal.rotate_now(now_ms).map_err(StoreError::io(&dir))?;
+    }
     let keep_from = oldest.unwrap_or(wal.segment()).min(wal.segment());
-    let removed = wal
-        .remove_before(keep_from)
-        .map_err(StoreError::io(&inner.root.join("wal")))?;
+    let removed = wal.remove_before(keep_from).map_err(StoreError::io(&dir))?;
     drop(wal);
     if removed > 0 {
         inner.stats().wal_segments_deleted += removed as u64;

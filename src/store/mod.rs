@@ -688,6 +688,8 @@ impl Inner {
             std::collections::HashMap::new();
         let mut replayed = 0;
         let now = self.now();
+        // What retention deleted while the log still held it does not come back.
+        let oldest = now.saturating_sub(self.options.retention.raw.as_millis() as u64);
         for (segment, record) in records {
             match record {
                 wal::WalRecord::Series { id, key } => {
@@ -711,7 +713,7 @@ impl Inner {
                             }
                             None => false,
                         });
-                    if self.stored_before(&mut head, series, row.time_ms)? {
+                    if row.time_ms < oldest || self.stored_before(&mut head, series, row.time_ms)? {
                         continue;
                     }
                     head.insert(row, segment, now);

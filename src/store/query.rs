@@ -186,7 +186,12 @@ fn series_chunk(
     to: u64,
 ) -> Result<RawChunk, StoreError> {
     let head = lock(&inner.head).chunk(series, from, to);
-    let partitions = PartitionId::covering(Tier::Raw, from, to);
+    // Only files that exist: a range may span years.
+    let partitions: Vec<PartitionId> = if to.saturating_sub(from) <= 2 * DAY_MS {
+        PartitionId::covering(Tier::Raw, from, to)
+    } else {
+        partition::list(&inner.root, Tier::Raw).map_err(StoreError::io(&inner.root))?
+    };
     let stored = partitions_chunk(inner, pool, &partitions, series, from, to)?;
     Ok(clip(merge(head, stored), from, to))
 }
@@ -433,6 +438,25 @@ fn slots(
     let mut out = Vec::new();
     let now = inner.now();
     let raw_kept = now.saturating_sub(inner.options.retention.raw.as_millis() as u64);
+    // What can hold data: the tier's files, the raw files (for hours not sealed yet) and the
+    // head. A range of years is walked only where they are.
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for t in [tier, Tier::Raw] {
+        let parts = partition::list(&inner.root, t).map_err(StoreError::io(&inner.root))?;
+        if let (Some(first), Some(last)) = (parts.first(), parts.last()) {
+            lo = lo.min(first.start_ms);
+            hi = hi.max(last.end_ms());
+        }
+    }
+    if let Some((a, b)) = lock(&inner.head).span(series) {
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    let (from, to) = (from.max(lo), to.min(hi));
+    if from >= to {
+        return Ok(out);
+    }
     let push_block = |out: &mut Vec<(u64, Column, Stat)>, block: &RollupBlock| {
         for column in &block.columns {
             for (start, stat) in rollup::column_slots(block, column) {

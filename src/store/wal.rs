@@ -76,6 +76,7 @@ pub struct Wal {
     /// After a failed append the next one starts a new segment: nothing is written after
     /// bytes whose fate is unknown.
     rotate_next: bool,
+    started_ms: u64,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -127,6 +128,7 @@ impl Wal {
                 defined_series: HashSet::new(),
                 defined_columns: HashSet::new(),
                 rotate_next: false,
+                started_ms: 0,
             },
             records,
             recovery,
@@ -158,6 +160,27 @@ impl Wal {
         self.defined_columns.clear();
         self.rotate_next = false;
         Ok(())
+    }
+
+    /// Whether the current segment holds any frame.
+    pub fn has_frames(&self) -> bool {
+        self.len > MAGIC.len() as u64
+    }
+
+    /// Starts a new segment now if the current one holds frames (so that it can be deleted
+    /// once the head no longer needs it); `now_ms` is remembered as the new one's start.
+    pub fn rotate_now(&mut self, now_ms: u64) -> std::io::Result<()> {
+        if self.has_frames() {
+            self.rotate()?;
+            self.started_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// When (store clock) the current segment was started by [`Wal::rotate_now`]; 0 for the
+    /// segment opened at start.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
     }
 
     /// Starts a new segment before the next append if this one is past [`SEGMENT_BYTES`],
