@@ -266,7 +266,12 @@ fn inspect_task_explains_the_default_configuration() {
         shown.contains("task default  (assignment dialect, every 5 s)"),
         "{shown}"
     );
-    assert!(shown.contains("ping 127.0.0.1 x3 every 5s"), "{shown}");
+    assert!(
+        shown.contains("ping 127.0.0.1 x3 at 0.2 s intervals every 5s"),
+        "{shown}"
+    );
+    // lo is watched: the agent raises an alert when it goes down, without being asked.
+    assert!(shown.contains("rule builtin:link_state  ok"), "{shown}");
     assert!(shown.contains("cpu_usage > 90 %"), "{shown}");
     let tasks = nms::task::load(&repo("configs/default.json")).expect("valid");
     for rule in nms::rules::compile_conditions(&tasks[0].devices[0].conditions) {
@@ -293,8 +298,10 @@ fn inspect_task_explains_the_default_configuration() {
     assert!(json.get("error").is_none());
     let device = &json["tasks"][0]["devices"][0];
     assert_eq!(device["device_id"], "local");
-    assert_eq!(device["rules"][0]["name"], "condition:cpu_usage");
-    assert_eq!(device["rules"][0]["ok"], true);
+    assert_eq!(device["rules"][0]["name"], "builtin:link_state");
+    assert_eq!(device["rules"][0]["kind"], "builtin");
+    assert_eq!(device["rules"][1]["name"], "condition:cpu_usage");
+    assert_eq!(device["rules"][1]["ok"], true);
 }
 
 #[test]

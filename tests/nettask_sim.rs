@@ -32,6 +32,7 @@ fn task(number: u32, rule_bytes: usize) -> Message {
         items: vec![WorkItem::Ping {
             destination: "127.0.0.1".into(),
             packet_count: 3,
+            interval_ms: 200,
             frequency_s: 5,
         }],
         conditions: AlertConditions::default(),

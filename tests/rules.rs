@@ -3,7 +3,7 @@
 
 use nms::rules::{Evaluation, RuleError, RuleSet, SampleInput, check, compile_conditions};
 use nms::wire::{
-    AlertConditions, AlertType, MetricsReport, RuleSource, Sample, Severity, Transport,
+    AlertConditions, AlertType, LinkState, MetricsReport, RuleSource, Sample, Severity, Transport,
 };
 use std::path::Path;
 
@@ -32,14 +32,20 @@ fn iperf(jitter_ms: f32, loss_percent: f32) -> Sample {
     Sample::Iperf {
         transport: Transport::Udp,
         bandwidth_bps: 1.0e8,
+        offered_bps: 1.0e8,
         jitter_ms,
         loss_percent,
     }
 }
 
 fn interface(name: &str, packets_per_sec: f32, errors_per_sec: f32) -> Sample {
+    link(name, LinkState::Up, packets_per_sec, errors_per_sec)
+}
+
+fn link(name: &str, state: LinkState, packets_per_sec: f32, errors_per_sec: f32) -> Sample {
     Sample::Interface {
         name: name.to_string(),
+        state,
         packets_per_sec,
         bytes_per_sec: packets_per_sec * 500.0,
         errors_per_sec,

@@ -52,6 +52,7 @@ fn assignment_dialect_reads_into_the_model() {
                     PlannedItem::Ping {
                         destination: "r2.lab.example".into(),
                         packet_count: 10,
+                        interval_ms: 200,
                         frequency_s: 30,
                     },
                     // bandwidth and jitter describe the same run: one item watches both.
@@ -60,6 +61,7 @@ fn assignment_dialect_reads_into_the_model() {
                         port: 5201,
                         duration_s: 10,
                         transport: Transport::Udp,
+                        rate_bps: 100_000_000,
                         frequency_s: 30,
                         measures: IperfMetrics {
                             bandwidth: true,
@@ -73,6 +75,7 @@ fn assignment_dialect_reads_into_the_model() {
                         port: 5202,
                         duration_s: 5,
                         transport: Transport::Udp,
+                        rate_bps: 100_000_000,
                         frequency_s: 60,
                         measures: IperfMetrics {
                             bandwidth: false,
@@ -91,6 +94,7 @@ fn assignment_dialect_reads_into_the_model() {
                     PathBuf::from("tests/fixtures/tasks/rules/sustained_cpu.rhai"),
                     PathBuf::from("/etc/nms/night.rhai"),
                 ],
+                notes: Vec::new(),
             },
             Device {
                 device_id: "r2".into(),
@@ -104,9 +108,11 @@ fn assignment_dialect_reads_into_the_model() {
                         jitter: false,
                         packet_loss: false,
                     },
+                    address: None,
                 }],
                 conditions: AlertConditions::default(),
                 rule_files: Vec::new(),
+                notes: Vec::new(),
             },
         ],
     };
@@ -124,9 +130,11 @@ fn original_dialect_reads_into_the_model() {
             device_id: "r1".into(),
             items: vec![
                 metrics(true, true, &["lo"], 10),
+                // ping_parameters.frequency is the interval between packets.
                 PlannedItem::Ping {
                     destination: "127.0.0.1".into(),
                     packet_count: 5,
+                    interval_ms: 1000,
                     frequency_s: 10,
                 },
             ],
@@ -138,6 +146,7 @@ fn original_dialect_reads_into_the_model() {
                 jitter: Some(10.0),
             },
             rule_files: Vec::new(),
+            notes: Vec::new(),
         }],
     };
     let pair_task = Task {
@@ -155,6 +164,7 @@ fn original_dialect_reads_into_the_model() {
                         transport: Transport::Udp,
                         frequency_s: 30,
                         measures: ALL_IPERF,
+                        address: None,
                     },
                 ],
                 conditions: AlertConditions {
@@ -162,6 +172,7 @@ fn original_dialect_reads_into_the_model() {
                     ..AlertConditions::default()
                 },
                 rule_files: Vec::new(),
+                notes: Vec::new(),
             },
             Device {
                 device_id: "r3".into(),
@@ -173,6 +184,7 @@ fn original_dialect_reads_into_the_model() {
                         port: 5201,
                         duration_s: 10,
                         transport: Transport::Udp,
+                        rate_bps: 100_000_000,
                         frequency_s: 30,
                         measures: ALL_IPERF,
                     },
@@ -185,6 +197,7 @@ fn original_dialect_reads_into_the_model() {
                     ..AlertConditions::default()
                 },
                 rule_files: Vec::new(),
+                notes: Vec::new(),
             },
         ],
     };
@@ -214,6 +227,7 @@ fn the_default_task_watches_the_local_agent_and_alerts_on_an_idle_machine() {
     assert!(device.items.contains(&PlannedItem::Ping {
         destination: "127.0.0.1".into(),
         packet_count: 3,
+        interval_ms: 200,
         frequency_s: 5,
     }));
     // Any running machine uses more than 1% of its RAM.
@@ -257,6 +271,8 @@ fn assignments_fill_the_iperf_server_address_from_the_resolver() {
         port: 5201,
         duration_s: 10,
         transport: Transport::Udp,
+        rate_bps: 100_000_000,
+        offset_ms: 0,
         frequency_s: 20,
     }));
     assert!(work[1].1.items.contains(&WorkItem::IperfServer {
@@ -303,7 +319,7 @@ fn assignments_fail_when_the_iperf_server_has_not_registered() {
 fn syntax_error() {
     assert_eq!(
         error_of("bad-syntax.json"),
-        "tests/fixtures/tasks/bad-syntax.json: [0] at 5:5: expected `,` or `}`"
+        "tests/fixtures/tasks/bad-syntax.json: [0] at 5:5: not valid JSON: expected `,` or `}`"
     );
 }
 
@@ -322,7 +338,7 @@ fn unknown_field() {
         error_of("bad-unknown-field.json"),
         "tests/fixtures/tasks/bad-unknown-field.json: [0].devices[0].link_metrics.latency.timeout \
          at 9:87: unknown field `timeout`, expected one of `tool`, `destination`, \
-         `packet_count`, `frequency`"
+         `packet_count`, `frequency`, `interval`"
     );
 }
 

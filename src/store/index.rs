@@ -8,6 +8,7 @@
 //! share one budget of records, so memory stays bounded whether 10 or 100,000 agents report.
 
 use super::{InterfaceRates, MetricRecord, Query};
+use crate::wire::LinkState;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub const RECENT_METRICS_BUDGET: usize = 65_536;
 pub const DEDUP_WINDOW: usize = crate::nettask::window::SEND_WINDOW as usize;
 
 /// The named values a record can carry, in the order of [`Compact::values`].
-const VALUE_NAMES: [&str; 8] = [
+const VALUE_NAMES: [&str; 10] = [
     "cpu_percent",
     "ram_percent",
     "rtt_min_ms",
@@ -31,6 +32,8 @@ const VALUE_NAMES: [&str; 8] = [
     "jitter_ms",
     "loss_percent",
     "bandwidth_bps",
+    "udp_bandwidth_bps",
+    "udp_offered_bps",
 ];
 
 /// A record as the index keeps it.
@@ -41,7 +44,7 @@ struct Compact {
     target: Option<Arc<str>>,
     /// NaN: not in the record.
     values: [f32; VALUE_NAMES.len()],
-    interfaces: Box<[(Arc<str>, [f32; 3])]>,
+    interfaces: Box<[(Arc<str>, [f32; 3], Option<LinkState>)]>,
 }
 
 /// Report times of one (agent, task), as offsets from the first one seen, oldest first.
@@ -178,6 +181,7 @@ impl MetricIndex {
                             x.bytes_per_sec as f32,
                             x.errors_per_sec as f32,
                         ],
+                        x.state,
                     )
                 })
                 .collect(),
@@ -212,13 +216,14 @@ impl MetricIndex {
             interfaces: c
                 .interfaces
                 .iter()
-                .map(|(name, [p, b, e])| {
+                .map(|(name, [p, b, e], state)| {
                     (
                         name.to_string(),
                         InterfaceRates {
                             packets_per_sec: f64::from(*p),
                             bytes_per_sec: f64::from(*b),
                             errors_per_sec: f64::from(*e),
+                            state: *state,
                         },
                     )
                 })

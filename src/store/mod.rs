@@ -9,7 +9,7 @@
 mod index;
 pub(crate) mod log;
 
-use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, Transport};
+use crate::wire::{Alert, AlertType, LinkState, MetricsReport, Sample, Severity, Transport};
 use index::MetricIndex;
 pub use index::{
     DEDUP_WINDOW, MIN_RECENT_METRICS_PER_AGENT, RECENT_METRICS_BUDGET, RECENT_METRICS_PER_AGENT,
@@ -47,6 +47,9 @@ pub struct InterfaceRates {
     pub packets_per_sec: f64,
     pub bytes_per_sec: f64,
     pub errors_per_sec: f64,
+    /// The link state the agent saw (records stored before agents reported it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<LinkState>,
 }
 
 /// One stored metrics report: named numeric fields, NaN (not measured) left out.
@@ -65,8 +68,9 @@ pub struct MetricRecord {
 
 impl MetricRecord {
     /// Flattens a wire report into named fields: `cpu_percent`, `ram_percent`, `rtt_min_ms`,
-    /// `rtt_avg_ms`, `rtt_max_ms`, `jitter_ms`, `loss_percent`, `bandwidth_bps`, and per interface
-    /// `packets_per_sec`, `bytes_per_sec`, `errors_per_sec`.
+    /// `rtt_avg_ms`, `rtt_max_ms`, `jitter_ms`, `loss_percent`, `bandwidth_bps` (TCP iperf),
+    /// `udp_bandwidth_bps` and `udp_offered_bps` (UDP iperf: achieved and offered), and per
+    /// interface `packets_per_sec`, `bytes_per_sec`, `errors_per_sec` and its `state`.
     pub fn from_report(
         agent: &str,
         task: &str,
@@ -100,17 +104,21 @@ impl MetricRecord {
                 Sample::Iperf {
                     transport,
                     bandwidth_bps,
+                    offered_bps,
                     jitter_ms,
                     loss_percent,
-                } => {
-                    put("bandwidth_bps", *bandwidth_bps);
-                    if *transport == Transport::Udp {
+                } => match transport {
+                    Transport::Tcp => put("bandwidth_bps", *bandwidth_bps),
+                    Transport::Udp => {
+                        put("udp_bandwidth_bps", *bandwidth_bps);
+                        put("udp_offered_bps", *offered_bps);
                         put("jitter_ms", *jitter_ms);
                         put("loss_percent", *loss_percent);
                     }
-                }
+                },
                 Sample::Interface {
                     name,
+                    state,
                     packets_per_sec,
                     bytes_per_sec,
                     errors_per_sec,
@@ -122,6 +130,7 @@ impl MetricRecord {
                             packets_per_sec: finite(*packets_per_sec),
                             bytes_per_sec: finite(*bytes_per_sec),
                             errors_per_sec: finite(*errors_per_sec),
+                            state: Some(*state),
                         },
                     );
                 }
