@@ -49,7 +49,8 @@ fn snapshot() -> Snapshot {
     }
     records.push(
         json!({"agent": "edge-router-1", "task": "bw", "time": "", "time_ms": NOW - 1_000,
-                        "bandwidth_bps": 94_300_000.0, "jitter_ms": 0.42, "loss_percent": 0.8}),
+                        "udp_bandwidth_bps": 94_300_000.0, "udp_offered_bps": 1e8,
+                        "jitter_ms": 0.42, "loss_percent": 0.8}),
     );
     let alerts = vec![
         json!({"alert_id": "8f3c2a71d4e09b55", "agent": "edge-router-1", "task": "sys", "kind": "cpu",

@@ -583,11 +583,19 @@ pub fn summarize(r: &MetricRecord) -> String {
         parts.push(format!("loss {x:.1}%"));
     }
     if let Some(x) = v("bandwidth_bps") {
-        parts.push(format!("bandwidth {:.1} Mbit/s", x / 1e6));
+        parts.push(format!("tcp bandwidth {:.1} Mbit/s", x / 1e6));
+    }
+    if let Some(x) = v("udp_bandwidth_bps") {
+        let offered =
+            v("udp_offered_bps").map_or(String::new(), |o| format!(" of {:.1} offered", o / 1e6));
+        parts.push(format!("udp bandwidth {:.1}{offered} Mbit/s", x / 1e6));
     }
     for (name, rates) in &r.interfaces {
+        let state = rates
+            .state
+            .map_or(String::new(), |s| format!(" {}", s.name()));
         parts.push(format!(
-            "{name} {:.0} pkt/s {:.0} B/s {:.0} err/s",
+            "{name}{state} {:.0} pkt/s {:.0} B/s {:.0} err/s",
             rates.packets_per_sec, rates.bytes_per_sec, rates.errors_per_sec
         ));
     }

@@ -12,7 +12,8 @@
 //! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
 //! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent, task | metrics reports |
 //! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio` | agent, task, destination | ping |
-//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination | iperf3 |
+//! | `nms_iperf_bandwidth_bytes_per_second` | agent, task, destination, transport (`tcp`, `udp`) | iperf3: what arrived |
+//! | `nms_iperf_offered_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport (`udp`) | UDP iperf3 |
 //! | `nms_interface_{packets,bytes,errors}_per_second` | agent, task, interface | interface counters |
 //! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
 //! | `nms_*_total` | | the server's own counters (store, NetTask, Alertmanager) |
@@ -92,13 +93,24 @@ enum Source {
     Iperf,
 }
 
-/// An iperf3 report has a bandwidth; a ping report never does.
+/// An iperf3 report has a bandwidth (TCP or UDP); a ping report never does.
 fn is_iperf(r: &MetricRecord) -> bool {
-    r.values.contains_key("bandwidth_bps")
+    r.values.contains_key("bandwidth_bps") || r.values.contains_key("udp_bandwidth_bps")
+}
+
+/// The transport label of an iperf3 family, from the record.
+fn transport(r: &MetricRecord) -> &'static str {
+    if r.values.contains_key("udp_bandwidth_bps") {
+        "udp"
+    } else {
+        "tcp"
+    }
 }
 
 /// One gauge of stored reports: name, help, stored field, divisor to base units, source.
 /// (Dividing keeps the shortest decimal form: 0.017 ms is 0.000017 s, not 0.000017000000000000003.)
+/// iperf3 families carry a `transport` label; TCP and UDP bandwidth are two series of one
+/// family, from two stored fields.
 const REPORT_GAUGES: &[(&str, &str, &str, f64, Source)] = &[
     (
         "nms_cpu_usage_ratio",
@@ -151,8 +163,23 @@ const REPORT_GAUGES: &[(&str, &str, &str, f64, Source)] = &[
     ),
     (
         "nms_iperf_bandwidth_bytes_per_second",
-        "Throughput of the last iperf3 run.",
+        "Throughput the receiving side counted in the last iperf3 run (TCP: as fast as the link \
+         allows; UDP: at the rate offered).",
         "bandwidth_bps",
+        8.0,
+        Source::Iperf,
+    ),
+    (
+        "nms_iperf_bandwidth_bytes_per_second",
+        "",
+        "udp_bandwidth_bps",
+        8.0,
+        Source::Iperf,
+    ),
+    (
+        "nms_iperf_offered_bytes_per_second",
+        "Rate the sender offered in the last UDP iperf3 run.",
+        "udp_offered_bps",
         8.0,
         Source::Iperf,
     ),
@@ -228,8 +255,10 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
     // destination's last values are not current measurements any more.
     let mut latest = state.store.latest();
     latest.retain(|r| is_current(state, r));
+    // Families in table order, a family's rows (TCP and UDP bandwidth) merged.
+    let mut families: Vec<(&str, &str, Vec<(Labels<'_>, f64)>)> = Vec::new();
     for (name, help, field, divisor, source) in REPORT_GAUGES {
-        let samples = latest
+        let samples: Vec<(Labels<'_>, f64)> = latest
             .iter()
             .filter(|r| match source {
                 Source::Any => true,
@@ -244,9 +273,18 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
                 {
                     labels.push(("destination", t.as_str()));
                 }
+                if *source == Source::Iperf {
+                    labels.push(("transport", transport(r)));
+                }
                 Some((labels, v / divisor))
             })
             .collect();
+        match families.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, _, rows)) => rows.extend(samples),
+            None => families.push((name, help, samples)),
+        }
+    }
+    for (name, help, samples) in families {
         x.family(name, "gauge", help, samples);
     }
     for (i, (name, help)) in INTERFACE_GAUGES.iter().enumerate() {

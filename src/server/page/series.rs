@@ -90,7 +90,12 @@ pub enum Metric {
     Rtt,
     Jitter,
     Loss,
+    /// TCP iperf3 tests: what the link carries when a test sends as fast as it can.
     Bandwidth,
+    /// UDP iperf3 tests: what arrived, at the rate the test offered.
+    UdpBandwidth,
+    /// UDP iperf3 tests: the rate offered.
+    UdpOffered,
     Cpu,
     Ram,
 }
@@ -101,7 +106,9 @@ impl Metric {
             Metric::Rtt => "RTT",
             Metric::Jitter => "Jitter",
             Metric::Loss => "Loss",
-            Metric::Bandwidth => "Bandwidth",
+            Metric::Bandwidth => "TCP bandwidth",
+            Metric::UdpBandwidth => "UDP bandwidth",
+            Metric::UdpOffered => "UDP offered",
             Metric::Cpu => "CPU",
             Metric::Ram => "RAM",
         }
@@ -111,7 +118,7 @@ impl Metric {
         match self {
             Metric::Rtt | Metric::Jitter => "ms",
             Metric::Loss | Metric::Cpu | Metric::Ram => "%",
-            Metric::Bandwidth => "Mbit/s",
+            Metric::Bandwidth | Metric::UdpBandwidth | Metric::UdpOffered => "Mbit/s",
         }
     }
 
@@ -122,6 +129,8 @@ impl Metric {
             Metric::Jitter => ("jitter_ms", 1.0),
             Metric::Loss => ("loss_percent", 1.0),
             Metric::Bandwidth => ("bandwidth_bps", 1e-6),
+            Metric::UdpBandwidth => ("udp_bandwidth_bps", 1e-6),
+            Metric::UdpOffered => ("udp_offered_bps", 1e-6),
             Metric::Cpu => ("cpu_percent", 1.0),
             Metric::Ram => ("ram_percent", 1.0),
         }
@@ -148,8 +157,8 @@ pub struct Graph {
     pub samples: Samples,
 }
 
-/// The graphs `records` have data for: RTT bands, then jitter, loss and bandwidth lines (one
-/// graph per target of each), then CPU and RAM. Samples are sorted by time; values that are not
+/// The graphs `records` have data for: RTT bands, then jitter, loss, TCP bandwidth and UDP
+/// bandwidth and offered rate lines (one graph per target of each), then CPU and RAM. Samples are sorted by time; values that are not
 /// finite are left out.
 pub fn graphs(records: &[MetricRecord]) -> Vec<Graph> {
     let mut bands: BTreeMap<Option<&str>, Vec<Band>> = BTreeMap::new();
@@ -168,6 +177,8 @@ pub fn graphs(records: &[MetricRecord]) -> Vec<Graph> {
             Metric::Jitter,
             Metric::Loss,
             Metric::Bandwidth,
+            Metric::UdpBandwidth,
+            Metric::UdpOffered,
             Metric::Cpu,
             Metric::Ram,
         ] {
@@ -281,6 +292,14 @@ mod tests {
             ),
             record(3000, Some("10.0.0.2"), &[("loss_percent", 100.0)]),
             record(4000, Some("10.0.0.3"), &[("bandwidth_bps", 94_500_000.0)]),
+            record(
+                4500,
+                Some("10.0.0.3"),
+                &[
+                    ("udp_bandwidth_bps", 99_000_000.0),
+                    ("udp_offered_bps", 100_000_000.0),
+                ],
+            ),
             record(5000, None, &[("cpu_percent", f64::NAN)]),
         ];
         let graphs = graphs(&records);
@@ -297,6 +316,8 @@ mod tests {
                 (Metric::Loss, Some("10.0.0.1")),
                 (Metric::Loss, Some("10.0.0.2")),
                 (Metric::Bandwidth, Some("10.0.0.3")),
+                (Metric::UdpBandwidth, Some("10.0.0.3")),
+                (Metric::UdpOffered, Some("10.0.0.3")),
                 (Metric::Cpu, None),
                 (Metric::Ram, None),
             ]
@@ -322,6 +343,11 @@ mod tests {
         );
         assert_eq!(
             graphs[6].samples,
+            Samples::Line(points_with(&[(4500, 99.0)])),
+            "TCP and UDP bandwidth are graphed apart"
+        );
+        assert_eq!(
+            graphs[8].samples,
             Samples::Line(points_with(&[(1000, 12.0)])),
             "NaN left out"
         );
