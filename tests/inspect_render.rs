@@ -428,3 +428,51 @@ fn inspect_reports_the_servers_error_message() {
         "{error}"
     );
 }
+
+#[test]
+fn inspect_task_shows_the_iperf_plan_and_refuses_runs_that_cannot_fit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let entry = |role: &str, transport: &str, duration: u32| {
+        format!(r#"{{"role": "{role}", "duration": {duration}, "transport": "{transport}"}}"#)
+    };
+    let task = |duration: u32| {
+        format!(
+            r#"{{"task_id": "course", "frequency": 20, "devices": [
+                {{"device_id": "r2", "link_metrics": {{"bandwidth": {}, "jitter": {}}}}},
+                {{"device_id": "r3", "link_metrics": {{"bandwidth": {}, "jitter": {}}}}}]}}"#,
+            entry("server", "tcp", duration),
+            entry("server", "udp", duration),
+            entry("client", "tcp", duration),
+            entry("client", "udp", duration)
+        )
+    };
+    std::fs::write(dir.path().join("fits.json"), task(5)).unwrap();
+    std::fs::write(dir.path().join("crowded.json"), task(12)).unwrap();
+
+    let output = nms(dir.path(), &["inspect", "--task", "fits.json"]);
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("\niperf plan  ("), "{shown}");
+    assert!(
+        shown
+            .contains("    +0 s  task course: r3 -> r2 port 5201 (tcp, 5 s every 20 s) (6 s slot)"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .contains("    +6 s  task course: r3 -> r2 port 5201 (udp, 5 s every 20 s) (6 s slot)"),
+        "{shown}"
+    );
+    let output = nms(dir.path(), &["inspect", "--task", "fits.json", "--json"]);
+    let json: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["iperf_plan"]["placed"][1]["offset_ms"], 6000, "{json}");
+
+    let output = nms(dir.path(), &["inspect", "--task", "crowded.json"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("cannot be scheduled: no 13 s slot"), "{said}");
+}

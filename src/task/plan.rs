@@ -266,8 +266,8 @@ impl IperfPlan {
             .iter()
             .map(|p| {
                 format!(
-                    "+{:>5} s  {} ({} s slot)",
-                    f64::from(p.offset_ms) / 1000.0,
+                    "{:>8}  {} ({} s slot)",
+                    format!("+{} s", f64::from(p.offset_ms) / 1000.0),
                     p.run,
                     p.run.slot_ms() / 1000
                 )

@@ -513,8 +513,7 @@ impl Checker<'_> {
                     );
                 }
                 (Some(why), Unmeasured::Ignore) => notes.push(format!(
-                    "alertflow_conditions.{name} ({n}) is ignored, as the original system \
-                     ignored it: {why}"
+                    "alertflow_conditions.{name} ({n}) is not used: {why}"
                 )),
             }
         }
