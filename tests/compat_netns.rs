@@ -18,8 +18,8 @@ mod support_faults;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
+use support_faults::netns;
 use support_faults::process::{Process, nms_bin, wait_until};
 
 const NETTASK_PORT: u16 = 8081;
@@ -28,22 +28,9 @@ const HTTP_PORT: u16 = 9470;
 /// A generous bound for what the tests wait for: a limit, not a timing assertion.
 const WAIT: Duration = Duration::from_secs(90);
 
-/// Runs a command; its standard output, or its standard error on failure.
+/// Runs a command without input.
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    netns::run(program, args, None)
 }
 
 /// Network namespaces of one test; deleted (with their `/etc/netns` folders) when dropped.
@@ -138,34 +125,9 @@ impl Namespaces {
         Process::spawn(name, Path::new("ip"), &full, env, log.to_path_buf())
     }
 
-    /// GET from a server's HTTP API on 127.0.0.1:9470 in namespace `i` (bash's /dev/tcp
-    /// makes the request there).
+    /// GET from a server's HTTP API on 127.0.0.1:9470 in namespace `i`.
     fn api(&self, i: usize, path: &str) -> Result<Value, String> {
-        let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{HTTP_PORT} && \
-             printf 'GET {path} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && \
-             cat <&3"
-        );
-        let text = run(
-            "timeout",
-            &[
-                "5",
-                "ip",
-                "netns",
-                "exec",
-                self.name(i),
-                "bash",
-                "-c",
-                &script,
-            ],
-        )?;
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP header end in {text:?}"))?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return Err(format!("GET {path}: {head}"));
-        }
-        serde_json::from_str(body).map_err(|e| format!("GET {path}: {e}"))
+        netns::api(self.name(i), HTTP_PORT, path)
     }
 
     /// The stored metrics records of `agent` (from the server in namespace `i`).

@@ -195,7 +195,7 @@ fn an_agent_stopped_during_an_iperf_test_leaves_no_iperf3_behind() {
     );
 
     // Started again, r2 listens on the same port at once, and r3 measures again.
-    let restarted_ms = now_ms();
+    let restarted_ms = nms::log::now_ms();
     sandbox.start_agent_as("r2-again", "r2", &server);
     sandbox.start_agent_as("r3-again", "r3", &server);
     let restarted = wait_for(WAIT, "a TCP test after the restart", || {
@@ -209,59 +209,4 @@ fn an_agent_stopped_during_an_iperf_test_leaves_no_iperf3_behind() {
         .filter(|a| a["message"].as_str().is_some_and(|m| m.contains("in use")))
         .collect();
     assert!(in_use.is_empty(), "the port was still taken: {in_use:#?}");
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
-#[test]
-fn a_posted_test_that_cannot_fit_with_the_servers_tasks_is_reported_once_and_not_run() {
-    let mut sandbox = Sandbox::new();
-    let port = free_tcp_port();
-    let pair = |task_id: &str, client: &str| {
-        json!({"task_id": task_id, "frequency": 25, "devices": [
-            {"device_id": "r2", "link_metrics": {"bandwidth": {
-                "role": "server", "duration": 12, "port": port}}},
-            {"device_id": client, "link_metrics": {"bandwidth": {
-                "role": "client", "duration": 12, "port": port}}},
-        ]})
-    };
-    let first = sandbox.write_json("first.json", &pair("first", "r3"));
-    let server = sandbox.start_server(&[first], &[]);
-
-    // Alone, the second task is valid; with the first, r2 has no 13 s left in 25 s.
-    let response = server.post("/api/tasks", &pair("second", "r1").to_string());
-    assert_eq!(response.status, 200, "{}", response.body);
-    let answer = response.json();
-    let outcome = &answer["tasks"][0];
-    assert_eq!(outcome["task_id"], "second", "{answer}");
-    let unscheduled = outcome["unscheduled"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(unscheduled.len(), 1, "{answer}");
-    assert!(
-        unscheduled[0].as_str().is_some_and(
-            |r| r.starts_with("task second: r1 -> r2 port") && r.contains("no 13 s slot")
-        ),
-        "{answer}"
-    );
-    // r1 is given no iperf test it could not run without colliding.
-    let r1 = outcome["devices"]
-        .as_array()
-        .and_then(|d| d.iter().find(|d| d["device"] == "r1"))
-        .cloned()
-        .expect("r1's outcome");
-    assert!(
-        !r1.to_string().contains("iperf3 client"),
-        "r1 got the test: {r1}"
-    );
-    // Said once in the log, with the reason.
-    let log = sandbox.log(&server.name);
-    assert_eq!(log.matches("PLAN").count(), 1, "{log}");
-    assert!(log.contains("is not scheduled: no 13 s slot"), "{log}");
 }

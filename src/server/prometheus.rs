@@ -47,6 +47,8 @@ fn value_text(v: f64) -> String {
 }
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
+/// A family's samples: each series' labels and value.
+type Samples<'a> = Vec<(Labels<'a>, f64)>;
 
 /// The text being built.
 #[derive(Default)]
@@ -256,9 +258,9 @@ pub fn render(state: &State, endpoint: &Stats) -> String {
     let mut latest = state.store.latest();
     latest.retain(|r| is_current(state, r));
     // Families in table order, a family's rows (TCP and UDP bandwidth) merged.
-    let mut families: Vec<(&str, &str, Vec<(Labels<'_>, f64)>)> = Vec::new();
+    let mut families: Vec<(&str, &str, Samples<'_>)> = Vec::new();
     for (name, help, field, divisor, source) in REPORT_GAUGES {
-        let samples: Vec<(Labels<'_>, f64)> = latest
+        let samples: Samples<'_> = latest
             .iter()
             .filter(|r| match source {
                 Source::Any => true,

@@ -44,8 +44,11 @@ struct Compact {
     target: Option<Arc<str>>,
     /// NaN: not in the record.
     values: [f32; VALUE_NAMES.len()],
-    interfaces: Box<[(Arc<str>, [f32; 3], Option<LinkState>)]>,
+    interfaces: Box<[CompactInterface]>,
 }
+
+/// An interface of a compact record: its name, packets, bytes and errors per second, state.
+type CompactInterface = (Arc<str>, [f32; 3], Option<LinkState>);
 
 /// Report times of one (agent, task), as offsets from the first one seen, oldest first.
 #[derive(Debug)]
