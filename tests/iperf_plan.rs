@@ -210,3 +210,80 @@ fn an_agent_stopped_during_an_iperf_test_leaves_no_iperf3_behind() {
         .collect();
     assert!(in_use.is_empty(), "the port was still taken: {in_use:#?}");
 }
+
+#[test]
+fn a_listener_no_task_needs_any_more_is_stopped() {
+    let mut sandbox = Sandbox::new();
+    let task = course_task(&sandbox, free_tcp_port(), 10, 2);
+    let server = start(&mut sandbox, task, &["r2"]);
+    let r2 = sandbox.pid("r2");
+    let listener = wait_for(WAIT, "r2's iperf3 listener", || {
+        iperf3_children(r2).first().copied()
+    });
+    // The task again, without r2: r2 is told to stop it, and its listener goes with it.
+    let replacement = json!({"task_id": "course", "frequency": 10, "devices": [
+        {"device_id": "r1", "link_metrics": {"latency": {
+            "destination": "127.0.0.1", "packet_count": 1}}}]});
+    let response = server.post("/api/tasks", &replacement.to_string());
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["tasks"][0]["cancelled"], json!(["r2"]));
+    wait_for(Duration::from_secs(10), "r2's listener to stop", || {
+        ended(listener).then_some(())
+    });
+    assert!(
+        sandbox
+            .log("r2")
+            .contains("no task needs it any more, stopping it"),
+        "{}",
+        sandbox.log("r2")
+    );
+    assert!(sandbox.exit_status("r2").is_none(), "r2 itself runs on");
+}
+
+#[test]
+fn a_posted_test_that_cannot_fit_with_the_servers_tasks_is_reported_once_and_not_run() {
+    let mut sandbox = Sandbox::new();
+    let port = free_tcp_port();
+    let pair = |task_id: &str, client: &str| {
+        json!({"task_id": task_id, "frequency": 25, "devices": [
+            {"device_id": "r2", "link_metrics": {"bandwidth": {
+                "role": "server", "duration": 12, "port": port}}},
+            {"device_id": client, "link_metrics": {"bandwidth": {
+                "role": "client", "duration": 12, "port": port}}},
+        ]})
+    };
+    let first = sandbox.write_json("first.json", &pair("first", "r3"));
+    let server = sandbox.start_server(&[first], &[]);
+
+    // Alone, the second task is valid; with the first, r2 has no 13 s left in 25 s.
+    let response = server.post("/api/tasks", &pair("second", "r1").to_string());
+    assert_eq!(response.status, 200, "{}", response.body);
+    let answer = response.json();
+    let outcome = &answer["tasks"][0];
+    assert_eq!(outcome["task_id"], "second", "{answer}");
+    let unscheduled = outcome["unscheduled"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(unscheduled.len(), 1, "{answer}");
+    assert!(
+        unscheduled[0].as_str().is_some_and(
+            |r| r.starts_with("task second: r1 -> r2 port") && r.contains("no 13 s slot")
+        ),
+        "{answer}"
+    );
+    // r1 is given no iperf test it could not run without colliding.
+    let r1 = outcome["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["device"] == "r1"))
+        .cloned()
+        .expect("r1's outcome");
+    assert!(
+        !r1.to_string().contains("iperf3 client"),
+        "r1 got the test: {r1}"
+    );
+    // Said once in the log, with the reason.
+    let log = sandbox.log(&server.name);
+    assert_eq!(log.matches("PLAN").count(), 1, "{log}");
+    assert!(log.contains("is not scheduled: no 13 s slot"), "{log}");
+}

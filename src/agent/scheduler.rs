@@ -111,18 +111,35 @@ struct TaskContext {
 struct Host {
     tools: Tools,
     clock: Arc<ServerClock>,
-    listeners: Mutex<HashMap<u16, Weak<IperfListener>>>,
+    listeners: Mutex<HashMap<u16, Weak<Listener>>>,
     iperf_lock: AsyncMutex<()>,
+}
+
+/// A port's listener, shared by the tasks that need it; stopped (and said so) when the last
+/// one lets go.
+struct Listener(IperfListener);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        log::event(
+            Level::Info,
+            "LISTEN",
+            format_args!(
+                "iperf3 server on port {}: no task needs it any more, stopping it",
+                self.0.port()
+            ),
+        );
+    }
 }
 
 impl Host {
     /// The listener of `port`, started if no task holds it now.
-    fn listener(&self, port: u16) -> Arc<IperfListener> {
+    fn listener(&self, port: u16) -> Arc<Listener> {
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(listener) = listeners.get(&port).and_then(Weak::upgrade) {
             return listener;
         }
-        let listener = Arc::new(self.tools.iperf_listener(port));
+        let listener = Arc::new(Listener(self.tools.iperf_listener(port)));
         log::event(
             Level::Info,
             "LISTEN",
@@ -434,7 +451,7 @@ async fn iperf_server(ctx: &TaskContext, port: u16, frequency_s: u32, failures: 
     let check = Duration::from_secs(frequency_s.clamp(1, 10).into());
     loop {
         async_io::Timer::after(check).await;
-        match listener.status() {
+        match listener.0.status() {
             ListenerStatus::Failed(message) => {
                 failures.update(ctx, &[ProbeError::Iperf(message)]);
             }
