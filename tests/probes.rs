@@ -165,6 +165,18 @@ fn ping_network_unreachable_and_permission_errors() {
 }
 
 #[test]
+fn ping_refusing_a_short_interval_says_why() {
+    let err = ping::parse(&fixture("ping/interval_too_short.txt")).expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "ping is not permitted to run here: cannot flood; minimal interval allowed for user is \
+         2ms: the task's interval between packets is shorter than this host's ping allows this \
+         user (run the agent as root, or lengthen the interval)"
+    );
+    assert_eq!(err.cause(), "permission:ping");
+}
+
+#[test]
 fn ping_garbage_is_a_parse_error() {
     for text in [
         "",

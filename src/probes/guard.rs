@@ -11,7 +11,10 @@
 //! (deadline, cancelled task), it kills the program as before.
 //!
 //! The death signal follows the thread that started the program; the agent starts them from
-//! its executor threads, which live as long as the agent.
+//! its executor threads, which live as long as the agent. The kernel clears it when the program
+//! gains privileges on `exec`: a `ping` with file capabilities (`cap_net_raw`) run by an agent
+//! that is not root is not killed with the agent, but it ends by itself once its packets are
+//! sent (and it is killed as usual when the agent stops it). iperf3 has no such privileges.
 
 use smol::process::Command;
 use std::ffi::OsString;
