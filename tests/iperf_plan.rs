@@ -128,6 +128,27 @@ fn tcp_and_udp_tests_to_one_server_take_turns_and_run_every_cycle() {
     }
     let failures = probe_failures(&server, &["r2", "r3"]);
     assert!(failures.is_empty(), "iperf failed: {failures:#?}");
+    // /metrics keeps TCP and UDP bandwidth apart, with the offered rate.
+    let exposition = server.get_text("/metrics");
+    for family in [
+        r#"nms_iperf_bandwidth_bytes_per_second{agent="r3",task="course",destination="127.0.0.1",transport="tcp"}"#,
+        r#"nms_iperf_bandwidth_bytes_per_second{agent="r3",task="course",destination="127.0.0.1",transport="udp"}"#,
+        r#"nms_iperf_offered_bytes_per_second{agent="r3",task="course",destination="127.0.0.1",transport="udp"}"#,
+    ] {
+        assert!(
+            exposition.lines().any(|l| l.starts_with(family)),
+            "no {family} in:\n{exposition}"
+        );
+    }
+    // The status page graphs them apart too.
+    let page = support::http_get(server.http_addr(), "/").expect("the status page");
+    for title in [
+        "TCP bandwidth to 127.0.0.1",
+        "UDP bandwidth to 127.0.0.1",
+        "UDP offered to 127.0.0.1",
+    ] {
+        assert!(page.body.contains(title), "no graph {title:?} on the page");
+    }
     // One listener serves both tests.
     let listens = sandbox.log("r2").matches("LISTEN").count();
     assert_eq!(listens, 1, "{}", sandbox.log("r2"));

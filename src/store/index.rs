@@ -50,6 +50,36 @@ struct Compact {
 /// An interface of a compact record: its name, packets, bytes and errors per second, state.
 type CompactInterface = (Arc<str>, [f32; 3], Option<LinkState>);
 
+/// What a record measured, so that the latest of each is kept apart (a TCP and a UDP test, or a
+/// ping and a test, towards one target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Measurement {
+    Host,
+    Ping,
+    TcpIperf,
+    UdpIperf,
+}
+
+impl Compact {
+    fn measurement(&self) -> Measurement {
+        let has = |name: &str| {
+            VALUE_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .is_some_and(|i| !self.values[i].is_nan())
+        };
+        if has("udp_bandwidth_bps") {
+            Measurement::UdpIperf
+        } else if has("bandwidth_bps") {
+            Measurement::TcpIperf
+        } else if has("loss_percent") || has("rtt_avg_ms") {
+            Measurement::Ping
+        } else {
+            Measurement::Host
+        }
+    }
+}
+
 /// Report times of one (agent, task), as offsets from the first one seen, oldest first.
 #[derive(Debug)]
 struct SeenTimes {
@@ -276,15 +306,16 @@ impl MetricIndex {
 
     /// The newest record of each (agent, task, target).
     pub fn latest(&self) -> Vec<MetricRecord> {
-        let mut latest: BTreeMap<(&str, &str, Option<&str>), &Compact> = BTreeMap::new();
+        let mut latest: BTreeMap<(&str, &str, Option<&str>, Measurement), &Compact> =
+            BTreeMap::new();
         for (name, a) in &self.agents {
             for c in &a.ring {
-                latest.insert((name, &c.task, c.target.as_deref()), c);
+                latest.insert((name, &c.task, c.target.as_deref(), c.measurement()), c);
             }
         }
         latest
             .into_iter()
-            .map(|((agent, _, _), c)| Self::expand(agent, c))
+            .map(|((agent, ..), c)| Self::expand(agent, c))
             .collect()
     }
 }

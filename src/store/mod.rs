@@ -405,7 +405,8 @@ impl Store {
         self.metrics.query(q)
     }
 
-    /// The newest record of each (agent, task, target), for the Prometheus exposition.
+    /// The newest record of each (agent, task, target) and measurement (host metrics, ping, TCP
+    /// or UDP iperf), for the Prometheus exposition.
     pub fn latest(&self) -> Vec<MetricRecord> {
         self.metrics.latest()
     }

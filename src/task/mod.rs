@@ -246,6 +246,21 @@ fn json_error(
         Category::Syntax | Category::Eof => not_json(text, &message),
         Category::Data | Category::Io => message,
     };
+    // Text that is not JSON at all is placed where it begins, not where serde_json gave up.
+    let indexed = indexed.or_else(|| {
+        let begins = text.find(|c: char| !c.is_whitespace())?;
+        let syntax = matches!(error.classify(), Category::Syntax | Category::Eof);
+        (syntax && !text[begins..].starts_with(['{', '['])).then(|| {
+            let before = &text[..begins];
+            Position {
+                line: before.matches('\n').count() + 1,
+                column: before[before.rfind('\n').map_or(0, |n| n + 1)..]
+                    .chars()
+                    .count()
+                    + 1,
+            }
+        })
+    });
     // serde_json says column 0 for a position just after a newline.
     let (line, column) = indexed.map_or((error.line().max(1), error.column().max(1)), |at| {
         (at.line, at.column)
