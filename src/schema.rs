@@ -46,6 +46,8 @@ pub enum Field {
     PacketsPerSec = 10,
     BytesPerSec = 11,
     ErrorsPerSec = 12,
+    OfferedBps = 13,
+    LinkState = 14,
 }
 
 /// What the schema says of one field.
@@ -101,7 +103,7 @@ impl FieldDef {
 }
 
 /// The schema, indexed by `Field as usize`.
-pub const FIELDS: [FieldDef; 13] = [
+pub const FIELDS: [FieldDef; 15] = [
     FieldDef {
         field: Field::CpuPercent,
         sample: SampleKind::Cpu,
@@ -284,6 +286,34 @@ pub const FIELDS: [FieldDef; 13] = [
         decimals: 2,
         distribution: false,
     },
+    FieldDef {
+        field: Field::OfferedBps,
+        sample: SampleKind::Iperf,
+        name: "offered_bps",
+        key: "offered_bps",
+        label: "Offered",
+        unit: "bit/s",
+        prometheus: "nms_iperf_offered_bytes_per_second",
+        prometheus_divisor: 8.0,
+        help: "Rate the sender offered in the last UDP iperf3 run.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::LinkState,
+        sample: SampleKind::Interface,
+        name: "link_state",
+        key: "state",
+        label: "Link",
+        unit: "",
+        prometheus: "nms_interface_link_state",
+        prometheus_divisor: 1.0,
+        help: "The interface's link state: 1 up, 2 set down, 3 up without a carrier, 0 unknown.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
 ];
 
 impl Field {
@@ -341,6 +371,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
         Sample::Ram { percent } => (SampleKind::Ram, None, vec![(Field::RamPercent, *percent)]),
         Sample::Interface {
             name,
+            state,
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
@@ -351,6 +382,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
                 (Field::PacketsPerSec, *packets_per_sec),
                 (Field::BytesPerSec, *bytes_per_sec),
                 (Field::ErrorsPerSec, *errors_per_sec),
+                (Field::LinkState, f32::from(*state as u8)),
             ],
         ),
         Sample::Ping {
@@ -373,6 +405,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
         Sample::Iperf {
             transport,
             bandwidth_bps,
+            offered_bps,
             jitter_ms,
             loss_percent,
         } => (
@@ -380,6 +413,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             Some(transport_name(*transport)),
             vec![
                 (Field::BandwidthBps, *bandwidth_bps),
+                (Field::OfferedBps, *offered_bps),
                 (Field::IperfJitterMs, *jitter_ms),
                 (Field::IperfLossPercent, *loss_percent),
             ],
@@ -455,6 +489,7 @@ mod tests {
             Sample::Iperf {
                 transport: Transport::Udp,
                 bandwidth_bps: 1e6,
+                offered_bps: f32::NAN,
                 jitter_ms: 0.5,
                 loss_percent: 0.0,
             },

@@ -8,13 +8,18 @@
 //! which reports its rates as NaN ("not measured"); so does a counter that went down (the
 //! interface was re-created or the counter reset), so a reset never yields a negative or huge
 //! rate. Only what is asked for is refreshed (no process list, no disks), to keep an agent small.
+//! Each interface sample also carries the interface's link state ([`super::link`]).
 
 use super::error::ProbeError;
 use crate::wire::Sample;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Instant;
 use sysinfo::{Networks, System};
+
+/// Where Linux shows each network interface's state.
+const SYSFS_NET: &str = "/sys/class/net";
 
 /// Counter totals of one interface at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +123,7 @@ impl SystemSampler {
             };
             samples.push(Sample::Interface {
                 name: name.clone(),
+                state: super::link::read(Path::new(SYSFS_NET), name),
                 packets_per_sec: rate(|r| r.packets),
                 bytes_per_sec: rate(|r| r.bytes),
                 errors_per_sec: rate(|r| r.errors),

@@ -13,7 +13,8 @@
 //! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
 //! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent, task | metrics reports |
 //! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio` | agent, task, destination | ping |
-//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport | iperf3 |
+//! | `nms_iperf_bandwidth_bytes_per_second` | agent, task, destination, transport (`tcp`, `udp`) | iperf3: what arrived |
+//! | `nms_iperf_offered_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport (`udp`) | UDP iperf3 |
 //! | `nms_interface_{packets,bytes,errors}_per_second` | agent, task, interface | interface counters |
 //! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
 //! | `nms_*_total` | | the server's own counters (store, NetTask, Alertmanager) |

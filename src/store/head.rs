@@ -10,7 +10,7 @@ use super::Report;
 use super::chunk::{Column, RawChunk};
 use super::partition::HOUR_MS;
 use super::wal::{SeriesKey, Wal, WalRecord, WalRow};
-use crate::schema::Reading;
+use crate::schema::{Reading, SampleKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -114,7 +114,10 @@ struct SeriesState {
     /// The newest time moved into a chunk: outer `None` until looked up.
     flushed_max: Option<Option<u64>>,
     buffers: BTreeMap<u64, Buffer>,
-    latest: Option<(u64, Vec<(u32, i64)>)>,
+    /// The newest values per sample of the series (a sample kind on an instance: the ping,
+    /// a TCP and a UDP iperf test, each interface), with their time: a newer report of one
+    /// sample does not hide another's, and a sample's missing values are missing.
+    latest: BTreeMap<(SampleKind, Option<String>), (u64, Vec<(u32, i64)>)>,
 }
 
 /// What maintenance moves into a chunk.
@@ -140,6 +143,31 @@ pub struct HeadStats {
 /// Decoded chunk times, for duplicate checks of late reports: (series, chunk's first time).
 pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
 const TIMES_CACHE_ENTRIES: usize = 512;
+
+/// Files a report's values as the newest of their samples, where no newer one is known.
+fn offer(
+    latest: &mut BTreeMap<(SampleKind, Option<String>), (u64, Vec<(u32, i64)>)>,
+    columns: &[Column],
+    time_ms: u64,
+    values: &[(u32, i64)],
+) {
+    let mut groups: BTreeMap<(SampleKind, Option<String>), Vec<(u32, i64)>> = BTreeMap::new();
+    for (c, v) in values {
+        let column = &columns[*c as usize];
+        groups
+            .entry((column.field.def().sample, column.instance.clone()))
+            .or_default()
+            .push((*c, *v));
+    }
+    for (key, values) in groups {
+        match latest.get(&key) {
+            Some((known, _)) if *known > time_ms => {}
+            _ => {
+                latest.insert(key, (time_ms, values));
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Head {
@@ -198,7 +226,7 @@ impl Head {
                 persisted,
                 flushed_max: None,
                 buffers: BTreeMap::new(),
-                latest: None,
+                latest: BTreeMap::new(),
             },
         );
         id
@@ -306,9 +334,7 @@ impl Head {
         if buffer.times.len() > before {
             self.rows += 1;
         }
-        if s.latest.as_ref().is_none_or(|(t, _)| row.time_ms >= *t) {
-            s.latest = Some((row.time_ms, row.values));
-        }
+        offer(&mut s.latest, &self.columns, row.time_ms, &row.values);
     }
 
     /// The head's reports of a series in `[from, to)`, as a chunk (empty when none).
@@ -462,14 +488,12 @@ impl Head {
                 .is_some_and(|s| s.buffers.contains_key(&hour_ms))
     }
 
-    /// The newest report of every series.
+    /// The newest values of every series, one report per sample (its time is the sample's).
     pub fn latest(&self) -> Vec<Report> {
-        let mut out: Vec<Report> = self
-            .series
-            .values()
-            .filter_map(|s| {
-                let (time_ms, values) = s.latest.as_ref()?;
-                Some(Report {
+        let mut out: Vec<Report> = Vec::new();
+        for s in self.series.values() {
+            for (time_ms, values) in s.latest.values() {
+                out.push(Report {
                     agent: s.key.agent.clone(),
                     task: s.key.task.clone(),
                     target: s.key.target.clone(),
@@ -485,31 +509,29 @@ impl Head {
                             }
                         })
                         .collect(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.agent, &a.task, &a.target).cmp(&(&b.agent, &b.task, &b.target)));
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.agent, &a.task, &a.target, a.time_ms)
+                .cmp(&(&b.agent, &b.task, &b.target, b.time_ms))
+        });
         out
     }
 
-    /// Sets a series' newest report when the head has none newer (after a restart).
+    /// Offers a series' newest reports from a chunk (after a restart, the head is empty).
     pub fn offer_latest(&mut self, series: u32, chunk: &RawChunk) {
-        let Some(i) = chunk.times.len().checked_sub(1) else {
-            return;
-        };
-        let values: Vec<(u32, i64)> = chunk
-            .columns
-            .iter()
-            .zip(&chunk.values)
-            .filter_map(|(column, v)| Some((column, v[i]?)))
-            .map(|(column, v)| (self.column_id(column), v))
-            .collect();
+        let ids: Vec<u32> = chunk.columns.iter().map(|c| self.column_id(c)).collect();
         let Some(s) = self.series.get_mut(&series) else {
             return;
         };
-        let t = chunk.times[i];
-        if s.latest.as_ref().is_none_or(|(known, _)| *known < t) {
-            s.latest = Some((t, values));
+        for (i, t) in chunk.times.iter().enumerate() {
+            let values: Vec<(u32, i64)> = ids
+                .iter()
+                .zip(&chunk.values)
+                .filter_map(|(id, v)| Some((*id, v[i]?)))
+                .collect();
+            offer(&mut s.latest, &self.columns, *t, &values);
         }
     }
 
