@@ -115,7 +115,7 @@ pub const FIELDS: [FieldDef; 15] = [
         prometheus_divisor: 100.0,
         help: "CPU busy over the last measurement interval (0-1).",
         rollup: Rollup::Gauge,
-        decimals: 3,
+        decimals: 2,
         distribution: false,
     },
     FieldDef {
@@ -129,7 +129,7 @@ pub const FIELDS: [FieldDef; 15] = [
         prometheus_divisor: 100.0,
         help: "Memory in use (0-1).",
         rollup: Rollup::Gauge,
-        decimals: 3,
+        decimals: 2,
         distribution: false,
     },
     FieldDef {
@@ -337,6 +337,20 @@ impl Field {
     /// Whether its instance is an interface name.
     pub fn per_interface(self) -> bool {
         self.def().sample == SampleKind::Interface
+    }
+}
+
+/// The key of a reading in the API's JSON records: the field's name, except that an iperf
+/// test's readings are named as the tests read them: TCP `bandwidth_bps`; UDP
+/// `udp_bandwidth_bps`, `udp_offered_bps`, and its `jitter_ms` and `loss_percent`.
+pub fn api_name(field: Field, instance: Option<&str>) -> std::borrow::Cow<'static, str> {
+    match (field, instance) {
+        (Field::BandwidthBps | Field::OfferedBps, Some("udp")) => {
+            format!("udp_{}", field.name()).into()
+        }
+        (Field::IperfJitterMs, _) => "jitter_ms".into(),
+        (Field::IperfLossPercent, _) => "loss_percent".into(),
+        (f, _) => f.name().into(),
     }
 }
 

@@ -70,7 +70,7 @@ fn report(agent: &str, t: u64, k: u64) -> Report {
         time_ms: t,
         readings: vec![
             r(Field::CpuPercent, None, (k % 100) as f64 + 0.5),
-            r(Field::RamPercent, None, 40.0 + (k % 7) as f64 * 0.125),
+            r(Field::RamPercent, None, 40.0 + (k % 7) as f64 * 0.25),
             r(Field::BytesPerSec, Some("eth0"), 1000.0 + k as f64),
         ],
     }
@@ -149,7 +149,7 @@ fn a_report_is_stored_once_however_often_it_comes_and_survives_a_crash() {
     let got = all(&store, "r1", T0, T0 + HOUR_MS);
     assert_eq!(times(&got), vec![t, t + 5000]);
     assert_eq!(got[0].value(Field::CpuPercent), Some(1.5));
-    assert_eq!(got[0].value(Field::RamPercent), Some(40.125));
+    assert_eq!(got[0].value(Field::RamPercent), Some(40.25));
     // Resent after the restart, into the log or after being moved into chunks: still once.
     assert_eq!(
         store.append(&[report("r1", t, 1)], f.now()).unwrap(),

@@ -471,7 +471,11 @@ fn steps_json(series: &[StepSeries], step_ms: u64, from: u64, to: u64) -> Value 
                             v["p50"] = json!(p50);
                             v["p90"] = json!(p90);
                         }
-                        let name = stat.column.field.name().to_string();
+                        let name = crate::schema::api_name(
+                            stat.column.field,
+                            stat.column.instance.as_deref(),
+                        )
+                        .into_owned();
                         match (&stat.column.instance, stat.column.field.per_interface()) {
                             (Some(i), true) => {
                                 instances.entry(i.clone()).or_default().insert(name, v);

@@ -149,6 +149,53 @@ fn encode(chunk: &RawChunk, path: &std::path::Path, series: u32) -> Result<Vec<u
     })
 }
 
+/// Groups reports by series and hour and seals each hour with them (see [`Store::bulk_load`]).
+///
+/// [`Store::bulk_load`]: super::Store::bulk_load
+pub fn bulk_load(inner: &Inner, reports: &[super::Report]) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+    let mut hours: BTreeMap<(u32, u64), Vec<&super::Report>> = BTreeMap::new();
+    {
+        let mut head = lock(&inner.head);
+        for r in reports {
+            let series = head.series_id(&r.agent, &r.task, r.target.as_deref());
+            hours
+                .entry((series, r.time_ms - r.time_ms % HOUR_MS))
+                .or_default()
+                .push(r);
+        }
+    }
+    persist_series(inner)?;
+    for ((series, hour), mut rows) in hours {
+        rows.sort_by_key(|r| r.time_ms);
+        rows.dedup_by_key(|r| r.time_ms);
+        let mut chunk = RawChunk::default();
+        for (i, r) in rows.iter().enumerate() {
+            chunk.times.push(r.time_ms);
+            for reading in &r.readings {
+                let column = super::chunk::Column {
+                    field: reading.field,
+                    instance: reading.instance.clone(),
+                };
+                let c = match chunk.columns.iter().position(|x| *x == column) {
+                    Some(c) => c,
+                    None => {
+                        chunk.columns.push(column);
+                        chunk.values.push(vec![None; i]);
+                        chunk.columns.len() - 1
+                    }
+                };
+                chunk.values[c].push(reading.field.def().quantize(reading.value));
+            }
+            for v in &mut chunk.values {
+                v.resize(i + 1, None);
+            }
+        }
+        seal(inner, series, hour, Some(chunk))?;
+    }
+    Ok(())
+}
+
 /// Writes a buffer as an unsealed chunk of its hour.
 fn write_partial(inner: &Inner, job: FlushJob) -> Result<(), StoreError> {
     if job.chunk.is_empty() {

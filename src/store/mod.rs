@@ -83,6 +83,9 @@ pub struct StoreOptions {
     /// What "now" is for maintenance and queries (the server's clock; tests pass a virtual
     /// one).
     pub clock: Clock,
+    /// Maintenance syncs every commit; off only for a bulk load (`nms bench --store`) that is
+    /// simply made again after a crash.
+    pub durable: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -104,6 +107,7 @@ impl Default for StoreOptions {
             background: true,
             max_future: DAY,
             clock: Arc::new(crate::log::now_ms),
+            durable: true,
         }
     }
 }
@@ -185,13 +189,16 @@ impl Report {
         let mut interfaces: std::collections::BTreeMap<&str, Map<String, Value>> =
             Default::default();
         for r in &self.readings {
-            let name = r.field.name().to_string();
+            let name = crate::schema::api_name(r.field, r.instance.as_deref()).into_owned();
             match (&r.instance, r.field.per_interface()) {
                 (Some(i), true) => {
-                    interfaces
-                        .entry(i)
-                        .or_default()
-                        .insert(name, json!(r.value));
+                    let entry = interfaces.entry(i).or_default();
+                    if r.field == Field::LinkState
+                        && let Some(state) = crate::wire::LinkState::from_u8(r.value as u8)
+                    {
+                        entry.insert("state".into(), json!(state.name()));
+                    }
+                    entry.insert(name, json!(r.value));
                 }
                 (Some(t), false) => {
                     obj.insert("transport".into(), json!(t));
@@ -349,10 +356,10 @@ impl Store {
             options: options.clone(),
             head: Mutex::new(head),
             wal: Mutex::new(wal),
-            ingest_pool: Mutex::new(Pool::new(&root)),
-            maintain_pool: Mutex::new(Pool::new(&root)),
-            query_pool: Mutex::new(Pool::new(&root)),
-            alert_pool: Mutex::new(Pool::new(&root)),
+            ingest_pool: Mutex::new(Pool::new(&root, true)),
+            maintain_pool: Mutex::new(Pool::new(&root, options.durable)),
+            query_pool: Mutex::new(Pool::new(&root, true)),
+            alert_pool: Mutex::new(Pool::new(&root, true)),
             catalog: Mutex::new(catalog),
             stats: Mutex::new(StoreStats::default()),
             stop: AtomicBool::new(false),
@@ -410,6 +417,13 @@ impl Store {
     /// their own clock.
     pub fn maintain(&self, now_ms: u64) -> Result<(), StoreError> {
         maintain::pass(&self.inner, now_ms)
+    }
+
+    /// Writes reports straight into sealed hours (chunks and rollups), past the log and the
+    /// head: for generating a large store quickly. Nothing else may write meanwhile; reports
+    /// already stored are kept once.
+    pub fn bulk_load(&self, reports: &[Report]) -> Result<(), StoreError> {
+        maintain::bulk_load(&self.inner, reports)
     }
 
     /// Imports an older store's `metrics.jsonl` and `alerts.jsonl` if they are still there

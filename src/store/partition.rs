@@ -214,20 +214,27 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn configure(conn: &Connection, writable: bool) -> rusqlite::Result<()> {
+/// Pages each partition connection caches (SQLite's default is 2 MB; many partitions are
+/// open at once, and chunks are read once per query).
+const CACHE_KIB: i64 = 512;
+
+fn configure(conn: &Connection, durable: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    if writable {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-    } else {
-        conn.pragma_update(None, "query_only", true)?;
-    }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is synced before it returns (the log's segments are deleted after).
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(())
 }
 
 /// Opens (creating when `create`) a partition file; `None` when it does not exist and is not
 /// to be created.
-pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Option<Connection>> {
+pub fn open(
+    root: &Path,
+    id: PartitionId,
+    create: bool,
+    durable: bool,
+) -> rusqlite::Result<Option<Connection>> {
     let path = id.path(root);
     if !path.exists() {
         if !create {
@@ -250,7 +257,7 @@ pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Opti
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?
     };
-    configure(&conn, true)?;
+    configure(&conn, durable)?;
     conn.execute_batch(id.tier.schema())?;
     Ok(Some(conn))
 }
@@ -259,16 +266,19 @@ pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Opti
 pub struct Pool {
     root: PathBuf,
     open: HashMap<PartitionId, Connection>,
+    durable: bool,
 }
 
 /// Most connections a pool keeps open.
 const POOL_SIZE: usize = 48;
 
 impl Pool {
-    pub fn new(root: &Path) -> Pool {
+    /// `durable`: commits are synced (off only for a bulk load that can be done again).
+    pub fn new(root: &Path, durable: bool) -> Pool {
         Pool {
             root: root.to_path_buf(),
             open: HashMap::new(),
+            durable,
         }
     }
 
@@ -283,7 +293,7 @@ impl Pool {
             }
         }
         if !self.open.contains_key(&id) {
-            let Some(conn) = open(&self.root, id, create)? else {
+            let Some(conn) = open(&self.root, id, create, self.durable)? else {
                 return Ok(None);
             };
             if self.open.len() >= POOL_SIZE {

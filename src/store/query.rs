@@ -638,7 +638,7 @@ pub fn chunk_count(root: &Path) -> Result<u64, StoreError> {
     let mut total = 0;
     for id in partition::list(root, Tier::Raw).map_err(StoreError::io(root))? {
         let path = id.path(root);
-        if let Some(conn) = partition::open(root, id, false).map_err(StoreError::db(&path))? {
+        if let Some(conn) = partition::open(root, id, false, true).map_err(StoreError::db(&path))? {
             let n: i64 = conn
                 .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
                 .map_err(StoreError::db(&path))?;
