@@ -359,32 +359,29 @@ fn write_rollups(
     hour: u64,
     merged: &RawChunk,
 ) -> Result<(), StoreError> {
-    let minute_id = PartitionId::of(Tier::Minute, hour);
-    let minute_path = minute_id.path(&inner.root);
-    let block = rollup::minutes(merged, hour);
-    let data = block.encode().map_err(|source| StoreError::Damaged {
-        path: minute_path.clone(),
-        series,
-        first_ms: hour,
-        source,
-    })?;
-    let conn = pool
-        .get(minute_id, true)
-        .map_err(StoreError::db(&minute_path))?
-        .ok_or(StoreError::Closed)?;
-    conn.execute(
-        "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
-         ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
-        params![series, hour as i64, data],
-    )
-    .map_err(StoreError::db(&minute_path))?;
-
     let day = hour - hour % DAY_MS;
-    let hour_id = PartitionId::of(Tier::Hour, day);
-    let hour_path = hour_id.path(&inner.root);
+    update_block(inner, pool, Tier::Minute, series, day, |b| {
+        rollup::put_minutes(b, day, merged, hour)
+    })?;
+    update_block(inner, pool, Tier::Hour, series, day, |b| {
+        rollup::put_hour(b, day, merged, hour)
+    })
+}
+
+/// Reads the rollup block of a series' day in a tier's partition, changes it, writes it back.
+fn update_block(
+    inner: &Inner,
+    pool: &mut partition::Pool,
+    tier: Tier,
+    series: u32,
+    day: u64,
+    change: impl FnOnce(Option<RollupBlock>) -> RollupBlock,
+) -> Result<(), StoreError> {
+    let id = PartitionId::of(tier, day);
+    let path = id.path(&inner.root);
     let conn = pool
-        .get(hour_id, true)
-        .map_err(StoreError::db(&hour_path))?
+        .get(id, true)
+        .map_err(StoreError::db(&path))?
         .ok_or(StoreError::Closed)?;
     let existing: Option<Vec<u8>> = conn
         .query_row(
@@ -393,31 +390,23 @@ fn write_rollups(
             |r| r.get(0),
         )
         .optional()
-        .map_err(StoreError::db(&hour_path))?;
-    let existing = match existing {
-        Some(data) => Some(
-            RollupBlock::decode(&data).map_err(|source| StoreError::Damaged {
-                path: hour_path.clone(),
-                series,
-                first_ms: day,
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    let block = rollup::put_hour(existing, day, merged, hour);
-    let data = block.encode().map_err(|source| StoreError::Damaged {
-        path: hour_path.clone(),
+        .map_err(StoreError::db(&path))?;
+    let damaged = |source| StoreError::Damaged {
+        path: path.clone(),
         series,
         first_ms: day,
         source,
-    })?;
+    };
+    let existing = existing
+        .map(|data| RollupBlock::decode(&data).map_err(damaged))
+        .transpose()?;
+    let data = change(existing).encode().map_err(damaged)?;
     conn.execute(
         "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
          ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
         params![series, day as i64, data],
     )
-    .map_err(StoreError::db(&hour_path))?;
+    .map_err(StoreError::db(&path))?;
     Ok(())
 }
 
