@@ -272,6 +272,18 @@ pub fn http_json(
     path: &str,
     body: Option<&str>,
 ) -> Result<Value, BenchError> {
+    let json = http_body(http, method, path, body)?;
+    serde_json::from_str(&json)
+        .map_err(|e| BenchError::Server(format!("{method} {path}: not JSON: {e}")))
+}
+
+/// One HTTP/1.0 exchange with a server's API; the answer's body, read to its end.
+pub fn http_body(
+    http: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, BenchError> {
     let io = |source| BenchError::Io {
         what: format!("{method} http://{http}{path}"),
         source,
@@ -295,8 +307,7 @@ pub fn http_json(
             "{method} {path}: no HTTP answer"
         )));
     };
-    serde_json::from_str(json)
-        .map_err(|e| BenchError::Server(format!("{method} {path}: not JSON: {e}")))
+    Ok(json.to_string())
 }
 
 impl Drop for Target {

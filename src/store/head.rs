@@ -117,7 +117,7 @@ struct SeriesState {
     /// The newest values per sample of the series (a sample kind on an instance: the ping,
     /// a TCP and a UDP iperf test, each interface), with their time: a newer report of one
     /// sample does not hide another's, and a sample's missing values are missing.
-    latest: BTreeMap<(SampleKind, Option<String>), (u64, Vec<(u32, i64)>)>,
+    latest: Vec<(u32, u64, Vec<(u32, i64)>)>,
 }
 
 /// What maintenance moves into a chunk.
@@ -144,28 +144,42 @@ pub struct HeadStats {
 pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
 const TIMES_CACHE_ENTRIES: usize = 512;
 
-/// Files a report's values as the newest of their samples, where no newer one is known.
+/// Files a report's values as the newest of their samples (by sample id), where no newer one
+/// is known; the entries' buffers are reused.
 fn offer(
-    latest: &mut BTreeMap<(SampleKind, Option<String>), (u64, Vec<(u32, i64)>)>,
-    columns: &[Column],
+    latest: &mut Vec<(u32, u64, Vec<(u32, i64)>)>,
+    samples: &[u32],
     time_ms: u64,
     values: &[(u32, i64)],
 ) {
-    let mut groups: BTreeMap<(SampleKind, Option<String>), Vec<(u32, i64)>> = BTreeMap::new();
-    for (c, v) in values {
-        let column = &columns[*c as usize];
-        groups
-            .entry((column.field.def().sample, column.instance.clone()))
-            .or_default()
-            .push((*c, *v));
-    }
-    for (key, values) in groups {
-        match latest.get(&key) {
-            Some((known, _)) if *known > time_ms => {}
-            _ => {
-                latest.insert(key, (time_ms, values));
-            }
+    let mut seen: [u32; 16] = [u32::MAX; 16];
+    let mut n = 0;
+    for (c, _) in values {
+        let sample = samples[*c as usize];
+        if seen[..n].contains(&sample) {
+            continue;
         }
+        if n < seen.len() {
+            seen[n] = sample;
+            n += 1;
+        }
+        let entry = match latest.iter().position(|(s, ..)| *s == sample) {
+            Some(i) => &mut latest[i],
+            None => {
+                latest.push((sample, 0, Vec::new()));
+                latest.last_mut().expect("just pushed")
+            }
+        };
+        if entry.1 > time_ms {
+            continue;
+        }
+        entry.1 = time_ms;
+        entry.2.clear();
+        entry.2.extend(
+            values
+                .iter()
+                .filter(|(c, _)| samples[*c as usize] == sample),
+        );
     }
 }
 
@@ -173,9 +187,16 @@ fn offer(
 pub struct Head {
     series: HashMap<u32, SeriesState>,
     by_key: HashMap<SeriesKey, u32>,
+    /// The same, by agent name first: looked up on every report without building a key.
+    by_agent: HashMap<String, Vec<(String, Option<String>, u32)>>,
     next_series: u32,
     columns: Vec<Column>,
-    column_ids: HashMap<Column, u32>,
+    /// Column ids per field, with the instance: looked up on every reading without a copy.
+    column_ids: Vec<Vec<(Option<String>, u32)>>,
+    /// The sample (kind and instance) each column belongs to, as a small number: the newest
+    /// values are kept per sample.
+    column_sample: Vec<u32>,
+    samples: Vec<(SampleKind, Option<String>)>,
     rows: usize,
     max_rows: usize,
     unsealed: BTreeSet<(u64, u32)>,
@@ -187,9 +208,12 @@ impl Head {
         Head {
             series: HashMap::new(),
             by_key: HashMap::new(),
+            by_agent: HashMap::new(),
             next_series: 1,
             columns: Vec::new(),
-            column_ids: HashMap::new(),
+            column_ids: vec![Vec::new(); crate::schema::FIELDS.len()],
+            column_sample: Vec::new(),
+            samples: Vec::new(),
             rows: 0,
             max_rows: max_rows.max(1000),
             unsealed: BTreeSet::new(),
@@ -219,6 +243,11 @@ impl Head {
         };
         self.next_series = self.next_series.max(id + 1);
         self.by_key.insert(key.clone(), id);
+        self.by_agent.entry(key.agent.clone()).or_default().push((
+            key.task.clone(),
+            key.target.clone(),
+            id,
+        ));
         self.series.insert(
             id,
             SeriesState {
@@ -226,7 +255,7 @@ impl Head {
                 persisted,
                 flushed_max: None,
                 buffers: BTreeMap::new(),
-                latest: BTreeMap::new(),
+                latest: Vec::new(),
             },
         );
         id
@@ -234,6 +263,13 @@ impl Head {
 
     /// The id of a series, made when new.
     pub fn series_id(&mut self, agent: &str, task: &str, target: Option<&str>) -> u32 {
+        if let Some(list) = self.by_agent.get(agent)
+            && let Some((_, _, id)) = list
+                .iter()
+                .find(|(t, g, _)| t == task && g.as_deref() == target)
+        {
+            return *id;
+        }
         let key = SeriesKey {
             agent: agent.to_string(),
             task: task.to_string(),
@@ -254,12 +290,31 @@ impl Head {
     }
 
     pub fn column_id(&mut self, column: &Column) -> u32 {
-        if let Some(id) = self.column_ids.get(column) {
+        self.column_of(column.field, column.instance.as_deref())
+    }
+
+    /// The id of the column of `field` on `instance`, made when new.
+    pub fn column_of(&mut self, field: crate::schema::Field, instance: Option<&str>) -> u32 {
+        let list = &self.column_ids[field as usize];
+        if let Some((_, id)) = list.iter().find(|(i, _)| i.as_deref() == instance) {
             return *id;
         }
         let id = self.columns.len() as u32;
-        self.columns.push(column.clone());
-        self.column_ids.insert(column.clone(), id);
+        let column = Column {
+            field,
+            instance: instance.map(str::to_string),
+        };
+        let sample = (field.def().sample, column.instance.clone());
+        let sample_id = match self.samples.iter().position(|s| *s == sample) {
+            Some(i) => i as u32,
+            None => {
+                self.samples.push(sample);
+                self.samples.len() as u32 - 1
+            }
+        };
+        self.column_sample.push(sample_id);
+        self.columns.push(column);
+        self.column_ids[field as usize].push((instance.map(str::to_string), id));
         id
     }
 
@@ -287,7 +342,7 @@ impl Head {
         &mut self.times_cache
     }
 
-    /// The log records for `rows`: the definitions the current segment lacks, then the rows.
+    /// The definitions the current log segment lacks for `rows` (written before them).
     pub fn wal_records(&self, wal: &Wal, rows: &[WalRow]) -> Vec<WalRecord> {
         let mut out = Vec::with_capacity(rows.len() + 4);
         let mut series_done = std::collections::HashSet::new();
@@ -311,7 +366,6 @@ impl Head {
                 }
             }
         }
-        out.extend(rows.iter().cloned().map(WalRecord::Row));
         out
     }
 
@@ -334,7 +388,7 @@ impl Head {
         if buffer.times.len() > before {
             self.rows += 1;
         }
-        offer(&mut s.latest, &self.columns, row.time_ms, &row.values);
+        offer(&mut s.latest, &self.column_sample, row.time_ms, &row.values);
     }
 
     /// The head's reports of a series in `[from, to)`, as a chunk (empty when none).
@@ -492,7 +546,7 @@ impl Head {
     pub fn latest(&self) -> Vec<Report> {
         let mut out: Vec<Report> = Vec::new();
         for s in self.series.values() {
-            for (time_ms, values) in s.latest.values() {
+            for (_, time_ms, values) in &s.latest {
                 out.push(Report {
                     agent: s.key.agent.clone(),
                     task: s.key.task.clone(),
@@ -531,7 +585,7 @@ impl Head {
                 .zip(&chunk.values)
                 .filter_map(|(id, v)| Some((*id, v[i]?)))
                 .collect();
-            offer(&mut s.latest, &self.columns, *t, &values);
+            offer(&mut s.latest, &self.column_sample, *t, &values);
         }
     }
 

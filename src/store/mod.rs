@@ -31,7 +31,6 @@ pub use head::HeadStats;
 pub use query::{MetricRecord, RawPage, RawQuery, StepQuery, StepSeries};
 
 use crate::schema::{Field, Reading};
-use chunk::Column;
 use head::Head;
 use partition::{Catalog, Pool};
 use serde::Serialize;
@@ -582,12 +581,8 @@ impl Inner {
                     .readings
                     .iter()
                     .filter_map(|r| {
-                        let column = Column {
-                            field: r.field,
-                            instance: r.instance.clone(),
-                        };
                         let stored = Field::def(r.field).quantize(r.value)?;
-                        Some((head.column_id(&column), stored))
+                        Some((head.column_of(r.field, r.instance.as_deref()), stored))
                     })
                     .collect();
                 rows.push(wal::WalRow {
@@ -605,7 +600,7 @@ impl Inner {
                     let head = lock(&self.head);
                     head.wal_records(&wal, &rows)
                 };
-                let result = rotated.and_then(|_| wal.append(&records));
+                let result = rotated.and_then(|_| wal.append(&records, &rows));
                 match result {
                     Ok(segment) => segment,
                     Err(source) => {

@@ -196,13 +196,16 @@ impl Wal {
 
     /// Appends one frame of records and makes it durable. On failure the frame is cut off
     /// (nothing partial stays behind) and the caller acknowledges nothing of it.
-    pub fn append(&mut self, records: &[WalRecord]) -> std::io::Result<u64> {
+    pub fn append(&mut self, records: &[WalRecord], rows: &[WalRow]) -> std::io::Result<u64> {
         if self.rotate_next {
             self.rotate()?;
         }
-        let mut payload = Vec::with_capacity(records.len() * 48);
+        let mut payload = Vec::with_capacity((records.len() + rows.len()) * 48);
         for r in records {
             encode_record(&mut payload, r);
+        }
+        for row in rows {
+            encode_row(&mut payload, row);
         }
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.put_u32(payload.len() as u32);
@@ -283,16 +286,18 @@ fn encode_record(out: &mut Vec<u8>, r: &WalRecord) {
             out.put_u8(column.field as u8);
             out.put_string(column.instance.as_deref().unwrap_or(""));
         }
-        WalRecord::Row(row) => {
-            out.put_u8(RECORD_ROW);
-            out.put_varint(u64::from(row.series));
-            out.put_varint(row.time_ms);
-            out.put_varint(row.values.len() as u64);
-            for (column, v) in &row.values {
-                out.put_varint(u64::from(*column));
-                out.put_varint(zigzag(*v));
-            }
-        }
+        WalRecord::Row(row) => encode_row(out, row),
+    }
+}
+
+fn encode_row(out: &mut Vec<u8>, row: &WalRow) {
+    out.put_u8(RECORD_ROW);
+    out.put_varint(u64::from(row.series));
+    out.put_varint(row.time_ms);
+    out.put_varint(row.values.len() as u64);
+    for (column, v) in &row.values {
+        out.put_varint(u64::from(*column));
+        out.put_varint(zigzag(*v));
     }
 }
 
@@ -496,8 +501,8 @@ mod tests {
         let segment = {
             let (mut wal, old, _) = Wal::open(dir.path()).unwrap();
             assert!(old.is_empty());
-            wal.append(&written).unwrap();
-            wal.append(&[row(1, 200)]).unwrap();
+            wal.append(&written, &[]).unwrap();
+            wal.append(&[row(1, 200)], &[]).unwrap();
             wal.segment()
         };
         // A crash in the middle of a third frame.
@@ -523,8 +528,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let segment = {
             let (mut wal, ..) = Wal::open(dir.path()).unwrap();
-            wal.append(&[row(1, 1)]).unwrap();
-            wal.append(&[row(1, 2)]).unwrap();
+            wal.append(&[row(1, 1)], &[]).unwrap();
+            wal.append(&[row(1, 2)], &[]).unwrap();
             wal.segment()
         };
         let path = segment_path(dir.path(), segment);
