@@ -267,6 +267,8 @@ pub struct Pool {
     root: PathBuf,
     open: HashMap<PartitionId, Connection>,
     durable: bool,
+    /// Partitions with a transaction begun by [`Pool::begin`], not committed yet.
+    in_transaction: Vec<PartitionId>,
 }
 
 /// Most connections a pool keeps open.
@@ -279,6 +281,54 @@ impl Pool {
             root: root.to_path_buf(),
             open: HashMap::new(),
             durable,
+            in_transaction: Vec::new(),
+        }
+    }
+
+    /// The connection to a partition (created if needed) inside a transaction of this pool:
+    /// begun on first use, committed by [`Pool::commit`] together with the others. One sync
+    /// per file for a whole maintenance pass, however many series it writes.
+    pub fn begin(&mut self, id: PartitionId) -> rusqlite::Result<&Connection> {
+        if !self.in_transaction.contains(&id) {
+            let conn = self.get(id, true)?.ok_or(rusqlite::Error::InvalidQuery)?;
+            conn.execute_batch("BEGIN")?;
+            self.in_transaction.push(id);
+        }
+        self.open.get(&id).ok_or(rusqlite::Error::InvalidQuery)
+    }
+
+    /// Commits every transaction begun, rollup files first and raw files last (a raw file's
+    /// commit is what makes its hours sealed), then nothing is pending. On a failure the
+    /// transactions not committed yet are rolled back and the error returned.
+    pub fn commit(&mut self) -> Result<(), (PartitionId, rusqlite::Error)> {
+        let mut pending = std::mem::take(&mut self.in_transaction);
+        pending.sort_by_key(|id| (id.tier == Tier::Raw, id.start_ms));
+        let mut failed = None;
+        for id in pending {
+            let Some(conn) = self.open.get(&id) else {
+                continue;
+            };
+            if failed.is_some() {
+                let _ = conn.execute_batch("ROLLBACK");
+                continue;
+            }
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                let _ = conn.execute_batch("ROLLBACK");
+                failed = Some((id, e));
+            }
+        }
+        match failed {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back every transaction begun.
+    pub fn rollback(&mut self) {
+        for id in std::mem::take(&mut self.in_transaction) {
+            if let Some(conn) = self.open.get(&id) {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
     }
 
@@ -297,8 +347,16 @@ impl Pool {
                 return Ok(None);
             };
             if self.open.len() >= POOL_SIZE {
-                // Keep the newest partitions: they are the ones written and read most.
-                if let Some(oldest) = self.open.keys().min().copied() {
+                // Keep the newest partitions: they are the ones written and read most (and
+                // never one inside a transaction).
+                let in_transaction = &self.in_transaction;
+                if let Some(oldest) = self
+                    .open
+                    .keys()
+                    .filter(|k| !in_transaction.contains(k))
+                    .min()
+                    .copied()
+                {
                     self.open.remove(&oldest);
                 }
             }
@@ -309,6 +367,9 @@ impl Pool {
 
     /// Forgets the connection to a partition (before it is deleted).
     pub fn close(&mut self, id: PartitionId) {
+        if self.in_transaction.contains(&id) {
+            return;
+        }
         self.open.remove(&id);
     }
 }
