@@ -435,26 +435,18 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
     }
 }
 
-/// An `f32` from the wire as the `f64` with the same shortest decimal form (0.024, not
-/// 0.024000000208616257).
-pub fn widen(v: f32) -> f64 {
-    if !v.is_finite() {
-        return f64::NAN;
-    }
-    v.to_string().parse().unwrap_or(f64::from(v))
-}
-
 /// The measured values of a report's samples; values not measured (NaN) are left out.
 pub fn readings(samples: &[Sample]) -> Vec<Reading> {
     let mut out = Vec::with_capacity(samples.len() * 3);
     for sample in samples {
         let (_, instance, values) = sample_values(sample);
         for (field, v) in values {
+            // Exactly the `f32`'s value: the store rounds it to the field's precision.
             if v.is_finite() {
                 out.push(Reading {
                     field,
                     instance: instance.map(str::to_string),
-                    value: widen(v),
+                    value: f64::from(v),
                 });
             }
         }
@@ -482,7 +474,11 @@ mod tests {
     #[test]
     fn values_keep_their_decimal_form_through_the_stored_integer() {
         let rtt = Field::RttAvgMs.def();
-        assert_eq!(rtt.quantize(widen(0.029)), Some(29));
+        assert_eq!(
+            rtt.quantize(f64::from(0.029f32)),
+            Some(29),
+            "the f32 nearest 0.029"
+        );
         assert_eq!(rtt.value(29), 0.029);
         assert_eq!(Field::BandwidthBps.def().quantize(9.43e7), Some(94_300_000));
         assert_eq!(rtt.quantize(f64::NAN), None);

@@ -502,7 +502,7 @@ fn http_base(http: SocketAddr) -> String {
 
 /// How long the event loop gathers events before handling them as one batch (one store write
 /// and one fdatasync per batch; the store's writer also joins batches that wait for it).
-const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(2);
+const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(8);
 /// Most events handled as one batch.
 const EVENT_BATCH_MAX: usize = 1024;
 
@@ -638,7 +638,6 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                             continue;
                         };
                         let task_id = task.task.task_id.clone();
-                        let (ping, iperf) = state.dispatch.targets(report.task_number, &name);
                         let has_ping = report
                             .samples
                             .iter()
@@ -647,10 +646,10 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                             .samples
                             .iter()
                             .any(|s| matches!(s, crate::wire::Sample::Iperf { .. }));
-                        let target = if has_ping {
-                            ping
-                        } else if has_iperf {
-                            iperf
+                        // Only link measurements have a target (looked up only for them).
+                        let target = if has_ping || has_iperf {
+                            let (ping, iperf) = state.dispatch.targets(report.task_number, &name);
+                            if has_ping { ping } else { iperf }
                         } else {
                             None
                         };
