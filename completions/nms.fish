@@ -37,6 +37,8 @@ complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a t
 complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
 complete -c nms -n "__fish_nms_needs_command" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
 complete -c nms -n "__fish_nms_needs_command" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_needs_command" -f -a "query" -d 'A time range of an agent\'s reports, or their statistics per step, from a running server'
+complete -c nms -n "__fish_nms_needs_command" -f -a "store" -d 'The server\'s store on disk: check its files, export a range'
 complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nms -n "__fish_nms_using_subcommand server" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/server.toml, then /etc/nms/server.toml, if present]. Flags given on the command line win over it' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l config -d 'A task file to load and dispatch (either dialect); repeat for several' -r -F
@@ -157,13 +159,66 @@ complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcomma
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand query" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand query" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand query" -l agent -d 'Only this agent\'s reports' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l task -d 'Only this task\'s reports' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l from -d 'Start of the range (Unix milliseconds or RFC 3339) [default: the newest reports; with --step, an hour before --to]' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l to -d 'End of the range (exclusive) [default: now]' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l step -d 'Statistics (count, min, max, mean; p10/p50/p90 of RTT) per step of this length (60s, 5m, 1h), from the coarsest stored tier that has the resolution' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l fields -d 'Only these fields (comma-separated: cpu_percent,rtt_avg_ms,...)' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l limit -d 'At most this many reports (without --step) [default: 1000]' -r
+complete -c nms -n "__fish_nms_using_subcommand query" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand query" -l json -d 'Print the server\'s JSON answer'
+complete -c nms -n "__fish_nms_using_subcommand query" -l csv -d 'Print CSV'
+complete -c nms -n "__fish_nms_using_subcommand query" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand query" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -f -a "check" -d 'Verify every file of the store without changing any; report damage with its file, series and time (exit status 1 when there is any)'
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -f -a "export" -d 'Every report of a time range, oldest first, as JSON lines or CSV'
+complete -c nms -n "__fish_nms_using_subcommand store; and not __fish_seen_subcommand_from check export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from check" -l data-dir -d 'The server\'s data directory [default: the user\'s data directory, e.g. ~/.local/share/nms/server]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from check" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from check" -l json -d 'Print one JSON object'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l server -d 'The server\'s HTTP API (the default, unless --data-dir is given)' -r
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l data-dir -d 'Read the store in this data directory instead (no server may be using it)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l agent -d 'Only this agent\'s reports' -r
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l task -d 'Only this task\'s reports' -r
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l from -d 'Start of the range (Unix milliseconds or RFC 3339)' -r
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l to -d 'End of the range (exclusive) [default: now]' -r
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -l csv -d 'CSV (a column per field, interfaces as field[interface]) instead of JSON lines'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "check" -d 'Verify every file of the store without changing any; report damage with its file, series and time (exit status 1 when there is any)'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "export" -d 'Every report of a time range, oldest first, as JSON lines or CSV'
+complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "query" -d 'A time range of an agent\'s reports, or their statistics per step, from a running server'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "store" -d 'The server\'s store on disk: check its files, export a range'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "check" -d 'Verify every file of the store without changing any; report damage with its file, series and time (exit status 1 when there is any)'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "export" -d 'Every report of a time range, oldest first, as JSON lines or CSV'

@@ -37,6 +37,130 @@ pub enum Command {
     Bench(BenchArgs),
     /// Manage a running server's agents: `nms agents forget NAME`.
     Agents(AgentsArgs),
+    /// A time range of an agent's reports, or their statistics per step, from a running server.
+    Query(QueryArgs),
+    /// The server's store on disk: check its files, export a range.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms query --agent r1 --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z\n  \
+    nms query --agent r1 --from 1796083200000 --step 5m --fields rtt_avg_ms,loss_percent\n  \
+    nms query --agent r1 --step 1h --from 2026-11-01T00:00:00Z --csv > r1-hours.csv")]
+pub struct QueryArgs {
+    /// The server's HTTP API.
+    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
+    pub server: String,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
+
+    /// Only this agent's reports.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Only this task's reports.
+    #[arg(long, value_name = "TASK_ID")]
+    pub task: Option<String>,
+
+    /// Start of the range (Unix milliseconds or RFC 3339) [default: the newest reports; with
+    /// --step, an hour before --to].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// End of the range (exclusive) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// Statistics (count, min, max, mean; p10/p50/p90 of RTT) per step of this length (60s,
+    /// 5m, 1h), from the coarsest stored tier that has the resolution.
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+
+    /// Only these fields (comma-separated: cpu_percent,rtt_avg_ms,...).
+    #[arg(long, value_name = "LIST")]
+    pub fields: Option<String>,
+
+    /// At most this many reports (without --step) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Print the server's JSON answer.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// Print CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Verify every file of the store without changing any; report damage with its file,
+    /// series and time (exit status 1 when there is any).
+    Check(StoreCheckArgs),
+    /// Every report of a time range, oldest first, as JSON lines or CSV.
+    Export(StoreExportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms store check\n  \
+    nms store check --data-dir /var/lib/nms --json")]
+pub struct StoreCheckArgs {
+    /// The server's data directory [default: the user's data directory, e.g.
+    /// ~/.local/share/nms/server].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms store export --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z --csv > day.csv\n  \
+    nms store export --agent r1 --from 1796083200000 > r1.jsonl\n  \
+    nms store export --data-dir /var/lib/nms --from 2026-11-01T00:00:00Z --csv > nov.csv")]
+pub struct StoreExportArgs {
+    /// The server's HTTP API (the default, unless --data-dir is given).
+    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
+    pub server: String,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
+
+    /// Read the store in this data directory instead (no server may be using it).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Only this agent's reports.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Only this task's reports.
+    #[arg(long, value_name = "TASK_ID")]
+    pub task: Option<String>,
+
+    /// Start of the range (Unix milliseconds or RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+
+    /// End of the range (exclusive) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// CSV (a column per field, interfaces as field[interface]) instead of JSON lines.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -242,6 +242,29 @@ async fn request(
     body: Option<Bytes>,
     token: Option<&str>,
 ) -> Result<(String, Bytes), ClientError> {
+    let (url, body, _) = request_paged(method, base, path_and_query, body, token).await?;
+    Ok((url, body))
+}
+
+/// `GET base + path_and_query` of a paged answer: the JSON and the cursor of the next page
+/// (the `X-Next-Cursor` header), if there is one.
+pub async fn get_json_page(
+    base: &str,
+    token: Option<&str>,
+    path_and_query: &str,
+) -> Result<(Value, Option<String>), ClientError> {
+    let (url, body, next) = request_paged(Method::GET, base, path_and_query, None, token).await?;
+    Ok((parse_json(&url, &body)?, next))
+}
+
+/// [`request`], also returning the next page's cursor.
+async fn request_paged(
+    method: Method,
+    base: &str,
+    path_and_query: &str,
+    body: Option<Bytes>,
+    token: Option<&str>,
+) -> Result<(String, Bytes, Option<String>), ClientError> {
     let target = target(base, path_and_query)?;
     let stream = within(
         CONNECT_TIMEOUT,
@@ -259,13 +282,13 @@ async fn request(
     )
     .await?;
     let url = target.url.clone();
-    let answer = within(
+    let (answer, next) = within(
         RESPONSE_TIMEOUT,
         exchange(stream, method, &target, body, token),
         || ClientError::ResponseTimeout { url: url.clone() },
     )
     .await?;
-    Ok((url, answer))
+    Ok((url, answer, next))
 }
 
 /// Sends one request on a fresh connection and reads the whole answer.
@@ -275,7 +298,7 @@ async fn exchange(
     target: &Target,
     body: Option<Bytes>,
     token: Option<&str>,
-) -> Result<Bytes, ClientError> {
+) -> Result<(Bytes, Option<String>), ClientError> {
     let http = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Http {
         url: target.url.clone(),
         source,
@@ -309,6 +332,11 @@ async fn exchange(
             .await
             .map_err(|e| http(Box::new(e)))?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -326,7 +354,7 @@ async fn exchange(
             .to_bytes();
         drop(sender);
         check_status(&target.url, status.as_u16(), &bytes)?;
-        Ok(bytes)
+        Ok((bytes, next))
     };
     let (result, _closed) = future::zip(ask, connection).await;
     result

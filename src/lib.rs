@@ -9,6 +9,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod decode;
+pub mod history;
 pub mod inspect;
 pub mod limits;
 pub mod log;
