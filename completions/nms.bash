@@ -274,7 +274,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__bench)
-            opts="-h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --store --days --json --color --help --version"
+            opts="-h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --api-token-file --settings --store --days --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,6 +325,14 @@ _nms() {
                     return 0
                     ;;
                 --kill-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -131,6 +131,8 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l ceiling-seconds -d 'Se
 complete -c nms -n "__fish_nms_using_subcommand bench" -l key-file -d 'Pre-shared key (hex text, 32+ digits) for the agents and the started server' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l work-dir -d 'Folder for the started server\'s temporary data directory [default: the system\'s temporary folder]; a tmpfs such as /dev/shm leaves the disk\'s fsync out of the figures' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l kill-every -d 'Kill the server the bench starts with SIGKILL every SECONDS while measuring, and start it again: nothing acknowledged may be lost or stored twice' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand bench" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l days -d 'Days of history the store bench generates' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''

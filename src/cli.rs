@@ -445,6 +445,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS")]
     pub kill_every: Option<f64>,
 
+    #[command(flatten)]
+    pub token: TokenArgs,
+
     /// Measure the store instead: generate --days of history of --agents at --rate reports a
     /// second (plus one agent with 30 days), then time a server's start and range queries.
     #[arg(long)]

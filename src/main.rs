@@ -504,6 +504,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         keep: args.keep,
         progress: !args.json,
         kill_every: args.kill_every.map(|s| s.max(0.5)),
+        token: if server.is_some() {
+            client_token(&args.token)?
+        } else {
+            None
+        },
     };
     let report = nms::bench::run(&options)?;
     let mut out = std::io::stdout().lock();

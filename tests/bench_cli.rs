@@ -67,3 +67,36 @@ fn bench_refuses_nonsense_options() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seconds"));
 }
+
+#[test]
+fn killing_the_server_with_sigkill_under_load_loses_nothing_acknowledged() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nms"))
+        .args([
+            "bench",
+            "--agents",
+            "20",
+            "--seconds",
+            "6",
+            "--kill-every",
+            "1.5",
+        ])
+        .args(["--ceiling-seconds", "0.5", "--json", "--work-dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nms bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["server_kills"].as_u64().unwrap() >= 2, "{report}");
+    assert!(report["sent"].as_u64().unwrap() > 1000, "{report}");
+    // Every report the agents sent (each acknowledged in the end) is in the store the killed
+    // server left, once.
+    assert_eq!(report["unacknowledged"], 0, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["duplicated"], 0, "{report}");
+    assert_eq!(report["stored"], report["sent"], "{report}");
+}

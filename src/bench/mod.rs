@@ -70,6 +70,8 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Kill the (child) server with SIGKILL this often while measuring, and start it again.
     pub kill_every: Option<f64>,
+    /// A running server's API token (for posting the bench's tasks).
+    pub token: Option<String>,
 }
 
 /// Everything a run measured. `--json` prints it as one object.
@@ -168,7 +170,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         ));
     }
     let mut target = match options.server {
-        Some((nettask, http)) => Target::remote(nettask, http, &tasks)?,
+        Some((nettask, http)) => Target::remote(nettask, http, options.token.clone(), &tasks)?,
         None => {
             progress(format!("starting a server in {}", work_dir.display()));
             Target::start(

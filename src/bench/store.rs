@@ -261,7 +261,7 @@ fn start_server(exe: &Path, data_dir: &Path) -> Result<(Server, f64), BenchError
         .map_err(io(format!("starting {} server", exe.display())))?;
     let mut server = Server { child, http };
     loop {
-        if super::target::http_json(http, "GET", "/api/status", None).is_ok() {
+        if super::target::http_json(http, None, "GET", "/api/status", None).is_ok() {
             return Ok((server, started.elapsed().as_secs_f64() * 1000.0));
         }
         if let Ok(Some(status)) = server.child.try_wait() {
@@ -283,7 +283,7 @@ fn time_query(http: SocketAddr, path: &str, n: usize) -> Result<(f64, f64, Strin
     for _ in 0..n {
         let started = Instant::now();
         // Until the whole answer has arrived; parsing it is the client's time.
-        let body = super::target::http_body(http, "GET", path, None)?;
+        let body = super::target::http_body(http, None, "GET", path, None)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         let value: serde_json::Value = serde_json::from_str(&body)
             .map_err(|e| BenchError::Server(format!("GET {path}: not JSON: {e}")))?;

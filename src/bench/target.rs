@@ -27,6 +27,8 @@ pub struct Target {
     child: Option<Child>,
     /// How the child was started (to start it again after killing it).
     launch: Option<Launch>,
+    /// The HTTP API's token, for a running server's writes.
+    token: Option<String>,
     /// The server's data directory, when the bench started it.
     pub data_dir: Option<PathBuf>,
 }
@@ -141,6 +143,7 @@ impl Target {
             http,
             child: None,
             launch: Some(launch),
+            token: None,
             data_dir: Some(data_dir),
         };
         target.spawn(Duration::from_secs(60 + tasks.len() as u64))?;
@@ -202,6 +205,7 @@ impl Target {
     pub fn remote(
         nettask: SocketAddr,
         http: SocketAddr,
+        token: Option<String>,
         tasks: &[String],
     ) -> Result<Target, BenchError> {
         let target = Target {
@@ -209,6 +213,7 @@ impl Target {
             http,
             child: None,
             launch: None,
+            token,
             data_dir: None,
         };
         for text in tasks {
@@ -255,7 +260,7 @@ impl Target {
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, BenchError> {
-        http_json(self.http, method, path, body)
+        http_json(self.http, self.token.as_deref(), method, path, body)
     }
 
     /// CPU time used so far and resident memory now, read from `/proc` (child servers only).
@@ -268,11 +273,12 @@ impl Target {
 /// body as JSON.
 pub fn http_json(
     http: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> Result<Value, BenchError> {
-    let json = http_body(http, method, path, body)?;
+    let json = http_body(http, token, method, path, body)?;
     serde_json::from_str(&json)
         .map_err(|e| BenchError::Server(format!("{method} {path}: not JSON: {e}")))
 }
@@ -280,6 +286,7 @@ pub fn http_json(
 /// One HTTP/1.0 exchange with a server's API; the answer's body, read to its end.
 pub fn http_body(
     http: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&str>,
@@ -295,8 +302,9 @@ pub fn http_body(
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+        "{method} {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+        body.len(),
+        token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"))
     )
     .map_err(io)?;
     let mut reply = Vec::new();

@@ -183,6 +183,31 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             s.metrics_duplicates,
         ),
         (
+            "nms_metrics_reports_unstored_total",
+            "Metrics reports that could not be stored (full disk, I/O error) and were not acknowledged.",
+            s.metrics_unstored,
+        ),
+        (
+            "nms_metrics_reports_refused_future_total",
+            "Metrics reports refused for a time too far ahead of the server's clock.",
+            s.metrics_refused_future,
+        ),
+        (
+            "nms_metrics_reports_refused_too_old_total",
+            "Metrics reports refused for a time older than raw retention keeps.",
+            s.metrics_refused_too_old,
+        ),
+        (
+            "nms_store_write_failures_total",
+            "Episodes of failing store writes (each logged once).",
+            s.write_failure_episodes,
+        ),
+        (
+            "nms_store_maintenance_failures_total",
+            "Store maintenance passes that failed (retried).",
+            s.maintenance_failures,
+        ),
+        (
             "nms_alerts_stored_total",
             "Alerts stored since start.",
             s.alerts_stored,

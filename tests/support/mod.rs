@@ -92,9 +92,19 @@ impl Ports {
 pub struct HttpResponse {
     pub status: u16,
     pub body: String,
+    /// The header lines after the status line.
+    pub headers: Vec<String>,
 }
 
 impl HttpResponse {
+    /// The value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| {
@@ -167,7 +177,8 @@ fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| invalid("no status line"))?;
-    let chunked = lines.any(|l| {
+    let headers: Vec<String> = lines.map(str::to_string).collect();
+    let chunked = headers.iter().any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
@@ -180,6 +191,7 @@ fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
     Ok(HttpResponse {
         status,
         body: String::from_utf8(body).map_err(|_| invalid("body not UTF-8"))?,
+        headers,
     })
 }
 

@@ -103,9 +103,9 @@ fn header(out: &mut String, page: &StatusPage) {
     );
 }
 
-/// The range selector: a link per range, the shown one marked.
+/// The range selector: the range shown, then a link per range, the shown one marked.
 fn ranges(shown: super::Range) -> String {
-    super::Range::ALL
+    let links: Vec<String> = super::Range::ALL
         .iter()
         .map(|r| {
             if *r == shown {
@@ -114,8 +114,8 @@ fn ranges(shown: super::Range) -> String {
                 format!(r#"<a href="/?range={0}">{0}</a>"#, r.name())
             }
         })
-        .collect::<Vec<_>>()
-        .join(" · ")
+        .collect();
+    format!("Graphs: {} · {}", shown.label(), links.join(" · "))
 }
 
 fn state(up: bool) -> &'static str {
