@@ -117,7 +117,7 @@ struct SeriesState {
     /// The newest values per sample of the series (a sample kind on an instance: the ping,
     /// a TCP and a UDP iperf test, each interface), with their time: a newer report of one
     /// sample does not hide another's, and a sample's missing values are missing.
-    latest: Vec<(u32, u64, Vec<(u32, i64)>)>,
+    latest: Vec<Latest>,
 }
 
 /// What maintenance moves into a chunk.
@@ -167,14 +167,12 @@ pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
 const TIMES_CACHE_ENTRIES: usize = 512;
 
+/// The newest values of one sample: its id, their time, (column, stored integer) each.
+type Latest = (u32, u64, Vec<(u32, i64)>);
+
 /// Files a report's values as the newest of their samples (by sample id), where no newer one
 /// is known; the entries' buffers are reused.
-fn offer(
-    latest: &mut Vec<(u32, u64, Vec<(u32, i64)>)>,
-    samples: &[u32],
-    time_ms: u64,
-    values: &[(u32, i64)],
-) {
+fn offer(latest: &mut Vec<Latest>, samples: &[u32], time_ms: u64, values: &[(u32, i64)]) {
     let mut seen: [u32; 16] = [u32::MAX; 16];
     let mut n = 0;
     for (c, _) in values {

@@ -52,6 +52,9 @@ pub struct WalRow {
     pub values: Vec<(u32, i64)>,
 }
 
+/// A record read back, with the segment it came from.
+pub type SegmentRecord = (u64, WalRecord);
+
 /// What reading the log back found besides its records.
 #[derive(Debug, Default)]
 pub struct WalRecovery {
@@ -107,7 +110,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Wal {
     /// Opens the log in `dir` (created if needed) and reads every record of every segment,
     /// oldest first, with the segment each came from.
-    pub fn open(dir: &Path) -> std::io::Result<(Wal, Vec<(u64, WalRecord)>, WalRecovery)> {
+    pub fn open(dir: &Path) -> std::io::Result<(Wal, Vec<SegmentRecord>, WalRecovery)> {
         std::fs::create_dir_all(dir)?;
         let existing = segments(dir)?;
         let mut records = Vec::new();
