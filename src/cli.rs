@@ -170,9 +170,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "NAME")]
     pub local_agent: Option<String>,
 
-    /// Log every stored metrics report, not only notable events.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL
     /// (its v2 API), e.g. http://127.0.0.1:9093.
@@ -253,6 +252,32 @@ pub struct AgentArgs {
     /// Pre-shared key (hex text, 32+ digits), the same as the server's.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How a long-running command logs.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log more: debug lines too (the server: every stored metrics report).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log less: only warnings and errors (-qq: only errors).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// How log lines are written: text (time, level, kind, message) or json (one object per
+    /// line). Under systemd, lines carry the journal's priority prefix (<3> to <7>) either way.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +348,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]

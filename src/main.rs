@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
-    AgentArgs, AgentsArgs, AgentsCommand, BenchArgs, Cli, Command, CompletionsArgs, DecodeArgs,
-    InspectArgs, SendTaskArgs, ServerArgs, TokenArgs,
+    AgentArgs, AgentsArgs, AgentsCommand, BenchArgs, Cli, ColorWhen, Command, CompletionsArgs,
+    DecodeArgs, InspectArgs, LogArgs, LogFormat, SendTaskArgs, ServerArgs, TokenArgs,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +32,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     let color = cli.color.enabled(std::io::stdout().is_terminal());
+    init_log(
+        match &cli.command {
+            Command::Server(a) => Some(&a.log),
+            Command::Agent(a) => Some(&a.log),
+            Command::Bench(a) => Some(&a.log),
+            _ => None,
+        },
+        cli.color,
+    );
     match cli.command {
         Command::Server(args) => server(args, matches.subcommand_matches("server")),
         Command::Agent(args) => agent(args),
@@ -42,6 +51,26 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Bench(args) => bench(args),
         Command::Agents(args) => agents(args, color),
     }
+}
+
+/// Sets how log lines look, from `-v`/`-q`, `--log-format` and `--color`.
+fn init_log(args: Option<&LogArgs>, color: ColorWhen) {
+    use nms::log::{Color, Format, LogOptions};
+    let (verbose, quiet, format) = args.map_or((0, 0, LogFormat::Text), |a| {
+        (a.verbose, a.quiet, a.log_format)
+    });
+    nms::log::init(LogOptions {
+        min_level: LogOptions::level_for(verbose, quiet),
+        format: match format {
+            LogFormat::Text => Format::Text,
+            LogFormat::Json => Format::Json,
+        },
+        color: match color {
+            ColorWhen::Auto => Color::Auto,
+            ColorWhen::Always => Color::Always,
+            ColorWhen::Never => Color::Never,
+        },
+    });
 }
 
 /// Whether a flag was given on the command line (not defaulted), so that it wins over the
@@ -119,7 +148,7 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         initial_timeout: Duration::from_millis(pick!(timeout_ms, "timeout_ms").clamp(10, 60_000)),
         max_retransmissions: pick!(max_retransmissions, "max_retransmissions"),
         local_agent: args.local_agent.or(file.local_agent),
-        verbose: args.verbose,
+        verbose: args.log.verbose > 0,
         alertmanager: args.alertmanager.or(file.alertmanager),
         store: nms::store::StoreOptions {
             retention: nms::store::Retention {
@@ -350,7 +379,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         server_exe: std::env::current_exe().context("cannot find the nms executable")?,
         work_dir: args.work_dir,
         keep: args.keep,
-        progress: !args.json,
+        progress: !args.json && args.log.quiet == 0,
         kill_every: args.kill_every.map(|s| s.max(0.5)),
     };
     let report = nms::bench::run(&options)?;
