@@ -174,9 +174,25 @@ pub struct ServerArgs {
     pub log: LogArgs,
 
     /// Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL
-    /// (its v2 API), e.g. http://127.0.0.1:9093.
+    /// (its v2 API), e.g. http://127.0.0.1:9093 or https://am.example.net; repeat for each
+    /// member of a cluster (each gets every alert).
+    #[arg(long = "alertmanager", value_name = "URL")]
+    pub alertmanagers: Vec<String>,
+
+    /// Credentials for Alertmanager, in a file: `bearer TOKEN`, or `basic USER:PASSWORD`
+    /// (never logged).
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_auth_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that Alertmanager's https certificate is checked against, in
+    /// addition to the system's.
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_ca_file: Option<PathBuf>,
+
+    /// The URL the HTTP API is reached at by others (a reverse proxy in front, say), for the
+    /// links in forwarded alerts (generatorURL) [default: http://ADDR:PORT of --http].
     #[arg(long, value_name = "URL")]
-    pub alertmanager: Option<String>,
+    pub external_url: Option<String>,
 
     /// How long raw metrics reports are kept (e.g. 15d, 6w).
     #[arg(long, value_name = "DURATION", default_value = "15d")]

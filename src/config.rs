@@ -172,7 +172,11 @@ pub struct ServerSettings {
     pub timeout_ms: Option<u64>,
     pub max_retransmissions: Option<u32>,
     pub local_agent: Option<String>,
-    pub alertmanager: Option<String>,
+    /// One Alertmanager URL, or a list of them.
+    pub alertmanager: Option<OneOrMany>,
+    pub alertmanager_auth_file: Option<PathBuf>,
+    pub alertmanager_ca_file: Option<PathBuf>,
+    pub external_url: Option<String>,
     pub api_token_file: Option<PathBuf>,
     pub public_read: Option<bool>,
     pub insecure_api: Option<bool>,
@@ -184,6 +188,24 @@ pub struct ServerSettings {
     pub retention_hour: Option<String>,
     pub retention_alerts: Option<String>,
     pub max_store_size: Option<String>,
+}
+
+/// A setting given as one value or a list of them (`alertmanager = "http://a:9093"` or
+/// `alertmanager = ["http://a:9093", "http://b:9093"]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_list(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// A retention: a duration such as `15d`, `6w`, `2y` (at least an hour).

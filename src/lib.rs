@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod limits;
 pub mod log;
 pub mod nettask;
+pub mod notify;
 pub mod persist;
 pub mod probes;
 pub mod rules;

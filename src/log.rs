@@ -308,13 +308,14 @@ pub fn event(level: Level, kind: &str, text: impl std::fmt::Display) {
 fn format_line(settled: &Settled, level: Level, kind: &str, text: &str, time_ms: u64) -> String {
     let time = rfc3339(time_ms);
     if settled.options.format == Format::Json {
-        let mut line = serde_json::json!({
-            "time": time,
-            "level": level.name(),
-            "kind": kind,
-            "message": text,
-        })
-        .to_string();
+        let quoted = |v: &str| serde_json::Value::from(v).to_string();
+        let mut line = format!(
+            "{{\"time\":{},\"level\":{},\"kind\":{},\"message\":{}}}",
+            quoted(&time),
+            quoted(level.name()),
+            quoted(kind),
+            quoted(text)
+        );
         if settled.journal {
             line.insert_str(0, &format!("<{}>", level.priority()));
         }

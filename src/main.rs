@@ -79,7 +79,12 @@ fn given(matches: Option<&ArgMatches>, id: &str) -> bool {
     matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
 }
 
-fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+/// The server's validated options: the command line over the settings file (read again on
+/// SIGHUP).
+fn server_options(
+    args: &ServerArgs,
+    matches: Option<&ArgMatches>,
+) -> anyhow::Result<nms::server::ServerOptions> {
     let (file, from): (nms::config::ServerSettings, _) =
         nms::config::load_settings(args.settings.as_deref(), "server")?;
     let from = from.as_deref();
@@ -88,12 +93,19 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         ($field:ident, $id:literal) => {
             match file.$field {
                 Some(v) if !given(matches, $id) => v,
-                _ => args.$field,
+                _ => args.$field.clone(),
             }
         };
     }
-    let key_file = args.key_file.or(file.key_file.map(path));
-    let keys_file = args.keys_file.or(file.keys_file.map(path));
+    let alertmanagers = alertmanager_targets(args, &file, from)?;
+    let external_url = args
+        .external_url
+        .clone()
+        .or(file.external_url.clone())
+        .map(|u| nms::server::check_external_url(&u))
+        .transpose()?;
+    let key_file = args.key_file.clone().or(file.key_file.map(path));
+    let keys_file = args.keys_file.clone().or(file.keys_file.map(path));
     let keys = nms::config::server_keys(key_file.as_deref(), keys_file.as_deref())?;
     let task_files = if args.configs.is_empty() {
         file.config
@@ -102,15 +114,15 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
             .map(path)
             .collect()
     } else {
-        args.configs
+        args.configs.clone()
     };
-    let data_dir = match args.data_dir.or(file.data_dir.map(path)) {
+    let data_dir = match args.data_dir.clone().or(file.data_dir.map(path)) {
         Some(d) => d,
         None => nms::config::default_data_dir("server")?,
     };
     let http: std::net::SocketAddr = pick!(http, "http");
     let insecure = args.insecure_api || file.insecure_api.unwrap_or(false);
-    let token = match args.api_token_file.or(file.api_token_file.map(path)) {
+    let token = match args.api_token_file.clone().or(file.api_token_file.map(path)) {
         Some(file) => Some(nms::config::read_token(&file)?),
         None if insecure => None,
         None if http.ip().is_loopback() => {
@@ -143,13 +155,29 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         data_dir,
         advertise_alertflow_port: args.advertise_alertflow_port,
         keys,
-        heartbeat: Duration::from_millis(pick!(heartbeat_ms, "heartbeat_ms").clamp(100, 3_600_000)),
-        missed_heartbeats: pick!(missed_heartbeats, "missed_heartbeats").max(1),
-        initial_timeout: Duration::from_millis(pick!(timeout_ms, "timeout_ms").clamp(10, 60_000)),
+        heartbeat: Duration::from_millis(within(
+            "--heartbeat-ms",
+            pick!(heartbeat_ms, "heartbeat_ms"),
+            100,
+            3_600_000,
+        )?),
+        missed_heartbeats: within(
+            "--missed-heartbeats",
+            pick!(missed_heartbeats, "missed_heartbeats"),
+            1,
+            1000,
+        )?,
+        initial_timeout: Duration::from_millis(within(
+            "--timeout-ms",
+            pick!(timeout_ms, "timeout_ms"),
+            10,
+            60_000,
+        )?),
         max_retransmissions: pick!(max_retransmissions, "max_retransmissions"),
-        local_agent: args.local_agent.or(file.local_agent),
+        local_agent: args.local_agent.clone().or(file.local_agent.clone()),
         verbose: args.log.verbose > 0,
-        alertmanager: args.alertmanager.or(file.alertmanager),
+        alertmanagers,
+        external_url,
         store: nms::store::StoreOptions {
             retention: nms::store::Retention {
                 raw: nms::config::retention(
@@ -170,7 +198,8 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
                 )?,
                 max_bytes: args
                     .max_store_size
-                    .or(file.max_store_size)
+                    .clone()
+                    .or(file.max_store_size.clone())
                     .map(|s| nms::config::byte_size("--max-store-size", &s))
                     .transpose()?,
             },
@@ -183,7 +212,102 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         ),
         api: nms::server::http::ApiAccess { token, public_read },
     };
-    smol::block_on(nms::server::run(options))
+    Ok(options)
+}
+
+/// `value`, or an error naming `flag` when it is outside `min..=max`.
+fn within<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, min: T, max: T) -> anyhow::Result<T> {
+    if value < min || value > max {
+        anyhow::bail!("{flag} {value}: must be between {min} and {max}");
+    }
+    Ok(value)
+}
+
+/// The Alertmanagers to forward to: every `--alertmanager` (or the settings file's list), with
+/// the credentials and CA file that go with them.
+fn alertmanager_targets(
+    args: &ServerArgs,
+    file: &nms::config::ServerSettings,
+    from: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<nms::server::alertmanager::Target>> {
+    let path = |p: PathBuf| nms::config::relative_to(from, p);
+    let urls = if args.alertmanagers.is_empty() {
+        file.alertmanager.clone().map(|a| a.into_list()).unwrap_or_default()
+    } else {
+        args.alertmanagers.clone()
+    };
+    let auth_file = args
+        .alertmanager_auth_file
+        .clone()
+        .or(file.alertmanager_auth_file.clone().map(path));
+    let ca_file = args
+        .alertmanager_ca_file
+        .clone()
+        .or(file.alertmanager_ca_file.clone().map(path));
+    urls.iter()
+        .map(|url| {
+            nms::server::alertmanager::Target::new(url, auth_file.as_deref(), ca_file.as_deref())
+                .map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let options = server_options(&args, matches)?;
+    // Registered before the server starts, so a signal in between is not lost.
+    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+        .context("cannot handle signals")?;
+    smol::block_on(async {
+        let listeners = nms::server::Listeners::bind(&options).await?;
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let running = nms::server::run(options, listeners, async move {
+            let _ = stop_rx.recv().await;
+        })
+        .await?;
+        nms::notify::ready(&format!("serving HTTP on {}", running.bound.http));
+        let shared = running.weak();
+        let handle_signals = async {
+            let mut stopping = false;
+            while let Some(signal) = signals.next().await {
+                match signal {
+                    Ok(Signal::Hup) if !stopping => {
+                        nms::notify::reloading();
+                        if let Some(shared) = shared.upgrade() {
+                            match server_options(&args, matches) {
+                                Ok(new) => nms::server::reload(&shared, &new),
+                                Err(e) => nms::log::event(
+                                    nms::log::Level::Bad,
+                                    "RELOAD",
+                                    format_args!("settings not reloaded: {e:#}"),
+                                ),
+                            }
+                        }
+                        nms::notify::ready("reloaded");
+                    }
+                    Ok(Signal::Term | Signal::Int) if !stopping => {
+                        stopping = true;
+                        nms::log::event(
+                            nms::log::Level::Info,
+                            "SIGNAL",
+                            "stopping (send the signal again to stop at once)",
+                        );
+                        nms::notify::stopping();
+                        stop_tx.close();
+                    }
+                    Ok(Signal::Term | Signal::Int) => std::process::exit(1),
+                    _ => {}
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        futures_lite::future::or(running.stopped(), async {
+            handle_signals.await;
+            Ok(())
+        })
+        .await
+    })
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
@@ -218,7 +342,33 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         data_dir,
         key,
     };
-    smol::block_on(nms::agent::run(options))
+    agent_until_signalled(options)
+}
+
+/// Runs an agent until SIGTERM or SIGINT (SIGHUP: nothing to reload, said in the log).
+fn agent_until_signalled(options: nms::agent::AgentOptions) -> anyhow::Result<()> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+        .context("cannot handle signals")?;
+    let stop = async move {
+        while let Some(signal) = signals.next().await {
+            match signal {
+                Ok(Signal::Hup) => nms::log::event(
+                    nms::log::Level::Info,
+                    "SIGNAL",
+                    "SIGHUP: the agent's tasks come from the server; its settings are read at start",
+                ),
+                Ok(Signal::Term | Signal::Int) => {
+                    nms::notify::stopping();
+                    return;
+                }
+                _ => {}
+            }
+        }
+    };
+    nms::notify::ready("measuring");
+    smol::block_on(nms::agent::run(options, stop))
 }
 
 /// The API token a client sends (see [`nms::config::client_token`]).

@@ -367,6 +367,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     time_ms,
                     rule,
                     message,
+                    subject: String::new(),
                 }
             },
         )

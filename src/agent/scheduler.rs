@@ -32,7 +32,7 @@ impl Running {
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        for ((rule, kind, _subject), original) in firing {
+        for ((rule, kind, subject), original) in firing {
             self.context.reporter.raise(Alert {
                 alert_id: random_id(),
                 resolves: original,
@@ -45,6 +45,7 @@ impl Running {
                 time_ms: log::now_ms(),
                 rule,
                 message: format!("resolved: the task was {why}"),
+                subject,
             });
         }
     }
@@ -157,6 +158,17 @@ impl Scheduler {
                 "CANCELLED",
                 format_args!("{} (#{task_number})", r.assignment.task_id),
             );
+        }
+    }
+
+    /// Stops every task (the agent is stopping): each worker is cancelled and waited for, so
+    /// the programs it was running (ping, iperf3) are killed before this returns. Alerts that
+    /// are firing stay firing.
+    pub async fn stop(&mut self) {
+        for (_, running) in self.running.drain() {
+            for worker in running._workers {
+                worker.cancel().await;
+            }
         }
     }
 
@@ -431,6 +443,7 @@ fn error_alert(agent: &str, task: &str, kind: AlertType, source: &str, message: 
         time_ms: log::now_ms(),
         rule: format!("probe:{source}"),
         message,
+        subject: String::new(),
     }
 }
 

@@ -75,6 +75,7 @@ impl RaisedAlert {
             time_ms: self.time_ms,
             rule: self.rule.clone(),
             message: self.message.clone(),
+            subject: self.subject.clone(),
         }
     }
 }

@@ -69,14 +69,35 @@ pub const MAX_LIMIT: usize = 100_000;
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves the API on `listener` until the process ends.
-pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
+/// How long requests being answered when the server stops may take to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves the API on `listener` until `shutdown` completes; then accepts nothing more and
+/// gives the requests being answered [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(
+    listener: async_net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use futures_lite::FutureExt;
     let limiter =
         crate::limits::ConnectionLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     let mut backoff = crate::limits::AcceptBackoff::new("HTTP");
     let mut refused = log::Throttle::new(Duration::from_secs(10));
+    let mut open: Vec<smol::Task<()>> = Vec::new();
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                (&mut shutdown).await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else {
+            break;
+        };
+        open.retain(|t| !t.is_finished());
+        let (stream, peer) = match accepted {
             Ok(c) => {
                 backoff.accepted();
                 c
@@ -100,7 +121,7 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
             }
         };
         let shared = shared.clone();
-        smol::spawn(async move {
+        open.push(smol::spawn(async move {
             let _permit = permit;
             let opened = std::time::Instant::now();
             let mut stream = crate::limits::Deadlined::new(
@@ -128,8 +149,22 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
                 .max_buf_size(64 * 1024)
                 .serve_connection(io, service)
                 .await;
+        }));
+    }
+    drop(listener);
+    let grace = async_io::Timer::after(SHUTDOWN_GRACE);
+    let finished = async {
+        for task in &mut open {
+            task.await;
+        }
+    };
+    finished
+        .or(async {
+            grace.await;
         })
-        .detach();
+        .await;
+    for task in open {
+        task.cancel().await;
     }
 }
 
@@ -156,7 +191,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
         m => m.clone(),
     };
     let write = method != Method::GET;
-    if !shared.options.api.allows(&req, write) {
+    if !shared.api().allows(&req, write) {
         let mut reply = error(
             StatusCode::UNAUTHORIZED,
             format!(
@@ -654,7 +689,7 @@ fn status(shared: &Arc<Shared>) -> Reply {
             "authenticated": shared.options.keys.is_keyed(),
             "new_agents_refused": refused_new_agents,
             "alerts_refused": refused_alerts,
-            "alertmanager": shared.alertmanager.as_ref().map(|f| f.status()),
+            "alertmanagers": shared.alertmanagers.iter().map(|f| f.status()).collect::<Vec<_>>(),
         }),
     )
 }

@@ -24,7 +24,6 @@ use crate::nettask::Stats;
 use crate::schema::SampleKind;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 /// Escapes a label value: backslash, double quote and newline.
 fn escape(v: &str) -> String {
@@ -170,7 +169,7 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     );
 
     let s = &shared.store.stats();
-    let mut counters: Vec<(&str, &str, u64)> = vec![
+    let counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
             "Metrics reports stored since start.",
@@ -222,45 +221,53 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             endpoint.unknown_agents,
         ),
     ];
-    if let Some(forwarder) = &shared.alertmanager {
-        let f = forwarder.stats();
-        counters.extend([
-            (
-                "nms_alertmanager_alerts_sent_total",
-                "Alerts (firing, resolved or re-posted) Alertmanager accepted.",
-                f.sent.load(Ordering::Relaxed),
-            ),
-            (
-                "nms_alertmanager_requests_failed_total",
-                "Posts to Alertmanager that failed (retried unless refused).",
-                f.failed_requests.load(Ordering::Relaxed),
-            ),
-            (
-                "nms_alertmanager_alerts_dropped_total",
-                "Alerts not forwarded: queue full, backlog too long, or refused.",
-                f.dropped.load(Ordering::Relaxed),
-            ),
-        ]);
-    }
     for (name, help, v) in counters {
         x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
     }
-    if let Some(forwarder) = &shared.alertmanager {
-        let status = forwarder.status();
-        x.family(
-            "nms_alertmanager_alerts_pending",
-            "gauge",
-            "Alerts waiting to be posted to Alertmanager.",
-            vec![(Vec::new(), status.pending as f64)],
-        );
-        x.family(
-            "nms_alertmanager_alerts_firing",
-            "gauge",
-            "Alerts forwarded to Alertmanager that are still firing.",
-            vec![(Vec::new(), status.firing as f64)],
-        );
-    }
+    alertmanager_families(&mut x, shared);
     x.out
+}
+
+/// The forwarders' counters and gauges, one series per Alertmanager (label `alertmanager`,
+/// its URL without credentials).
+fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
+    let statuses: Vec<_> = shared.alertmanagers.iter().map(|f| f.status()).collect();
+    let per = |pick: fn(&super::alertmanager::ForwardStatus) -> u64| -> Vec<(Labels<'_>, f64)> {
+        statuses
+            .iter()
+            .map(|s| (vec![("alertmanager", s.url.as_str())], pick(s) as f64))
+            .collect()
+    };
+    x.family(
+        "nms_alertmanager_alerts_sent_total",
+        "counter",
+        "Alerts (firing, resolved or re-posted) Alertmanager accepted.",
+        per(|s| s.sent),
+    );
+    x.family(
+        "nms_alertmanager_requests_failed_total",
+        "counter",
+        "Posts to Alertmanager that failed (retried unless refused).",
+        per(|s| s.failed_requests),
+    );
+    x.family(
+        "nms_alertmanager_alerts_dropped_total",
+        "counter",
+        "Alerts not forwarded: queue full, backlog too long, or refused.",
+        per(|s| s.dropped),
+    );
+    x.family(
+        "nms_alertmanager_alerts_pending",
+        "gauge",
+        "Alerts waiting to be posted to Alertmanager.",
+        per(|s| s.pending),
+    );
+    x.family(
+        "nms_alertmanager_alerts_firing",
+        "gauge",
+        "Alerts forwarded to Alertmanager that are still firing.",
+        per(|s| s.firing),
+    );
 }
 
 /// Whether a stored record belongs to a task and target that are still measured: the task is
