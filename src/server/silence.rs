@@ -436,10 +436,17 @@ mod tests {
         .contains("needs an end"));
         assert!(err(SilenceRequest {
             duration: None,
+            starts: Some(serde_json::json!(1000)),
             ends: Some(serde_json::json!(5000)),
             ..base.clone()
         })
         .contains("in the past"));
+        assert!(err(SilenceRequest {
+            duration: None,
+            ends: Some(serde_json::json!(5000)),
+            ..base.clone()
+        })
+        .contains("not after starts"));
         assert!(err(SilenceRequest {
             duration: Some("soon".into()),
             ..base.clone()
