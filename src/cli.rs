@@ -35,12 +35,17 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Load-test a server with simulated agents and measure it against the loopback ceiling.
     Bench(BenchArgs),
-    /// Manage a running server's agents: `nms agents forget NAME`.
+    /// A running server's agents: `nms agents list`, `nms agents forget NAME`.
     Agents(AgentsArgs),
+    /// A running server's tasks: `nms tasks list`, `nms tasks remove TASK_ID`.
+    Tasks(TasksArgs),
+    /// A running server's alerts: list, acknowledge, silence.
+    Alerts(AlertsArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
+    nms agents list\n  \
     nms agents forget edge-router-1\n  \
     nms agents forget --server http://127.0.0.1:9470 --api-token-file /etc/nms/api-token r1")]
 pub struct AgentsArgs {
@@ -50,17 +55,17 @@ pub struct AgentsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
-    /// Forget an agent: its registration and session go (its stored data stays); a running
-    /// agent of that name registers again, under a new id.
+    /// List the agents: name, id, state, address, last seen, tasks.
+    List(ApiArgs),
+    /// Forget an agent: its registration and session go (its stored data stays, and the
+    /// tasks that name it keep naming it), its firing alerts are resolved; a running agent of
+    /// that name registers again, under a new id.
     Forget(ForgetArgs),
 }
 
+/// How a client reaches the HTTP API, and how it prints the answer.
 #[derive(Debug, Args)]
-pub struct ForgetArgs {
-    /// The agent's name.
-    #[arg(value_name = "NAME")]
-    pub name: String,
-
+pub struct ApiArgs {
     /// The server's HTTP API.
     #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
     pub server: String,
@@ -71,6 +76,158 @@ pub struct ForgetArgs {
     /// Print the server's JSON answer instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The agent's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms tasks list\n  \
+    nms tasks remove bench")]
+pub struct TasksArgs {
+    #[command(subcommand)]
+    pub command: TasksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List the loaded tasks: id, number, where each came from, devices.
+    List(ApiArgs),
+    /// Remove a task posted with send-task: its agents are sent CANCEL, its saved copy is
+    /// deleted, its firing alerts are resolved (a task from a --config file stays: edit the
+    /// file and reload the server).
+    Remove(RemoveTaskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveTaskArgs {
+    /// The task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms alerts list --firing\n  \
+    nms alerts ack 3f2a9c1d00b4e871 --comment 'replacing the fan'\n  \
+    nms alerts silence --agent edge-router-1 --duration 2h --comment 'firmware upgrade'\n  \
+    nms alerts silence --kind packet_loss --task uplinks --from 2026-12-01T22:00:00Z --until 2026-12-02T02:00:00Z\n  \
+    nms alerts silences\n  \
+    nms alerts expire 9d0c4b2a11e7f305")]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: AlertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List stored alerts (newest last), or only those firing now with --firing.
+    List(AlertsListArgs),
+    /// Acknowledge an alert: who (default: $USER), when, a comment; shown on the status page
+    /// and in /api/alerts. It still fires and is still forwarded.
+    Ack(AckArgs),
+    /// Set a silence (a maintenance window): alerts it matches leave the page's firing list,
+    /// /metrics' firing gauges and Alertmanager until it ends.
+    Silence(SilenceArgs),
+    /// List the silences (in force, to come, and those ended in the last week).
+    Silences(ApiArgs),
+    /// End a silence now.
+    Expire(ExpireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsListArgs {
+    /// Only the alerts firing now (silenced ones included, and marked).
+    #[arg(long)]
+    pub firing: bool,
+
+    /// Only this agent's alerts.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Most alerts listed.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The alert's id (16 hex digits, as `nms alerts list` shows it).
+    #[arg(value_name = "ALERT_ID")]
+    pub alert_id: String,
+
+    /// Who acknowledges it [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+
+    /// Why, or what is being done.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub comment: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    /// Silence this agent's alerts (`*` matches any text: `edge-*`).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Silence this task's alerts (`*` allowed).
+    #[arg(long, value_name = "TASK_ID")]
+    pub task: Option<String>,
+
+    /// Silence alerts of this kind (cpu, ram, packet_loss, agent_down, ...).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+
+    /// When it starts (RFC 3339 or Unix ms) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// When it ends (RFC 3339 or Unix ms).
+    #[arg(long, value_name = "TIME", conflicts_with = "duration", required_unless_present = "duration")]
+    pub until: Option<String>,
+
+    /// How long it lasts from its start (30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Why (shown on the status page).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub comment: String,
+
+    /// Who sets it [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// The silence's id (as `nms alerts silences` shows it).
+    #[arg(value_name = "SILENCE_ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

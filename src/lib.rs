@@ -3,6 +3,7 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod act;
 pub mod agent;
 pub mod alertflow;
 pub mod bench;

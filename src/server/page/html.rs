@@ -7,7 +7,6 @@ use super::escape::Escaped;
 use super::format;
 use super::series::{Graph, Samples};
 use super::{AgentStatus, REFRESH_S, StatusPage};
-use crate::store::AlertRecord;
 use crate::wire::Severity;
 use std::fmt::Write;
 
@@ -338,6 +337,7 @@ fn alerts(out: &mut String, page: &StatusPage) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::AlertRecord;
     use crate::server::page::series::{Metric, Point};
     use crate::wire::AlertType;
 
