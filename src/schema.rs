@@ -17,6 +17,11 @@ pub enum Rollup {
     /// A per-second rate measured over the report's interval (interface traffic): the mean is
     /// the interval's average rate, min and max its extremes.
     Rate,
+    /// A counter that only grows, except when its source starts again (an interface's
+    /// received bytes, the pings a work item sent): the newest value is what it counts now,
+    /// and an interval's growth is max minus min while it did not start again. Exported as a
+    /// Prometheus counter (`_total`).
+    Counter,
 }
 
 /// The kind of sample a field belongs to.
@@ -46,6 +51,16 @@ pub enum Field {
     PacketsPerSec = 10,
     BytesPerSec = 11,
     ErrorsPerSec = 12,
+    RxBytes = 13,
+    TxBytes = 14,
+    RxPackets = 15,
+    TxPackets = 16,
+    RxErrors = 17,
+    TxErrors = 18,
+    RxDropped = 19,
+    TxDropped = 20,
+    PingSent = 21,
+    PingReceived = 22,
 }
 
 /// What the schema says of one field.
@@ -100,8 +115,33 @@ impl FieldDef {
     }
 }
 
+/// An interface counter's schema entry.
+const fn interface_counter(
+    field: Field,
+    name: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    prometheus: &'static str,
+    help: &'static str,
+) -> FieldDef {
+    FieldDef {
+        field,
+        sample: SampleKind::Interface,
+        name,
+        key: name,
+        label,
+        unit,
+        prometheus,
+        prometheus_divisor: 1.0,
+        help,
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    }
+}
+
 /// The schema, indexed by `Field as usize`.
-pub const FIELDS: [FieldDef; 13] = [
+pub const FIELDS: [FieldDef; 23] = [
     FieldDef {
         field: Field::CpuPercent,
         sample: SampleKind::Cpu,
@@ -284,6 +324,98 @@ pub const FIELDS: [FieldDef; 13] = [
         decimals: 2,
         distribution: false,
     },
+    interface_counter(
+        Field::RxBytes,
+        "rx_bytes",
+        "Received",
+        "B",
+        "nms_interface_receive_bytes_total",
+        "Bytes received on the interface (the kernel's counter).",
+    ),
+    interface_counter(
+        Field::TxBytes,
+        "tx_bytes",
+        "Transmitted",
+        "B",
+        "nms_interface_transmit_bytes_total",
+        "Bytes transmitted on the interface (the kernel's counter).",
+    ),
+    interface_counter(
+        Field::RxPackets,
+        "rx_packets",
+        "Received",
+        "packets",
+        "nms_interface_receive_packets_total",
+        "Packets received on the interface.",
+    ),
+    interface_counter(
+        Field::TxPackets,
+        "tx_packets",
+        "Transmitted",
+        "packets",
+        "nms_interface_transmit_packets_total",
+        "Packets transmitted on the interface.",
+    ),
+    interface_counter(
+        Field::RxErrors,
+        "rx_errors",
+        "Receive errors",
+        "errors",
+        "nms_interface_receive_errors_total",
+        "Receive errors on the interface.",
+    ),
+    interface_counter(
+        Field::TxErrors,
+        "tx_errors",
+        "Transmit errors",
+        "errors",
+        "nms_interface_transmit_errors_total",
+        "Transmit errors on the interface.",
+    ),
+    interface_counter(
+        Field::RxDropped,
+        "rx_dropped",
+        "Receive drops",
+        "packets",
+        "nms_interface_receive_drop_total",
+        "Received packets the interface dropped (/sys/class/net/IF/statistics/rx_dropped).",
+    ),
+    interface_counter(
+        Field::TxDropped,
+        "tx_dropped",
+        "Transmit drops",
+        "packets",
+        "nms_interface_transmit_drop_total",
+        "Packets to transmit the interface dropped (/sys/class/net/IF/statistics/tx_dropped).",
+    ),
+    FieldDef {
+        field: Field::PingSent,
+        sample: SampleKind::Ping,
+        name: "ping_sent",
+        key: "sent",
+        label: "Sent",
+        unit: "packets",
+        prometheus: "nms_ping_packets_sent_total",
+        prometheus_divisor: 1.0,
+        help: "Echo requests sent towards the destination since the agent started the work.",
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::PingReceived,
+        sample: SampleKind::Ping,
+        name: "ping_received",
+        key: "received",
+        label: "Received",
+        unit: "packets",
+        prometheus: "nms_ping_packets_received_total",
+        prometheus_divisor: 1.0,
+        help: "Echo replies received from the destination since the agent started the work.",
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    },
 ];
 
 impl Field {
@@ -334,23 +466,42 @@ pub fn transport_name(t: Transport) -> &'static str {
 }
 
 /// The values a sample carries, in schema order, with NaN (not measured) included: the one
-/// place where a sample's variants meet the schema.
-pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, f32)>) {
+/// place where a sample's variants meet the schema. Wire `f32`s are widened to the `f64` with
+/// the same shortest decimal form ([`widen`]); counters are exact.
+pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, f64)>) {
+    let counter = |v: Option<u64>| v.map_or(f64::NAN, |v| v as f64);
     match sample {
-        Sample::Cpu { percent } => (SampleKind::Cpu, None, vec![(Field::CpuPercent, *percent)]),
-        Sample::Ram { percent } => (SampleKind::Ram, None, vec![(Field::RamPercent, *percent)]),
+        Sample::Cpu { percent } => (
+            SampleKind::Cpu,
+            None,
+            vec![(Field::CpuPercent, widen(*percent))],
+        ),
+        Sample::Ram { percent } => (
+            SampleKind::Ram,
+            None,
+            vec![(Field::RamPercent, widen(*percent))],
+        ),
         Sample::Interface {
             name,
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
+            counters,
         } => (
             SampleKind::Interface,
             Some(name.as_str()),
             vec![
-                (Field::PacketsPerSec, *packets_per_sec),
-                (Field::BytesPerSec, *bytes_per_sec),
-                (Field::ErrorsPerSec, *errors_per_sec),
+                (Field::PacketsPerSec, widen(*packets_per_sec)),
+                (Field::BytesPerSec, widen(*bytes_per_sec)),
+                (Field::ErrorsPerSec, widen(*errors_per_sec)),
+                (Field::RxBytes, counter(counters.rx_bytes)),
+                (Field::TxBytes, counter(counters.tx_bytes)),
+                (Field::RxPackets, counter(counters.rx_packets)),
+                (Field::TxPackets, counter(counters.tx_packets)),
+                (Field::RxErrors, counter(counters.rx_errors)),
+                (Field::TxErrors, counter(counters.tx_errors)),
+                (Field::RxDropped, counter(counters.rx_dropped)),
+                (Field::TxDropped, counter(counters.tx_dropped)),
             ],
         ),
         Sample::Ping {
@@ -359,15 +510,19 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             rtt_max_ms,
             jitter_ms,
             loss_percent,
+            sent,
+            received,
         } => (
             SampleKind::Ping,
             None,
             vec![
-                (Field::RttMinMs, *rtt_min_ms),
-                (Field::RttAvgMs, *rtt_avg_ms),
-                (Field::RttMaxMs, *rtt_max_ms),
-                (Field::JitterMs, *jitter_ms),
-                (Field::LossPercent, *loss_percent),
+                (Field::RttMinMs, widen(*rtt_min_ms)),
+                (Field::RttAvgMs, widen(*rtt_avg_ms)),
+                (Field::RttMaxMs, widen(*rtt_max_ms)),
+                (Field::JitterMs, widen(*jitter_ms)),
+                (Field::LossPercent, widen(*loss_percent)),
+                (Field::PingSent, *sent as f64),
+                (Field::PingReceived, *received as f64),
             ],
         ),
         Sample::Iperf {
@@ -379,9 +534,9 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             SampleKind::Iperf,
             Some(transport_name(*transport)),
             vec![
-                (Field::BandwidthBps, *bandwidth_bps),
-                (Field::IperfJitterMs, *jitter_ms),
-                (Field::IperfLossPercent, *loss_percent),
+                (Field::BandwidthBps, widen(*bandwidth_bps)),
+                (Field::IperfJitterMs, widen(*jitter_ms)),
+                (Field::IperfLossPercent, widen(*loss_percent)),
             ],
         ),
     }
@@ -406,7 +561,7 @@ pub fn readings(samples: &[Sample]) -> Vec<Reading> {
                 out.push(Reading {
                     field,
                     instance: instance.map(str::to_string),
-                    value: widen(v),
+                    value: v,
                 });
             }
         }
@@ -451,6 +606,8 @@ mod tests {
                 rtt_max_ms: f32::NAN,
                 jitter_ms: f32::NAN,
                 loss_percent: 100.0,
+                received: 0,
+                sent: 0,
             },
             Sample::Iperf {
                 transport: Transport::Udp,

@@ -206,6 +206,7 @@ fn sample() -> impl Strategy<Value = Sample> {
                 packets_per_sec: p,
                 bytes_per_sec: b,
                 errors_per_sec: e,
+                counters: Default::default(),
             }
         }),
         (measured(), measured(), measured(), measured(), measured()).prop_map(
@@ -215,6 +216,8 @@ fn sample() -> impl Strategy<Value = Sample> {
                 rtt_max_ms,
                 jitter_ms,
                 loss_percent,
+                received: 0,
+                sent: 0,
             }
         ),
         (transport(), measured(), measured(), measured()).prop_map(

@@ -203,13 +203,22 @@ async fn work(ctx: Arc<TaskContext>, item: WorkItem, iperf_lock: Arc<AsyncMutex<
     };
     async_io::Timer::after(first_delay).await;
     let mut last_error: Option<String> = None;
+    // Echo requests and replies of this worker so far: ping samples carry counters.
+    let mut ping_totals = (0u64, 0u64);
     let mut next = Instant::now();
     loop {
         let started = Instant::now();
         let outcome = measure(&item, frequency, sampler.as_mut(), &iperf_lock).await;
         let source = source_name(&item);
         match outcome {
-            Ok((samples, errors)) => {
+            Ok((mut samples, errors)) => {
+                for sample in &mut samples {
+                    if let Sample::Ping { sent, received, .. } = sample {
+                        ping_totals.0 += *sent;
+                        ping_totals.1 += *received;
+                        (*sent, *received) = ping_totals;
+                    }
+                }
                 for e in &errors {
                     let text = e.to_string();
                     if last_error.as_deref() != Some(&text) {

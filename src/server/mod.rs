@@ -1155,6 +1155,8 @@ pub fn summarize(r: &Report) -> String {
                 reading.instance.as_deref().unwrap_or("?")
             ),
             Field::RttMinMs | Field::RttMaxMs => continue,
+            // Counters (interface totals, pings sent) are for Prometheus, not for this line.
+            _ if def.rollup == crate::schema::Rollup::Counter => continue,
             _ if def.sample == SampleKind::Interface => {
                 interfaces
                     .entry(reading.instance.as_deref().unwrap_or("?"))
