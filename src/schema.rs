@@ -606,8 +606,18 @@ mod tests {
                 rtt_max_ms: f32::NAN,
                 jitter_ms: f32::NAN,
                 loss_percent: 100.0,
+                sent: 3,
                 received: 0,
-                sent: 0,
+            },
+            Sample::Interface {
+                name: "eth1".into(),
+                packets_per_sec: f32::NAN,
+                bytes_per_sec: f32::NAN,
+                errors_per_sec: f32::NAN,
+                counters: crate::wire::InterfaceCounters {
+                    rx_bytes: Some(u64::from(u32::MAX) * 4),
+                    ..Default::default()
+                },
             },
             Sample::Iperf {
                 transport: Transport::Udp,
@@ -622,10 +632,16 @@ mod tests {
             fields,
             vec![
                 (Field::LossPercent, None),
+                (Field::PingSent, None),
+                (Field::PingReceived, None),
+                (Field::RxBytes, Some("eth1")),
                 (Field::BandwidthBps, Some("udp")),
                 (Field::IperfJitterMs, Some("udp")),
                 (Field::IperfLossPercent, Some("udp")),
             ]
         );
+        // Counters are exact, beyond what an f32 holds.
+        assert_eq!(r[3].value, (u64::from(u32::MAX) * 4) as f64);
+        assert_eq!(Field::RxBytes.def().quantize(r[3].value), Some(17_179_869_180));
     }
 }

@@ -106,6 +106,12 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
     {
         anyhow::bail!("server address {server:?}: port {port} is out of range (1-65535)");
     }
+    if let Some((_, port)) = server.rsplit_once(':')
+        && port.parse::<u16>() == Ok(0)
+        && !server.ends_with(']')
+    {
+        anyhow::bail!("server address {server:?}: port 0 is not a port a server listens on");
+    }
     let with_port = if server.parse::<SocketAddr>().is_ok() {
         server.to_string()
     } else if server.parse::<std::net::IpAddr>().is_ok() {
@@ -447,6 +453,13 @@ fn tool_capabilities() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_0_is_no_server_address() {
+        let e = resolve_server("127.0.0.1:0").unwrap_err().to_string();
+        assert!(e.contains("port 0"), "{e}");
+        assert!(resolve_server("127.0.0.1:8081").is_ok());
+    }
 
     #[test]
     fn report_times_never_repeat() {

@@ -147,7 +147,9 @@ impl Dispatch {
                             path: p.to_path_buf(),
                             source: std::io::Error::new(
                                 std::io::ErrorKind::NotFound,
-                                "not included in the upload",
+                                "the task names this rule file, but it was not sent with the task \
+                                 and is not on the server at that path (nms send-task sends the \
+                                 rule files a task names, relative to the task file's folder)",
                             ),
                         })
                 })?;

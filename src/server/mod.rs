@@ -120,6 +120,48 @@ pub struct State {
     pub refused_new_agents: u64,
     pub refused_alerts: u64,
     throttles: Throttles,
+    /// Recent registrations of each name, to tell two agents sharing one `--id`.
+    shared_names: SharedNames,
+}
+
+/// Two agents started with the same `--id` take the name from each other in turn: each
+/// registration of one ends the other's session, which registers again. Registrations of a
+/// name that alternate between two addresses (A, B, A within a minute) say so; an agent that
+/// restarted (A, then B for good) does not.
+#[derive(Debug)]
+struct SharedNames {
+    recent: std::collections::HashMap<String, Vec<(SocketAddr, u64)>>,
+    warned: log::Throttles<String>,
+}
+
+impl SharedNames {
+    const WINDOW_MS: u64 = 60_000;
+
+    /// Notes a registration; returns the other address when the name is shared.
+    fn registered(&mut self, name: &str, from: SocketAddr, now_ms: u64) -> Option<SocketAddr> {
+        if self.recent.len() > 100_000 {
+            self.recent.clear();
+        }
+        let list = self.recent.entry(name.to_string()).or_default();
+        list.retain(|(_, t)| now_ms.saturating_sub(*t) < Self::WINDOW_MS);
+        list.push((from, now_ms));
+        if list.len() > 3 {
+            list.remove(0);
+        }
+        match list.as_slice() {
+            [.., (a, _), (b, _), (c, _)] if a == c && a != b => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl Default for SharedNames {
+    fn default() -> Self {
+        SharedNames {
+            recent: Default::default(),
+            warned: log::Throttles::new(Duration::from_secs(60), 10_000),
+        }
+    }
 }
 
 /// Reports on their way to the store, with the acknowledgements they hold.
@@ -541,6 +583,7 @@ pub async fn run(
             refused_new_agents: 0,
             refused_alerts: 0,
             throttles: Throttles::default(),
+            shared_names: SharedNames::default(),
         }),
         commands: command_tx,
         store,
@@ -1059,7 +1102,26 @@ fn admit_registration(
             registration.time_ms,
             registration.instance,
         ) {
-            Ok(id) => return Some(id),
+            Ok(id) => {
+                if let Some(other) = state
+                    .shared_names
+                    .registered(&registration.name, from, now_ms)
+                    && let Some(held_back) =
+                        state.shared_names.warned.allow(registration.name.clone(), now_ms)
+                {
+                    log::event(
+                        Level::Bad,
+                        "DUPLICATE",
+                        format_args!(
+                            "two agents use the name {}: from {from} and from {other} they take \
+                             it from each other in turn; give each its own --id{}",
+                            registration.name,
+                            log::held_back_note(held_back)
+                        ),
+                    );
+                }
+                return Some(id);
+            }
             Err(e) => e.to_string(),
         },
     };
@@ -1674,5 +1736,25 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
             }
             Err(e) => Err(Box::new(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedNames;
+
+    #[test]
+    fn alternating_addresses_are_two_agents_and_a_restart_is_not() {
+        let a = "192.0.2.1:5000".parse().unwrap();
+        let b = "192.0.2.2:5000".parse().unwrap();
+        let mut names = SharedNames::default();
+        assert_eq!(names.registered("r1", a, 0), None);
+        assert_eq!(names.registered("r1", b, 1000), None, "a restart from elsewhere");
+        assert_eq!(names.registered("r1", b, 2000), None);
+        assert_eq!(names.registered("r1", a, 3000), None, "B B A is not alternating");
+        assert_eq!(names.registered("r1", b, 4000), Some(a), "B A B");
+        assert_eq!(names.registered("r2", a, 0), None);
+        assert_eq!(names.registered("r2", b, 1000), None);
+        assert_eq!(names.registered("r2", a, 90_000), None, "more than a minute apart");
     }
 }
