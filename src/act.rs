@@ -125,7 +125,10 @@ pub async fn agents(
     }
     write(
         out,
-        &table(&["NAME", "ID", "STATE", "ADDRESS", "LAST SEEN", "TASKS"], &rows),
+        &table(
+            &["NAME", "ID", "STATE", "ADDRESS", "LAST SEEN", "TASKS"],
+            &rows,
+        ),
     )
 }
 
@@ -141,10 +144,16 @@ pub async fn forget(
     if output == Output::Json {
         return json_out(out, &v);
     }
-    let id = v["id"].as_u64().map(|id| format!(" (agent {id})")).unwrap_or_default();
+    let id = v["id"]
+        .as_u64()
+        .map(|id| format!(" (agent {id})"))
+        .unwrap_or_default();
     write(
         out,
-        &format!("forgot {}{id}; its firing alerts are resolved\n", cell(&json!(name))),
+        &format!(
+            "forgot {}{id}; its firing alerts are resolved\n",
+            cell(&json!(name))
+        ),
     )
 }
 
@@ -271,12 +280,21 @@ pub async fn alerts(
         })
         .collect();
     if rows.is_empty() {
-        return write(out, if firing { "nothing is firing\n" } else { "no alerts\n" });
+        return write(
+            out,
+            if firing {
+                "nothing is firing\n"
+            } else {
+                "no alerts\n"
+            },
+        );
     }
     write(
         out,
         &table(
-            &["ALERT", "SINCE", "AGENT", "TASK", "KIND", "SEVERITY", "STATE", "ACK", "MESSAGE"],
+            &[
+                "ALERT", "SINCE", "AGENT", "TASK", "KIND", "SEVERITY", "STATE", "ACK", "MESSAGE",
+            ],
             &rows,
         ),
     )
@@ -382,7 +400,9 @@ pub async fn silences(
     write(
         out,
         &table(
-            &["SILENCE", "STATE", "MATCHES", "FROM", "UNTIL", "BY", "COMMENT"],
+            &[
+                "SILENCE", "STATE", "MATCHES", "FROM", "UNTIL", "BY", "COMMENT",
+            ],
             &rows,
         ),
     )
@@ -419,7 +439,10 @@ mod tests {
     fn tables_pad_every_column_but_the_last() {
         let t = table(
             &["A", "LONGER"],
-            &[vec!["abc".into(), "x".into()], vec!["d".into(), "yy".into()]],
+            &[
+                vec!["abc".into(), "x".into()],
+                vec!["d".into(), "yy".into()],
+            ],
         );
         assert_eq!(t, "A    LONGER\nabc  x\nd    yy\n");
     }

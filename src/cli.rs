@@ -201,7 +201,12 @@ pub struct SilenceArgs {
     pub from: Option<String>,
 
     /// When it ends (RFC 3339 or Unix ms).
-    #[arg(long, value_name = "TIME", conflicts_with = "duration", required_unless_present = "duration")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "duration",
+        required_unless_present = "duration"
+    )]
     pub until: Option<String>,
 
     /// How long it lasts from its start (30m, 2h, 1d).
@@ -591,9 +596,13 @@ pub struct InspectArgs {
     pub watch: bool,
 
     /// Explain this task file instead (no server needed): its validation, measurements,
-    /// thresholds, and the rhai each rule compiles to.
+    /// thresholds and rules.
     #[arg(long, value_name = "FILE")]
     pub task: Option<PathBuf>,
+
+    /// With --task: also print the rhai each threshold compiles to.
+    #[arg(long, requires = "task")]
+    pub rhai: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

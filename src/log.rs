@@ -403,7 +403,9 @@ mod tests {
         assert_eq!(LogOptions::level_for(1, 0), Level::Debug);
         assert_eq!(LogOptions::level_for(0, 1), Level::Warn);
         assert_eq!(LogOptions::level_for(0, 2), Level::Bad);
-        assert!(Level::Bad > Level::Warn && Level::Warn > Level::Good && Level::Info > Level::Debug);
+        assert!(
+            Level::Bad > Level::Warn && Level::Warn > Level::Good && Level::Info > Level::Debug
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
     AgentArgs, AgentsArgs, AgentsCommand, AlertsArgs, AlertsCommand, ApiArgs, BenchArgs, Cli,
-    ColorWhen, Command, CompletionsArgs, DecodeArgs, InspectArgs, LogArgs, LogFormat,
-    SendTaskArgs, ServerArgs, TasksArgs, TasksCommand, TokenArgs,
+    ColorWhen, Command, CompletionsArgs, DecodeArgs, InspectArgs, LogArgs, LogFormat, SendTaskArgs,
+    ServerArgs, TasksArgs, TasksCommand, TokenArgs,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -125,7 +125,11 @@ fn server_options(
     };
     let http: std::net::SocketAddr = pick!(http, "http");
     let insecure = args.insecure_api || file.insecure_api.unwrap_or(false);
-    let token = match args.api_token_file.clone().or(file.api_token_file.map(path)) {
+    let token = match args
+        .api_token_file
+        .clone()
+        .or(file.api_token_file.map(path))
+    {
         Some(file) => Some(nms::config::read_token(&file)?),
         None if insecure => None,
         None if http.ip().is_loopback() => {
@@ -219,7 +223,12 @@ fn server_options(
 }
 
 /// `value`, or an error naming `flag` when it is outside `min..=max`.
-fn within<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, min: T, max: T) -> anyhow::Result<T> {
+fn within<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
     if value < min || value > max {
         anyhow::bail!("{flag} {value}: must be between {min} and {max}");
     }
@@ -235,7 +244,10 @@ fn alertmanager_targets(
 ) -> anyhow::Result<Vec<nms::server::alertmanager::Target>> {
     let path = |p: PathBuf| nms::config::relative_to(from, p);
     let urls = if args.alertmanagers.is_empty() {
-        file.alertmanager.clone().map(|a| a.into_list()).unwrap_or_default()
+        file.alertmanager
+            .clone()
+            .map(|a| a.into_list())
+            .unwrap_or_default()
     } else {
         args.alertmanagers.clone()
     };
@@ -260,8 +272,8 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
     use futures_lite::StreamExt;
     let options = server_options(&args, matches)?;
     // Registered before the server starts, so a signal in between is not lost.
-    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
-        .context("cannot handle signals")?;
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup]).context("cannot handle signals")?;
     smol::block_on(async {
         let listeners = nms::server::Listeners::bind(&options).await?;
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
@@ -352,8 +364,8 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
 fn agent_until_signalled(options: nms::agent::AgentOptions) -> anyhow::Result<()> {
     use async_signal::{Signal, Signals};
     use futures_lite::StreamExt;
-    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
-        .context("cannot handle signals")?;
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup]).context("cannot handle signals")?;
     let stop = async move {
         while let Some(signal) = signals.next().await {
             match signal {
@@ -406,7 +418,7 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
             // An invalid file is the one error line on standard error.
             Err(_) => String::new(),
             Ok(_) => {
-                let mut text = nms::inspect::task_file::render(&check, color);
+                let mut text = nms::inspect::task_file::render(&check, color, args.rhai);
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
@@ -431,13 +443,17 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
             nms::inspect::Output::Text { color }
         },
         watch: args.watch,
+        clear_screen: std::io::stdout().is_terminal(),
     };
     smol::block_on(nms::inspect::run(&options, &mut std::io::stdout().lock()))?;
     Ok(())
 }
 
 /// Runs one operator verb against the HTTP API, printing to standard output.
-fn act<F>(api: &ApiArgs, verb: impl FnOnce(String, Option<String>, nms::act::Output) -> F) -> anyhow::Result<()>
+fn act<F>(
+    api: &ApiArgs,
+    verb: impl FnOnce(String, Option<String>, nms::act::Output) -> F,
+) -> anyhow::Result<()>
 where
     F: std::future::Future<Output = Result<Vec<u8>, nms::act::ActError>>,
 {
@@ -456,7 +472,10 @@ where
 
 /// Who the operator is, for acknowledgements and silences: `--by`, else `$USER`.
 fn operator(by: Option<String>) -> anyhow::Result<String> {
-    match by.or_else(|| std::env::var("USER").ok()).filter(|b| !b.trim().is_empty()) {
+    match by
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.trim().is_empty())
+    {
         Some(by) => Ok(by),
         None => anyhow::bail!("say who you are with --by NAME ($USER is not set)"),
     }

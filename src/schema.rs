@@ -642,6 +642,9 @@ mod tests {
         );
         // Counters are exact, beyond what an f32 holds.
         assert_eq!(r[3].value, (u64::from(u32::MAX) * 4) as f64);
-        assert_eq!(Field::RxBytes.def().quantize(r[3].value), Some(17_179_869_180));
+        assert_eq!(
+            Field::RxBytes.def().quantize(r[3].value),
+            Some(17_179_869_180)
+        );
     }
 }

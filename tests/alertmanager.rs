@@ -272,7 +272,10 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
         &mut [&mut server.process, &mut am],
         || active(&am_url, &down_labels).into_iter().next(),
     );
-    let down_id = down["annotations"]["alert_id"].as_str().unwrap().to_string();
+    let down_id = down["annotations"]["alert_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Alertmanager does not tell of an alert resolved before it notified of it firing.
     wait_for(
         "agent_down notified as firing",
@@ -386,7 +389,11 @@ fn a_restart_while_an_alert_fires_keeps_exactly_one_firing_copy_in_alertmanager(
     ];
     let mut server = NmsServer::start(dir.path(), &args);
     let mut agent = server.agent(dir.path(), "edge");
-    let labels = [("alertname", "NmsRam"), ("agent", "edge"), ("task", "restart")];
+    let labels = [
+        ("alertname", "NmsRam"),
+        ("agent", "edge"),
+        ("task", "restart"),
+    ];
     let before = wait_for(
         "the RAM alert active in Alertmanager",
         Duration::from_secs(30),
@@ -427,7 +434,12 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
     let task = ram_task(dir.path(), "quiet", &["edge"]);
     let mut server = NmsServer::start(
         dir.path(),
-        &["--config", task.to_str().unwrap(), "--alertmanager", &am_url],
+        &[
+            "--config",
+            task.to_str().unwrap(),
+            "--alertmanager",
+            &am_url,
+        ],
     );
     // Silenced before the agent starts: its RAM alert never reaches Alertmanager while the
     // silence lasts.
@@ -456,8 +468,14 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
     );
     assert_eq!(held["silenced_by"], silence["id"], "{held}");
     let page = live::get_text(&server.http, "/").unwrap_or_default();
-    assert!(page.contains("silenced (see Silences)"), "the page's firing list holds it back");
-    assert!(active(&am_url, &labels).is_empty(), "a silenced alert reached Alertmanager");
+    assert!(
+        page.contains("silenced (see Silences)"),
+        "the page's firing list holds it back"
+    );
+    assert!(
+        active(&am_url, &labels).is_empty(),
+        "a silenced alert reached Alertmanager"
+    );
     // The silence ends: the alert, still firing, arrives.
     let arrived = wait_for(
         "the RAM alert in Alertmanager once the silence ended",
@@ -468,14 +486,18 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
     assert_eq!(arrived["annotations"]["alert_id"], held["alert_id"]);
     let metrics = live::get_text(&server.http, "/metrics").unwrap_or_default();
     assert!(
-        metrics.lines().any(|l| l.starts_with("nms_alert_firing{") && l.contains("NmsRam")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("nms_alert_firing{") && l.contains("NmsRam")),
         "{metrics}"
     );
 }
 
 /// A CA and a certificate for `localhost` it signed, made with openssl: (CA certificate,
 /// server certificate, server key).
-fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let openssl = require("openssl", "openssl");
     let run = |args: &[&str]| {
         let status = std::process::Command::new(&openssl)
@@ -488,12 +510,31 @@ fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
         assert!(status.success(), "openssl {args:?} failed");
     };
     run(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=nms test CA",
-        "-keyout", "ca.key", "-out", "ca.crt",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=nms test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
     ]);
     run(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "am.key",
-        "-out", "am.csr",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "am.key",
+        "-out",
+        "am.csr",
     ]);
     std::fs::write(
         dir.join("am.ext"),
@@ -501,8 +542,21 @@ fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
     )
     .unwrap();
     run(&[
-        "x509", "-req", "-in", "am.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "am.ext", "-out", "am.crt",
+        "x509",
+        "-req",
+        "-in",
+        "am.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "am.ext",
+        "-out",
+        "am.crt",
     ]);
     (dir.join("ca.crt"), dir.join("am.crt"), dir.join("am.key"))
 }
@@ -546,9 +600,15 @@ fn https_with_a_ca_file_and_credentials_that_never_reach_the_log() {
     );
     let status = live::get_json(&server.http, "/api/status").unwrap();
     let text = status.to_string();
-    assert!(!text.contains("s3cret"), "credentials in /api/status: {text}");
+    assert!(
+        !text.contains("s3cret"),
+        "credentials in /api/status: {text}"
+    );
     assert_eq!(status["alertmanagers"][0]["authenticated"], true);
-    assert!(!server.process.output().contains("s3cret"), "credentials in the log");
+    assert!(
+        !server.process.output().contains("s3cret"),
+        "credentials in the log"
+    );
 }
 
 #[test]
@@ -632,7 +692,9 @@ fn credentials_are_sent_to_every_alertmanager_and_shown_nowhere() {
     let metrics = live::get_text(&server.http, "/metrics").unwrap_or_default();
     for url in &urls {
         assert!(
-            metrics.contains(&format!("nms_alertmanager_alerts_sent_total{{alertmanager=\"{url}\"}}")),
+            metrics.contains(&format!(
+                "nms_alertmanager_alerts_sent_total{{alertmanager=\"{url}\"}}"
+            )),
             "{metrics}"
         );
     }

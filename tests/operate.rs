@@ -86,11 +86,20 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let posted = dir.path().join("posted.json");
     std::fs::write(&posted, ram_task("posted", &["edge"])).unwrap();
     let sent = std::process::Command::new(nms())
-        .args(["send-task", posted.to_str().unwrap(), "--server", &server.http])
+        .args([
+            "send-task",
+            posted.to_str().unwrap(),
+            "--server",
+            &server.http,
+        ])
         .env("NMS_API_TOKEN", token(dir.path()))
         .output()
         .expect("nms send-task");
-    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     let alert = wait_for(
         "the posted task's RAM alert firing",
         Duration::from_secs(30),
@@ -117,7 +126,10 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         .expect("the alert in nms alerts list --firing");
     assert_eq!(shown["acknowledged"]["comment"], "replacing RAM");
     let page = live::get_text(&server.http, "/").unwrap();
-    assert!(page.contains("ops</span>: replacing RAM"), "the page shows who acknowledged");
+    assert!(
+        page.contains("ops</span>: replacing RAM"),
+        "the page shows who acknowledged"
+    );
     let bad = nms_json(&server, dir.path(), &["alerts", "ack", "zz"]).unwrap_err();
     assert!(bad.contains("not an alert id"), "{bad}");
 
@@ -125,15 +137,33 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let silence = nms_json(
         &server,
         dir.path(),
-        &["alerts", "silence", "--agent", "edge", "--duration", "4s", "--comment", "swap"],
+        &[
+            "alerts",
+            "silence",
+            "--agent",
+            "edge",
+            "--duration",
+            "4s",
+            "--comment",
+            "swap",
+        ],
     )
     .expect("nms alerts silence");
     let silence_id = silence["id"].as_str().unwrap().to_string();
     let page = live::get_text(&server.http, "/").unwrap();
     let firing_section = page.split("<h2>Firing</h2>").nth(1).unwrap_or_default();
-    let firing_section = firing_section.split("</section>").next().unwrap_or_default();
-    assert!(!firing_section.contains(&id), "a silenced alert in the firing list");
-    assert!(page.contains("agent=edge") && page.contains(&silence_id), "silence not shown");
+    let firing_section = firing_section
+        .split("</section>")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        !firing_section.contains(&id),
+        "a silenced alert in the firing list"
+    );
+    assert!(
+        page.contains("agent=edge") && page.contains(&silence_id),
+        "silence not shown"
+    );
     let silences = nms_json(&server, dir.path(), &["alerts", "silences"]).unwrap();
     assert_eq!(silences[0]["state"], "active", "{silences}");
     wait_for(
@@ -142,11 +172,19 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         &mut [&mut server.process, &mut agent],
         || {
             let page = live::get_text(&http, "/")?;
-            let section = page.split("<h2>Firing</h2>").nth(1)?.split("</section>").next()?;
+            let section = page
+                .split("<h2>Firing</h2>")
+                .nth(1)?
+                .split("</section>")
+                .next()?;
             section.contains(&id).then_some(())
         },
     );
-    let bad = nms_json(&server, dir.path(), &["alerts", "silence", "--duration", "1h"]);
+    let bad = nms_json(
+        &server,
+        dir.path(),
+        &["alerts", "silence", "--duration", "1h"],
+    );
     assert!(bad.unwrap_err().contains("--agent, --task and/or --kind"));
 
     // Remove the posted task: CANCEL reaches the agent, its alert is resolved, its saved copy
@@ -164,11 +202,17 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
                 .then_some(())
         },
     );
-    assert!(firing(&http, "edge", "ram").is_empty(), "the removed task's alert fires on");
+    assert!(
+        firing(&http, "edge", "ram").is_empty(),
+        "the removed task's alert fires on"
+    );
     let saved: Vec<_> = std::fs::read_dir(dir.path().join("server/tasks"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
-    assert!(saved.is_empty(), "the posted task is still saved: {saved:?}");
+    assert!(
+        saved.is_empty(),
+        "the posted task is still saved: {saved:?}"
+    );
     let refused = nms_json(&server, dir.path(), &["tasks", "remove", "base"]).unwrap_err();
     assert!(refused.contains("task file"), "{refused}");
 
@@ -196,11 +240,19 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     );
     let tasks = live::get_json(&server.http, "/api/tasks").unwrap();
     assert!(
-        tasks.as_array().unwrap().iter().all(|t| t["task_id"] != "posted"),
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["task_id"] != "posted"),
         "the removed task came back: {tasks}"
     );
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(agent_downs(&http, "edge"), 1, "a second AGENT_DOWN after the restart");
+    assert_eq!(
+        agent_downs(&http, "edge"),
+        1,
+        "a second AGENT_DOWN after the restart"
+    );
     assert!(!server.process.output().contains("DOWN       edge"));
 
     // Forget it: its alerts are resolved, and stay so after another restart.
@@ -213,7 +265,11 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let agents = nms_json(&server, dir.path(), &["agents", "list"]).unwrap();
     assert_eq!(agents, serde_json::json!([]), "the forgotten agent is back");
     let all = live::get_json(&http, "/api/alerts?firing=true").unwrap();
-    assert_eq!(all, serde_json::json!([]), "alerts of a forgotten agent fire on");
+    assert_eq!(
+        all,
+        serde_json::json!([]),
+        "alerts of a forgotten agent fire on"
+    );
     // The base task still names it: if it comes back, it gets its task again.
     let tasks = nms_json(&server, dir.path(), &["tasks", "list"]).unwrap();
     assert_eq!(tasks[0]["devices"][0]["device_id"], "edge");
@@ -276,7 +332,11 @@ fn sigterm_stops_the_server_cleanly_and_leaves_no_probe_running() {
         &mut [],
         || server.process.try_wait(),
     );
-    assert!(exit.success(), "exit status {exit}:\n{}", server.process.output());
+    assert!(
+        exit.success(),
+        "exit status {exit}:\n{}",
+        server.process.output()
+    );
     let log = server.process.output();
     assert!(log.contains("stopped cleanly"), "{log}");
     for ping in pings {
@@ -336,9 +396,13 @@ fn a_server_started_in_process_stops_when_its_signal_says_so() {
         .await
         .expect("start");
         let http = format!("http://{}", running.bound.http);
-        let healthy = nms::client::get_text(&http, "/-/healthy").await.expect("healthy");
+        let healthy = nms::client::get_text(&http, "/-/healthy")
+            .await
+            .expect("healthy");
         assert_eq!(healthy, "nms is Healthy.\n");
-        let ready = nms::client::get_text(&http, "/-/ready").await.expect("ready");
+        let ready = nms::client::get_text(&http, "/-/ready")
+            .await
+            .expect("ready");
         assert_eq!(ready, "nms is Ready.\n");
         assert!(running.shared().is_some());
         stop.close();

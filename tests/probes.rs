@@ -546,12 +546,9 @@ fn system_sampler_gives_bounded_cpu_ram_and_loopback_rates() {
                 bytes_per_sec,
                 errors_per_sec,
                 counters,
-            } if name == "lo" => Some((
-                *packets_per_sec,
-                *bytes_per_sec,
-                *errors_per_sec,
-                *counters,
-            )),
+            } if name == "lo" => {
+                Some((*packets_per_sec, *bytes_per_sec, *errors_per_sec, *counters))
+            }
             _ => None,
         })
         .expect("lo sample");

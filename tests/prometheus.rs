@@ -85,7 +85,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
             let expr = target["expr"].as_str().expect("expr");
             out.push((
                 panel["title"].as_str().unwrap_or("?").to_string(),
-                expr.replace("$__rate_interval", "30s").replace("$agent", ".*"),
+                expr.replace("$__rate_interval", "30s")
+                    .replace("$agent", ".*"),
             ));
         }
     }
@@ -180,10 +181,19 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     for line in text.lines().filter(|l| {
         l.starts_with("nms_cpu_usage_ratio{") || l.starts_with("nms_interface_receive_bytes_total{")
     }) {
-        assert!(!line.contains("task="), "a host figure with a task label: {line}");
+        assert!(
+            !line.contains("task="),
+            "a host figure with a task label: {line}"
+        );
     }
-    assert!(text.contains("# TYPE nms_interface_receive_bytes_total counter"), "{text}");
-    assert!(!text.contains("_per_second{agent"), "summed interface rates: {text}");
+    assert!(
+        text.contains("# TYPE nms_interface_receive_bytes_total counter"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("_per_second{agent"),
+        "summed interface rates: {text}"
+    );
 
     // A real Prometheus scraping the server every second.
     let port = free_port();
@@ -295,7 +305,10 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
             !has_series(&text, family, "second"),
             "{family} still exported for the down agent:\n{text}"
         );
-        assert!(has_series(&text, family, "local"), "{family} gone for local too");
+        assert!(
+            has_series(&text, family, "local"),
+            "{family} gone for local too"
+        );
     }
     wait_for(
         "NmsAgentDown firing in Prometheus for the killed agent",

@@ -398,10 +398,25 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
             let mut alert = resolved.alert.to_alert(random_id());
             alert.resolves = original;
             alert.time_ms = resolved.time_ms;
-            alert.message = format!("resolved: {}", resolved.alert.message);
+            alert.message = resolution_message(&resolved.alert);
             ctx.reporter.raise(alert);
         }
     }
+}
+
+/// The message of a resolution: what is back to normal, and what had fired (`resolved: CPU
+/// back within its threshold of 90 (it fired with: CPU usage 99.0% is above 90%)`).
+fn resolution_message(alert: &RaisedAlert) -> String {
+    let threshold = if alert.threshold.is_finite() {
+        format!(" of {}", alert.threshold)
+    } else {
+        String::new()
+    };
+    format!(
+        "resolved: {} back within its threshold{threshold} (it fired with: {})",
+        alert.kind.name(),
+        alert.message
+    )
 }
 
 fn raise_rule_alert(ctx: &TaskContext, raised: &RaisedAlert) {

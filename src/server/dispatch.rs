@@ -298,7 +298,8 @@ impl Dispatch {
         };
         for (path, upload) in self.persisted_uploads() {
             let Ok(mut upload) = upload else { continue };
-            let Ok(tasks) = task::parse(&upload.origin, &upload.content, Path::new(&upload.base_dir))
+            let Ok(tasks) =
+                task::parse(&upload.origin, &upload.content, Path::new(&upload.base_dir))
             else {
                 continue;
             };

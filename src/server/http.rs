@@ -612,8 +612,12 @@ async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
             );
         }
     };
-    String::from_utf8(body.to_vec())
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "the request body is not UTF-8 text"))
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not UTF-8 text",
+        )
+    })
 }
 
 /// A JSON request body of type `T`; an error answer naming what is wrong otherwise.
@@ -724,7 +728,10 @@ async fn add_silence(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
 fn expire_silence(shared: &Arc<Shared>, id: &str) -> Reply {
     match crate::server::operate::expire_silence(shared, id) {
         Ok(Some(s)) => json_reply(StatusCode::OK, &s.to_json(log::now_ms())),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no silence has the id {id:?}")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no silence has the id {id:?}"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

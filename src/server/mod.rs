@@ -86,8 +86,7 @@ pub fn check_external_url(url: &str) -> anyhow::Result<String> {
         .trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("--external-url {url:?}: not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty)
-    {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
         anyhow::bail!(
             "--external-url {url:?}: give the URL the HTTP API is reached at, e.g. \
              https://monitor.example.net/nms"
@@ -793,7 +792,11 @@ async fn serve(
 /// requests, no liveness verdicts, the local agent (and its probes) stopped, the last reports
 /// stored and acknowledged, then the store closed.
 async fn shut_down(shared: Arc<Shared>, started: Started) {
-    log::event(Level::Info, "STOPPING", "no new connections; storing what arrived");
+    log::event(
+        Level::Info,
+        "STOPPING",
+        "no new connections; storing what arrived",
+    );
     let Started {
         driver,
         alertflow,
@@ -1106,8 +1109,10 @@ fn admit_registration(
                 if let Some(other) = state
                     .shared_names
                     .registered(&registration.name, from, now_ms)
-                    && let Some(held_back) =
-                        state.shared_names.warned.allow(registration.name.clone(), now_ms)
+                    && let Some(held_back) = state
+                        .shared_names
+                        .warned
+                        .allow(registration.name.clone(), now_ms)
                 {
                     log::event(
                         Level::Bad,
@@ -1749,12 +1754,24 @@ mod tests {
         let b = "192.0.2.2:5000".parse().unwrap();
         let mut names = SharedNames::default();
         assert_eq!(names.registered("r1", a, 0), None);
-        assert_eq!(names.registered("r1", b, 1000), None, "a restart from elsewhere");
+        assert_eq!(
+            names.registered("r1", b, 1000),
+            None,
+            "a restart from elsewhere"
+        );
         assert_eq!(names.registered("r1", b, 2000), None);
-        assert_eq!(names.registered("r1", a, 3000), None, "B B A is not alternating");
+        assert_eq!(
+            names.registered("r1", a, 3000),
+            None,
+            "B B A is not alternating"
+        );
         assert_eq!(names.registered("r1", b, 4000), Some(a), "B A B");
         assert_eq!(names.registered("r2", a, 0), None);
         assert_eq!(names.registered("r2", b, 1000), None);
-        assert_eq!(names.registered("r2", a, 90_000), None, "more than a minute apart");
+        assert_eq!(
+            names.registered("r2", a, 90_000),
+            None,
+            "more than a minute apart"
+        );
     }
 }

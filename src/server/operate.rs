@@ -214,7 +214,10 @@ fn find_alert(shared: &Arc<Shared>, alert_id: u64) -> Option<AlertRecord> {
 }
 
 /// Sets a silence; the forwarders and the page apply it at once.
-pub fn add_silence(shared: &Arc<Shared>, request: &SilenceRequest) -> Result<Silence, SilenceError> {
+pub fn add_silence(
+    shared: &Arc<Shared>,
+    request: &SilenceRequest,
+) -> Result<Silence, SilenceError> {
     let now = log::now_ms();
     let silence = request.build(now)?;
     let list = {
@@ -267,12 +270,21 @@ pub fn expire_silence(shared: &Arc<Shared>, id: &str) -> Result<Option<Silence>,
 /// Settings that need a restart (addresses, ports, data directory, keys, store) are named in
 /// the log when they changed.
 pub fn reload(shared: &Arc<Shared>, options: &ServerOptions) {
-    log::event(Level::Info, "RELOAD", "reading the task files and settings again");
+    log::event(
+        Level::Info,
+        "RELOAD",
+        "reading the task files and settings again",
+    );
     *shared.api.lock().unwrap_or_else(|e| e.into_inner()) = options.api.clone();
     let old = &shared.options;
     let mut needs_restart = Vec::new();
     if (old.listen, old.nettask_port, old.alertflow_port, old.http)
-        != (options.listen, options.nettask_port, options.alertflow_port, options.http)
+        != (
+            options.listen,
+            options.nettask_port,
+            options.alertflow_port,
+            options.http,
+        )
     {
         needs_restart.push("addresses and ports");
     }
@@ -346,7 +358,9 @@ fn apply_task_files(
                 // Posted over the API: the upload wins, as at start.
                 Some(current) if current.origin == super::HTTP_ORIGIN => continue,
                 Some(current)
-                    if current.task == task && current.rules == rules && current.origin == origin =>
+                    if current.task == task
+                        && current.rules == rules
+                        && current.origin == origin =>
                 {
                     continue;
                 }

@@ -401,7 +401,10 @@ mod tests {
         assert!(!s.silences(&cpu, 999));
         assert!(s.silences(&cpu, 1000));
         assert!(!s.silences(&ram, 1000));
-        assert!(!s.silences(&cpu, 61_000), "an ended silence lets it through");
+        assert!(
+            !s.silences(&cpu, 61_000),
+            "an ended silence lets it through"
+        );
         assert_eq!(s.state(0), "pending");
         assert_eq!(s.state(61_000), "expired");
     }
@@ -419,39 +422,51 @@ mod tests {
             created_by: String::new(),
         };
         let err = |r: SilenceRequest| r.build(10_000).unwrap_err().to_string();
-        assert!(err(SilenceRequest {
-            agent: None,
-            ..base.clone()
-        })
-        .contains("at least one matcher"));
-        assert!(err(SilenceRequest {
-            kind: Some("cpux".into()),
-            ..base.clone()
-        })
-        .contains("not an alert kind"));
-        assert!(err(SilenceRequest {
-            duration: None,
-            ..base.clone()
-        })
-        .contains("needs an end"));
-        assert!(err(SilenceRequest {
-            duration: None,
-            starts: Some(serde_json::json!(1000)),
-            ends: Some(serde_json::json!(5000)),
-            ..base.clone()
-        })
-        .contains("in the past"));
-        assert!(err(SilenceRequest {
-            duration: None,
-            ends: Some(serde_json::json!(5000)),
-            ..base.clone()
-        })
-        .contains("not after starts"));
-        assert!(err(SilenceRequest {
-            duration: Some("soon".into()),
-            ..base.clone()
-        })
-        .contains("not a duration"));
+        assert!(
+            err(SilenceRequest {
+                agent: None,
+                ..base.clone()
+            })
+            .contains("at least one matcher")
+        );
+        assert!(
+            err(SilenceRequest {
+                kind: Some("cpux".into()),
+                ..base.clone()
+            })
+            .contains("not an alert kind")
+        );
+        assert!(
+            err(SilenceRequest {
+                duration: None,
+                ..base.clone()
+            })
+            .contains("needs an end")
+        );
+        assert!(
+            err(SilenceRequest {
+                duration: None,
+                starts: Some(serde_json::json!(1000)),
+                ends: Some(serde_json::json!(5000)),
+                ..base.clone()
+            })
+            .contains("in the past")
+        );
+        assert!(
+            err(SilenceRequest {
+                duration: None,
+                ends: Some(serde_json::json!(5000)),
+                ..base.clone()
+            })
+            .contains("not after starts")
+        );
+        assert!(
+            err(SilenceRequest {
+                duration: Some("soon".into()),
+                ..base.clone()
+            })
+            .contains("not a duration")
+        );
     }
 
     #[test]
@@ -476,7 +491,11 @@ mod tests {
         let mut reopened = reopened;
         let expired = reopened.expire(&s.id, 2000).unwrap().unwrap();
         assert_eq!(expired.ends_ms, 2000);
-        assert!(reopened.silencing(&record(1, AlertType::Cpu, 0, 1), 2000).is_none());
+        assert!(
+            reopened
+                .silencing(&record(1, AlertType::Cpu, 0, 1), 2000)
+                .is_none()
+        );
         assert!(reopened.expire("nope", 2000).unwrap().is_none());
     }
 }

@@ -7,8 +7,9 @@
 use nms::wire::packet::{CAP_IPERF3, CAP_PING, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
-    Heartbeat, InterfaceCounters, Key, Message, MetricsReport, Noack, NoackReason, Packet, PacketType, Registered,
-    Registration, RuleSource, Sample, Severity, TaskAssignment, Transport, WorkItem,
+    Heartbeat, InterfaceCounters, Key, Message, MetricsReport, Noack, NoackReason, Packet,
+    PacketType, Registered, Registration, RuleSource, Sample, Severity, TaskAssignment, Transport,
+    WorkItem,
 };
 use std::path::PathBuf;
 

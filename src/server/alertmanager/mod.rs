@@ -647,7 +647,10 @@ mod tests {
         r.subject = "ping".into();
         r.target = Some("192.0.2.1".into());
         let l = labels(&r);
-        assert_eq!((l["tool"].as_str(), l["target"].as_str()), ("ping", "192.0.2.1"));
+        assert_eq!(
+            (l["tool"].as_str(), l["target"].as_str()),
+            ("ping", "192.0.2.1")
+        );
         r.alert_id = 3;
         assert_eq!(labels(&r), l, "the alert id is no label");
         let mut r = record(4, AlertType::Custom, 0, T0);
@@ -687,7 +690,10 @@ mod tests {
         out.update(T0);
         assert_eq!(out.take_batch().len(), 1);
         out.update(T0 + 1000);
-        assert!(out.take_batch().is_empty(), "nothing new within the interval");
+        assert!(
+            out.take_batch().is_empty(),
+            "nothing new within the interval"
+        );
         assert_eq!(out.next_update(T0 + 1000), T0 + MINUTE);
         out.update(T0 + MINUTE);
         let again = out.take_batch();

@@ -97,7 +97,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -138,7 +142,9 @@ impl std::fmt::Debug for Target {
 
 impl PartialEq for Target {
     fn eq(&self, other: &Self) -> bool {
-        self.url == other.url && self.auth == other.auth && self.tls.is_some() == other.tls.is_some()
+        self.url == other.url
+            && self.auth == other.auth
+            && self.tls.is_some() == other.tls.is_some()
     }
 }
 
@@ -213,7 +219,10 @@ impl Target {
         };
         Ok(Target {
             url: format!("{scheme}://{host_and_port}{prefix}"),
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             authority: host_and_port.to_string(),
             prefix,
@@ -254,11 +263,12 @@ impl Target {
             match &self.tls {
                 None => exchange(tcp, request).await,
                 Some(config) => {
-                    let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                        .map_err(|e| PostError::Tls {
+                    let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
+                        |e| PostError::Tls {
                             address: address.clone(),
                             reason: format!("{:?} is not a server name: {e}", self.host),
-                        })?;
+                        },
+                    )?;
                     let tls = futures_rustls::TlsConnector::from(config.clone())
                         .connect(name, tcp)
                         .await
@@ -393,7 +403,9 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TargetErro
             added += 1;
         }
         if added == 0 {
-            return Err(bad("no certificate in it (PEM, -----BEGIN CERTIFICATE-----)".into()));
+            return Err(bad(
+                "no certificate in it (PEM, -----BEGIN CERTIFICATE-----)".into(),
+            ));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -447,11 +459,21 @@ mod tests {
     #[test]
     fn base_urls_of_both_schemes_are_accepted_and_bad_ones_refused() {
         let t = Target::new("http://127.0.0.1:9093", None, None).unwrap();
-        assert_eq!((t.url(), t.port, t.prefix.as_str()), ("http://127.0.0.1:9093", 9093, ""));
+        assert_eq!(
+            (t.url(), t.port, t.prefix.as_str()),
+            ("http://127.0.0.1:9093", 9093, "")
+        );
         let t = Target::new("https://am.example.net/alertmanager/", None, None).unwrap();
         assert_eq!(t.url(), "https://am.example.net/alertmanager");
         assert_eq!((t.port, t.tls.is_some()), (443, true));
-        for bad in ["127.0.0.1:9093", "ftp://am:9093", "http://", "http://am/?x=1", "", "http://am:0"] {
+        for bad in [
+            "127.0.0.1:9093",
+            "ftp://am:9093",
+            "http://",
+            "http://am/?x=1",
+            "",
+            "http://am:0",
+        ] {
             let e = Target::new(bad, None, None).unwrap_err();
             assert!(e.to_string().contains("http://127.0.0.1:9093"), "{e}");
         }
@@ -498,7 +520,10 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 
     #[test]

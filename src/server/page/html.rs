@@ -255,7 +255,10 @@ fn firing(out: &mut String, page: &StatusPage) {
         String::new()
     };
     if page.firing.is_empty() {
-        let _ = writeln!(out, "<p class=\"muted\">Nothing is firing.{held}</p>\n</section>");
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Nothing is firing.{held}</p>\n</section>"
+        );
         return;
     }
     if !held.is_empty() {
@@ -337,8 +340,8 @@ fn alerts(out: &mut String, page: &StatusPage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AlertRecord;
     use crate::server::page::series::{Metric, Point};
+    use crate::store::AlertRecord;
     use crate::wire::AlertType;
 
     /// 2025-11-27 09:40:00 UTC.
@@ -500,7 +503,10 @@ mod tests {
     #[test]
     fn firing_alerts_silences_and_acknowledgements_come_before_the_graphs() {
         let firing = alert(5, T0 - 5000, "RAM usage 42.5% is above 1%", None);
-        let mut p = page(vec![agent(1, "local", true, vec![cpu()])], vec![firing.clone()]);
+        let mut p = page(
+            vec![agent(1, "local", true, vec![cpu()])],
+            vec![firing.clone()],
+        );
         p.firing = vec![crate::server::firing::FiringAlert {
             record: firing,
             since_ms: T0 - 5000,
