@@ -321,9 +321,7 @@ fn measure(
             let end = started + Duration::from_secs_f64(options.seconds);
             while Instant::now() + Duration::from_secs_f64(every) < end {
                 std::thread::sleep(Duration::from_secs_f64(every));
-                progress(format!(
-                    "killing the server (SIGKILL) and starting it again"
-                ));
+                progress("killing the server (SIGKILL) and starting it again".to_string());
                 target.restart()?;
                 server_kills += 1;
             }

@@ -181,7 +181,7 @@ impl Target {
             if let Some(child) = target.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 return Err(BenchError::Server(format!(
                     "the server exited ({status}): {}",

@@ -143,7 +143,7 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     let mut latest = shared.store.latest();
     latest.retain(|r| up.contains(r.agent.as_str()) && is_current(state, r));
     // Newest first, so that a host measured by two tasks shows its newest value once.
-    latest.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    latest.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
     // One family per field of the schema, in base units. The rates of interfaces are left
     // to PromQL (`rate()` of the counters); CPU, RAM and interfaces are the host's, so they
     // carry no `task` label.

@@ -308,7 +308,7 @@ impl Silences {
     /// Every silence kept, newest first.
     pub fn all(&self) -> Vec<Silence> {
         let mut all = self.list.clone();
-        all.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
         all
     }
 

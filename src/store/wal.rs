@@ -106,6 +106,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Wal {
     /// Opens the log in `dir` (created if needed) and reads every record of every segment,
     /// oldest first, with the segment each came from.
+    #[allow(clippy::type_complexity)]
     pub fn open(dir: &Path) -> std::io::Result<(Wal, Vec<(u64, WalRecord)>, WalRecovery)> {
         std::fs::create_dir_all(dir)?;
         let existing = segments(dir)?;
