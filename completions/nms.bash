@@ -696,7 +696,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__bench)
-            opts="-v -q -h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --json --verbose --quiet --log-format --color --help --version"
+            opts="-v -q -h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --store --days --json --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -747,6 +747,10 @@ _nms() {
                     return 0
                     ;;
                 --kill-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -142,6 +142,7 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l ceiling-seconds -d 'Se
 complete -c nms -n "__fish_nms_using_subcommand bench" -l key-file -d 'Pre-shared key (hex text, 32+ digits) for the agents and the started server' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l work-dir -d 'Folder for the started server\'s temporary data directory [default: the system\'s temporary folder]; a tmpfs such as /dev/shm leaves the disk\'s fsync out of the figures' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l kill-every -d 'Kill the server the bench starts with SIGKILL every SECONDS while measuring, and start it again: nothing acknowledged may be lost or stored twice' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l days -d 'Days of history the store bench generates' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l log-format -d 'How log lines are written: text (time, level, kind, message) or json (one object per line). Under systemd, lines carry the journal\'s priority prefix (<3> to <7>) either way' -r -f -a "text\t''
 json\t''"
 complete -c nms -n "__fish_nms_using_subcommand bench" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
@@ -149,6 +150,7 @@ always\t''
 never\t''"
 complete -c nms -n "__fish_nms_using_subcommand bench" -l alerts -d 'Also raise alerts over AlertFlow and measure their latency'
 complete -c nms -n "__fish_nms_using_subcommand bench" -l keep -d 'Keep the started server\'s data directory'
+complete -c nms -n "__fish_nms_using_subcommand bench" -l store -d 'Measure the store instead: generate --days of history of --agents at --rate reports a second (plus one agent with 30 days), then time a server\'s start and range queries'
 complete -c nms -n "__fish_nms_using_subcommand bench" -l json -d 'Print one JSON object instead of text'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'

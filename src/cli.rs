@@ -465,7 +465,8 @@ pub enum LogFormat {
     nms bench --agents 200 --seconds 10 --json\n  \
     nms bench --agents 10000 --rate 1 --seconds 20\n  \
     nms bench --agents 50 --alerts --work-dir /dev/shm\n  \
-    nms bench --server 192.0.2.10:8081 --http 192.0.2.10:9470 --agents 1000 --rate 1")]
+    nms bench --server 192.0.2.10:8081 --http 192.0.2.10:9470 --agents 1000 --rate 1\n  \
+    nms bench --store --agents 80 --days 15 --rate 1 --json")]
 pub struct BenchArgs {
     /// Simulated agents (distinct ids), each registering and receiving a task.
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -524,6 +525,15 @@ pub struct BenchArgs {
     /// it again: nothing acknowledged may be lost or stored twice.
     #[arg(long, value_name = "SECONDS")]
     pub kill_every: Option<f64>,
+
+    /// Measure the store instead: generate --days of history of --agents at --rate reports a
+    /// second (plus one agent with 30 days), then time a server's start and range queries.
+    #[arg(long)]
+    pub store: bool,
+
+    /// Days of history the store bench generates.
+    #[arg(long, value_name = "DAYS", default_value_t = 15.0)]
+    pub days: f64,
 
     /// Print one JSON object instead of text.
     #[arg(long)]

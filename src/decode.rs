@@ -8,8 +8,8 @@ use crate::wire::alertflow::{self, AlertType, Frame, FrameBody, Severity};
 use crate::wire::packet::{CAP_IPERF3, CAP_PING, PacketType, RefusalReason, VERSION};
 use crate::wire::tag::KeyError;
 use crate::wire::{
-    AlertConditions, Body, DecodeError, Decoded, Key, Message, MetricsReport, NoackReason, Packet,
-    Sample, TAG_LEN, TaskAssignment, WorkItem,
+    AlertConditions, Body, DecodeError, Decoded, Key, LinkState, Message, MetricsReport,
+    NoackReason, Packet, Sample, TAG_LEN, TaskAssignment, WorkItem,
 };
 use owo_colors::{OwoColorize, Style};
 use std::fmt::Display;
@@ -657,11 +657,17 @@ fn render_task(doc: &mut Doc, task: &TaskAssignment) {
             WorkItem::Ping {
                 destination,
                 packet_count,
+                interval_ms,
                 frequency_s,
             } => {
                 doc.field(1, &label, "PING");
                 doc.field(2, "destination", destination);
                 doc.field(2, "packet count", packet_count.to_string());
+                doc.field(
+                    2,
+                    "interval",
+                    format!("{interval_ms} ms between echo requests"),
+                );
                 doc.field(2, "frequency", every(*frequency_s));
             }
             WorkItem::IperfClient {
@@ -669,6 +675,8 @@ fn render_task(doc: &mut Doc, task: &TaskAssignment) {
                 port,
                 duration_s,
                 transport,
+                rate_bps,
+                offset_ms,
                 frequency_s,
             } => {
                 doc.field(1, &label, "IPERFCLIENT");
@@ -684,7 +692,24 @@ fn render_task(doc: &mut Doc, task: &TaskAssignment) {
                 doc.field(2, "port", port.to_string());
                 doc.field(2, "duration", format!("{duration_s} s"));
                 doc.field(2, "transport", transport_name(*transport));
+                doc.field(
+                    2,
+                    "rate",
+                    if *rate_bps == 0 {
+                        "iperf3's default (TCP: as fast as the link allows)".to_string()
+                    } else {
+                        format!(
+                            "{rate_bps} bps ({})",
+                            crate::wire::task::rate_text(*rate_bps)
+                        )
+                    },
+                );
                 doc.field(2, "frequency", every(*frequency_s));
+                doc.field(
+                    2,
+                    "slot",
+                    format!("starts {offset_ms} ms into each period of the server's clock"),
+                );
             }
             WorkItem::IperfServer {
                 port,
@@ -760,12 +785,23 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
             }
             Sample::Interface {
                 name,
+                state,
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
                 counters,
             } => {
                 doc.field(1, "interface", name);
+                let shown = match state {
+                    LinkState::Up => doc.paint("up (1)", Style::new().green()),
+                    LinkState::Down => doc.paint("down (2): set down", Style::new().red()),
+                    LinkState::NoCarrier => doc.paint(
+                        "no carrier (3): set up, but the link beneath it is down",
+                        Style::new().red(),
+                    ),
+                    LinkState::Unknown => "not known (0)".to_string(),
+                };
+                doc.field(2, "state", shown);
                 let v = doc.measured(*packets_per_sec, "packets/s");
                 doc.field(2, "packets", v);
                 let v = doc.rate(*bytes_per_sec, "B/s");
@@ -815,12 +851,15 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
             Sample::Iperf {
                 transport,
                 bandwidth_bps,
+                offered_bps,
                 jitter_ms,
                 loss_percent,
             } => {
                 doc.field(1, "iperf", transport_name(*transport));
                 let v = doc.rate(*bandwidth_bps, "bps");
                 doc.field(2, "bandwidth", v);
+                let v = doc.rate(*offered_bps, "bps");
+                doc.field(2, "offered", v);
                 let v = doc.measured(*jitter_ms, "ms");
                 doc.field(2, "jitter", v);
                 let v = doc.measured(*loss_percent, "%");

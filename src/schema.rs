@@ -51,16 +51,18 @@ pub enum Field {
     PacketsPerSec = 10,
     BytesPerSec = 11,
     ErrorsPerSec = 12,
-    RxBytes = 13,
-    TxBytes = 14,
-    RxPackets = 15,
-    TxPackets = 16,
-    RxErrors = 17,
-    TxErrors = 18,
-    RxDropped = 19,
-    TxDropped = 20,
-    PingSent = 21,
-    PingReceived = 22,
+    OfferedBps = 13,
+    LinkState = 14,
+    RxBytes = 15,
+    TxBytes = 16,
+    RxPackets = 17,
+    TxPackets = 18,
+    RxErrors = 19,
+    TxErrors = 20,
+    RxDropped = 21,
+    TxDropped = 22,
+    PingSent = 23,
+    PingReceived = 24,
 }
 
 /// What the schema says of one field.
@@ -141,7 +143,7 @@ const fn interface_counter(
 }
 
 /// The schema, indexed by `Field as usize`.
-pub const FIELDS: [FieldDef; 23] = [
+pub const FIELDS: [FieldDef; 25] = [
     FieldDef {
         field: Field::CpuPercent,
         sample: SampleKind::Cpu,
@@ -153,7 +155,7 @@ pub const FIELDS: [FieldDef; 23] = [
         prometheus_divisor: 100.0,
         help: "CPU busy over the last measurement interval (0-1).",
         rollup: Rollup::Gauge,
-        decimals: 3,
+        decimals: 2,
         distribution: false,
     },
     FieldDef {
@@ -167,7 +169,7 @@ pub const FIELDS: [FieldDef; 23] = [
         prometheus_divisor: 100.0,
         help: "Memory in use (0-1).",
         rollup: Rollup::Gauge,
-        decimals: 3,
+        decimals: 2,
         distribution: false,
     },
     FieldDef {
@@ -324,6 +326,34 @@ pub const FIELDS: [FieldDef; 23] = [
         decimals: 2,
         distribution: false,
     },
+    FieldDef {
+        field: Field::OfferedBps,
+        sample: SampleKind::Iperf,
+        name: "offered_bps",
+        key: "offered_bps",
+        label: "Offered",
+        unit: "bit/s",
+        prometheus: "nms_iperf_offered_bytes_per_second",
+        prometheus_divisor: 8.0,
+        help: "Rate the sender offered in the last UDP iperf3 run.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::LinkState,
+        sample: SampleKind::Interface,
+        name: "link_state",
+        key: "state",
+        label: "Link",
+        unit: "",
+        prometheus: "nms_interface_link_state",
+        prometheus_divisor: 1.0,
+        help: "The interface's link state: 1 up, 2 set down, 3 up without a carrier, 0 unknown.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
     interface_counter(
         Field::RxBytes,
         "rx_bytes",
@@ -442,6 +472,20 @@ impl Field {
     }
 }
 
+/// The key of a reading in the API's JSON records: the field's name, except that an iperf
+/// test's readings are named as the tests read them: TCP `bandwidth_bps`; UDP
+/// `udp_bandwidth_bps`, `udp_offered_bps`, and its `jitter_ms` and `loss_percent`.
+pub fn api_name(field: Field, instance: Option<&str>) -> std::borrow::Cow<'static, str> {
+    match (field, instance) {
+        (Field::BandwidthBps | Field::OfferedBps, Some("udp")) => {
+            format!("udp_{}", field.name()).into()
+        }
+        (Field::IperfJitterMs, _) => "jitter_ms".into(),
+        (Field::IperfLossPercent, _) => "loss_percent".into(),
+        (f, _) => f.name().into(),
+    }
+}
+
 /// Every API field name, for error messages.
 pub fn field_names() -> Vec<&'static str> {
     FIELDS.iter().map(|d| d.name).collect()
@@ -483,6 +527,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
         ),
         Sample::Interface {
             name,
+            state,
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
@@ -494,6 +539,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
                 (Field::PacketsPerSec, widen(*packets_per_sec)),
                 (Field::BytesPerSec, widen(*bytes_per_sec)),
                 (Field::ErrorsPerSec, widen(*errors_per_sec)),
+                (Field::LinkState, f64::from(*state as u8)),
                 (Field::RxBytes, counter(counters.rx_bytes)),
                 (Field::TxBytes, counter(counters.tx_bytes)),
                 (Field::RxPackets, counter(counters.rx_packets)),
@@ -528,6 +574,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
         Sample::Iperf {
             transport,
             bandwidth_bps,
+            offered_bps,
             jitter_ms,
             loss_percent,
         } => (
@@ -535,6 +582,7 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             Some(transport_name(*transport)),
             vec![
                 (Field::BandwidthBps, widen(*bandwidth_bps)),
+                (Field::OfferedBps, widen(*offered_bps)),
                 (Field::IperfJitterMs, widen(*jitter_ms)),
                 (Field::IperfLossPercent, widen(*loss_percent)),
             ],
@@ -611,6 +659,7 @@ mod tests {
             },
             Sample::Interface {
                 name: "eth1".into(),
+                state: crate::wire::LinkState::Up,
                 packets_per_sec: f32::NAN,
                 bytes_per_sec: f32::NAN,
                 errors_per_sec: f32::NAN,
@@ -622,6 +671,7 @@ mod tests {
             Sample::Iperf {
                 transport: Transport::Udp,
                 bandwidth_bps: 1e6,
+                offered_bps: f32::NAN,
                 jitter_ms: 0.5,
                 loss_percent: 0.0,
             },
@@ -634,6 +684,7 @@ mod tests {
                 (Field::LossPercent, None),
                 (Field::PingSent, None),
                 (Field::PingReceived, None),
+                (Field::LinkState, Some("eth1")),
                 (Field::RxBytes, Some("eth1")),
                 (Field::BandwidthBps, Some("udp")),
                 (Field::IperfJitterMs, Some("udp")),
@@ -641,9 +692,9 @@ mod tests {
             ]
         );
         // Counters are exact, beyond what an f32 holds.
-        assert_eq!(r[3].value, (u64::from(u32::MAX) * 4) as f64);
+        assert_eq!(r[4].value, (u64::from(u32::MAX) * 4) as f64);
         assert_eq!(
-            Field::RxBytes.def().quantize(r[3].value),
+            Field::RxBytes.def().quantize(r[4].value),
             Some(17_179_869_180)
         );
     }

@@ -131,7 +131,8 @@ pub fn build_upload(path: &Path) -> Result<(Vec<Task>, Value), SendTaskError> {
 }
 
 /// The server's answer as text: per task `task-id (#number)`, then per device its status and
-/// what it was given, and the agents the task was cancelled on.
+/// what it was given, the agents the task was cancelled on, and the iperf tests that could not
+/// be scheduled with the server's other tasks.
 pub fn render_answer(answer: &Value, color: bool) -> Result<String, SendTaskError> {
     let tasks = answer
         .get("tasks")
@@ -208,6 +209,15 @@ pub fn render_answer(answer: &Value, color: bool) -> Result<String, SendTaskErro
                 cancelled.join(", ")
             );
         }
+        for reason in t
+            .get("unscheduled")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let _ = writeln!(out, "  {} {reason}", paint("not run:", Style::new().red()));
+        }
     }
     Ok(out)
 }
@@ -257,6 +267,7 @@ mod tests {
     fn devices_are_aligned_with_their_items_and_reasons() {
         let answer = json!({"tasks": [{
         "task_id": "task-1", "number": 3, "cancelled": ["old"],
+        "unscheduled": ["task task-1: r3 -> r2 port 5201 (tcp, 12 s every 25 s) is not scheduled: no 13 s slot"],
         "devices": [
             {"device": "r1", "status": "sent", "agent_id": 1,
              "items": ["ping 127.0.0.1 x3 every 5s", "cpu+ram every 5s"]},
@@ -272,6 +283,11 @@ mod tests {
         assert!(lines[3].starts_with("  router-3  waiting  (the agent is not connected"));
         assert_eq!(lines[4].trim(), "cpu every 5s");
         assert!(lines[5].contains("cancelled on old"));
+        assert!(
+            lines[6].starts_with("  not run: task task-1: r3 -> r2"),
+            "{}",
+            lines[6]
+        );
         assert!(!shown.contains('\x1b'));
         assert!(render_answer(&answer, true).unwrap().contains('\x1b'));
     }

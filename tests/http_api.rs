@@ -22,7 +22,7 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
     let addr = server.http_addr();
     let tasks_before = server.get("/api/tasks");
 
-    let cases: [(&str, &str, Option<&str>, u16, &str); 8] = [
+    let cases: [(&str, &str, Option<&str>, u16, &str); 9] = [
         (
             "GET",
             "/api/nothing",
@@ -64,6 +64,13 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
             Some("{\"task_id\": "),
             400,
             "request body: ",
+        ),
+        (
+            "POST",
+            "/api/tasks",
+            Some("task_id=t1&frequency=5"),
+            400,
+            "request body: top level at 1:1: this is not JSON (it begins \"task_id=t1&frequency=5\")",
         ),
         (
             "POST",

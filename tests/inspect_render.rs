@@ -49,7 +49,8 @@ fn snapshot() -> Snapshot {
     }
     records.push(
         json!({"agent": "edge-router-1", "task": "bw", "time": "", "time_ms": NOW - 1_000,
-                        "bandwidth_bps": 94_300_000.0, "jitter_ms": 0.42, "loss_percent": 0.8}),
+                        "udp_bandwidth_bps": 94_300_000.0, "udp_offered_bps": 1e8,
+                        "jitter_ms": 0.42, "loss_percent": 0.8}),
     );
     let alerts = vec![
         json!({"alert_id": "8f3c2a71d4e09b55", "agent": "edge-router-1", "task": "sys", "kind": "cpu",
@@ -273,7 +274,12 @@ fn inspect_task_explains_the_default_configuration() {
         shown.contains("task default  (assignment dialect, every 5 s)"),
         "{shown}"
     );
-    assert!(shown.contains("ping 127.0.0.1 x3 every 5s"), "{shown}");
+    assert!(
+        shown.contains("ping 127.0.0.1 x3 at 0.2 s intervals every 5s"),
+        "{shown}"
+    );
+    // lo is watched: the agent raises an alert when it goes down, without being asked.
+    assert!(shown.contains("rule builtin:link_state  ok"), "{shown}");
     assert!(shown.contains("cpu_usage > 90 %"), "{shown}");
     let tasks = nms::task::load(&repo("configs/default.json")).expect("valid");
     for rule in nms::rules::compile_conditions(&tasks[0].devices[0].conditions) {
@@ -300,8 +306,10 @@ fn inspect_task_explains_the_default_configuration() {
     assert!(json.get("error").is_none());
     let device = &json["tasks"][0]["devices"][0];
     assert_eq!(device["device_id"], "local");
-    assert_eq!(device["rules"][0]["name"], "condition:cpu_usage");
-    assert_eq!(device["rules"][0]["ok"], true);
+    assert_eq!(device["rules"][0]["name"], "builtin:link_state");
+    assert_eq!(device["rules"][0]["kind"], "builtin");
+    assert_eq!(device["rules"][1]["name"], "condition:cpu_usage");
+    assert_eq!(device["rules"][1]["ok"], true);
 }
 
 #[test]
@@ -426,4 +434,52 @@ fn inspect_reports_the_servers_error_message() {
         error.contains("500") && error.contains("the store is locked"),
         "{error}"
     );
+}
+
+#[test]
+fn inspect_task_shows_the_iperf_plan_and_refuses_runs_that_cannot_fit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let entry = |role: &str, transport: &str, duration: u32| {
+        format!(r#"{{"role": "{role}", "duration": {duration}, "transport": "{transport}"}}"#)
+    };
+    let task = |duration: u32| {
+        format!(
+            r#"{{"task_id": "course", "frequency": 20, "devices": [
+                {{"device_id": "r2", "link_metrics": {{"bandwidth": {}, "jitter": {}}}}},
+                {{"device_id": "r3", "link_metrics": {{"bandwidth": {}, "jitter": {}}}}}]}}"#,
+            entry("server", "tcp", duration),
+            entry("server", "udp", duration),
+            entry("client", "tcp", duration),
+            entry("client", "udp", duration)
+        )
+    };
+    std::fs::write(dir.path().join("fits.json"), task(5)).unwrap();
+    std::fs::write(dir.path().join("crowded.json"), task(12)).unwrap();
+
+    let output = nms(dir.path(), &["inspect", "--task", "fits.json"]);
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("\niperf plan  ("), "{shown}");
+    assert!(
+        shown
+            .contains("    +0 s  task course: r3 -> r2 port 5201 (tcp, 5 s every 20 s) (6 s slot)"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .contains("    +6 s  task course: r3 -> r2 port 5201 (udp, 5 s every 20 s) (6 s slot)"),
+        "{shown}"
+    );
+    let output = nms(dir.path(), &["inspect", "--task", "fits.json", "--json"]);
+    let json: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["iperf_plan"]["placed"][1]["offset_ms"], 6000, "{json}");
+
+    let output = nms(dir.path(), &["inspect", "--task", "crowded.json"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("cannot be scheduled: no 13 s slot"), "{said}");
 }

@@ -11,9 +11,9 @@ mod support_faults;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use support_faults::check;
+use support_faults::netns::{self, run};
 use support_faults::process::{AgentLog, Process, nms_bin, wait_until, write_task};
 
 const SERVER_ADDR: &str = "169.254.77.1";
@@ -21,39 +21,6 @@ const AGENT_ADDR: &str = "169.254.77.2";
 const NETTASK_PORT: u16 = 8081;
 const ALERTFLOW_PORT: u16 = 8080;
 const HTTP_PORT: u16 = 9470;
-
-/// Runs a command; its standard error on failure.
-fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|e| format!("{program}: {e}"))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        use std::io::Write;
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("{program}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// Two namespaces and the veth between them; deleted when dropped.
 struct Namespaces {
@@ -184,35 +151,9 @@ impl Namespaces {
         );
     }
 
-    /// GET from the server's HTTP API, which listens on 127.0.0.1 inside its namespace (bash's
-    /// /dev/tcp does the request there, so nothing is added to the host's own namespace).
+    /// GET from the server's HTTP API, which listens on 127.0.0.1 inside its namespace.
     fn api(&self, path: &str) -> Result<Value, String> {
-        let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{HTTP_PORT} && \
-             printf 'GET {path} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && \
-             cat <&3"
-        );
-        let text = run(
-            "timeout",
-            &[
-                "5",
-                "ip",
-                "netns",
-                "exec",
-                &self.server,
-                "bash",
-                "-c",
-                &script,
-            ],
-            None,
-        )?;
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP header end in {text:?}"))?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return Err(format!("GET {path}: {head}"));
-        }
-        serde_json::from_str(body).map_err(|e| format!("GET {path}: {e}"))
+        netns::api(&self.server, HTTP_PORT, path)
     }
 }
 

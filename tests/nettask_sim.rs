@@ -32,6 +32,7 @@ fn task(number: u32, rule_bytes: usize) -> Message {
         items: vec![WorkItem::Ping {
             destination: "127.0.0.1".into(),
             packet_count: 3,
+            interval_ms: 200,
             frequency_s: 5,
         }],
         conditions: AlertConditions::default(),
@@ -489,6 +490,7 @@ fn big_report(n: u32) -> Message {
         samples: (0..40)
             .map(|i| Sample::Interface {
                 name: format!("interface-with-a-long-name-{i:02}-{n}"),
+                state: nms::wire::LinkState::Up,
                 packets_per_sec: i as f32,
                 bytes_per_sec: n as f32,
                 errors_per_sec: 0.0,

@@ -4,7 +4,7 @@
 use nms::probes::iperf::{self, IperfRole};
 use nms::probes::ping;
 use nms::probes::{Destination, ProbeError, SystemSampler, Tools};
-use nms::wire::{AlertType, Sample, Transport};
+use nms::wire::{AlertType, LinkState, Sample, Transport};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -165,6 +165,18 @@ fn ping_network_unreachable_and_permission_errors() {
 }
 
 #[test]
+fn ping_refusing_a_short_interval_says_why() {
+    let err = ping::parse(&fixture("ping/interval_too_short.txt")).expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "ping is not permitted to run here: cannot flood; minimal interval allowed for user is \
+         2ms: the task's interval between packets is shorter than this host's ping allows this \
+         user (run the agent as root, or lengthen the interval)"
+    );
+    assert_eq!(err.cause(), "permission:ping");
+}
+
+#[test]
 fn ping_garbage_is_a_parse_error() {
     for text in [
         "",
@@ -200,11 +212,14 @@ fn iperf_tcp_client_reports_receiver_bandwidth() {
         Sample::Iperf {
             transport,
             bandwidth_bps,
+            offered_bps,
             jitter_ms,
             loss_percent,
         } => {
             assert_eq!(transport, Transport::Tcp);
             assert_eq!(bandwidth_bps, 14850210688.7272_f64 as f32);
+            // TCP has no offered rate: it sends as fast as the link allows.
+            assert!(offered_bps.is_nan());
             assert!(jitter_ms.is_nan() && loss_percent.is_nan());
         }
         other => panic!("not an iperf sample: {other:?}"),
@@ -229,8 +244,11 @@ fn iperf_udp_client_gives_jitter_and_loss() {
     assert_close(r.jitter_ms, 0.00495775169947453);
     assert_close(r.loss_percent, 0.0);
     assert_eq!(r.retransmits, None);
+    // Run with `-b 10M`: what the client sent, apart from what arrived.
+    assert_close(r.offered_bps, 10222777.732225958);
 
     let r = iperf::parse(&fixture("iperf3/client_udp_loss.json")).expect("parses");
+    assert_close(r.offered_bps, 10222052.026040016);
     assert_close(r.bandwidth_bps, 9172691.79090153);
     assert_close(r.jitter_ms, 0.007205739820140867);
     assert_close(r.loss_percent, 10.256410256410257);
@@ -246,6 +264,7 @@ fn iperf_udp_client_without_receiver_summary_uses_sum() {
     end.remove("sum_sent");
     let r = iperf::parse(&json.to_string()).expect("parses");
     assert_close(r.bandwidth_bps, 10222052.026040016);
+    assert_close(r.offered_bps, 10222052.026040016);
     assert_close(r.loss_percent, 10.256410256410257);
 }
 
@@ -339,6 +358,7 @@ fn ping_runner_measures_loopback() {
     let sample = smol::block_on(nms::probes::run_ping(
         &loopback(),
         3,
+        200,
         Duration::from_secs(20),
     ))
     .expect("ping 127.0.0.1");
@@ -366,6 +386,7 @@ fn ping_runner_is_killed_at_its_deadline() {
     let err = smol::block_on(nms::probes::run_ping(
         &loopback(),
         50,
+        200,
         Duration::from_millis(100),
     ))
     .expect_err("50 pings cannot finish in 100 ms");
@@ -381,6 +402,7 @@ fn ping_runner_refuses_zero_packets() {
     let err = smol::block_on(nms::probes::run_ping(
         &loopback(),
         0,
+        200,
         Duration::from_secs(5),
     ))
     .expect_err("0 packets");
@@ -392,8 +414,9 @@ fn missing_programs_are_reported_as_missing() {
     let tools = Tools {
         ping: "nms-test-no-such-ping".into(),
         iperf3: "nms-test-no-such-iperf3".into(),
+        guard: None,
     };
-    let err = smol::block_on(tools.ping(&loopback(), 1, Duration::from_secs(5)))
+    let err = smol::block_on(tools.ping(&loopback(), 1, 200, Duration::from_secs(5)))
         .expect_err("no such program");
     assert!(matches!(&err, ProbeError::ToolMissing(name) if name == "nms-test-no-such-ping"));
     let err = smol::block_on(tools.iperf_client(
@@ -401,6 +424,7 @@ fn missing_programs_are_reported_as_missing() {
         5201,
         1,
         Transport::Tcp,
+        0,
         Duration::from_secs(5),
     ))
     .expect_err("no such program");
@@ -412,6 +436,14 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// The rate a test offers: 20 Mbit/s for UDP, iperf3's default for TCP.
+fn rate(transport: Transport) -> u64 {
+    match transport {
+        Transport::Udp => 20_000_000,
+        Transport::Tcp => 0,
+    }
 }
 
 /// Runs a one-off server and a client against it on loopback; the client retries while the
@@ -429,7 +461,14 @@ fn iperf_pair(transport: Transport) -> (Result<Sample, ProbeError>, Option<Sampl
             let mut attempt = 0;
             loop {
                 let result = tools
-                    .iperf_client(&loopback(), port, 1, transport, Duration::from_secs(20))
+                    .iperf_client(
+                        &loopback(),
+                        port,
+                        1,
+                        transport,
+                        rate(transport),
+                        Duration::from_secs(20),
+                    )
                     .await;
                 attempt += 1;
                 match result {
@@ -473,11 +512,17 @@ fn iperf_udp_client_measures_loopback() {
         Sample::Iperf {
             transport,
             bandwidth_bps,
+            offered_bps,
             jitter_ms,
             loss_percent,
         } => {
             assert_eq!(transport, Transport::Udp);
             assert!(bandwidth_bps > 0.0);
+            // `-b 20M` was passed: the client offered about 20 Mbit/s, not iperf3's 1 Mbit/s.
+            assert!(
+                (15e6..=25e6).contains(&offered_bps),
+                "offered {offered_bps} bit/s"
+            );
             assert!(jitter_ms >= 0.0);
             assert!((0.0..=100.0).contains(&loss_percent));
         }
@@ -492,6 +537,7 @@ fn iperf_client_without_server_says_connection_refused() {
         free_port(),
         1,
         Transport::Tcp,
+        0,
         Duration::from_secs(20),
     ))
     .expect_err("nothing listens");
@@ -542,11 +588,14 @@ fn system_sampler_gives_bounded_cpu_ram_and_loopback_rates() {
         .find_map(|s| match s {
             Sample::Interface {
                 name,
+                state,
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
                 counters,
             } if name == "lo" => {
+                // Loopback is up wherever tests run (they talk over it).
+                assert_eq!(*state, LinkState::Up);
                 Some((*packets_per_sec, *bytes_per_sec, *errors_per_sec, *counters))
             }
             _ => None,

@@ -14,9 +14,9 @@ use nms::wire::codec::{Reader, Writer};
 use nms::wire::packet::{MAX_AGENT_ID, MAX_TIME_MS, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
-    Heartbeat, Key, Message, MetricsReport, Noack, NoackReason, Packet, PacketType, Registered,
-    Registration, RuleSource, Sample, Severity, TAG_LEN, TaskAssignment, Transport, WorkItem,
-    decode_any,
+    Heartbeat, Key, LinkState, Message, MetricsReport, Noack, NoackReason, Packet, PacketType,
+    Registered, Registration, RuleSource, Sample, Severity, TAG_LEN, TaskAssignment, Transport,
+    WorkItem, decode_any,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -125,10 +125,11 @@ fn work_item() -> impl Strategy<Value = WorkItem> {
                     frequency_s,
                 }
             ),
-        (text(40), any::<u16>(), frequency()).prop_map(
-            |(destination, packet_count, frequency_s)| WorkItem::Ping {
+        (text(40), any::<u16>(), 1..=u32::MAX, frequency()).prop_map(
+            |(destination, packet_count, interval_ms, frequency_s)| WorkItem::Ping {
                 destination,
                 packet_count,
+                interval_ms,
                 frequency_s,
             }
         ),
@@ -137,15 +138,22 @@ fn work_item() -> impl Strategy<Value = WorkItem> {
             any::<u16>(),
             any::<u32>(),
             transport(),
-            frequency()
+            any::<u64>(),
+            frequency(),
+            any::<prop::sample::Index>()
         )
             .prop_map(
-                |(server_address, port, duration_s, transport, frequency_s)| {
+                |(server_address, port, duration_s, transport, rate_bps, frequency_s, at)| {
                     WorkItem::IperfClient {
                         server_address,
                         port,
                         duration_s,
                         transport,
+                        rate_bps,
+                        // Within the period, as the decoder requires.
+                        offset_ms: at
+                            .index((u64::from(frequency_s) * 1000).min(u32::MAX.into()) as usize)
+                            as u32,
                         frequency_s,
                     }
                 }
@@ -196,34 +204,75 @@ fn task_assignment() -> impl Strategy<Value = TaskAssignment> {
         )
 }
 
+fn link_state() -> impl Strategy<Value = LinkState> {
+    prop_oneof![
+        Just(LinkState::Unknown),
+        Just(LinkState::Up),
+        Just(LinkState::Down),
+        Just(LinkState::NoCarrier),
+    ]
+}
+
+/// Raw interface counters, any of them missing.
+fn counters() -> impl Strategy<Value = nms::wire::InterfaceCounters> {
+    proptest::array::uniform8(proptest::option::of(any::<u64>())).prop_map(|v| {
+        nms::wire::InterfaceCounters {
+            rx_bytes: v[0],
+            tx_bytes: v[1],
+            rx_packets: v[2],
+            tx_packets: v[3],
+            rx_errors: v[4],
+            tx_errors: v[5],
+            rx_dropped: v[6],
+            tx_dropped: v[7],
+        }
+    })
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         measured().prop_map(|percent| Sample::Cpu { percent }),
         measured().prop_map(|percent| Sample::Ram { percent }),
-        (nonempty_text(16), measured(), measured(), measured()).prop_map(|(name, p, b, e)| {
-            Sample::Interface {
+        (
+            nonempty_text(16),
+            link_state(),
+            measured(),
+            measured(),
+            measured(),
+            counters()
+        )
+            .prop_map(|(name, state, p, b, e, counters)| Sample::Interface {
                 name,
+                state,
                 packets_per_sec: p,
                 bytes_per_sec: b,
                 errors_per_sec: e,
-                counters: Default::default(),
-            }
-        }),
-        (measured(), measured(), measured(), measured(), measured()).prop_map(
-            |(rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent)| Sample::Ping {
-                rtt_min_ms,
-                rtt_avg_ms,
-                rtt_max_ms,
-                jitter_ms,
-                loss_percent,
-                received: 0,
-                sent: 0,
-            }
-        ),
-        (transport(), measured(), measured(), measured()).prop_map(
-            |(transport, bandwidth_bps, jitter_ms, loss_percent)| Sample::Iperf {
+                counters,
+            }),
+        (
+            (measured(), measured(), measured(), measured(), measured()),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |((rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent), sent, r)| {
+                    Sample::Ping {
+                        rtt_min_ms,
+                        rtt_avg_ms,
+                        rtt_max_ms,
+                        jitter_ms,
+                        loss_percent,
+                        sent,
+                        // Never more replies than requests (a decoder refuses that).
+                        received: if sent == u64::MAX { r } else { r % (sent + 1) },
+                    }
+                }
+            ),
+        (transport(), measured(), measured(), measured(), measured()).prop_map(
+            |(transport, bandwidth_bps, offered_bps, jitter_ms, loss_percent)| Sample::Iperf {
                 transport,
                 bandwidth_bps,
+                offered_bps,
                 jitter_ms,
                 loss_percent,
             }

@@ -3,7 +3,7 @@
 
 use nms::rules::{Evaluation, RuleError, RuleSet, SampleInput, check, compile_conditions};
 use nms::wire::{
-    AlertConditions, AlertType, MetricsReport, RuleSource, Sample, Severity, Transport,
+    AlertConditions, AlertType, LinkState, MetricsReport, RuleSource, Sample, Severity, Transport,
 };
 use std::path::Path;
 
@@ -34,14 +34,20 @@ fn iperf(jitter_ms: f32, loss_percent: f32) -> Sample {
     Sample::Iperf {
         transport: Transport::Udp,
         bandwidth_bps: 1.0e8,
+        offered_bps: 1.0e8,
         jitter_ms,
         loss_percent,
     }
 }
 
 fn interface(name: &str, packets_per_sec: f32, errors_per_sec: f32) -> Sample {
+    link(name, LinkState::Up, packets_per_sec, errors_per_sec)
+}
+
+fn link(name: &str, state: LinkState, packets_per_sec: f32, errors_per_sec: f32) -> Sample {
     Sample::Interface {
         name: name.to_string(),
+        state,
         packets_per_sec,
         bytes_per_sec: packets_per_sec * 500.0,
         errors_per_sec,
@@ -341,6 +347,7 @@ fn every_shipped_rule_file_passes_check() {
     for expected in [
         "interface_errors.rhai",
         "latency_spike.rhai",
+        "link_flapping.rhai",
         "ram_in_use.rhai",
         "sustained_cpu.rhai",
     ] {
@@ -790,4 +797,74 @@ fn the_readme_examples_pass_check() {
         blocks += 1;
     }
     assert!(blocks >= 3, "{blocks} examples");
+}
+
+#[test]
+fn link_flapping_warns_when_a_link_keeps_changing_and_resolves_when_it_settles() {
+    let mut feed = Feed::new(&[shipped("link_flapping.rhai")]);
+    let report = |feed: &mut Feed, state| feed.report(vec![link("eth0", state, 10.0, 0.0)]);
+    // Steady up: nothing.
+    for _ in 0..5 {
+        let quiet = report(&mut feed, LinkState::Up);
+        assert!(
+            quiet.raised.is_empty() && quiet.errors.is_empty(),
+            "{quiet:?}"
+        );
+    }
+    // Down, up, down: three changes, still quiet; the fourth warns, once.
+    for state in [LinkState::Down, LinkState::Up, LinkState::NoCarrier] {
+        assert!(report(&mut feed, state).raised.is_empty());
+    }
+    let flapping = report(&mut feed, LinkState::Up);
+    assert_eq!(
+        kinds(&flapping),
+        [(AlertType::InterfaceStats, "eth0".to_string())]
+    );
+    assert_eq!(flapping.raised[0].severity, Severity::Warning);
+    assert!(report(&mut feed, LinkState::Up).raised.is_empty());
+    // Up for a whole window: resolved.
+    let mut resolved = 0;
+    for _ in 0..10 {
+        resolved += report(&mut feed, LinkState::Up).resolved.len();
+    }
+    assert_eq!(resolved, 1);
+}
+
+#[test]
+fn a_task_watching_interfaces_alerts_when_one_goes_down_without_being_asked() {
+    let task = nms::wire::TaskAssignment {
+        task_number: 1,
+        task_id: TASK.into(),
+        items: vec![nms::wire::WorkItem::MetricsGathering {
+            cpu: false,
+            ram: false,
+            interfaces: vec!["eth0".into()],
+            frequency_s: 5,
+        }],
+        conditions: AlertConditions::default(),
+        rules: Vec::new(),
+    };
+    let mut rules = RuleSet::for_assignment(&task).expect("compiles");
+    let mut time_ms = 0;
+    let mut report = |state| {
+        time_ms += 5000;
+        let report = MetricsReport {
+            task_number: 1,
+            time_ms,
+            samples: vec![link("eth0", state, 0.0, 0.0)],
+        };
+        rules.evaluate(&SampleInput::new(AGENT, TASK, &report))
+    };
+    assert!(report(LinkState::Up).raised.is_empty());
+    let down = report(LinkState::Down);
+    assert_eq!(
+        kinds(&down),
+        [(AlertType::InterfaceStats, "eth0".to_string())]
+    );
+    assert_eq!(down.raised[0].rule, "builtin:link_state");
+    assert_eq!(down.raised[0].severity, Severity::Critical);
+    assert_eq!(down.raised[0].message, "interface eth0 is down (set down)");
+    // Still down (now without carrier): the same alert keeps firing.
+    assert!(report(LinkState::NoCarrier).raised.is_empty());
+    assert_eq!(report(LinkState::Up).resolved.len(), 1);
 }

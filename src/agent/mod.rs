@@ -13,10 +13,11 @@ use crate::alertflow::client::{AlertClient, AlertClientConfig, Destination};
 use crate::log::{self, Level};
 use crate::nettask::driver::{self, Command, SocketStats};
 use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys};
+use crate::probes::Tools;
 use crate::wire::packet::{CAP_IPERF3, CAP_PING};
 use crate::wire::{Alert, Heartbeat, Key, Message, MetricsReport};
 use anyhow::Context;
-use scheduler::Scheduler;
+use scheduler::{Scheduler, ServerClock};
 use smol::channel::Sender;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -237,7 +238,8 @@ pub async fn run(
         last_sent_ms: last_sent_ms.clone(),
         last_report_time_ms: Arc::new(AtomicU64::new(0)),
     };
-    let mut scheduler = Scheduler::new(&options.id, reporter);
+    let clock = Arc::new(ServerClock::default());
+    let mut scheduler = Scheduler::new(&options.id, reporter, Tools::for_agent(), clock.clone());
     let heartbeat_ms = Arc::new(AtomicU64::new(0));
     smol::spawn(heartbeats(
         command_tx.clone(),
@@ -266,6 +268,7 @@ pub async fn run(
                 registered,
             } => {
                 heartbeat_ms.store(registered.heartbeat_ms.into(), Ordering::Relaxed);
+                clock.set(registered.server_time_ms, log::now_ms());
                 let alertflow = SocketAddr::new(server.ip(), registered.alertflow_port);
                 sender.set_destination(Destination {
                     server: alertflow,

@@ -11,7 +11,7 @@
 
 use super::latency::Latencies;
 use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys, Transmit};
-use crate::wire::{Heartbeat, Key, Message, MetricsReport, PacketType, Sample};
+use crate::wire::{Heartbeat, Key, LinkState, Message, MetricsReport, PacketType, Sample};
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
 use std::cmp::Reverse;
@@ -106,6 +106,7 @@ pub fn typical_report(task_number: u32, time_ms: u64) -> MetricsReport {
             Sample::Ram { percent: 61.25 },
             Sample::Interface {
                 name: "eth0".into(),
+                state: LinkState::Up,
                 packets_per_sec: 1520.0,
                 bytes_per_sec: 1_250_000.0,
                 errors_per_sec: 0.0,
@@ -113,6 +114,7 @@ pub fn typical_report(task_number: u32, time_ms: u64) -> MetricsReport {
             },
             Sample::Interface {
                 name: "eth1".into(),
+                state: LinkState::Up,
                 packets_per_sec: 88.5,
                 bytes_per_sec: 42_600.0,
                 errors_per_sec: 0.0,

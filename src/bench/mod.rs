@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod ceiling;
 pub mod fleet;
 pub mod latency;
+pub mod store;
 pub mod target;
 pub mod verify;
 

@@ -254,41 +254,60 @@ impl Target {
             .ok_or_else(|| BenchError::Server("/api/status has no store.metrics_stored".into()))
     }
 
-    /// One HTTP/1.0 exchange (no keep-alive, no chunked bodies) with the server's API.
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, BenchError> {
-        let io = |source| BenchError::Io {
-            what: format!("{method} http://{}{path}", self.http),
-            source,
-        };
-        let mut stream =
-            TcpStream::connect_timeout(&self.http, Duration::from_secs(5)).map_err(io)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(io)?;
-        let body = body.unwrap_or("");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.http,
-            body.len()
-        )
-        .map_err(io)?;
-        let mut reply = Vec::new();
-        stream.read_to_end(&mut reply).map_err(io)?;
-        let text = String::from_utf8_lossy(&reply);
-        let Some((_, json)) = text.split_once("\r\n\r\n") else {
-            return Err(BenchError::Server(format!(
-                "{method} {path}: no HTTP answer"
-            )));
-        };
-        serde_json::from_str(json)
-            .map_err(|e| BenchError::Server(format!("{method} {path}: not JSON: {e}")))
+        http_json(self.http, method, path, body)
     }
 
     /// CPU time used so far and resident memory now, read from `/proc` (child servers only).
     pub fn sample(&self) -> Option<ProcessSample> {
         process_sample(self.pid()?)
     }
+}
+
+/// One HTTP/1.0 exchange (no keep-alive, no chunked bodies) with a server's API; the answer's
+/// body as JSON.
+pub fn http_json(
+    http: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<Value, BenchError> {
+    let json = http_body(http, method, path, body)?;
+    serde_json::from_str(&json)
+        .map_err(|e| BenchError::Server(format!("{method} {path}: not JSON: {e}")))
+}
+
+/// One HTTP/1.0 exchange with a server's API; the answer's body, read to its end.
+pub fn http_body(
+    http: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, BenchError> {
+    let io = |source| BenchError::Io {
+        what: format!("{method} http://{http}{path}"),
+        source,
+    };
+    let mut stream = TcpStream::connect_timeout(&http, Duration::from_secs(5)).map_err(io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(io)?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(io)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).map_err(io)?;
+    let text = String::from_utf8_lossy(&reply);
+    let Some((_, json)) = text.split_once("\r\n\r\n") else {
+        return Err(BenchError::Server(format!(
+            "{method} {path}: no HTTP answer"
+        )));
+    };
+    Ok(json.to_string())
 }
 
 impl Drop for Target {

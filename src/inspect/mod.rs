@@ -340,6 +340,7 @@ fn metrics_table(snapshot: &Snapshot, names: &[&str], color: bool, now_ms: u64) 
                 shown("jitter_ms", 2),
                 shown("loss_percent", 1),
                 latest("bandwidth_bps").map_or_else(dash, |v| Cell::plain(human_bandwidth(v))),
+                latest("udp_bandwidth_bps").map_or_else(dash, |v| Cell::plain(human_bandwidth(v))),
                 Cell::styled(sparkline(&rtt, 0.0, rtt_high), Style::new().cyan()),
                 Cell::styled(
                     sparkline(&series("cpu_percent"), 0.0, 100.0),
@@ -360,7 +361,8 @@ fn metrics_table(snapshot: &Snapshot, names: &[&str], color: bool, now_ms: u64) 
         right("RTT ms"),
         right("JITTER ms"),
         right("LOSS %"),
-        right("BANDWIDTH"),
+        right("TCP BW"),
+        right("UDP BW"),
         left("RTT (recent)"),
         left("CPU (recent)"),
         left("UPDATED"),

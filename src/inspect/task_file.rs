@@ -1,11 +1,12 @@
 //! `nms inspect --task FILE`: what a task file means, without a server. The file is validated
 //! as the server would (`nms::task::load`); each device's measurements and thresholds are listed,
 //! with the rhai each threshold compiles to and whether each hand-written rule file reads and
-//! checks (`nms::rules::check`), so a task can be debugged before it is sent.
+//! checks (`nms::rules::check`), and the iperf plan (when each iperf test runs), so a task can be
+//! debugged before it is sent.
 
 use crate::rules::{self, RuleSet};
 use crate::send_task::read_rule_file;
-use crate::task::{self, Device, IperfTarget, PlannedItem, Task, TaskError};
+use crate::task::{self, Device, IperfPlan, IperfTarget, PlannedItem, Task, TaskError};
 use crate::wire::{RuleSource, Transport};
 use owo_colors::{OwoColorize, Style};
 use serde_json::{Value, json};
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 /// Where a rule of a device comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleOrigin {
+    /// A rule every agent runs without being asked (a watched interface going down).
+    Builtin,
     /// A threshold of `alertflow_conditions`, compiled to rhai.
     Condition,
     /// A hand-written rule file.
@@ -54,13 +57,20 @@ pub struct TaskCheck {
 pub struct FileCheck {
     pub file: String,
     pub result: Result<Vec<TaskCheck>, TaskError>,
+    /// When each iperf test of the file runs (empty when the file is invalid).
+    pub plan: IperfPlan,
 }
 
 /// Loads and validates `path` and checks every rule of every device.
 pub fn check_file(path: &Path) -> FileCheck {
+    let loaded = task::load(path);
+    let plan = match &loaded {
+        Ok(tasks) => IperfPlan::build(tasks),
+        Err(_) => IperfPlan::default(),
+    };
     FileCheck {
         file: path.display().to_string(),
-        result: task::load(path).map(|tasks| {
+        result: loaded.map(|tasks| {
             tasks
                 .into_iter()
                 .map(|task| TaskCheck {
@@ -69,18 +79,28 @@ pub fn check_file(path: &Path) -> FileCheck {
                 })
                 .collect()
         }),
+        plan,
     }
 }
 
 fn check_device(device: &Device) -> DeviceCheck {
-    let mut checks: Vec<RuleCheck> = rules::compile_conditions(&device.conditions)
+    let interfaces = device.items.iter().any(
+        |item| matches!(item, PlannedItem::MetricsGathering { interfaces, .. } if !interfaces.is_empty()),
+    );
+    let builtin = rules::builtin_rules(interfaces)
         .into_iter()
-        .map(|rule| RuleCheck {
+        .map(|rule| (rule, RuleOrigin::Builtin));
+    let conditions = rules::compile_conditions(&device.conditions)
+        .into_iter()
+        .map(|rule| (rule, RuleOrigin::Condition));
+    let mut checks: Vec<RuleCheck> = builtin
+        .chain(conditions)
+        .map(|(rule, origin)| RuleCheck {
             problem: rules::check(&rule.name, &rule.source)
                 .err()
                 .map(|e| e.to_string()),
             name: rule.name,
-            origin: RuleOrigin::Condition,
+            origin,
             source: Some(rule.source),
         })
         .collect();
@@ -150,7 +170,12 @@ impl FileCheck {
             Err(_) => Vec::new(),
             Ok(tasks) => tasks.iter().map(task_json).collect(),
         };
-        let mut out = json!({ "valid": problems.is_empty(), "file": self.file, "tasks": tasks });
+        let mut out = json!({
+            "valid": problems.is_empty(),
+            "file": self.file,
+            "tasks": tasks,
+            "iperf_plan": self.plan,
+        });
         if let Some(first) = problems.first() {
             out["error"] = json!(first);
         }
@@ -168,7 +193,11 @@ fn task_json(check: &TaskCheck) -> Value {
                 .map(|r| {
                     let mut rule = json!({
                         "name": r.name,
-                        "kind": match r.origin { RuleOrigin::Condition => "condition", RuleOrigin::File(_) => "file" },
+                        "kind": match r.origin {
+                            RuleOrigin::Builtin => "builtin",
+                            RuleOrigin::Condition => "condition",
+                            RuleOrigin::File(_) => "file",
+                        },
                         "ok": r.problem.is_none(),
                         "source": r.source,
                     });
@@ -224,10 +253,12 @@ pub fn describe(item: &PlannedItem) -> String {
         PlannedItem::Ping {
             destination,
             packet_count,
+            interval_ms,
             frequency_s,
         } => crate::wire::WorkItem::Ping {
             destination: destination.clone(),
             packet_count: *packet_count,
+            interval_ms: *interval_ms,
             frequency_s: *frequency_s,
         }
         .describe(),
@@ -236,6 +267,7 @@ pub fn describe(item: &PlannedItem) -> String {
             port,
             duration_s,
             transport: t,
+            rate_bps,
             frequency_s,
             measures,
         } => {
@@ -253,8 +285,14 @@ pub fn describe(item: &PlannedItem) -> String {
                     watched.push(name);
                 }
             }
+            let rate = if *rate_bps > 0 {
+                format!(" at {}", crate::wire::task::rate_text(*rate_bps))
+            } else {
+                String::new()
+            };
             format!(
-                "iperf3 client to {server} port {port} ({}, {duration_s} s) every {frequency_s} s: {}",
+                "iperf3 client to {server} port {port} ({}{rate}, {duration_s} s) every \
+                 {frequency_s} s: {}",
                 transport(t),
                 watched.join(", ")
             )
@@ -264,11 +302,18 @@ pub fn describe(item: &PlannedItem) -> String {
             duration_s,
             transport: t,
             frequency_s,
+            address,
             ..
-        } => format!(
-            "iperf3 server on port {port} ({}, {duration_s} s) every {frequency_s} s",
-            transport(t)
-        ),
+        } => {
+            let at = address
+                .as_ref()
+                .map_or(String::new(), |a| format!(", reached at {a}"));
+            format!(
+                "iperf3 server on port {port}{at} for a {} test of {duration_s} s every \
+                 {frequency_s} s",
+                transport(t)
+            )
+        }
     }
 }
 
@@ -350,13 +395,21 @@ pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
                 set.join(", ")
             };
             let _ = writeln!(out, "    {:<10}  {shown}", "thresholds");
+            for note in &device.notes {
+                let _ = writeln!(
+                    out,
+                    "    {:<10}  {}",
+                    "note",
+                    paint(note, Style::new().yellow())
+                );
+            }
             for rule in &device_check.rules {
                 let status = match &rule.problem {
                     None => ok.clone(),
                     Some(problem) => paint(&format!("error: {problem}"), Style::new().red()),
                 };
                 match &rule.origin {
-                    RuleOrigin::Condition => {
+                    RuleOrigin::Builtin | RuleOrigin::Condition => {
                         let _ = writeln!(out, "    rule {}  {status}", rule.name);
                         if !show_rhai && rule.problem.is_none() {
                             continue;
@@ -378,6 +431,18 @@ pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
                     paint(&format!("error: {problem}"), Style::new().red())
                 );
             }
+        }
+    }
+    let lines = check.plan.lines();
+    if !lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}  (each test starts at its offset in every period of its frequency, on the \
+             server's clock; an agent takes part in one test at a time)",
+            paint("iperf plan", Style::new().bold())
+        );
+        for line in lines {
+            let _ = writeln!(out, "  {line}");
         }
     }
     out

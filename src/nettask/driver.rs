@@ -128,6 +128,12 @@ pub async fn run<E: Endpoint>(
     let mut armed: Option<Instant> = None;
     let mut last_batch = 0usize;
     loop {
+        // Commands first, every turn: under a steady stream of datagrams the socket is always
+        // readable, and the application's commands (released acknowledgements among them)
+        // must not wait for a quiet moment.
+        while let Ok(cmd) = commands.try_recv() {
+            cmd(&mut endpoint, Instant::now());
+        }
         let now = Instant::now();
         while let Some(Transmit {
             destination,

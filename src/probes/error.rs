@@ -62,6 +62,27 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// What went wrong, as a short key that stays the same while the cause persists (a
+    /// timeout's duration or an I/O error's wording may vary, the cause does not): the agent
+    /// keeps one ERROR or TIMEOUT alert firing per probe and cause.
+    pub fn cause(&self) -> String {
+        match self {
+            ProbeError::ToolMissing(tool) => format!("missing:{tool}"),
+            ProbeError::UnknownHost { host, .. } => format!("unknown_host:{host}"),
+            ProbeError::Unreachable { .. } => "unreachable".into(),
+            ProbeError::Timeout { tool, .. } => format!("timeout:{tool}"),
+            ProbeError::PermissionDenied { tool, .. } => format!("permission:{tool}"),
+            ProbeError::ServerBusy => "server_busy".into(),
+            ProbeError::Iperf(message) => format!("iperf3:{message}"),
+            ProbeError::Parse { tool, .. } => format!("parse:{tool}"),
+            ProbeError::NoSuchInterface(name) => format!("no_interface:{name}"),
+            ProbeError::InvalidDestination(e) => format!("destination:{}", e.input),
+            ProbeError::InvalidArgument(what) => format!("argument:{what}"),
+            ProbeError::System(_) => "system".into(),
+            ProbeError::Io { tool, source } => format!("io:{tool}:{:?}", source.kind()),
+        }
+    }
+
     /// The alert type the agent raises for this failure: TIMEOUT for a deadline that passed,
     /// ERROR for everything else.
     pub fn alert_type(&self) -> AlertType {

@@ -1,11 +1,13 @@
-//! IPERF: `iperf3 -J` as client ([`Tools::iperf_client`]) or one-off server
-//! ([`Tools::iperf_server`]), and a pure parser of its JSON. Only the fields used are declared;
-//! everything else iperf3 prints is ignored, so newer versions keep parsing.
+//! IPERF: `iperf3 -J` as client ([`Tools::iperf_client`]), one-off server
+//! ([`Tools::iperf_server`]) or the lasting listener an agent keeps per port
+//! ([`Tools::iperf_listener`]), and a pure parser of its JSON. Only the fields used are
+//! declared; everything else iperf3 prints is ignored, so newer versions keep parsing.
 //!
 //! Which figures: bandwidth is what the receiving side measured (`end.sum_received`), falling
 //! back on `end.sum` (UDP before iperf3 3.10) and then `end.sum_sent`. For UDP, jitter and loss
-//! come from the same receiver summary. On the server side of a UDP test `end.sum` carries 0 bps,
-//! which is why `sum_received` comes first.
+//! come from the same receiver summary, and the offered rate is what the client sent
+//! (`end.sum_sent`, or `end.sum` before 3.10). On the server side of a UDP test `end.sum`
+//! carries 0 bps, which is why `sum_received` comes first.
 
 use super::destination::Destination;
 use super::error::ProbeError;
@@ -34,6 +36,8 @@ pub struct IperfResult {
     pub role: IperfRole,
     pub transport: Transport,
     pub bandwidth_bps: f64,
+    /// The rate the client sent at (UDP, client side); NaN otherwise.
+    pub offered_bps: f64,
     pub jitter_ms: f64,
     pub loss_percent: f64,
     /// Bytes the receiving side counted.
@@ -48,6 +52,7 @@ impl IperfResult {
         Sample::Iperf {
             transport: self.transport,
             bandwidth_bps: self.bandwidth_bps as f32,
+            offered_bps: self.offered_bps as f32,
             jitter_ms: self.jitter_ms as f32,
             loss_percent: self.loss_percent as f32,
         }
@@ -169,6 +174,15 @@ pub fn parse(json: &str) -> Result<IperfResult, ProbeError> {
             )
         }
     };
+    let offered_bps = match (role, transport) {
+        (IperfRole::Client, Transport::Udp) => [&end.sum_sent, &end.sum]
+            .into_iter()
+            .flatten()
+            .map(|s| s.bits_per_second)
+            .find(|bps| bps.is_finite() && *bps > 0.0)
+            .unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    };
     let retransmits = match (role, transport) {
         (IperfRole::Client, Transport::Tcp) => end.sum_sent.as_ref().and_then(|s| s.retransmits),
         _ => None,
@@ -177,6 +191,7 @@ pub fn parse(json: &str) -> Result<IperfResult, ProbeError> {
         role,
         transport,
         bandwidth_bps: received.bits_per_second,
+        offered_bps,
         jitter_ms,
         loss_percent,
         bytes: received.bytes,
@@ -236,15 +251,17 @@ fn finish(output: &ToolOutput) -> Result<IperfResult, ProbeError> {
 }
 
 impl Tools {
-    /// Runs `iperf3 -c SERVER -p PORT -t DURATION -i 0 -J [-u]` (UDP at iperf3's default
-    /// target rate, 1 Mbit/s) and gives what the receiver measured. Killed when `deadline`
-    /// passes ([`ProbeError::Timeout`]); plan for the duration plus a few seconds.
+    /// Runs `iperf3 -c SERVER -p PORT -t DURATION -i 0 -J [-u] [-b RATE]` and gives what the
+    /// receiver measured (and, for UDP, the rate offered). `rate_bps` 0 leaves iperf3's default
+    /// (TCP: as fast as the link allows; UDP: 1 Mbit/s). Killed when `deadline` passes
+    /// ([`ProbeError::Timeout`]); plan for the duration plus a few seconds.
     pub async fn iperf_client(
         &self,
         server: &Destination,
         port: u16,
         duration_s: u32,
         transport: Transport,
+        rate_bps: u64,
         deadline: Duration,
     ) -> Result<Sample, ProbeError> {
         check_port(port)?;
@@ -267,7 +284,11 @@ impl Tools {
         if transport == Transport::Udp {
             args.push("-u".into());
         }
-        let Some(output) = run_tool(&self.iperf3, &args, deadline).await? else {
+        if rate_bps > 0 {
+            args.push("-b".into());
+            args.push(rate_bps.to_string().into());
+        }
+        let Some(output) = run_tool(self, &self.iperf3, &args, deadline).await? else {
             return Err(ProbeError::Timeout {
                 tool: TOOL,
                 after: deadline,
@@ -300,7 +321,7 @@ impl Tools {
             args.push("-B".into());
             args.push(address.to_string().into());
         }
-        let Some(output) = run_tool(&self.iperf3, &args, deadline).await? else {
+        let Some(output) = run_tool(self, &self.iperf3, &args, deadline).await? else {
             return Ok(None);
         };
         finish(&output).map(|r| Some(r.to_sample()))
@@ -313,14 +334,226 @@ pub async fn run_iperf_client(
     port: u16,
     duration_s: u32,
     transport: Transport,
+    rate_bps: u64,
     deadline: Duration,
 ) -> Result<Sample, ProbeError> {
     Tools::default()
-        .iperf_client(server, port, duration_s, transport, deadline)
+        .iperf_client(server, port, duration_s, transport, rate_bps, deadline)
         .await
 }
 
 /// [`Tools::iperf_server`] with the `iperf3` on `PATH`, listening on every address.
 pub async fn run_iperf_server(port: u16, deadline: Duration) -> Result<Option<Sample>, ProbeError> {
     Tools::default().iperf_server(None, port, deadline).await
+}
+
+/// What the lasting listener of one port is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerStatus {
+    /// `iperf3 -s` was started and has not said yet that it listens.
+    Starting,
+    /// It said `Server listening on PORT`.
+    Listening,
+    /// It could not start or it ended, with iperf3's reason; it is started again after a pause.
+    Failed(String),
+}
+
+/// The iperf3 server (`iperf3 -s -p PORT`) an agent keeps running on one port for as long as
+/// some task needs it: one listener serves every test of every task on that port, one test at
+/// a time. Dropping the handle stops it: SIGTERM, then SIGKILL if it has not ended within
+/// [`LISTENER_STOP_GRACE`].
+pub struct IperfListener {
+    port: u16,
+    status: std::sync::Arc<std::sync::Mutex<ListenerStatus>>,
+    _stop: smol::channel::Sender<()>,
+}
+
+/// How long a stopped listener is given to end after SIGTERM.
+pub const LISTENER_STOP_GRACE: Duration = Duration::from_secs(2);
+/// Longest pause before a listener that ended is started again.
+const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl IperfListener {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn status(&self) -> ListenerStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Tools {
+    /// Starts the lasting listener of `port` (see [`IperfListener`]).
+    pub fn iperf_listener(&self, port: u16) -> IperfListener {
+        let status = std::sync::Arc::new(std::sync::Mutex::new(ListenerStatus::Starting));
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        smol::spawn(keep_listening(self.clone(), port, status.clone(), stop_rx)).detach();
+        IperfListener {
+            port,
+            status,
+            _stop: stop_tx,
+        }
+    }
+}
+
+fn set_status(status: &std::sync::Mutex<ListenerStatus>, new: ListenerStatus) {
+    *status.lock().unwrap_or_else(|e| e.into_inner()) = new;
+}
+
+/// Runs `iperf3 -s -p PORT --forceflush` until `stop` closes, starting it again (after a pause
+/// that doubles up to 30 s) whenever it ends.
+async fn keep_listening(
+    tools: Tools,
+    port: u16,
+    status: std::sync::Arc<std::sync::Mutex<ListenerStatus>>,
+    stop: smol::channel::Receiver<()>,
+) {
+    use futures_lite::future;
+    use smol::process::Stdio;
+    let args: Vec<OsString> = vec![
+        "-s".into(),
+        "-p".into(),
+        port.to_string().into(),
+        "--forceflush".into(),
+    ];
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        set_status(&status, ListenerStatus::Starting);
+        let spawned = tools.command(&tools.iperf3, &args).and_then(|mut c| {
+            c.env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|source| ProbeError::Io {
+                    tool: tools.iperf3.display().to_string(),
+                    source,
+                })
+        });
+        let started = std::time::Instant::now();
+        let failure = match spawned {
+            Err(e) => e.to_string(),
+            Ok(mut child) => {
+                let pid = child.id();
+                let last_error = std::sync::Mutex::new(None::<String>);
+                let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+                let watch = async {
+                    let out = async {
+                        if let Some(pipe) = stdout {
+                            let _ = for_each_line(pipe, |line| {
+                                if line.starts_with("Server listening on") {
+                                    set_status(&status, ListenerStatus::Listening);
+                                }
+                            })
+                            .await;
+                        }
+                    };
+                    let err = async {
+                        if let Some(pipe) = stderr {
+                            let _ = for_each_line(pipe, |line| {
+                                let line = line.trim();
+                                if let Some(message) = line.strip_prefix("iperf3: error - ") {
+                                    *last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        Some(message.to_owned());
+                                }
+                            })
+                            .await;
+                        }
+                    };
+                    future::zip(out, err).await;
+                    child.status().await
+                };
+                let ended = future::or(async { Some(watch.await) }, async {
+                    let _ = stop.recv().await;
+                    None
+                })
+                .await;
+                match ended {
+                    None => {
+                        terminate(pid);
+                        let _ = future::or(async { child.status().await.map(|_| ()) }, async {
+                            async_io::Timer::after(LISTENER_STOP_GRACE).await;
+                            Ok(())
+                        })
+                        .await;
+                        // Dropping `child` kills it if it is still there.
+                        return;
+                    }
+                    Some(exit) => {
+                        let said = last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        match (said, exit) {
+                            (Some(message), _) => message,
+                            (None, Ok(code)) => format!("iperf3 -s ended ({code})"),
+                            (None, Err(e)) => format!("iperf3 -s: {e}"),
+                        }
+                    }
+                }
+            }
+        };
+        set_status(&status, ListenerStatus::Failed(failure));
+        if started.elapsed() > LISTENER_MAX_BACKOFF * 2 {
+            backoff = Duration::from_secs(1);
+        }
+        let stopped = future::or(
+            async {
+                let _ = stop.recv().await;
+                true
+            },
+            async {
+                async_io::Timer::after(backoff).await;
+                false
+            },
+        )
+        .await;
+        if stopped {
+            return;
+        }
+        backoff = (backoff * 2).min(LISTENER_MAX_BACKOFF);
+    }
+}
+
+/// Asks the process `pid` to end (SIGTERM).
+fn terminate(pid: u32) {
+    #[cfg(target_os = "linux")]
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = pid;
+}
+
+/// Calls `each` with every line read from `pipe` (lines longer than 4 KiB are cut).
+async fn for_each_line(
+    mut pipe: impl futures_lite::AsyncRead + Unpin,
+    mut each: impl FnMut(&str),
+) -> std::io::Result<()> {
+    use futures_lite::AsyncReadExt;
+    const MAX_LINE: usize = 4096;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = pipe.read(&mut buf).await?;
+        if n == 0 {
+            if !line.is_empty() {
+                each(&String::from_utf8_lossy(&line));
+            }
+            return Ok(());
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                each(&String::from_utf8_lossy(&line));
+                line.clear();
+            } else if line.len() < MAX_LINE {
+                line.push(b);
+            }
+        }
+    }
 }

@@ -6,7 +6,9 @@
 
 pub mod destination;
 pub mod error;
+pub mod guard;
 pub mod iperf;
+pub mod link;
 pub mod ping;
 pub mod runner;
 pub mod system;

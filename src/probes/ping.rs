@@ -11,9 +11,6 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 const TOOL: &str = "ping";
-/// Seconds between echo requests: 0.2 s is the smallest interval iputils allows to any user
-/// (faster needs root), so it is passed unconditionally.
-pub const INTERVAL: &str = "0.2";
 /// Seconds `ping` waits for the last reply (`-W`); a later reply counts as lost.
 pub const REPLY_TIMEOUT_S: u32 = 2;
 /// Most echo requests in one run.
@@ -52,11 +49,17 @@ impl PingResult {
     }
 }
 
-/// A deadline that leaves a run of `packet_count` requests time to finish: the requests, the
-/// wait for the last reply, and a few seconds for name resolution and start-up.
-pub fn suggested_deadline(packet_count: u16) -> Duration {
-    Duration::from_millis(200 * u64::from(packet_count))
+/// A deadline that leaves a run of `packet_count` requests `interval_ms` apart time to finish:
+/// the requests, the wait for the last reply, and a few seconds for name resolution and
+/// start-up.
+pub fn suggested_deadline(packet_count: u16, interval_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(interval_ms) * u64::from(packet_count.saturating_sub(1)))
         + Duration::from_secs(u64::from(REPLY_TIMEOUT_S) + 3)
+}
+
+/// An interval as `ping -i` takes it: seconds, `0.2`, `1`, `0.002`.
+pub fn interval_argument(interval_ms: u32) -> String {
+    (f64::from(interval_ms) / 1000.0).to_string()
 }
 
 /// Parses what `LC_ALL=C ping -n` printed (standard output followed by standard error).
@@ -222,6 +225,17 @@ fn failure(output: &str) -> ProbeError {
             detail: detail(line),
         };
     }
+    if let Some(line) = lines().find(|l| l.contains("cannot flood")) {
+        // `ping: cannot flood; minimal interval allowed for user is 200ms`
+        return ProbeError::PermissionDenied {
+            tool: TOOL,
+            detail: format!(
+                "{}: the task's interval between packets is shorter than this host's ping \
+                 allows this user (run the agent as root, or lengthen the interval)",
+                detail(line)
+            ),
+        };
+    }
     if let Some(line) =
         lines().find(|l| l.contains("Operation not permitted") || l.contains("Permission denied"))
     {
@@ -240,17 +254,18 @@ fn failure(output: &str) -> ProbeError {
 }
 
 impl Tools {
-    /// Runs `ping -n -c COUNT -i 0.2 -W 2 DESTINATION` and turns its output into a
+    /// Runs `ping -n -c COUNT -i INTERVAL -W 2 DESTINATION` and turns its output into a
     /// [`Sample::Ping`]. The program is killed when `deadline` passes
-    /// ([`ProbeError::Timeout`]); plan for `COUNT * 0.2 s + 2 s` at least.
+    /// ([`ProbeError::Timeout`]); plan for [`suggested_deadline`].
     pub async fn ping(
         &self,
         destination: &Destination,
         packet_count: u16,
+        interval_ms: u32,
         deadline: Duration,
     ) -> Result<Sample, ProbeError> {
         Ok(self
-            .ping_result(destination, packet_count, deadline)
+            .ping_result(destination, packet_count, interval_ms, deadline)
             .await?
             .to_sample())
     }
@@ -260,6 +275,7 @@ impl Tools {
         &self,
         destination: &Destination,
         packet_count: u16,
+        interval_ms: u32,
         deadline: Duration,
     ) -> Result<PingResult, ProbeError> {
         if !(1..=MAX_PACKET_COUNT).contains(&packet_count) {
@@ -267,17 +283,22 @@ impl Tools {
                 "ping packet count {packet_count} is outside 1..={MAX_PACKET_COUNT}"
             )));
         }
+        if interval_ms == 0 {
+            return Err(ProbeError::InvalidArgument(
+                "ping interval of 0 ms (at least 1 ms)".into(),
+            ));
+        }
         let args: Vec<OsString> = vec![
             "-n".into(),
             "-c".into(),
             packet_count.to_string().into(),
             "-i".into(),
-            INTERVAL.into(),
+            interval_argument(interval_ms).into(),
             "-W".into(),
             REPLY_TIMEOUT_S.to_string().into(),
             destination.as_str().into(),
         ];
-        let Some(output) = run_tool(&self.ping, &args, deadline).await? else {
+        let Some(output) = run_tool(self, &self.ping, &args, deadline).await? else {
             return Err(ProbeError::Timeout {
                 tool: TOOL,
                 after: deadline,
@@ -291,9 +312,10 @@ impl Tools {
 pub async fn run_ping(
     destination: &Destination,
     packet_count: u16,
+    interval_ms: u32,
     deadline: Duration,
 ) -> Result<Sample, ProbeError> {
     Tools::default()
-        .ping(destination, packet_count, deadline)
+        .ping(destination, packet_count, interval_ms, deadline)
         .await
 }

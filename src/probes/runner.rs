@@ -1,7 +1,9 @@
 //! Running a measuring program: arguments as separate argv entries (never a shell), the C
 //! locale so the output is the one the parsers know, output read with a size cap, and a kill
-//! when the deadline passes. [`Tools`] names the programs, so a host (or a test) can point at
-//! another `ping` or `iperf3`.
+//! when the deadline passes or the measurement is dropped (its task cancelled). [`Tools`] names
+//! the programs, so a host (or a test) can point at another `ping` or `iperf3`, and may start
+//! them through the probe guard ([`super::guard`]), so that they die with the agent even when it
+//! is killed outright.
 
 use super::error::ProbeError;
 use futures_lite::{AsyncRead, AsyncReadExt, future};
@@ -21,6 +23,9 @@ pub const MAX_STDERR: usize = 64 << 10;
 pub struct Tools {
     pub ping: PathBuf,
     pub iperf3: PathBuf,
+    /// When set, every program is started through this executable in its probe-guard mode
+    /// ([`super::guard`]): the `nms` binary itself, so that the programs die with the agent.
+    pub guard: Option<PathBuf>,
 }
 
 impl Default for Tools {
@@ -28,8 +33,45 @@ impl Default for Tools {
         Tools {
             ping: PathBuf::from("ping"),
             iperf3: PathBuf::from("iperf3"),
+            guard: None,
         }
     }
+}
+
+impl Tools {
+    /// The tools of an agent run by the `nms` binary: `ping` and `iperf3` from `PATH`, started
+    /// through the probe guard where the system has one (Linux).
+    pub fn for_agent() -> Tools {
+        Tools {
+            guard: super::guard::executable(),
+            ..Tools::default()
+        }
+    }
+
+    /// The command that runs `program args...`, through the guard when there is one. A
+    /// program that is not found is [`ProbeError::ToolMissing`].
+    pub(crate) fn command(&self, program: &Path, args: &[OsString]) -> Result<Command, ProbeError> {
+        let name = program.display().to_string();
+        let Some(guard) = &self.guard else {
+            let mut command = Command::new(program);
+            command.args(args);
+            return Ok(command);
+        };
+        // The guard exec()s the program; find it first, so a missing one is told apart.
+        let resolved = find_program(program).ok_or(ProbeError::ToolMissing(name))?;
+        Ok(super::guard::command(guard, &resolved, args))
+    }
+}
+
+/// `program` as a path to run: as given when it names a folder, else found on `PATH`.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 /// What a finished program printed.
@@ -42,16 +84,17 @@ pub(crate) struct ToolOutput {
 }
 
 /// Runs `program` with `args` under `LC_ALL=C`, standard input closed, and waits for it to exit,
-/// at most `deadline`; past it the program is killed and `Ok(None)` returned.
-/// A program that is not found is [`ProbeError::ToolMissing`].
+/// at most `deadline`; past it the program is killed and `Ok(None)` returned. Dropping the
+/// future kills the program too. A program that is not found is [`ProbeError::ToolMissing`].
 pub(crate) async fn run_tool(
+    tools: &Tools,
     program: &Path,
     args: &[OsString],
     deadline: Duration,
 ) -> Result<Option<ToolOutput>, ProbeError> {
     let name = program.display().to_string();
-    let mut child = Command::new(program)
-        .args(args)
+    let mut child = tools
+        .command(program, args)?
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

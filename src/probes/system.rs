@@ -8,8 +8,9 @@
 //! which reports its rates as NaN ("not measured"); so does a counter that went down (the
 //! interface was re-created or the counter reset), so a reset never yields a negative or huge
 //! rate. Only what is asked for is refreshed (no process list, no disks), to keep an agent small.
+//! Each interface sample also carries the interface's link state ([`super::link`]).
 //!
-//! Each interface sample also carries the raw counters, receive and transmit apart (sysinfo's
+//! It also carries the raw counters, receive and transmit apart (sysinfo's
 //! totals; drops from `/sys/class/net/IF/statistics/{rx,tx}_dropped` on Linux, not measured
 //! elsewhere), for Prometheus' `_total` counters; the rates stay for the rules.
 
@@ -17,8 +18,12 @@ use super::error::ProbeError;
 use crate::wire::{InterfaceCounters, Sample};
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Instant;
 use sysinfo::{Networks, System};
+
+/// Where Linux shows each network interface's state.
+const SYSFS_NET: &str = "/sys/class/net";
 
 /// Counter totals of one interface at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -122,18 +127,16 @@ impl SystemSampler {
             };
             samples.push(Sample::Interface {
                 name: name.clone(),
+                state: super::link::read(Path::new(SYSFS_NET), name),
                 packets_per_sec: rate(|r| r.packets),
                 bytes_per_sec: rate(|r| r.bytes),
                 errors_per_sec: rate(|r| r.errors),
-                counters: counters(data, std::path::Path::new(SYSFS_NET), name),
+                counters: counters(data, Path::new(SYSFS_NET), name),
             });
         }
         (samples, errors)
     }
 }
-
-/// Where Linux shows each interface's statistics.
-const SYSFS_NET: &str = "/sys/class/net";
 
 /// The raw counters of an interface: sysinfo's totals, and the drops from
 /// `SYSFS/IF/statistics/{rx,tx}_dropped` (`None` where the file is missing or unreadable).

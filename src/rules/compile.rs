@@ -1,5 +1,6 @@
 //! A task's `alertflow_conditions` as rhai rules: one readable rule per threshold, named
-//! `condition:<field>`, using the same rule API as hand-written rule files.
+//! `condition:<field>`, using the same rule API as hand-written rule files; and the rules every
+//! agent runs without being asked ([`builtin_rules`]): a watched interface that goes down.
 
 use crate::wire::{AlertConditions, RuleSource};
 
@@ -43,6 +44,35 @@ pub fn compile_conditions(conditions: &AlertConditions) -> Vec<RuleSource> {
         ping_and_iperf(limit, shown, "jitter_ms", "jitter", "jitter", " ms", 2)
     });
     rules
+}
+
+/// The name of the built-in rule that raises an INTERFACESTATS alert for a watched interface
+/// that is down.
+pub const LINK_STATE_RULE: &str = "builtin:link_state";
+
+/// The rules an agent runs for a task without being asked: when the task watches interfaces
+/// (`interfaces`), [`LINK_STATE_RULE`]: a critical INTERFACESTATS alert for each watched
+/// interface that is set down or has no carrier, resolved when it is up again.
+pub fn builtin_rules(interfaces: bool) -> Vec<RuleSource> {
+    if !interfaces {
+        return Vec::new();
+    }
+    vec![RuleSource {
+        name: LINK_STATE_RULE.to_string(),
+        source: r#"// builtin:link_state: a watched interface that is down
+for iface in interfaces {
+    if iface.state == "down" {
+        alert_for(iface.name, "interface_stats", 0.0, 0.0,
+            `interface ${iface.name} is down (set down)`, "critical");
+    } else if iface.state == "no_carrier" {
+        alert_for(iface.name, "interface_stats", 0.0, 0.0,
+            `interface ${iface.name} is down (no carrier: the link beneath it is down)`,
+            "critical");
+    }
+}
+"#
+        .to_string(),
+    }]
 }
 
 /// CPU or RAM percent in use above the limit.

@@ -6,7 +6,7 @@
 use super::api::{self, Firing, FiringSink};
 use super::error::{Location, RuleError};
 use super::input::{SampleInput, declaration_scope};
-use crate::wire::{Alert, AlertType, Sample, Severity, Transport};
+use crate::wire::{Alert, AlertType, LinkState, Sample, Severity, Transport};
 use rhai::module_resolvers::DummyModuleResolver;
 use rhai::{AST, Dynamic, Engine, Map, Position};
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,7 +75,7 @@ impl RaisedAlert {
             time_ms: self.time_ms,
             rule: self.rule.clone(),
             message: self.message.clone(),
-            subject: self.subject.clone(),
+            subject: crate::wire::alertflow::clip_subject(&self.subject),
         }
     }
 }
@@ -184,9 +184,14 @@ impl RuleSet {
         })
     }
 
-    /// The rules of a task: its compiled `alertflow_conditions`, then its rule files.
+    /// The rules of a task: the built-in rules (a watched interface going down), its compiled
+    /// `alertflow_conditions`, then its rule files.
     pub fn for_assignment(task: &crate::wire::TaskAssignment) -> Result<RuleSet, RuleError> {
-        let mut rules = super::compile_conditions(&task.conditions);
+        let interfaces = task.items.iter().any(|item| {
+            matches!(item, crate::wire::WorkItem::MetricsGathering { interfaces, .. } if !interfaces.is_empty())
+        });
+        let mut rules = super::builtin_rules(interfaces);
+        rules.extend(super::compile_conditions(&task.conditions));
         rules.extend(task.rules.iter().cloned());
         RuleSet::compile(&rules)
     }
@@ -365,6 +370,11 @@ fn trial_samples(value: impl Fn(f32, f32) -> f32) -> Vec<Sample> {
         },
         Sample::Interface {
             name: "eth0".to_string(),
+            state: match value(2.0, 1.0) {
+                v if v.is_nan() => LinkState::Unknown,
+                v if v > 1.5 => LinkState::Down,
+                _ => LinkState::Up,
+            },
             packets_per_sec: value(1.0e6, 10.0),
             bytes_per_sec: value(1.0e9, 1000.0),
             errors_per_sec: value(100.0, 0.0),
@@ -382,6 +392,7 @@ fn trial_samples(value: impl Fn(f32, f32) -> f32) -> Vec<Sample> {
         Sample::Iperf {
             transport: Transport::Udp,
             bandwidth_bps: value(1.0e3, 1.0e9),
+            offered_bps: value(1.0e8, 1.0e9),
             jitter_ms: value(500.0, 0.1),
             loss_percent: value(100.0, 0.0),
         },

@@ -1,7 +1,7 @@
 //! What a rule sees: one metrics report turned into rhai variables (`cpu_percent`, `ping`,
 //! `interfaces`, ...). A value the probe could not measure (NaN on the wire) becomes `()`.
 
-use crate::wire::{MetricsReport, Sample, Transport};
+use crate::wire::{LinkState, MetricsReport, Sample, Transport};
 use rhai::{Array, Dynamic, FLOAT, INT, Map, Scope};
 
 /// The names of the variables every rule sees, in the order they are defined. `state` is the
@@ -131,6 +131,7 @@ fn sample_map(sample: &Sample) -> Map {
         }
         Sample::Interface {
             name,
+            state,
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
@@ -138,6 +139,14 @@ fn sample_map(sample: &Sample) -> Map {
         } => {
             put("kind", "interface".into());
             put("name", name.clone().into());
+            put("state", state.name().into());
+            put(
+                "up",
+                match state {
+                    LinkState::Unknown => Dynamic::UNIT,
+                    known => Dynamic::from_bool(!known.is_down()),
+                },
+            );
             put("packets_per_sec", number(*packets_per_sec));
             put("bytes_per_sec", number(*bytes_per_sec));
             put("errors_per_sec", number(*errors_per_sec));
@@ -178,6 +187,7 @@ fn sample_map(sample: &Sample) -> Map {
         Sample::Iperf {
             transport,
             bandwidth_bps,
+            offered_bps,
             jitter_ms,
             loss_percent,
         } => {
@@ -188,6 +198,7 @@ fn sample_map(sample: &Sample) -> Map {
             };
             put("transport", transport.into());
             put("bandwidth_bps", number(*bandwidth_bps));
+            put("offered_bps", number(*offered_bps));
             put("jitter_ms", number(*jitter_ms));
             put("loss_percent", number(*loss_percent));
         }

@@ -4,10 +4,15 @@
 //! files are read and checked before anything is dispatched. Each task id gets a number, stable
 //! across restarts (`tasks.json`), that metrics reports use to name it. Posted tasks are kept in
 //! `tasks/` in the data directory and installed again at start.
+//!
+//! The iperf runs of all loaded tasks are placed together ([`IperfPlan`]), in task-number order,
+//! so that no two tests share an iperf server or an agent at once; installing a task plans
+//! again, and says which devices' slots moved and which runs could not be placed.
 
 use crate::persist::replace_json;
 use crate::rules;
-use crate::task::{self, PlannedItem, Task, TaskError};
+use crate::task::plan::Unplaced;
+use crate::task::{self, IperfPlan, PlannedItem, Task, TaskError};
 use crate::wire::{RuleSource, TaskAssignment};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -89,6 +94,19 @@ pub struct Dispatch {
     by_device: HashMap<String, BTreeSet<u32>>,
     /// Task numbers each agent (by name) was sent.
     pub assigned: HashMap<String, BTreeSet<u32>>,
+    /// Where every iperf run of every loaded task goes.
+    plan: IperfPlan,
+    /// What planning again after the installs so far changed, until taken.
+    changes: PlanChanges,
+}
+
+/// What planning again changed.
+#[derive(Debug, Default)]
+pub struct PlanChanges {
+    /// (task number, client device) whose iperf slots moved, appeared or went.
+    pub moved: BTreeSet<(u32, String)>,
+    /// Runs that cannot be placed now and could before (or are new).
+    pub unplaced: Vec<Unplaced>,
 }
 
 impl Dispatch {
@@ -112,6 +130,8 @@ impl Dispatch {
             by_number: HashMap::new(),
             by_device: HashMap::new(),
             assigned: HashMap::new(),
+            plan: IperfPlan::default(),
+            changes: PlanChanges::default(),
         })
     }
 
@@ -213,7 +233,44 @@ impl Dispatch {
                 }
             }
         }
+        self.replan();
         Ok(number)
+    }
+
+    /// Places the iperf runs of every task again and records what changed.
+    fn replan(&mut self) {
+        let mut ordered: Vec<&LoadedTask> = self.tasks.values().map(|t| &**t).collect();
+        ordered.sort_by_key(|t| t.number);
+        let plan = IperfPlan::build(ordered.iter().map(|t| &t.task));
+        let number_of = |task_id: &str| self.tasks.get(task_id).map(|t| t.number);
+        let old: BTreeSet<_> = self
+            .plan
+            .placed
+            .iter()
+            .map(|p| (&p.run, p.offset_ms))
+            .collect();
+        let new: BTreeSet<_> = plan.placed.iter().map(|p| (&p.run, p.offset_ms)).collect();
+        for (run, _) in old.symmetric_difference(&new) {
+            if let Some(number) = number_of(&run.task_id) {
+                self.changes.moved.insert((number, run.client.clone()));
+            }
+        }
+        for unplaced in &plan.unplaced {
+            if !self.plan.unplaced.contains(unplaced) {
+                self.changes.unplaced.push(unplaced.clone());
+            }
+        }
+        self.plan = plan;
+    }
+
+    /// What the installs since the last call changed in the iperf plan.
+    pub fn take_plan_changes(&mut self) -> PlanChanges {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Where every iperf run of every loaded task goes.
+    pub fn plan(&self) -> &IperfPlan {
+        &self.plan
     }
 
     /// Keeps a posted upload so it is installed again after a restart.
@@ -285,6 +342,8 @@ impl Dispatch {
                 }
             }
         }
+        // Its iperf runs leave the plan: the others may move into their slots.
+        self.replan();
         Some(removed)
     }
 
@@ -370,7 +429,7 @@ impl Dispatch {
         Some(
             loaded
                 .task
-                .assignment(d, loaded.number, resolve)
+                .assignment(d, loaded.number, resolve, &self.plan)
                 .map(|mut a| {
                     a.rules = loaded.rules.get(device).cloned().unwrap_or_default();
                     a

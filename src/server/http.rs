@@ -736,71 +736,117 @@ fn expire_silence(shared: &Arc<Shared>, id: &str) -> Reply {
     }
 }
 
-/// The API form of steps.
-fn steps_json(series: &[StepSeries], step_ms: u64, from: u64, to: u64) -> Value {
-    let list: Vec<Value> = series
-        .iter()
-        .map(|s| {
-            let steps: Vec<Value> = s
-                .steps
-                .iter()
-                .map(|row| {
-                    let mut obj = serde_json::Map::new();
-                    obj.insert("time".into(), json!(log::rfc3339(row.start_ms)));
-                    obj.insert("time_ms".into(), json!(row.start_ms));
-                    let mut instances: std::collections::BTreeMap<
-                        String,
-                        serde_json::Map<String, Value>,
-                    > = Default::default();
-                    for stat in &row.stats {
-                        let mut v = json!({
-                            "count": stat.count,
-                            "min": stat.min,
-                            "max": stat.max,
-                            "mean": stat.mean,
-                        });
-                        if let Some([p10, p50, p90]) = stat.quantiles {
-                            v["p10"] = json!(p10);
-                            v["p50"] = json!(p50);
-                            v["p90"] = json!(p90);
-                        }
-                        let name = stat.column.field.name().to_string();
-                        match (&stat.column.instance, stat.column.field.per_interface()) {
-                            (Some(i), true) => {
-                                instances.entry(i.clone()).or_default().insert(name, v);
-                            }
-                            (Some(t), false) => {
-                                obj.insert("transport".into(), json!(t));
-                                obj.insert(name, v);
-                            }
-                            (None, _) => {
-                                obj.insert(name, v);
-                            }
-                        }
-                    }
-                    if !instances.is_empty() {
-                        obj.insert("interfaces".into(), json!(instances));
-                    }
-                    Value::Object(obj)
-                })
+/// One column's statistics over a step, as the API writes them.
+#[derive(serde::Serialize)]
+struct StatJson {
+    count: u64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p10: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p90: Option<f64>,
+}
+
+/// One step as the API writes it: its time, each field's statistics by its API name, an
+/// iperf test's transport, and per interface its fields under `interfaces`.
+struct StepJson<'a>(&'a crate::store::query::StepRow);
+
+impl serde::Serialize for StepJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let row = self.0;
+        let stat = |s: &crate::store::query::StepStat| StatJson {
+            count: s.count,
+            min: s.min,
+            max: s.max,
+            mean: s.mean,
+            p10: s.quantiles.map(|q| q[0]),
+            p50: s.quantiles.map(|q| q[1]),
+            p90: s.quantiles.map(|q| q[2]),
+        };
+        let mut interfaces: std::collections::BTreeMap<&str, Vec<(String, StatJson)>> =
+            Default::default();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("time", &log::rfc3339(row.start_ms))?;
+        map.serialize_entry("time_ms", &row.start_ms)?;
+        let mut transport = None;
+        for s in &row.stats {
+            let name =
+                crate::schema::api_name(s.column.field, s.column.instance.as_deref()).into_owned();
+            match (&s.column.instance, s.column.field.per_interface()) {
+                (Some(i), true) => interfaces.entry(i).or_default().push((name, stat(s))),
+                (Some(t), false) => {
+                    transport = Some(t.as_str());
+                    map.serialize_entry(&name, &stat(s))?;
+                }
+                (None, _) => map.serialize_entry(&name, &stat(s))?,
+            }
+        }
+        if let Some(t) = transport {
+            map.serialize_entry("transport", t)?;
+        }
+        if !interfaces.is_empty() {
+            let interfaces: std::collections::BTreeMap<
+                &str,
+                std::collections::BTreeMap<String, StatJson>,
+            > = interfaces
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect();
-            json!({
-                "agent": s.agent,
-                "task": s.task,
-                "target": s.target,
-                "tier": s.tier,
-                "steps": steps,
+            map.serialize_entry("interfaces", &interfaces)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SeriesJson<'a> {
+    agent: &'a str,
+    task: &'a str,
+    target: Option<&'a str>,
+    tier: &'a str,
+    steps: Vec<StepJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct StepsJson<'a> {
+    from: String,
+    from_ms: u64,
+    to: String,
+    to_ms: u64,
+    step_ms: u64,
+    series: Vec<SeriesJson<'a>>,
+}
+
+/// The API form of steps, as compact JSON (a month of steps is large).
+fn steps_reply(series: &[StepSeries], step_ms: u64, from: u64, to: u64) -> Reply {
+    let body = StepsJson {
+        from: log::rfc3339(from),
+        from_ms: from,
+        to: log::rfc3339(to),
+        to_ms: to,
+        step_ms,
+        series: series
+            .iter()
+            .map(|s| SeriesJson {
+                agent: &s.agent,
+                task: &s.task,
+                target: s.target.as_deref(),
+                tier: s.tier,
+                steps: s.steps.iter().map(StepJson).collect(),
             })
-        })
-        .collect();
-    json!({
-        "from": log::rfc3339(from),
-        "from_ms": from,
-        "to": log::rfc3339(to),
-        "to_ms": to,
-        "step_ms": step_ms,
-        "series": list,
-    })
+            .collect(),
+    };
+    let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+    bytes.push(b'\n');
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 async fn metrics(shared: &Arc<Shared>, p: MetricsParams, path: &str) -> Reply {
@@ -828,7 +874,7 @@ async fn metrics(shared: &Arc<Shared>, p: MetricsParams, path: &str) -> Reply {
             fields: p.fields,
         };
         return match smol::unblock(move || store.steps(&q)).await {
-            Ok(series) => json_reply(StatusCode::OK, &steps_json(&series, step_ms, from, to)),
+            Ok(series) => steps_reply(&series, step_ms, from, to),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
         };
     }

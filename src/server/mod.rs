@@ -504,6 +504,7 @@ pub async fn run(
             );
         }
     }
+    report_unscheduled(&dispatch.take_plan_changes().unplaced);
     for (path, upload) in dispatch.persisted_uploads() {
         match upload
             .map_err(anyhow::Error::msg)
@@ -527,6 +528,7 @@ pub async fn run(
             ),
         }
     }
+    report_unscheduled(&dispatch.take_plan_changes().unplaced);
 
     let bound = listeners.bound()?;
     let Listeners {
@@ -1221,6 +1223,16 @@ pub fn summarize(r: &Report) -> String {
                 reading.value / 1e6,
                 reading.instance.as_deref().unwrap_or("?")
             ),
+            Field::OfferedBps => format!("offered {:.1} Mbit/s", reading.value / 1e6),
+            Field::LinkState => {
+                let state =
+                    crate::wire::LinkState::from_u8(reading.value as u8).map_or("?", |s| s.name());
+                interfaces
+                    .entry(reading.instance.as_deref().unwrap_or("?"))
+                    .or_default()
+                    .insert(0, state.to_string());
+                continue;
+            }
             Field::RttMinMs | Field::RttMaxMs => continue,
             // Counters (interface totals, pings sent) are for Prometheus, not for this line.
             _ if def.rollup == crate::schema::Rollup::Counter => continue,
@@ -1456,6 +1468,19 @@ async fn liveness(shared: Arc<Shared>) {
     }
 }
 
+/// Says once, when it happens, that an iperf test could not be given a time slot (and so is
+/// not run).
+fn report_unscheduled(unplaced: &[crate::task::plan::Unplaced]) -> Vec<String> {
+    unplaced
+        .iter()
+        .map(|u| {
+            let text = format!("{} is not scheduled: {}", u.run, u.reason);
+            log::event(Level::Bad, "PLAN", &text);
+            text
+        })
+        .collect()
+}
+
 /// What dispatching one task did for one device.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceOutcome {
@@ -1505,6 +1530,14 @@ fn dispatch_device(
         }
     };
     let items: Vec<String> = assignment.items.iter().map(|i| i.describe()).collect();
+    if let Some(mismatch) = state
+        .registry
+        .by_name(device)
+        .and_then(|r| r.address)
+        .and_then(|a| loaded.task.address_mismatch(device, a.ip()))
+    {
+        log::event(Level::Warn, "TASK", &mismatch);
+    }
     let Some((agent_id, _)) = agent.filter(|(_, status)| *status == Status::Up) else {
         return DeviceOutcome {
             device: device.to_string(),
@@ -1585,6 +1618,9 @@ pub struct TaskOutcome {
     pub devices: Vec<DeviceOutcome>,
     /// Agents that ran the task before and no longer do.
     pub cancelled: Vec<String>,
+    /// iperf tests of the task that could not be given a time slot, and why (not run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unscheduled: Vec<String>,
 }
 
 /// Validates and installs an uploaded task file, dispatches it, and keeps it for restarts.
@@ -1601,6 +1637,35 @@ pub fn install_upload(
         let number = state.dispatch.install(task, rules, HTTP_ORIGIN)?;
         outcomes.push(dispatch_installed(shared, &mut state, number));
     }
+    // The new tasks may have moved the iperf slots of others: send those devices their new
+    // slots; say once what could not be scheduled.
+    let changes = state.dispatch.take_plan_changes();
+    for unplaced in &changes.unplaced {
+        if let Some(outcome) = outcomes
+            .iter_mut()
+            .find(|o| o.task_id == unplaced.run.task_id)
+        {
+            outcome
+                .unscheduled
+                .extend(report_unscheduled(std::slice::from_ref(unplaced)));
+        } else {
+            report_unscheduled(std::slice::from_ref(unplaced));
+        }
+    }
+    for (number, device) in changes.moved {
+        let Some(loaded) = state.dispatch.by_number(number).cloned() else {
+            continue;
+        };
+        let sent_now = outcomes.iter().any(|o| o.number == number);
+        let assigned = state
+            .dispatch
+            .assigned
+            .get(&device)
+            .is_some_and(|n| n.contains(&number));
+        if !sent_now && assigned {
+            dispatch_device(shared, &mut state, &loaded, &device);
+        }
+    }
     state.dispatch.persist_upload(&ids, upload)?;
     Ok(outcomes)
 }
@@ -1614,6 +1679,7 @@ fn dispatch_installed(shared: &Arc<Shared>, state: &mut State, number: u32) -> T
             number,
             devices: Vec::new(),
             cancelled: Vec::new(),
+            unscheduled: Vec::new(),
         };
     };
     let devices: Vec<String> = loaded
@@ -1627,6 +1693,7 @@ fn dispatch_installed(shared: &Arc<Shared>, state: &mut State, number: u32) -> T
         number,
         devices: Vec::new(),
         cancelled: Vec::new(),
+        unscheduled: Vec::new(),
     };
     for device in &devices {
         outcome

@@ -54,6 +54,26 @@ fn cancel_everywhere(shared: &Arc<Shared>, state: &mut State, number: u32) -> Ve
     names
 }
 
+/// After the iperf plan changed (a task installed or removed): sends the devices whose iperf
+/// slots moved their task again, unless it was just sent (`sent_now`); logs what no longer fits.
+fn send_moved_slots(shared: &Arc<Shared>, state: &mut State, sent_now: &[u32]) {
+    let changes = state.dispatch.take_plan_changes();
+    super::report_unscheduled(&changes.unplaced);
+    for (number, device) in changes.moved {
+        let Some(loaded) = state.dispatch.by_number(number).cloned() else {
+            continue;
+        };
+        let assigned = state
+            .dispatch
+            .assigned
+            .get(&device)
+            .is_some_and(|n| n.contains(&number));
+        if !sent_now.contains(&number) && assigned {
+            super::dispatch_device(shared, state, &loaded, &device);
+        }
+    }
+}
+
 /// Sends an agent CANCEL of task `number`.
 pub(super) fn send_cancel(shared: &Shared, agent_id: u32, number: u32) {
     let message = Message::Cancel(Cancel {
@@ -81,6 +101,7 @@ pub fn remove_task(shared: &Arc<Shared>, task_id: &str) -> Result<RemovedTask, R
     state.dispatch.forget_upload(task_id)?;
     state.dispatch.remove(task_id);
     let cancelled = cancel_everywhere(shared, &mut state, loaded.number);
+    send_moved_slots(shared, &mut state, &[]);
     drop(state);
     let resolved = resolve_firing(
         shared,
@@ -377,7 +398,8 @@ fn apply_task_files(
         .map(|t| (t.task.task_id.clone(), t.number))
         .collect();
     let mut removed = Vec::new();
-    for (task_id, number) in stale {
+    for (task_id, number) in &stale {
+        let (task_id, number) = (task_id.clone(), *number);
         state.dispatch.remove(&task_id);
         cancel_everywhere(shared, &mut state, number);
         log::event(
@@ -387,6 +409,8 @@ fn apply_task_files(
         );
         removed.push(task_id);
     }
+    let sent_now: Vec<u32> = installed.iter().map(|o| o.number).collect();
+    send_moved_slots(shared, &mut state, &sent_now);
     drop(state);
     for task_id in &removed {
         resolve_firing(

@@ -18,9 +18,10 @@
 //! |---|---|---|
 //! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
 //! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent | metrics reports |
-//! | `nms_interface_{receive,transmit}_{bytes,packets,errors}_total`, `nms_interface_{receive,transmit}_drop_total` | agent, interface | interface counters |
+//! | `nms_interface_{receive,transmit}_{bytes,packets,errors}_total`, `nms_interface_{receive,transmit}_drop_total`, `nms_interface_link_state` | agent, interface | interface counters and state |
 //! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio`, `nms_ping_packets_{sent,received}_total` | agent, task, destination | ping |
-//! | `nms_iperf_bandwidth_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport | iperf3 |
+//! | `nms_iperf_bandwidth_bytes_per_second` | agent, task, destination, transport (`tcp`, `udp`) | iperf3: what arrived |
+//! | `nms_iperf_offered_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport (`udp`) | UDP iperf3 |
 //! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
 //! | `nms_alert_firing` | alertname, agent, task, kind, severity, rule, (interface, tool, target, subject) | alerts firing and not silenced |
 //! | `nms_alerts_silenced`, `nms_silences_active` | | silences |

@@ -269,6 +269,20 @@ pub struct RollupBlock {
 }
 
 impl RollupBlock {
+    /// The indexes (into `slots`) of the slots that start in `[from, to)`.
+    pub fn slot_range(&self, from: u64, to: u64) -> (usize, usize) {
+        let start = |s: &u32| self.start_ms + u64::from(*s) * self.slot_ms;
+        let a = self.slots.partition_point(|s| start(s) < from);
+        let b = self.slots.partition_point(|s| start(s) < to);
+        (a, b.max(a))
+    }
+
+    /// Whether any slot starts in `[from, to)`.
+    pub fn has_slots(&self, from: u64, to: u64) -> bool {
+        let (a, b) = self.slot_range(from, to);
+        b > a
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, ChunkError> {
         let mut out = Vec::new();
         out.put_u8(VERSION);

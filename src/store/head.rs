@@ -10,7 +10,7 @@ use super::Report;
 use super::chunk::{Column, RawChunk};
 use super::partition::HOUR_MS;
 use super::wal::{SeriesKey, Wal, WalRecord, WalRow};
-use crate::schema::Reading;
+use crate::schema::{Reading, SampleKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -114,7 +114,10 @@ struct SeriesState {
     /// The newest time moved into a chunk: outer `None` until looked up.
     flushed_max: Option<Option<u64>>,
     buffers: BTreeMap<u64, Buffer>,
-    latest: Option<(u64, Vec<(u32, i64)>)>,
+    /// The newest values per sample of the series (a sample kind on an instance: the ping,
+    /// a TCP and a UDP iperf test, each interface), with their time: a newer report of one
+    /// sample does not hide another's, and a sample's missing values are missing.
+    latest: Vec<(u32, u64, Vec<(u32, i64)>)>,
 }
 
 /// What maintenance moves into a chunk.
@@ -141,13 +144,59 @@ pub struct HeadStats {
 pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
 const TIMES_CACHE_ENTRIES: usize = 512;
 
+/// Files a report's values as the newest of their samples (by sample id), where no newer one
+/// is known; the entries' buffers are reused.
+fn offer(
+    latest: &mut Vec<(u32, u64, Vec<(u32, i64)>)>,
+    samples: &[u32],
+    time_ms: u64,
+    values: &[(u32, i64)],
+) {
+    let mut seen: [u32; 16] = [u32::MAX; 16];
+    let mut n = 0;
+    for (c, _) in values {
+        let sample = samples[*c as usize];
+        if seen[..n].contains(&sample) {
+            continue;
+        }
+        if n < seen.len() {
+            seen[n] = sample;
+            n += 1;
+        }
+        let entry = match latest.iter().position(|(s, ..)| *s == sample) {
+            Some(i) => &mut latest[i],
+            None => {
+                latest.push((sample, 0, Vec::new()));
+                latest.last_mut().expect("just pushed")
+            }
+        };
+        if entry.1 > time_ms {
+            continue;
+        }
+        entry.1 = time_ms;
+        entry.2.clear();
+        entry.2.extend(
+            values
+                .iter()
+                .filter(|(c, _)| samples[*c as usize] == sample),
+        );
+    }
+}
+
 #[derive(Debug)]
 pub struct Head {
     series: HashMap<u32, SeriesState>,
     by_key: HashMap<SeriesKey, u32>,
+    /// The same, by agent name first: looked up on every report without building a key.
+    by_agent: HashMap<String, Vec<(String, Option<String>, u32)>>,
     next_series: u32,
     columns: Vec<Column>,
-    column_ids: HashMap<Column, u32>,
+    /// Column ids per field, with the instance: looked up on every reading without a copy.
+    column_ids: Vec<Vec<(Option<String>, u32)>>,
+    /// The sample (kind and instance) each column belongs to, as a small number: the newest
+    /// values are kept per sample.
+    column_sample: Vec<u32>,
+    samples: Vec<(SampleKind, Option<String>)>,
     rows: usize,
     max_rows: usize,
     unsealed: BTreeSet<(u64, u32)>,
@@ -159,9 +208,12 @@ impl Head {
         Head {
             series: HashMap::new(),
             by_key: HashMap::new(),
+            by_agent: HashMap::new(),
             next_series: 1,
             columns: Vec::new(),
-            column_ids: HashMap::new(),
+            column_ids: vec![Vec::new(); crate::schema::FIELDS.len()],
+            column_sample: Vec::new(),
+            samples: Vec::new(),
             rows: 0,
             max_rows: max_rows.max(1000),
             unsealed: BTreeSet::new(),
@@ -191,6 +243,11 @@ impl Head {
         };
         self.next_series = self.next_series.max(id + 1);
         self.by_key.insert(key.clone(), id);
+        self.by_agent.entry(key.agent.clone()).or_default().push((
+            key.task.clone(),
+            key.target.clone(),
+            id,
+        ));
         self.series.insert(
             id,
             SeriesState {
@@ -198,7 +255,7 @@ impl Head {
                 persisted,
                 flushed_max: None,
                 buffers: BTreeMap::new(),
-                latest: None,
+                latest: Vec::new(),
             },
         );
         id
@@ -206,6 +263,13 @@ impl Head {
 
     /// The id of a series, made when new.
     pub fn series_id(&mut self, agent: &str, task: &str, target: Option<&str>) -> u32 {
+        if let Some(list) = self.by_agent.get(agent)
+            && let Some((_, _, id)) = list
+                .iter()
+                .find(|(t, g, _)| t == task && g.as_deref() == target)
+        {
+            return *id;
+        }
         let key = SeriesKey {
             agent: agent.to_string(),
             task: task.to_string(),
@@ -226,12 +290,31 @@ impl Head {
     }
 
     pub fn column_id(&mut self, column: &Column) -> u32 {
-        if let Some(id) = self.column_ids.get(column) {
+        self.column_of(column.field, column.instance.as_deref())
+    }
+
+    /// The id of the column of `field` on `instance`, made when new.
+    pub fn column_of(&mut self, field: crate::schema::Field, instance: Option<&str>) -> u32 {
+        let list = &self.column_ids[field as usize];
+        if let Some((_, id)) = list.iter().find(|(i, _)| i.as_deref() == instance) {
             return *id;
         }
         let id = self.columns.len() as u32;
-        self.columns.push(column.clone());
-        self.column_ids.insert(column.clone(), id);
+        let column = Column {
+            field,
+            instance: instance.map(str::to_string),
+        };
+        let sample = (field.def().sample, column.instance.clone());
+        let sample_id = match self.samples.iter().position(|s| *s == sample) {
+            Some(i) => i as u32,
+            None => {
+                self.samples.push(sample);
+                self.samples.len() as u32 - 1
+            }
+        };
+        self.column_sample.push(sample_id);
+        self.columns.push(column);
+        self.column_ids[field as usize].push((instance.map(str::to_string), id));
         id
     }
 
@@ -259,7 +342,7 @@ impl Head {
         &mut self.times_cache
     }
 
-    /// The log records for `rows`: the definitions the current segment lacks, then the rows.
+    /// The definitions the current log segment lacks for `rows` (written before them).
     pub fn wal_records(&self, wal: &Wal, rows: &[WalRow]) -> Vec<WalRecord> {
         let mut out = Vec::with_capacity(rows.len() + 4);
         let mut series_done = std::collections::HashSet::new();
@@ -283,7 +366,6 @@ impl Head {
                 }
             }
         }
-        out.extend(rows.iter().cloned().map(WalRecord::Row));
         out
     }
 
@@ -306,9 +388,7 @@ impl Head {
         if buffer.times.len() > before {
             self.rows += 1;
         }
-        if s.latest.as_ref().is_none_or(|(t, _)| row.time_ms >= *t) {
-            s.latest = Some((row.time_ms, row.values));
-        }
+        offer(&mut s.latest, &self.column_sample, row.time_ms, &row.values);
     }
 
     /// The head's reports of a series in `[from, to)`, as a chunk (empty when none).
@@ -322,6 +402,14 @@ impl Head {
             out = super::query::merge(out, buffer.chunk(&self.columns, from, to));
         }
         out
+    }
+
+    /// The hours the head holds reports of a series in: (first hour's start, last hour's end).
+    pub fn span(&self, series: u32) -> Option<(u64, u64)> {
+        let s = self.series.get(&series)?;
+        let first = *s.buffers.keys().next()?;
+        let last = *s.buffers.keys().next_back()?;
+        Some((first, last + HOUR_MS))
     }
 
     /// The buffers maintenance should move into chunks at `now_ms`: hours that ended before
@@ -454,14 +542,12 @@ impl Head {
                 .is_some_and(|s| s.buffers.contains_key(&hour_ms))
     }
 
-    /// The newest report of every series.
+    /// The newest values of every series, one report per sample (its time is the sample's).
     pub fn latest(&self) -> Vec<Report> {
-        let mut out: Vec<Report> = self
-            .series
-            .values()
-            .filter_map(|s| {
-                let (time_ms, values) = s.latest.as_ref()?;
-                Some(Report {
+        let mut out: Vec<Report> = Vec::new();
+        for s in self.series.values() {
+            for (_, time_ms, values) in &s.latest {
+                out.push(Report {
                     agent: s.key.agent.clone(),
                     task: s.key.task.clone(),
                     target: s.key.target.clone(),
@@ -477,31 +563,29 @@ impl Head {
                             }
                         })
                         .collect(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.agent, &a.task, &a.target).cmp(&(&b.agent, &b.task, &b.target)));
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.agent, &a.task, &a.target, a.time_ms)
+                .cmp(&(&b.agent, &b.task, &b.target, b.time_ms))
+        });
         out
     }
 
-    /// Sets a series' newest report when the head has none newer (after a restart).
+    /// Offers a series' newest reports from a chunk (after a restart, the head is empty).
     pub fn offer_latest(&mut self, series: u32, chunk: &RawChunk) {
-        let Some(i) = chunk.times.len().checked_sub(1) else {
-            return;
-        };
-        let values: Vec<(u32, i64)> = chunk
-            .columns
-            .iter()
-            .zip(&chunk.values)
-            .filter_map(|(column, v)| Some((column, v[i]?)))
-            .map(|(column, v)| (self.column_id(column), v))
-            .collect();
+        let ids: Vec<u32> = chunk.columns.iter().map(|c| self.column_id(c)).collect();
         let Some(s) = self.series.get_mut(&series) else {
             return;
         };
-        let t = chunk.times[i];
-        if s.latest.as_ref().is_none_or(|(known, _)| *known < t) {
-            s.latest = Some((t, values));
+        for (i, t) in chunk.times.iter().enumerate() {
+            let values: Vec<(u32, i64)> = ids
+                .iter()
+                .zip(&chunk.values)
+                .filter_map(|(id, v)| Some((*id, v[i]?)))
+                .collect();
+            offer(&mut s.latest, &self.column_sample, *t, &values);
         }
     }
 

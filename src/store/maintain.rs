@@ -76,25 +76,81 @@ pub fn run(inner: &Inner) {
     }
 }
 
+/// What a pass changed, applied to the head once its transactions are committed (never
+/// before: reports leave the head only when the files hold them).
+#[derive(Default)]
+struct Effects {
+    /// (series, hour, times moved into a chunk)
+    flushed: Vec<(u32, u64, Vec<u64>)>,
+    unsealed: Vec<(u32, u64)>,
+    sealed: Vec<(u32, u64)>,
+    chunks: u64,
+}
+
+/// Runs `work` inside the maintenance pool's transactions, commits them (rollups before raw
+/// chunks), and only then applies what it did to the head.
+fn batch(
+    inner: &Inner,
+    work: impl FnOnce(&Inner, &mut partition::Pool, &mut Effects) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut pool = lock(&inner.maintain_pool);
+    let mut effects = Effects::default();
+    if let Err(e) = work(inner, &mut pool, &mut effects) {
+        pool.rollback();
+        return Err(e);
+    }
+    pool.commit().map_err(|(id, source)| StoreError::Database {
+        path: id.path(&inner.root),
+        source,
+    })?;
+    drop(pool);
+    let mut head = lock(&inner.head);
+    for (series, hour) in &effects.unsealed {
+        head.mark_unsealed(*series, *hour);
+    }
+    for (series, hour, times) in &effects.flushed {
+        head.flushed(*series, *hour, times);
+    }
+    for (series, hour) in &effects.sealed {
+        head.mark_sealed(*series, *hour);
+    }
+    drop(head);
+    let mut stats = inner.stats();
+    stats.chunks_written += effects.chunks;
+    stats.hours_sealed += effects.sealed.len() as u64;
+    Ok(())
+}
+
 /// One pass at `now_ms`.
 pub fn pass(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
     persist_series(inner)?;
     let closed_before = now_ms.saturating_sub(SEAL_GRACE_MS);
     let wal_wanted = wal_pressure(inner);
     let jobs = lock(&inner.head).flush_jobs(now_ms, closed_before, wal_wanted);
-    for job in jobs {
-        persist_series(inner)?;
-        if job.seal {
-            seal(inner, job.series, job.hour_ms, Some(job.chunk))?;
-        } else {
-            write_partial(inner, job)?;
-        }
-    }
+    // New series may have come since: the catalogue names every series a chunk names.
+    persist_series(inner)?;
     let unsealed = lock(&inner.head).unsealed_closed(closed_before);
-    for (series, hour) in unsealed {
-        seal(inner, series, hour, None)?;
-    }
-    clean_wal(inner)?;
+    batch(inner, |inner, pool, effects| {
+        for job in jobs {
+            if job.seal {
+                seal(
+                    inner,
+                    pool,
+                    effects,
+                    job.series,
+                    job.hour_ms,
+                    Some(job.chunk),
+                )?;
+            } else {
+                write_partial(inner, pool, effects, job)?;
+            }
+        }
+        for (series, hour) in unsealed {
+            seal(inner, pool, effects, series, hour, None)?;
+        }
+        Ok(())
+    })?;
+    clean_wal(inner, now_ms)?;
     retention(inner, now_ms)?;
     Ok(())
 }
@@ -149,46 +205,94 @@ fn encode(chunk: &RawChunk, path: &std::path::Path, series: u32) -> Result<Vec<u
     })
 }
 
+/// Groups reports by series and hour and seals each hour with them (see [`Store::bulk_load`]).
+///
+/// [`Store::bulk_load`]: super::Store::bulk_load
+pub fn bulk_load(inner: &Inner, reports: &[super::Report]) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+    let mut hours: BTreeMap<(u32, u64), Vec<&super::Report>> = BTreeMap::new();
+    {
+        let mut head = lock(&inner.head);
+        for r in reports {
+            let series = head.series_id(&r.agent, &r.task, r.target.as_deref());
+            hours
+                .entry((series, r.time_ms - r.time_ms % HOUR_MS))
+                .or_default()
+                .push(r);
+        }
+    }
+    persist_series(inner)?;
+    let mut chunks = Vec::with_capacity(hours.len());
+    for ((series, hour), mut rows) in hours {
+        rows.sort_by_key(|r| r.time_ms);
+        rows.dedup_by_key(|r| r.time_ms);
+        let mut chunk = RawChunk::default();
+        for (i, r) in rows.iter().enumerate() {
+            chunk.times.push(r.time_ms);
+            for reading in &r.readings {
+                let column = super::chunk::Column {
+                    field: reading.field,
+                    instance: reading.instance.clone(),
+                };
+                let c = match chunk.columns.iter().position(|x| *x == column) {
+                    Some(c) => c,
+                    None => {
+                        chunk.columns.push(column);
+                        chunk.values.push(vec![None; i]);
+                        chunk.columns.len() - 1
+                    }
+                };
+                chunk.values[c].push(reading.field.def().quantize(reading.value));
+            }
+            for v in &mut chunk.values {
+                v.resize(i + 1, None);
+            }
+        }
+        chunks.push((series, hour, chunk));
+    }
+    batch(inner, |inner, pool, effects| {
+        for (series, hour, chunk) in chunks {
+            seal(inner, pool, effects, series, hour, Some(chunk))?;
+        }
+        Ok(())
+    })
+}
+
 /// Writes a buffer as an unsealed chunk of its hour.
-fn write_partial(inner: &Inner, job: FlushJob) -> Result<(), StoreError> {
+fn write_partial(
+    inner: &Inner,
+    pool: &mut partition::Pool,
+    effects: &mut Effects,
+    job: FlushJob,
+) -> Result<(), StoreError> {
     if job.chunk.is_empty() {
         return Ok(());
     }
     let id = PartitionId::of(Tier::Raw, job.hour_ms);
     let path = id.path(&inner.root);
     let data = encode(&job.chunk, &path, job.series)?;
-    {
-        let mut pool = lock(&inner.maintain_pool);
-        let db = StoreError::db(&path);
-        let Some(conn) = pool.get(id, true).map_err(db)? else {
-            return Ok(());
-        };
-        let tx = conn
-            .unchecked_transaction()
-            .map_err(StoreError::db(&path))?;
-        tx.execute(
-            "INSERT INTO chunks(series, first_ms, last_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                job.series,
-                job.chunk.times[0] as i64,
-                *job.chunk.times.last().unwrap_or(&0) as i64,
-                job.chunk.len() as i64,
-                data
-            ],
-        )
+    let conn = pool.begin(id).map_err(StoreError::db(&path))?;
+    conn.prepare_cached(
+        "INSERT INTO chunks(series, first_ms, last_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            job.series,
+            job.chunk.times[0] as i64,
+            *job.chunk.times.last().unwrap_or(&0) as i64,
+            job.chunk.len() as i64,
+            data
+        ])
+    })
+    .map_err(StoreError::db(&path))?;
+    conn.prepare_cached("INSERT OR IGNORE INTO unsealed(series, hour_ms) VALUES (?1, ?2)")
+        .and_then(|mut st| st.execute(params![job.series, job.hour_ms as i64]))
         .map_err(StoreError::db(&path))?;
-        tx.execute(
-            "INSERT OR IGNORE INTO unsealed(series, hour_ms) VALUES (?1, ?2)",
-            params![job.series, job.hour_ms as i64],
-        )
-        .map_err(StoreError::db(&path))?;
-        tx.commit().map_err(StoreError::db(&path))?;
-    }
-    let mut head = lock(&inner.head);
-    head.mark_unsealed(job.series, job.hour_ms);
-    head.flushed(job.series, job.hour_ms, &job.chunk.times);
-    drop(head);
-    inner.stats().chunks_written += 1;
+    effects.unsealed.push((job.series, job.hour_ms));
+    effects
+        .flushed
+        .push((job.series, job.hour_ms, job.chunk.times));
+    effects.chunks += 1;
     Ok(())
 }
 
@@ -228,80 +332,67 @@ pub fn read_chunks(
 }
 
 /// Seals one hour of one series: its chunks and `buffer` become one chunk, and its rollups
-/// are written.
-fn seal(inner: &Inner, series: u32, hour: u64, buffer: Option<RawChunk>) -> Result<(), StoreError> {
+/// are written (all inside the pass's transactions).
+fn seal(
+    inner: &Inner,
+    pool: &mut partition::Pool,
+    effects: &mut Effects,
+    series: u32,
+    hour: u64,
+    buffer: Option<RawChunk>,
+) -> Result<(), StoreError> {
     let raw_id = PartitionId::of(Tier::Raw, hour);
     let raw_path = raw_id.path(&inner.root);
     let end = hour + HOUR_MS;
-    let mut pool = lock(&inner.maintain_pool);
     let buffer_times = buffer.as_ref().map(|b| b.times.clone()).unwrap_or_default();
-    let merged = {
-        let Some(conn) = pool.get(raw_id, true).map_err(StoreError::db(&raw_path))? else {
-            return Ok(());
-        };
-        let existing = read_chunks(conn, &raw_path, series, hour, end)?;
-        let existing_count = existing.len();
-        let mut merged = RawChunk::default();
-        for c in existing {
-            merged = super::query::merge(merged, c);
-        }
-        if let Some(b) = buffer {
-            merged = super::query::merge(merged, b);
-        }
-        merged.times.retain(|t| (hour..end).contains(t));
-        // One chunk already, nothing new: only the rollups are missing.
-        if existing_count != 1 || !buffer_times.is_empty() {
-            let data = encode(&merged, &raw_path, series)?;
-            let tx = conn
-                .unchecked_transaction()
-                .map_err(StoreError::db(&raw_path))?;
-            tx.execute(
+    let conn = pool.begin(raw_id).map_err(StoreError::db(&raw_path))?;
+    let existing = read_chunks(conn, &raw_path, series, hour, end)?;
+    let existing_count = existing.len();
+    let mut merged = RawChunk::default();
+    for c in existing {
+        merged = super::query::merge(merged, c);
+    }
+    if let Some(b) = buffer {
+        merged = super::query::merge(merged, b);
+    }
+    // One chunk already, nothing new: only the rollups are missing.
+    if existing_count != 1 || !buffer_times.is_empty() {
+        let data = encode(&merged, &raw_path, series)?;
+        let db = StoreError::db(&raw_path);
+        (|| {
+            conn.prepare_cached(
                 "DELETE FROM chunks WHERE series = ?1 AND first_ms >= ?2 AND first_ms < ?3",
-                params![series, hour as i64, end as i64],
-            )
-            .map_err(StoreError::db(&raw_path))?;
+            )?
+            .execute(params![series, hour as i64, end as i64])?;
             if !merged.is_empty() {
-                tx.execute(
+                conn.prepare_cached(
                     "INSERT INTO chunks(series, first_ms, last_ms, count, data)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        series,
-                        merged.times[0] as i64,
-                        *merged.times.last().unwrap_or(&0) as i64,
-                        merged.len() as i64,
-                        data
-                    ],
-                )
-                .map_err(StoreError::db(&raw_path))?;
+                )?
+                .execute(params![
+                    series,
+                    merged.times[0] as i64,
+                    *merged.times.last().unwrap_or(&0) as i64,
+                    merged.len() as i64,
+                    data
+                ])?;
             }
-            tx.execute(
-                "INSERT OR IGNORE INTO unsealed(series, hour_ms) VALUES (?1, ?2)",
-                params![series, hour as i64],
-            )
-            .map_err(StoreError::db(&raw_path))?;
-            tx.commit().map_err(StoreError::db(&raw_path))?;
-            inner.stats().chunks_written += 1;
-        }
-        merged
-    };
-    if !buffer_times.is_empty() {
-        lock(&inner.head).flushed(series, hour, &buffer_times);
+            Ok(())
+        })()
+        .map_err(db)?;
+        effects.chunks += 1;
     }
     if !merged.is_empty() {
-        write_rollups(inner, &mut pool, series, hour, &merged)?;
+        write_rollups(inner, pool, series, hour, &merged)?;
     }
-    let conn = pool
-        .get(raw_id, true)
-        .map_err(StoreError::db(&raw_path))?
-        .ok_or_else(|| StoreError::Closed)?;
-    conn.execute(
-        "DELETE FROM unsealed WHERE series = ?1 AND hour_ms = ?2",
-        params![series, hour as i64],
-    )
-    .map_err(StoreError::db(&raw_path))?;
-    drop(pool);
-    lock(&inner.head).mark_sealed(series, hour);
-    inner.stats().hours_sealed += 1;
+    let conn = pool.begin(raw_id).map_err(StoreError::db(&raw_path))?;
+    conn.prepare_cached("DELETE FROM unsealed WHERE series = ?1 AND hour_ms = ?2")
+        .and_then(|mut st| st.execute(params![series, hour as i64]))
+        .map_err(StoreError::db(&raw_path))?;
+    if !buffer_times.is_empty() {
+        effects.flushed.push((series, hour, buffer_times));
+    }
+    effects.sealed.push((series, hour));
     Ok(())
 }
 
@@ -312,76 +403,65 @@ fn write_rollups(
     hour: u64,
     merged: &RawChunk,
 ) -> Result<(), StoreError> {
-    let minute_id = PartitionId::of(Tier::Minute, hour);
-    let minute_path = minute_id.path(&inner.root);
-    let block = rollup::minutes(merged, hour);
-    let data = block.encode().map_err(|source| StoreError::Damaged {
-        path: minute_path.clone(),
-        series,
-        first_ms: hour,
-        source,
-    })?;
-    let conn = pool
-        .get(minute_id, true)
-        .map_err(StoreError::db(&minute_path))?
-        .ok_or(StoreError::Closed)?;
-    conn.execute(
-        "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
-         ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
-        params![series, hour as i64, data],
-    )
-    .map_err(StoreError::db(&minute_path))?;
-
     let day = hour - hour % DAY_MS;
-    let hour_id = PartitionId::of(Tier::Hour, day);
-    let hour_path = hour_id.path(&inner.root);
-    let conn = pool
-        .get(hour_id, true)
-        .map_err(StoreError::db(&hour_path))?
-        .ok_or(StoreError::Closed)?;
+    update_block(inner, pool, Tier::Minute, series, day, |b| {
+        rollup::put_minutes(b, day, merged, hour)
+    })?;
+    update_block(inner, pool, Tier::Hour, series, day, |b| {
+        rollup::put_hour(b, day, merged, hour)
+    })
+}
+
+/// Reads the rollup block of a series' day in a tier's partition, changes it, writes it back.
+fn update_block(
+    inner: &Inner,
+    pool: &mut partition::Pool,
+    tier: Tier,
+    series: u32,
+    day: u64,
+    change: impl FnOnce(Option<RollupBlock>) -> RollupBlock,
+) -> Result<(), StoreError> {
+    let id = PartitionId::of(tier, day);
+    let path = id.path(&inner.root);
+    let conn = pool.begin(id).map_err(StoreError::db(&path))?;
     let existing: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT data FROM blocks WHERE series = ?1 AND start_ms = ?2",
-            params![series, day as i64],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::db(&hour_path))?;
-    let existing = match existing {
-        Some(data) => Some(
-            RollupBlock::decode(&data).map_err(|source| StoreError::Damaged {
-                path: hour_path.clone(),
-                series,
-                first_ms: day,
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    let block = rollup::put_hour(existing, day, merged, hour);
-    let data = block.encode().map_err(|source| StoreError::Damaged {
-        path: hour_path.clone(),
+        .prepare_cached("SELECT data FROM blocks WHERE series = ?1 AND start_ms = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![series, day as i64], |r| r.get(0))
+                .optional()
+        })
+        .map_err(StoreError::db(&path))?;
+    let damaged = |source| StoreError::Damaged {
+        path: path.clone(),
         series,
         first_ms: day,
         source,
-    })?;
-    conn.execute(
+    };
+    let existing = existing
+        .map(|data| RollupBlock::decode(&data).map_err(damaged))
+        .transpose()?;
+    let data = change(existing).encode().map_err(damaged)?;
+    conn.prepare_cached(
         "INSERT INTO blocks(series, start_ms, data) VALUES (?1, ?2, ?3)
          ON CONFLICT(series, start_ms) DO UPDATE SET data = excluded.data",
-        params![series, day as i64, data],
     )
-    .map_err(StoreError::db(&hour_path))?;
+    .and_then(|mut st| st.execute(params![series, day as i64, data]))
+    .map_err(StoreError::db(&path))?;
     Ok(())
 }
 
-/// Deletes the log segments whose reports are all in chunks.
-fn clean_wal(inner: &Inner) -> Result<(), StoreError> {
+/// Deletes the log segments whose reports are all in chunks. The current segment is closed
+/// (a new one started) when the head is empty or the segment is older than the flush age, so
+/// that the log holds only the last few minutes.
+fn clean_wal(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
     let oldest = lock(&inner.head).oldest_segment();
     let mut wal = lock(&inner.wal);
+    let dir = inner.root.join("wal");
+    if oldest.is_none() || now_ms.saturating_sub(wal.started_ms()) >= super::head::FLUSH_AGE_MS {
+        wal.rotate_now(now_ms).map_err(StoreError::io(&dir))?;
+    }
     let keep_from = oldest.unwrap_or(wal.segment()).min(wal.segment());
-    let removed = wal
-        .remove_before(keep_from)
-        .map_err(StoreError::io(&inner.root.join("wal")))?;
+    let removed = wal.remove_before(keep_from).map_err(StoreError::io(&dir))?;
     drop(wal);
     if removed > 0 {
         inner.stats().wal_segments_deleted += removed as u64;

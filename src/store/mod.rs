@@ -31,7 +31,6 @@ pub use head::HeadStats;
 pub use query::{MetricRecord, RawPage, RawQuery, StepQuery, StepSeries};
 
 use crate::schema::{Field, Reading};
-use chunk::Column;
 use head::Head;
 use partition::{Catalog, Pool};
 use serde::Serialize;
@@ -83,6 +82,9 @@ pub struct StoreOptions {
     /// What "now" is for maintenance and queries (the server's clock; tests pass a virtual
     /// one).
     pub clock: Clock,
+    /// Maintenance syncs every commit; off only for a bulk load (`nms bench --store`) that is
+    /// simply made again after a crash.
+    pub durable: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -104,6 +106,7 @@ impl Default for StoreOptions {
             background: true,
             max_future: DAY,
             clock: Arc::new(crate::log::now_ms),
+            durable: true,
         }
     }
 }
@@ -185,13 +188,16 @@ impl Report {
         let mut interfaces: std::collections::BTreeMap<&str, Map<String, Value>> =
             Default::default();
         for r in &self.readings {
-            let name = r.field.name().to_string();
+            let name = crate::schema::api_name(r.field, r.instance.as_deref()).into_owned();
             match (&r.instance, r.field.per_interface()) {
                 (Some(i), true) => {
-                    interfaces
-                        .entry(i)
-                        .or_default()
-                        .insert(name, json!(r.value));
+                    let entry = interfaces.entry(i).or_default();
+                    if r.field == Field::LinkState
+                        && let Some(state) = crate::wire::LinkState::from_u8(r.value as u8)
+                    {
+                        entry.insert("state".into(), json!(state.name()));
+                    }
+                    entry.insert(name, json!(r.value));
                 }
                 (Some(t), false) => {
                     obj.insert("transport".into(), json!(t));
@@ -349,10 +355,10 @@ impl Store {
             options: options.clone(),
             head: Mutex::new(head),
             wal: Mutex::new(wal),
-            ingest_pool: Mutex::new(Pool::new(&root)),
-            maintain_pool: Mutex::new(Pool::new(&root)),
-            query_pool: Mutex::new(Pool::new(&root)),
-            alert_pool: Mutex::new(Pool::new(&root)),
+            ingest_pool: Mutex::new(Pool::new(&root, true)),
+            maintain_pool: Mutex::new(Pool::new(&root, options.durable)),
+            query_pool: Mutex::new(Pool::new(&root, true)),
+            alert_pool: Mutex::new(Pool::new(&root, true)),
             catalog: Mutex::new(catalog),
             stats: Mutex::new(StoreStats::default()),
             stop: AtomicBool::new(false),
@@ -410,6 +416,13 @@ impl Store {
     /// their own clock.
     pub fn maintain(&self, now_ms: u64) -> Result<(), StoreError> {
         maintain::pass(&self.inner, now_ms)
+    }
+
+    /// Writes reports straight into sealed hours (chunks and rollups), past the log and the
+    /// head: for generating a large store quickly. Nothing else may write meanwhile; reports
+    /// already stored are kept once.
+    pub fn bulk_load(&self, reports: &[Report]) -> Result<(), StoreError> {
+        maintain::bulk_load(&self.inner, reports)
     }
 
     /// Imports an older store's `metrics.jsonl` and `alerts.jsonl` if they are still there
@@ -568,12 +581,8 @@ impl Inner {
                     .readings
                     .iter()
                     .filter_map(|r| {
-                        let column = Column {
-                            field: r.field,
-                            instance: r.instance.clone(),
-                        };
                         let stored = Field::def(r.field).quantize(r.value)?;
-                        Some((head.column_id(&column), stored))
+                        Some((head.column_of(r.field, r.instance.as_deref()), stored))
                     })
                     .collect();
                 rows.push(wal::WalRow {
@@ -591,7 +600,7 @@ impl Inner {
                     let head = lock(&self.head);
                     head.wal_records(&wal, &rows)
                 };
-                let result = rotated.and_then(|_| wal.append(&records));
+                let result = rotated.and_then(|_| wal.append(&records, &rows));
                 match result {
                     Ok(segment) => segment,
                     Err(source) => {
@@ -688,6 +697,8 @@ impl Inner {
             std::collections::HashMap::new();
         let mut replayed = 0;
         let now = self.now();
+        // What retention deleted while the log still held it does not come back.
+        let oldest = now.saturating_sub(self.options.retention.raw.as_millis() as u64);
         for (segment, record) in records {
             match record {
                 wal::WalRecord::Series { id, key } => {
@@ -711,7 +722,7 @@ impl Inner {
                             }
                             None => false,
                         });
-                    if self.stored_before(&mut head, series, row.time_ms)? {
+                    if row.time_ms < oldest || self.stored_before(&mut head, series, row.time_ms)? {
                         continue;
                     }
                     head.insert(row, segment, now);

@@ -214,20 +214,27 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn configure(conn: &Connection, writable: bool) -> rusqlite::Result<()> {
+/// Pages each partition connection caches (SQLite's default is 2 MB; many partitions are
+/// open at once, and chunks are read once per query).
+const CACHE_KIB: i64 = 512;
+
+fn configure(conn: &Connection, durable: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    if writable {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-    } else {
-        conn.pragma_update(None, "query_only", true)?;
-    }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is synced before it returns (the log's segments are deleted after).
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(())
 }
 
 /// Opens (creating when `create`) a partition file; `None` when it does not exist and is not
 /// to be created.
-pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Option<Connection>> {
+pub fn open(
+    root: &Path,
+    id: PartitionId,
+    create: bool,
+    durable: bool,
+) -> rusqlite::Result<Option<Connection>> {
     let path = id.path(root);
     if !path.exists() {
         if !create {
@@ -250,7 +257,7 @@ pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Opti
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?
     };
-    configure(&conn, true)?;
+    configure(&conn, durable)?;
     conn.execute_batch(id.tier.schema())?;
     Ok(Some(conn))
 }
@@ -259,16 +266,69 @@ pub fn open(root: &Path, id: PartitionId, create: bool) -> rusqlite::Result<Opti
 pub struct Pool {
     root: PathBuf,
     open: HashMap<PartitionId, Connection>,
+    durable: bool,
+    /// Partitions with a transaction begun by [`Pool::begin`], not committed yet.
+    in_transaction: Vec<PartitionId>,
 }
 
 /// Most connections a pool keeps open.
 const POOL_SIZE: usize = 48;
 
 impl Pool {
-    pub fn new(root: &Path) -> Pool {
+    /// `durable`: commits are synced (off only for a bulk load that can be done again).
+    pub fn new(root: &Path, durable: bool) -> Pool {
         Pool {
             root: root.to_path_buf(),
             open: HashMap::new(),
+            durable,
+            in_transaction: Vec::new(),
+        }
+    }
+
+    /// The connection to a partition (created if needed) inside a transaction of this pool:
+    /// begun on first use, committed by [`Pool::commit`] together with the others. One sync
+    /// per file for a whole maintenance pass, however many series it writes.
+    pub fn begin(&mut self, id: PartitionId) -> rusqlite::Result<&Connection> {
+        if !self.in_transaction.contains(&id) {
+            let conn = self.get(id, true)?.ok_or(rusqlite::Error::InvalidQuery)?;
+            conn.execute_batch("BEGIN")?;
+            self.in_transaction.push(id);
+        }
+        self.open.get(&id).ok_or(rusqlite::Error::InvalidQuery)
+    }
+
+    /// Commits every transaction begun, rollup files first and raw files last (a raw file's
+    /// commit is what makes its hours sealed), then nothing is pending. On a failure the
+    /// transactions not committed yet are rolled back and the error returned.
+    pub fn commit(&mut self) -> Result<(), (PartitionId, rusqlite::Error)> {
+        let mut pending = std::mem::take(&mut self.in_transaction);
+        pending.sort_by_key(|id| (id.tier == Tier::Raw, id.start_ms));
+        let mut failed = None;
+        for id in pending {
+            let Some(conn) = self.open.get(&id) else {
+                continue;
+            };
+            if failed.is_some() {
+                let _ = conn.execute_batch("ROLLBACK");
+                continue;
+            }
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                let _ = conn.execute_batch("ROLLBACK");
+                failed = Some((id, e));
+            }
+        }
+        match failed {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back every transaction begun.
+    pub fn rollback(&mut self) {
+        for id in std::mem::take(&mut self.in_transaction) {
+            if let Some(conn) = self.open.get(&id) {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
     }
 
@@ -283,12 +343,20 @@ impl Pool {
             }
         }
         if !self.open.contains_key(&id) {
-            let Some(conn) = open(&self.root, id, create)? else {
+            let Some(conn) = open(&self.root, id, create, self.durable)? else {
                 return Ok(None);
             };
             if self.open.len() >= POOL_SIZE {
-                // Keep the newest partitions: they are the ones written and read most.
-                if let Some(oldest) = self.open.keys().min().copied() {
+                // Keep the newest partitions: they are the ones written and read most (and
+                // never one inside a transaction).
+                let in_transaction = &self.in_transaction;
+                if let Some(oldest) = self
+                    .open
+                    .keys()
+                    .filter(|k| !in_transaction.contains(k))
+                    .min()
+                    .copied()
+                {
                     self.open.remove(&oldest);
                 }
             }
@@ -299,6 +367,9 @@ impl Pool {
 
     /// Forgets the connection to a partition (before it is deleted).
     pub fn close(&mut self, id: PartitionId) {
+        if self.in_transaction.contains(&id) {
+            return;
+        }
         self.open.remove(&id);
     }
 }

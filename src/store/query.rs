@@ -186,7 +186,12 @@ fn series_chunk(
     to: u64,
 ) -> Result<RawChunk, StoreError> {
     let head = lock(&inner.head).chunk(series, from, to);
-    let partitions = PartitionId::covering(Tier::Raw, from, to);
+    // Only files that exist: a range may span years.
+    let partitions: Vec<PartitionId> = if to.saturating_sub(from) <= 2 * DAY_MS {
+        PartitionId::covering(Tier::Raw, from, to)
+    } else {
+        partition::list(&inner.root, Tier::Raw).map_err(StoreError::io(&inner.root))?
+    };
     let stored = partitions_chunk(inner, pool, &partitions, series, from, to)?;
     Ok(clip(merge(head, stored), from, to))
 }
@@ -421,63 +426,218 @@ fn read_block(
     .transpose()
 }
 
-/// Slot statistics (start, column, stat) of one series over `[from, to)` from `tier`.
-fn slots(
+/// Statistics of one series gathered into steps as slots arrive in time order: per column, a
+/// running count, min, max and sum, and the slots' own percentiles where the field keeps its
+/// distribution.
+struct StepBuilder<'a> {
+    from: u64,
+    step: u64,
+    fields: &'a [Field],
+    columns: Vec<Column>,
+    current: Option<u64>,
+    acc: Vec<Accumulated>,
+    out: Vec<StepRow>,
+}
+
+#[derive(Default, Clone)]
+struct Accumulated {
+    count: i64,
+    min: i64,
+    max: i64,
+    sum: i64,
+    parts: Vec<Stat>,
+}
+
+impl<'a> StepBuilder<'a> {
+    fn new(from: u64, step: u64, fields: &'a [Field]) -> Self {
+        StepBuilder {
+            from,
+            step: step.max(1),
+            fields,
+            columns: Vec::new(),
+            current: None,
+            acc: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The builder's index of a column; `None` when the query leaves its field out.
+    fn column(&mut self, column: &Column) -> Option<usize> {
+        if !self.fields.is_empty() && !self.fields.contains(&column.field) {
+            return None;
+        }
+        if let Some(i) = self.columns.iter().position(|c| c == column) {
+            return Some(i);
+        }
+        self.columns.push(column.clone());
+        self.acc.push(Accumulated::default());
+        Some(self.columns.len() - 1)
+    }
+
+    /// Adds one slot's statistics (slots come in time order).
+    fn add(&mut self, start: u64, column: usize, stat: &Stat) {
+        if stat.count == 0 || start < self.from {
+            return;
+        }
+        let k = (start - self.from) / self.step;
+        if self.current != Some(k) {
+            self.flush();
+            self.current = Some(k);
+        }
+        let a = &mut self.acc[column];
+        if a.count == 0 {
+            a.min = stat.min;
+            a.max = stat.max;
+        } else {
+            a.min = a.min.min(stat.min);
+            a.max = a.max.max(stat.max);
+        }
+        a.count += stat.count;
+        a.sum = a.sum.saturating_add(stat.sum);
+        if stat.quantiles.is_some() {
+            a.parts.push(*stat);
+        }
+    }
+
+    /// Adds every slot of a rollup block within `[from, to)`, slot by slot.
+    fn add_block(&mut self, block: &RollupBlock, from: u64, to: u64) {
+        let index: Vec<Option<usize>> = block.columns.iter().map(|c| self.column(c)).collect();
+        let (a, b) = block.slot_range(from, to);
+        for (s, slot) in block.slots.iter().enumerate().take(b).skip(a) {
+            let start = block.start_ms + u64::from(*slot) * block.slot_ms;
+            for (c, i) in index.iter().enumerate() {
+                if let Some(i) = i {
+                    self.add(start, *i, &block.stats[c][s]);
+                }
+            }
+        }
+    }
+
+    /// Adds raw reports, each a slot of its own.
+    fn add_chunk(&mut self, chunk: &RawChunk) {
+        let index: Vec<Option<usize>> = chunk.columns.iter().map(|c| self.column(c)).collect();
+        for (r, t) in chunk.times.iter().enumerate() {
+            for (c, i) in index.iter().enumerate() {
+                if let (Some(i), Some(v)) = (i, chunk.values[c][r]) {
+                    let distribution = chunk.columns[c].field.def().distribution;
+                    let stat = Stat {
+                        count: 1,
+                        min: v,
+                        max: v,
+                        sum: v,
+                        quantiles: distribution.then_some([v; 3]),
+                    };
+                    self.add(*t, *i, &stat);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(k) = self.current.take() else {
+            return;
+        };
+        let mut stats = Vec::new();
+        for (column, a) in self.columns.iter().zip(&mut self.acc) {
+            if a.count == 0 {
+                continue;
+            }
+            let def = column.field.def();
+            let quantiles = (!a.parts.is_empty())
+                .then(|| rollup::combine(&a.parts).quantiles)
+                .flatten();
+            stats.push(StepStat {
+                column: column.clone(),
+                count: a.count as u64,
+                min: def.value(a.min),
+                max: def.value(a.max),
+                mean: def.scaled(a.sum as f64 / a.count as f64),
+                quantiles: quantiles.map(|q| q.map(|v| def.value(v))),
+            });
+            *a = Accumulated::default();
+        }
+        stats.sort_by(|x, y| x.column.cmp(&y.column));
+        if !stats.is_empty() {
+            self.out.push(StepRow {
+                start_ms: self.from + k * self.step,
+                stats,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Vec<StepRow> {
+        self.flush();
+        self.out
+    }
+}
+
+/// Feeds the statistics of one series over `[from, to)` from `tier` to `steps`, in time order.
+#[allow(clippy::too_many_arguments)]
+fn feed(
     inner: &Inner,
     pool: &mut Pool,
     tier: Tier,
+    partitions: &[PartitionId],
     series: u32,
     from: u64,
     to: u64,
-) -> Result<Vec<(u64, Column, Stat)>, StoreError> {
-    let mut out = Vec::new();
+    steps: &mut StepBuilder<'_>,
+) -> Result<(), StoreError> {
     let now = inner.now();
     let raw_kept = now.saturating_sub(inner.options.retention.raw.as_millis() as u64);
-    let push_block = |out: &mut Vec<(u64, Column, Stat)>, block: &RollupBlock| {
-        for column in &block.columns {
-            for (start, stat) in rollup::column_slots(block, column) {
-                if (from..to).contains(&start) && stat.count > 0 {
-                    out.push((start, column.clone(), *stat));
-                }
-            }
-        }
-    };
+    // What can hold data: the tier's files and the raw files (for hours not sealed yet), and
+    // the head. A range of years is walked only where they are.
+    let mut lo = partitions
+        .iter()
+        .map(|p| p.start_ms)
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut hi = partitions.iter().map(|p| p.end_ms()).max().unwrap_or(0);
+    if let Some((a, b)) = lock(&inner.head).span(series) {
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    let (from, to) = (from.max(lo), to.min(hi));
+    if from >= to {
+        return Ok(());
+    }
     match tier {
         Tier::Raw | Tier::Alerts => {
-            let chunk = series_chunk(inner, pool, series, from, to)?;
-            for (column, values) in chunk.columns.iter().zip(&chunk.values) {
-                let distribution = column.field.def().distribution;
-                for (t, v) in chunk.times.iter().zip(values) {
-                    if let Some(v) = v {
-                        out.push((*t, column.clone(), rollup::stat(&mut [*v], distribution)));
-                    }
-                }
-            }
+            steps.add_chunk(&series_chunk(inner, pool, series, from, to)?);
         }
         Tier::Minute => {
-            let mut hour = from - from % HOUR_MS;
-            while hour < to {
-                let unsealed = lock(&inner.head).is_unsealed(series, hour);
-                let block = if unsealed {
-                    None
-                } else {
-                    read_block(
-                        pool,
-                        &inner.root,
-                        PartitionId::of(Tier::Minute, hour),
-                        series,
-                        hour,
-                    )?
-                };
-                match block {
-                    Some(b) => push_block(&mut out, &b),
-                    None if hour + HOUR_MS > raw_kept => {
+            let mut day = from - from % DAY_MS;
+            while day < to {
+                let block = read_block(
+                    pool,
+                    &inner.root,
+                    PartitionId::of(Tier::Minute, day),
+                    series,
+                    day,
+                )?;
+                // Hour by hour, in order: sealed hours from the day's block, the others (the
+                // current hour, late reports not sealed yet) from raw reports.
+                let mut hour = day.max(from - from % HOUR_MS);
+                while hour < (day + DAY_MS).min(to) {
+                    let span = (hour.max(from), (hour + HOUR_MS).min(to));
+                    let present = block
+                        .as_ref()
+                        .is_some_and(|b| b.has_slots(hour, hour + HOUR_MS));
+                    let unsealed = lock(&inner.head).is_unsealed(series, hour);
+                    if (unsealed || !present) && hour + HOUR_MS > raw_kept {
                         let chunk = series_chunk(inner, pool, series, hour, hour + HOUR_MS)?;
-                        push_block(&mut out, &rollup::minutes(&chunk, hour));
+                        if !chunk.is_empty() {
+                            let b = rollup::block(&chunk, hour, MINUTE_MS);
+                            steps.add_block(&b, span.0, span.1);
+                        } else if let Some(b) = &block {
+                            steps.add_block(b, span.0, span.1);
+                        }
+                    } else if let Some(b) = &block {
+                        steps.add_block(b, span.0, span.1);
                     }
-                    None => {}
+                    hour += HOUR_MS;
                 }
-                hour += HOUR_MS;
+                day += DAY_MS;
             }
         }
         Tier::Hour => {
@@ -506,57 +666,42 @@ fn slots(
                     hour += HOUR_MS;
                 }
                 if let Some(b) = block {
-                    push_block(&mut out, &b);
+                    steps.add_block(&b, from, to);
                 }
                 day += DAY_MS;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(super) fn steps(inner: &Inner, q: &StepQuery) -> Result<Vec<StepSeries>, StoreError> {
     let now = inner.now();
     let tier = tier_for(&inner.options.retention, now, q.from_ms, q.step_ms);
     let series = matching_series(inner, q.agent.as_deref(), q.task.as_deref());
-    let step = q.step_ms.max(1);
+    // The files that can hold the range's data: the tier's and the raw tier's.
+    let mut partitions = Vec::new();
+    for t in [tier, Tier::Raw] {
+        partitions.extend(partition::list(&inner.root, t).map_err(StoreError::io(&inner.root))?);
+    }
+    partitions.sort_by_key(|p| p.start_ms);
     let mut pool = lock(&inner.query_pool);
     let mut out = Vec::new();
     for (id, key) in series {
-        let mut slots = slots(inner, &mut pool, tier, id, q.from_ms, q.to_ms)?;
-        if !q.fields.is_empty() {
-            slots.retain(|(_, c, _)| q.fields.contains(&c.field));
-        }
-        if slots.is_empty() {
+        let mut builder = StepBuilder::new(q.from_ms, q.step_ms, &q.fields);
+        feed(
+            inner,
+            &mut pool,
+            tier,
+            &partitions,
+            id,
+            q.from_ms,
+            q.to_ms,
+            &mut builder,
+        )?;
+        let steps = builder.finish();
+        if steps.is_empty() {
             continue;
-        }
-        // Group by (step, column).
-        let mut groups: std::collections::BTreeMap<(u64, Column), Vec<Stat>> =
-            std::collections::BTreeMap::new();
-        for (start, column, stat) in slots {
-            let k = (start - q.from_ms) / step;
-            groups.entry((k, column)).or_default().push(stat);
-        }
-        let mut steps: Vec<StepRow> = Vec::new();
-        for ((k, column), stats) in groups {
-            let s = rollup::combine(&stats);
-            let def = column.field.def();
-            let stat = StepStat {
-                count: s.count as u64,
-                min: def.value(s.min),
-                max: def.value(s.max),
-                mean: def.scaled(s.sum as f64 / s.count as f64),
-                quantiles: s.quantiles.map(|q| q.map(|v| def.value(v))),
-                column,
-            };
-            let start_ms = q.from_ms + k * step;
-            match steps.last_mut() {
-                Some(row) if row.start_ms == start_ms => row.stats.push(stat),
-                _ => steps.push(StepRow {
-                    start_ms,
-                    stats: vec![stat],
-                }),
-            }
         }
         out.push(StepSeries {
             agent: key.agent,
@@ -614,7 +759,7 @@ pub fn chunk_count(root: &Path) -> Result<u64, StoreError> {
     let mut total = 0;
     for id in partition::list(root, Tier::Raw).map_err(StoreError::io(root))? {
         let path = id.path(root);
-        if let Some(conn) = partition::open(root, id, false).map_err(StoreError::db(&path))? {
+        if let Some(conn) = partition::open(root, id, false, true).map_err(StoreError::db(&path))? {
             let n: i64 = conn
                 .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
                 .map_err(StoreError::db(&path))?;

@@ -3,7 +3,7 @@
 //! SmokePing-style smoke. They are computed from the raw reports of a whole hour when it is
 //! sealed, so they are exact; statistics over longer steps combine them ([`combine`]).
 
-use super::chunk::{Column, RawChunk, RollupBlock, Stat};
+use super::chunk::{RawChunk, RollupBlock, Stat};
 use super::partition::{HOUR_MS, MINUTE_MS};
 
 /// Statistics of a set of stored integers (`quantiles` when asked), count 0 for none.
@@ -68,9 +68,85 @@ pub fn block(chunk: &RawChunk, start_ms: u64, slot_ms: u64) -> RollupBlock {
     }
 }
 
-/// The per-minute block of one sealed hour.
-pub fn minutes(chunk: &RawChunk, hour_ms: u64) -> RollupBlock {
-    block(chunk, hour_ms, MINUTE_MS)
+/// Replaces what `existing` (a block of `slot_ms` slots from `block_ms`) holds in
+/// `[from, to)` with the statistics of `chunk`'s reports in that span.
+pub fn replace_span(
+    existing: Option<RollupBlock>,
+    block_ms: u64,
+    slot_ms: u64,
+    chunk: &RawChunk,
+    from: u64,
+    to: u64,
+) -> RollupBlock {
+    let mut within = chunk.clone();
+    let keep: Vec<bool> = within
+        .times
+        .iter()
+        .map(|t| (from..to).contains(t))
+        .collect();
+    if keep.iter().any(|k| !k) {
+        within.times.retain(|t| (from..to).contains(t));
+        for v in &mut within.values {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+    }
+    let new = block(&within, block_ms, slot_ms);
+    let mut out = existing.unwrap_or(RollupBlock {
+        start_ms: block_ms,
+        slot_ms,
+        ..RollupBlock::default()
+    });
+    // Drop the span's old statistics.
+    let slot_of = |t: u64| ((t.saturating_sub(block_ms)) / slot_ms) as u32;
+    let (first, end) = (slot_of(from), slot_of(to.max(from + 1) - 1) + 1);
+    let a = out.slots.partition_point(|s| *s < first);
+    let b = out.slots.partition_point(|s| *s < end);
+    out.slots.drain(a..b);
+    for column in &mut out.stats {
+        column.drain(a..b);
+    }
+    if new.slots.is_empty() {
+        return out;
+    }
+    // The new slots all fall between `a` and the rest.
+    let n = new.slots.len();
+    out.slots.splice(a..a, new.slots.iter().copied());
+    for column in &mut out.stats {
+        column.splice(a..a, std::iter::repeat_n(Stat::default(), n));
+    }
+    for (column, stats) in new.columns.iter().zip(&new.stats) {
+        let c = match out.columns.iter().position(|x| x == column) {
+            Some(c) => c,
+            None => {
+                out.columns.push(column.clone());
+                out.stats.push(vec![Stat::default(); out.slots.len()]);
+                out.columns.len() - 1
+            }
+        };
+        out.stats[c][a..a + n].copy_from_slice(stats);
+    }
+    out
+}
+
+/// Puts one hour's per-minute statistics into the minute block of its day.
+pub fn put_minutes(
+    existing: Option<RollupBlock>,
+    day_ms: u64,
+    chunk: &RawChunk,
+    hour_ms: u64,
+) -> RollupBlock {
+    replace_span(
+        existing,
+        day_ms,
+        MINUTE_MS,
+        chunk,
+        hour_ms,
+        hour_ms + HOUR_MS,
+    )
 }
 
 /// Puts one hour's statistics into the per-hour block of its day (`existing`, if any),
@@ -81,40 +157,7 @@ pub fn put_hour(
     chunk: &RawChunk,
     hour_ms: u64,
 ) -> RollupBlock {
-    let hour = block(chunk, day_ms, HOUR_MS);
-    let mut out = existing.unwrap_or(RollupBlock {
-        start_ms: day_ms,
-        slot_ms: HOUR_MS,
-        ..RollupBlock::default()
-    });
-    let slot = ((hour_ms - day_ms) / HOUR_MS) as u32;
-    // Drop the hour's old statistics, then merge the new ones in.
-    if let Some(pos) = out.slots.iter().position(|s| *s == slot) {
-        out.slots.remove(pos);
-        for column in &mut out.stats {
-            column.remove(pos);
-        }
-    }
-    if hour.slots.is_empty() {
-        return out;
-    }
-    let pos = out.slots.partition_point(|s| *s < slot);
-    out.slots.insert(pos, slot);
-    for column in &mut out.stats {
-        column.insert(pos, Stat::default());
-    }
-    for (column, stats) in hour.columns.iter().zip(&hour.stats) {
-        let c = match out.columns.iter().position(|x| x == column) {
-            Some(c) => c,
-            None => {
-                out.columns.push(column.clone());
-                out.stats.push(vec![Stat::default(); out.slots.len()]);
-                out.columns.len() - 1
-            }
-        };
-        out.stats[c][pos] = stats.first().copied().unwrap_or_default();
-    }
-    out
+    replace_span(existing, day_ms, HOUR_MS, chunk, hour_ms, hour_ms + HOUR_MS)
 }
 
 /// Combines the statistics of several slots into one (for a step longer than a slot). Count,
@@ -168,23 +211,11 @@ pub fn combine(parts: &[Stat]) -> Stat {
     out
 }
 
-/// The statistics of `column` in every slot of `block`, with the slot's start time.
-pub fn column_slots<'a>(block: &'a RollupBlock, column: &Column) -> Vec<(u64, &'a Stat)> {
-    let Some(c) = block.columns.iter().position(|x| x == column) else {
-        return Vec::new();
-    };
-    block
-        .slots
-        .iter()
-        .zip(&block.stats[c])
-        .map(|(slot, stat)| (block.start_ms + u64::from(*slot) * block.slot_ms, stat))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::Field;
+    use crate::store::chunk::Column;
 
     fn chunk(times: Vec<u64>, values: Vec<i64>) -> RawChunk {
         RawChunk {
@@ -200,7 +231,7 @@ mod tests {
     #[test]
     fn statistics_are_exact_per_minute() {
         let c = chunk(vec![0, 1000, 59_999, 60_000], vec![5, 1, 9, 7]);
-        let b = minutes(&c, 0);
+        let b = put_minutes(None, 0, &c, 0);
         assert_eq!(b.slots, vec![0, 1]);
         let s = b.stats[0][0];
         assert_eq!((s.count, s.min, s.max, s.sum), (3, 1, 9, 15));
@@ -233,5 +264,19 @@ mod tests {
         assert_eq!(again.stats[0][0].count, 2);
         let two = put_hour(Some(again), day, &chunk(vec![5], vec![1]), 0);
         assert_eq!(two.slots, vec![0, 1]);
+        assert_eq!(two.stats[0][1].count, 2, "the other hour is kept");
+        // Minutes: an hour's slots replaced in the day's block, the rest kept.
+        let m = put_minutes(None, day, &chunk(vec![5, HOUR_MS + 5], vec![1, 2]), 0);
+        assert_eq!(m.slots, vec![0], "only the hour's own reports");
+        let m = put_minutes(
+            Some(m),
+            day,
+            &chunk(vec![HOUR_MS + 5, HOUR_MS + 60_005], vec![2, 3]),
+            HOUR_MS,
+        );
+        assert_eq!(m.slots, vec![0, 60, 61]);
+        let m = put_minutes(Some(m), day, &chunk(vec![7, 60_007], vec![4, 5]), 0);
+        assert_eq!(m.slots, vec![0, 1, 60, 61]);
+        assert_eq!(m.stats[0][0].sum, 4);
     }
 }

@@ -76,6 +76,7 @@ pub struct Wal {
     /// After a failed append the next one starts a new segment: nothing is written after
     /// bytes whose fate is unknown.
     rotate_next: bool,
+    started_ms: u64,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -128,6 +129,7 @@ impl Wal {
                 defined_series: HashSet::new(),
                 defined_columns: HashSet::new(),
                 rotate_next: false,
+                started_ms: 0,
             },
             records,
             recovery,
@@ -161,6 +163,27 @@ impl Wal {
         Ok(())
     }
 
+    /// Whether the current segment holds any frame.
+    pub fn has_frames(&self) -> bool {
+        self.len > MAGIC.len() as u64
+    }
+
+    /// Starts a new segment now if the current one holds frames (so that it can be deleted
+    /// once the head no longer needs it); `now_ms` is remembered as the new one's start.
+    pub fn rotate_now(&mut self, now_ms: u64) -> std::io::Result<()> {
+        if self.has_frames() {
+            self.rotate()?;
+            self.started_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// When (store clock) the current segment was started by [`Wal::rotate_now`]; 0 for the
+    /// segment opened at start.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
     /// Starts a new segment before the next append if this one is past [`SEGMENT_BYTES`],
     /// so that older segments can be deleted once their reports are in the partition files.
     /// Call it between batches: definitions must then be written again ([`Wal::has_series`]).
@@ -174,13 +197,16 @@ impl Wal {
 
     /// Appends one frame of records and makes it durable. On failure the frame is cut off
     /// (nothing partial stays behind) and the caller acknowledges nothing of it.
-    pub fn append(&mut self, records: &[WalRecord]) -> std::io::Result<u64> {
+    pub fn append(&mut self, records: &[WalRecord], rows: &[WalRow]) -> std::io::Result<u64> {
         if self.rotate_next {
             self.rotate()?;
         }
-        let mut payload = Vec::with_capacity(records.len() * 48);
+        let mut payload = Vec::with_capacity((records.len() + rows.len()) * 48);
         for r in records {
             encode_record(&mut payload, r);
+        }
+        for row in rows {
+            encode_row(&mut payload, row);
         }
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.put_u32(payload.len() as u32);
@@ -261,16 +287,18 @@ fn encode_record(out: &mut Vec<u8>, r: &WalRecord) {
             out.put_u8(column.field as u8);
             out.put_string(column.instance.as_deref().unwrap_or(""));
         }
-        WalRecord::Row(row) => {
-            out.put_u8(RECORD_ROW);
-            out.put_varint(u64::from(row.series));
-            out.put_varint(row.time_ms);
-            out.put_varint(row.values.len() as u64);
-            for (column, v) in &row.values {
-                out.put_varint(u64::from(*column));
-                out.put_varint(zigzag(*v));
-            }
-        }
+        WalRecord::Row(row) => encode_row(out, row),
+    }
+}
+
+fn encode_row(out: &mut Vec<u8>, row: &WalRow) {
+    out.put_u8(RECORD_ROW);
+    out.put_varint(u64::from(row.series));
+    out.put_varint(row.time_ms);
+    out.put_varint(row.values.len() as u64);
+    for (column, v) in &row.values {
+        out.put_varint(u64::from(*column));
+        out.put_varint(zigzag(*v));
     }
 }
 
@@ -474,8 +502,8 @@ mod tests {
         let segment = {
             let (mut wal, old, _) = Wal::open(dir.path()).unwrap();
             assert!(old.is_empty());
-            wal.append(&written).unwrap();
-            wal.append(&[row(1, 200)]).unwrap();
+            wal.append(&written, &[]).unwrap();
+            wal.append(&[row(1, 200)], &[]).unwrap();
             wal.segment()
         };
         // A crash in the middle of a third frame.
@@ -501,8 +529,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let segment = {
             let (mut wal, ..) = Wal::open(dir.path()).unwrap();
-            wal.append(&[row(1, 1)]).unwrap();
-            wal.append(&[row(1, 2)]).unwrap();
+            wal.append(&[row(1, 1)], &[]).unwrap();
+            wal.append(&[row(1, 2)], &[]).unwrap();
             wal.segment()
         };
         let path = segment_path(dir.path(), segment);

@@ -2,22 +2,25 @@
 //! `packet_loss` (iperf) and `latency` (ping). Entries that describe the same iperf run (same
 //! role, server, port, transport, duration and frequency) become one run that watches all their
 //! metrics. A client without `server_address` connects to the device of the task that plays
-//! iperf server.
+//! iperf server: at the `server_address` that device's entry gives (course files give the server
+//! its own address), or else at the address its agent registered from.
 
 use super::dialect::{AssignmentDevice, AssignmentTask, IperfEntry, PingEntry, Role};
 use super::error::{JsonPath, TaskError};
 use super::model::{Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
-use super::validate::Checker;
+use super::validate::{Checker, DEFAULT_PING_INTERVAL_MS, DEFAULT_UDP_RATE_BPS, Unmeasured};
 use crate::wire::Transport;
 
 /// One iperf run of a device, before a client's server device is known.
 #[derive(Debug, Clone, PartialEq)]
 struct IperfRun {
     role: Role,
+    /// A client's server; a server's own address, as its clients reach it.
     server_address: Option<String>,
     port: u16,
     duration_s: u32,
     transport: Transport,
+    rate_bps: u64,
     frequency_s: u32,
 }
 
@@ -79,7 +82,13 @@ pub(super) fn task(
                 &servers,
             )?);
         }
-        devices.push(c.finish_device(&p.path, p.device_id.clone(), p.raw, items)?);
+        devices.push(c.finish_device(
+            &p.path,
+            p.device_id.clone(),
+            p.raw,
+            items,
+            Unmeasured::Refuse,
+        )?);
     }
     Ok(Task {
         task_id,
@@ -152,11 +161,17 @@ fn ping_item(
         entry.frequency.as_ref(),
         task_frequency_s,
     )?;
-    let packet_count =
-        c.packet_count(&path.key("packet_count"), &entry.packet_count, frequency_s)?;
+    let interval_ms = match &entry.interval {
+        Some(n) => c.ping_interval(&path.key("interval"), n, "interval")?,
+        None => DEFAULT_PING_INTERVAL_MS,
+    };
+    let count_path = path.key("packet_count");
+    let packet_count = c.packet_count(&count_path, &entry.packet_count)?;
+    c.ping_fits(&count_path, packet_count, interval_ms, frequency_s)?;
     Ok(PlannedItem::Ping {
         destination,
         packet_count,
+        interval_ms,
         frequency_s,
     })
 }
@@ -193,19 +208,24 @@ fn iperf_run(
         }
         Some(t) => t,
     };
-    let port = c.port(&path.key("port"), entry.port)?;
-    let server_address = match (entry.role, &entry.server_address) {
-        (Role::Server, Some(_)) => {
+    let port = c.port(&path.key("port"), entry.port.as_ref())?;
+    // On a server entry, `server_address` is the server's own address (as course files write
+    // it): its clients connect there.
+    let server_address = match &entry.server_address {
+        Some(address) => Some(c.host(&path.key("server_address"), address, "server_address")?),
+        None => None,
+    };
+    let rate_bps = match (&entry.rate_mbps, transport) {
+        (Some(_), Transport::Tcp) => {
             return Err(c.error(
-                &path.key("server_address"),
-                "an iperf server listens and has no server_address: remove it, or make this \
-                 entry a client",
+                &path.key("rate_mbps"),
+                "rate_mbps sets the rate a UDP test offers; this entry runs over TCP, which \
+                 sends as fast as the link allows",
             ));
         }
-        (_, Some(address)) => {
-            Some(c.host(&path.key("server_address"), address, "server_address")?)
-        }
-        (_, None) => None,
+        (Some(n), Transport::Udp) => c.rate(&path.key("rate_mbps"), n)?,
+        (None, Transport::Udp) => DEFAULT_UDP_RATE_BPS,
+        (None, Transport::Tcp) => 0,
     };
     Ok(IperfRun {
         role: entry.role,
@@ -213,6 +233,7 @@ fn iperf_run(
         port,
         duration_s,
         transport,
+        rate_bps,
         frequency_s,
     })
 }
@@ -232,6 +253,7 @@ fn iperf_item(
         port,
         duration_s,
         transport,
+        rate_bps,
         frequency_s,
     } = run.clone();
     if role == Role::Server {
@@ -241,6 +263,7 @@ fn iperf_item(
             transport,
             frequency_s,
             measures,
+            address: server_address,
         });
     }
     let server = match server_address {
@@ -252,6 +275,7 @@ fn iperf_item(
         port,
         duration_s,
         transport,
+        rate_bps,
         frequency_s,
         measures,
     })

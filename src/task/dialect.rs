@@ -34,6 +34,13 @@ impl<'de> Deserialize<'de> for TextId {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<TextId, E> {
                 Ok(TextId(v.to_string()))
             }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TextId, E> {
+                Err(E::custom(if v.fract() == 0.0 && v.is_finite() {
+                    format!("the number {v} is too large for an id (write it as a string)")
+                } else {
+                    format!("the number {v} is not a whole number (write the id as a string)")
+                }))
+            }
         }
         deserializer.deserialize_any(TextIdVisitor)
     }
@@ -126,7 +133,9 @@ pub(super) struct IperfEntry {
     pub duration: Number,
     pub transport: Option<Transport>,
     pub frequency: Option<Number>,
-    pub port: Option<u16>,
+    pub port: Option<Number>,
+    /// UDP only: the rate offered, Mbit/s (`iperf3 -b`).
+    pub rate_mbps: Option<Number>,
 }
 
 /// `latency`.
@@ -138,6 +147,8 @@ pub(super) struct PingEntry {
     pub destination: String,
     pub packet_count: Number,
     pub frequency: Option<Number>,
+    /// Seconds between echo requests (`ping -i`).
+    pub interval: Option<Number>,
 }
 
 // ----- original dialect -----
@@ -164,7 +175,9 @@ pub(super) struct IperfParameters {
     #[serde(default)]
     pub is_server: bool,
     pub test_duration: Option<Number>,
-    pub port: Option<u16>,
+    pub port: Option<Number>,
+    /// UDP only: the rate offered, Mbit/s (`iperf3 -b`).
+    pub rate_mbps: Option<Number>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +187,8 @@ pub(super) struct PingParameters {
     pub enabled: bool,
     pub destination: Option<String>,
     pub packet_count: Option<Number>,
+    /// The interval between echo requests, seconds (`ping -i`), as the original system read
+    /// it; not a period between runs.
     pub frequency: Option<Number>,
 }
 

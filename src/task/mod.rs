@@ -1,7 +1,9 @@
 //! Task files: the JSON files that say what each agent measures. Both accepted layouts (the
 //! assignment dialect and the original implementation's) are read into one model ([`Task`]),
-//! validated with errors that name the file, the JSON path and the line:column, and split into
-//! the [`TaskAssignment`](crate::wire::TaskAssignment) each agent receives.
+//! validated with errors that name the file, the JSON path and the line:column, their iperf runs
+//! placed in time slots ([`IperfPlan`]), and split into the
+//! [`TaskAssignment`](crate::wire::TaskAssignment) each agent receives. A file whose own iperf
+//! runs cannot all be placed is refused.
 //!
 //! ```
 //! use std::path::Path;
@@ -18,15 +20,19 @@ mod dialect;
 mod error;
 mod model;
 mod original;
+pub mod plan;
 mod position;
 mod split;
 mod validate;
 
 pub use error::{JsonPath, TaskError};
 pub use model::{Device, Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
+pub use plan::IperfPlan;
 pub use position::{Position, PositionIndex};
 pub use validate::{
-    DEFAULT_IPERF_PORT, MAX_DEVICES, MAX_RULE_FILES, MAX_SECONDS, MAX_TASKS, is_host,
+    DEFAULT_IPERF_PORT, DEFAULT_PING_INTERVAL_MS, DEFAULT_UDP_RATE_BPS, MAX_DEVICES,
+    MAX_RULE_FILES, MAX_SECONDS, MAX_TASKS, MIN_PING_INTERVAL_MS,
+    ORIGINAL_DEFAULT_PING_INTERVAL_MS, is_host,
 };
 
 use dialect::{AssignmentTask, OriginalTask};
@@ -125,13 +131,16 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
             ));
         }
     };
+    let task_path = |i: usize| {
+        if matches!(document, Value::Array(_)) {
+            root.index(i)
+        } else {
+            root.clone()
+        }
+    };
     for (i, task) in tasks.iter().enumerate() {
         if tasks[..i].iter().any(|t| t.task_id == task.task_id) {
-            let at = if matches!(document, Value::Array(_)) {
-                root.index(i)
-            } else {
-                root.clone()
-            };
+            let at = task_path(i);
             return Err(c.error(
                 &at.key("task_id"),
                 format!(
@@ -140,6 +149,28 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
                 ),
             ));
         }
+    }
+    let plan = IperfPlan::build(&tasks);
+    if let Some(unplaced) = plan.unplaced.first() {
+        let run = &unplaced.run;
+        let (t, d) = tasks
+            .iter()
+            .enumerate()
+            .find_map(|(t, task)| {
+                let d = task
+                    .devices
+                    .iter()
+                    .position(|d| task.task_id == run.task_id && d.device_id == run.client)?;
+                Some((t, d))
+            })
+            .unwrap_or((0, 0));
+        return Err(c.error(
+            &task_path(t).key("devices").index(d).key("link_metrics"),
+            format!(
+                "the iperf test {run} cannot be scheduled: {}",
+                unplaced.reason
+            ),
+        ));
     }
     Ok(tasks)
 }
@@ -156,16 +187,43 @@ fn deserialize<T: DeserializeOwned>(
     index: &PositionIndex,
 ) -> Result<T, TaskError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| json_error(origin, JsonPath::from_serde(e.path()), e.inner(), index))?;
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        json_error(
+            origin,
+            text,
+            JsonPath::from_serde(e.path()),
+            e.inner(),
+            index,
+        )
+    })?;
     deserializer
         .end()
-        .map_err(|e| json_error(origin, JsonPath::root(), &e, index))?;
+        .map_err(|e| json_error(origin, text, JsonPath::root(), &e, index))?;
     Ok(value)
+}
+
+/// A syntax error in plain words: text that is not JSON at all is called that, with how it
+/// begins; a JSON document with a mistake says what serde_json expected.
+fn not_json(text: &str, detail: &str) -> String {
+    let start = text.trim_start();
+    match start.chars().next() {
+        None => "the text is empty, not JSON: a task file is a JSON object or array of task \
+                 objects"
+            .to_owned(),
+        Some('{' | '[') => format!("not valid JSON: {detail}"),
+        Some(_) => {
+            let begins: String = start.chars().take(24).take_while(|c| *c != '\n').collect();
+            format!(
+                "this is not JSON (it begins {begins:?}): a task file is a JSON object or array \
+                 of task objects"
+            )
+        }
+    }
 }
 
 fn json_error(
     origin: &str,
+    text: &str,
     path: JsonPath,
     error: &serde_json::Error,
     index: &PositionIndex,
@@ -184,6 +242,25 @@ fn json_error(
         Category::Data => index.value_start(&path),
         Category::Io | Category::Syntax | Category::Eof => None,
     };
+    let message = match error.classify() {
+        Category::Syntax | Category::Eof => not_json(text, &message),
+        Category::Data | Category::Io => message,
+    };
+    // Text that is not JSON at all is placed where it begins, not where serde_json gave up.
+    let indexed = indexed.or_else(|| {
+        let begins = text.find(|c: char| !c.is_whitespace())?;
+        let syntax = matches!(error.classify(), Category::Syntax | Category::Eof);
+        (syntax && !text[begins..].starts_with(['{', '['])).then(|| {
+            let before = &text[..begins];
+            Position {
+                line: before.matches('\n').count() + 1,
+                column: before[before.rfind('\n').map_or(0, |n| n + 1)..]
+                    .chars()
+                    .count()
+                    + 1,
+            }
+        })
+    });
     // serde_json says column 0 for a position just after a newline.
     let (line, column) = indexed.map_or((error.line().max(1), error.column().max(1)), |at| {
         (at.line, at.column)

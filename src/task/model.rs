@@ -48,6 +48,10 @@ pub struct Device {
     pub conditions: AlertConditions,
     /// Hand-written rhai rule files, resolved against the task file's folder.
     pub rule_files: Vec<PathBuf>,
+    /// What of the device's entry nms reads but does not use, and why (original dialect: a
+    /// threshold on a figure the device does not measure, which that system ignored too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One measurement a device runs on a schedule, before the server knows every address.
@@ -61,28 +65,39 @@ pub enum PlannedItem {
         interfaces: Vec<String>,
         frequency_s: u32,
     },
-    /// The system `ping` towards `destination`, five packets per second.
+    /// The system `ping` towards `destination`: `packet_count` echo requests `interval_ms`
+    /// apart, every `frequency_s`.
     Ping {
         destination: String,
         packet_count: u16,
+        interval_ms: u32,
         frequency_s: u32,
     },
-    /// `iperf3 -c` towards `server`.
+    /// `iperf3 -c` towards `server`, in the time slot the iperf plan gives it.
     IperfClient {
         server: IperfTarget,
         port: u16,
         duration_s: u32,
         transport: Transport,
+        /// The offered rate (`iperf3 -b`), bits per second: set for UDP, 0 (iperf3's default,
+        /// as fast as the link allows) for TCP.
+        rate_bps: u64,
         frequency_s: u32,
         measures: IperfMetrics,
     },
-    /// `iperf3 -s` for a client of the same task.
+    /// The listener (`iperf3 -s`) for a client of the same task. The test's figures are
+    /// reported by the client (they are what the receiving side measured).
     IperfServer {
         port: u16,
         duration_s: u32,
         transport: Transport,
         frequency_s: u32,
         measures: IperfMetrics,
+        /// The address its clients connect to, when the task file gives one
+        /// (`server_address` on a server entry); otherwise the address its agent registered
+        /// from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
     },
 }
 

@@ -3,6 +3,12 @@
 //! two devices an iperf pair in which exactly one device has `is_server: true`. The client
 //! always connects to the server device of its pair.
 //!
+//! Every field means what it meant there: `ping_parameters.frequency` is the interval between
+//! echo requests (`ping -c packet_count -i frequency`), the ping runs every task `frequency`, and
+//! `packet_count × frequency` must fit in the task's frequency; `enabled: false` switches ping off
+//! and its other fields are then not read; an iperf pair's flags are combined. A threshold on a
+//! figure the device does not measure is ignored with a note, as that system ignored it.
+//!
 //! Compared with the original validation, a pair may watch bandwidth together with jitter and
 //! packet loss (one UDP run reports all three), and every value is checked as in the assignment
 //! dialect.
@@ -10,7 +16,9 @@
 use super::dialect::{IperfParameters, OriginalDevice, OriginalTask, PingParameters};
 use super::error::{JsonPath, TaskError};
 use super::model::{Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
-use super::validate::Checker;
+use super::validate::{
+    Checker, DEFAULT_UDP_RATE_BPS, ORIGINAL_DEFAULT_PING_INTERVAL_MS, Unmeasured,
+};
 use crate::wire::Transport;
 
 pub(super) fn task(
@@ -54,7 +62,13 @@ pub(super) fn task(
             items.push(item);
         }
         items.push(link_item);
-        devices.push(c.finish_device(&device_path, device_id, raw_device, items)?);
+        devices.push(c.finish_device(
+            &device_path,
+            device_id,
+            raw_device,
+            items,
+            Unmeasured::Ignore,
+        )?);
     }
     Ok(Task {
         task_id,
@@ -99,19 +113,40 @@ fn ping_item(
         return Err(c.error(&ping_path, "ping_parameters needs a destination"));
     };
     let destination = c.host(&ping_path.key("destination"), destination, "destination")?;
-    let frequency_s = c.frequency_or(
-        &ping_path.key("frequency"),
-        ping.frequency.as_ref(),
-        task_frequency_s,
-    )?;
     let Some(packet_count) = &ping.packet_count else {
         return Err(c.error(&ping_path, "ping_parameters needs a packet_count"));
     };
-    let packet_count = c.packet_count(&ping_path.key("packet_count"), packet_count, frequency_s)?;
+    let count_path = ping_path.key("packet_count");
+    let packet_count = c.packet_count(&count_path, packet_count)?;
+    // As the original system: `frequency` is the interval between packets (`ping -i`).
+    let (interval_ms, interval_text) = match &ping.frequency {
+        Some(n) => (
+            c.ping_interval(&ping_path.key("frequency"), n, "frequency")?,
+            n.to_string(),
+        ),
+        None => (
+            ORIGINAL_DEFAULT_PING_INTERVAL_MS,
+            "1 (ping's default)".to_owned(),
+        ),
+    };
+    let pinging_ms = u64::from(packet_count) * u64::from(interval_ms);
+    if pinging_ms > u64::from(task_frequency_s) * 1000 {
+        return Err(c.error(
+            &count_path,
+            format!(
+                "packet_count {packet_count} × frequency {interval_text} s = {} s of pinging does \
+                 not fit in the task's frequency of {task_frequency_s} s (ping_parameters.frequency \
+                 is the interval between packets, and packet_count × frequency must not exceed \
+                 the task's frequency)",
+                pinging_ms as f64 / 1000.0
+            ),
+        ));
+    }
     Ok(PlannedItem::Ping {
         destination,
         packet_count,
-        frequency_s,
+        interval_ms,
+        frequency_s: task_frequency_s,
     })
 }
 
@@ -200,8 +235,8 @@ fn pair_items(
             ));
         }
     }
-    let port = c.port(&client_path.key("port"), client_params.port)?;
-    let server_port = c.port(&server_path.key("port"), server_params.port)?;
+    let port = c.port(&client_path.key("port"), client_params.port.as_ref())?;
+    let server_port = c.port(&server_path.key("port"), server_params.port.as_ref())?;
     if server_port != port {
         return Err(c.error(
             &server_path.key("port"),
@@ -209,18 +244,45 @@ fn pair_items(
         ));
     }
 
+    let mut rate_bps = None;
+    for (path, params) in [&sides[client], &sides[server]] {
+        let Some(n) = &params.rate_mbps else { continue };
+        let at = path.key("rate_mbps");
+        if transport == Transport::Tcp {
+            return Err(c.error(
+                &at,
+                "rate_mbps sets the rate a UDP test offers; this pair measures bandwidth only, \
+                 over TCP, which sends as fast as the link allows",
+            ));
+        }
+        let rate = c.rate(&at, n)?;
+        if rate_bps.is_some_and(|r| r != rate) {
+            return Err(c.error(
+                &at,
+                "the two devices of the pair give different rate_mbps; give it once, or the same",
+            ));
+        }
+        rate_bps = Some(rate);
+    }
+    let rate_bps = match transport {
+        Transport::Udp => rate_bps.unwrap_or(DEFAULT_UDP_RATE_BPS),
+        Transport::Tcp => 0,
+    };
+
     let server_item = PlannedItem::IperfServer {
         port,
         duration_s,
         transport,
         frequency_s,
         measures,
+        address: None,
     };
     let client_item = PlannedItem::IperfClient {
         server: IperfTarget::Device(ids[server].clone()),
         port,
         duration_s,
         transport,
+        rate_bps,
         frequency_s,
         measures,
     };

@@ -6,10 +6,11 @@ use super::dialect::{RawConditions, RawDevice, RawDeviceMetrics, RawTask, TextId
 use super::error::{JsonPath, TaskError};
 use super::model::{Device, PlannedItem};
 use super::position::PositionIndex;
-use crate::wire::AlertConditions;
+use crate::probes::ping::MAX_PACKET_COUNT;
 use crate::wire::codec::MAX_STRING_LEN;
 use crate::wire::metrics::MAX_INTERFACE_NAME;
 use crate::wire::task::{MAX_INTERFACES, MAX_RULES};
+use crate::wire::{AlertConditions, Transport};
 use serde_json::Number;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -23,6 +24,22 @@ pub const MAX_RULE_FILES: usize = MAX_RULES - 1;
 pub const MAX_DEVICES: usize = 256;
 /// Most tasks in one file.
 pub const MAX_TASKS: usize = 1024;
+/// Shortest interval between echo requests: what iputils ping allows (every user with current
+/// iputils; older versions allow 0.2 s to users other than root, and an agent whose ping
+/// refuses an interval says so in an ERROR alert).
+pub const MIN_PING_INTERVAL_MS: u32 = 2;
+/// The interval between echo requests when an assignment-dialect task does not give one: 0.2 s,
+/// what every iputils ping allows every user.
+pub const DEFAULT_PING_INTERVAL_MS: u32 = 200;
+/// The interval between echo requests of an original-dialect ping without a `frequency`:
+/// ping's own default, 1 s.
+pub const ORIGINAL_DEFAULT_PING_INTERVAL_MS: u32 = 1000;
+/// The rate a UDP iperf test offers when the task file does not say: 100 Mbit/s, which a LAN
+/// carries without loss from the offered load alone (iperf3's own default is 1 Mbit/s).
+pub const DEFAULT_UDP_RATE_BPS: u64 = 100_000_000;
+/// Slowest and fastest UDP rates a task file may ask for, Mbit/s.
+pub const MIN_RATE_MBPS: f64 = 0.001;
+pub const MAX_RATE_MBPS: f64 = 100_000.0;
 
 /// Whether `text` is a host name (RFC 1123 labels: letters, digits, inner hyphens) or an IPv4 or
 /// IPv6 literal. Such a string is safe to hand to `ping` or `iperf3` as one argument: it has no
@@ -52,11 +69,86 @@ pub(super) struct Checker<'a> {
     pub base_dir: &'a Path,
 }
 
-/// The three kinds of thresholds.
+/// The kinds of thresholds.
 #[derive(Clone, Copy)]
 enum Scale {
     Percent,
     NonNegative,
+}
+
+/// What to do with a threshold on a figure the device does not measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unmeasured {
+    /// An error (assignment dialect, and what configs/README.md promises).
+    Refuse,
+    /// Leave it out with a note (original dialect: that system only compared what it measured,
+    /// and its files carry every threshold).
+    Ignore,
+}
+
+/// Which figures a device's reports carry.
+struct Figures {
+    cpu: bool,
+    ram: bool,
+    interfaces: bool,
+    ping: bool,
+    udp_client: bool,
+    tcp_client: bool,
+    iperf_server: bool,
+}
+
+impl Figures {
+    fn of(items: &[PlannedItem]) -> Figures {
+        let mut f = Figures {
+            cpu: false,
+            ram: false,
+            interfaces: false,
+            ping: false,
+            udp_client: false,
+            tcp_client: false,
+            iperf_server: false,
+        };
+        for item in items {
+            match item {
+                PlannedItem::MetricsGathering {
+                    cpu,
+                    ram,
+                    interfaces,
+                    ..
+                } => {
+                    f.cpu |= *cpu;
+                    f.ram |= *ram;
+                    f.interfaces |= !interfaces.is_empty();
+                }
+                PlannedItem::Ping { .. } => f.ping = true,
+                PlannedItem::IperfClient { transport, .. } => match transport {
+                    Transport::Udp => f.udp_client = true,
+                    Transport::Tcp => f.tcp_client = true,
+                },
+                PlannedItem::IperfServer { .. } => f.iperf_server = true,
+            }
+        }
+        f
+    }
+
+    /// Why jitter or packet loss (ping, or a UDP iperf client) is never measured, if it is not.
+    fn why_no_udp_figure(&self, figure: &str) -> Option<String> {
+        if self.ping || self.udp_client {
+            None
+        } else if self.tcp_client {
+            Some(format!(
+                "the device's iperf tests run over TCP, which has no {figure} (measure it over \
+                 UDP, or add a ping)"
+            ))
+        } else if self.iperf_server {
+            Some(format!(
+                "the device is only the iperf server of its tests, whose figures its client \
+                 reports: put the {figure} threshold on the client's device"
+            ))
+        } else {
+            Some("the device runs no ping or iperf client".to_owned())
+        }
+    }
 }
 
 impl Checker<'_> {
@@ -98,28 +190,94 @@ impl Checker<'_> {
         Ok(id.0.clone())
     }
 
+    /// A whole number `n` of the field `what` in `min..=max` `unit`s (`unit` may be empty):
+    /// "not a whole number" for a fraction, "too large" past `max`, "must be at least" below
+    /// `min`.
+    pub fn whole(
+        &self,
+        path: &JsonPath,
+        n: &Number,
+        what: &str,
+        unit: &str,
+        (min, max): (u64, u64),
+    ) -> Result<u64, TaskError> {
+        let units = |v: u64| match unit {
+            "" => v.to_string(),
+            "seconds" if v == 1 => "1 second".to_owned(),
+            "seconds" if v == u64::from(MAX_SECONDS) => format!("{v} seconds (one day)"),
+            _ => format!("{v} {unit}"),
+        };
+        let too_large = || {
+            self.error(
+                path,
+                format!("{what} {n} is too large: at most {}", units(max)),
+            )
+        };
+        let too_small = || self.error(path, format!("{what} {n} must be at least {}", units(min)));
+        if let Some(v) = n.as_u64() {
+            return match v {
+                v if v > max => Err(too_large()),
+                v if v < min => Err(too_small()),
+                v => Ok(v),
+            };
+        }
+        let v = n.as_f64().unwrap_or(f64::NAN);
+        if v.fract() != 0.0 {
+            let of = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" of {unit}")
+            };
+            return Err(self.error(path, format!("{what} {n} is not a whole number{of}")));
+        }
+        if v > max as f64 {
+            Err(too_large())
+        } else if v.is_nan() || v < min as f64 {
+            Err(too_small())
+        } else {
+            Ok(v as u64)
+        }
+    }
+
     /// Whole seconds in 1..=MAX_SECONDS; `what` names the field in the message.
     pub fn seconds(&self, path: &JsonPath, n: &Number, what: &str) -> Result<u32, TaskError> {
-        let value = match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(v), _, _) => v as f64,
-            (None, Some(v), _) => v as f64,
-            (None, None, Some(v)) if v.fract() != 0.0 => {
-                return Err(
-                    self.error(path, format!("{what} {n} is not a whole number of seconds"))
-                );
-            }
-            (None, None, v) => v.unwrap_or(f64::NAN),
-        };
-        if value.is_nan() || value < 1.0 {
-            return Err(self.error(path, format!("{what} {n} must be at least 1 second")));
-        }
-        if value > f64::from(MAX_SECONDS) {
+        let seconds = self.whole(path, n, what, "seconds", (1, MAX_SECONDS.into()))?;
+        Ok(seconds as u32)
+    }
+
+    /// A number of seconds that may be a fraction, to the millisecond, in `min_ms..=max_ms`;
+    /// returned in milliseconds.
+    pub fn milliseconds(
+        &self,
+        path: &JsonPath,
+        n: &Number,
+        what: &str,
+        (min_ms, max_ms): (u32, u32),
+    ) -> Result<u32, TaskError> {
+        let seconds = n.as_f64().unwrap_or(f64::NAN);
+        let ms = seconds * 1000.0;
+        if ms.is_nan() || ms < f64::from(min_ms) {
             return Err(self.error(
                 path,
-                format!("{what} {n} exceeds the maximum of {MAX_SECONDS} seconds (one day)"),
+                format!(
+                    "{what} {n} s is too small: at least {} s",
+                    f64::from(min_ms) / 1000.0
+                ),
             ));
         }
-        Ok(value as u32)
+        if ms > f64::from(max_ms) {
+            return Err(self.error(
+                path,
+                format!(
+                    "{what} {n} s is too large: at most {} s",
+                    f64::from(max_ms) / 1000.0
+                ),
+            ));
+        }
+        if (ms - ms.round()).abs() > 1e-6 {
+            return Err(self.error(path, format!("{what} {n} s is finer than a millisecond")));
+        }
+        Ok(ms.round() as u32)
     }
 
     /// An optional frequency that falls back to the task's.
@@ -153,46 +311,67 @@ impl Checker<'_> {
         Ok(duration_s)
     }
 
-    /// A ping packet count: ping sends one packet a second, so the count must fit in the
-    /// frequency.
-    pub fn packet_count(
+    /// A ping packet count, 1..=MAX_PACKET_COUNT.
+    pub fn packet_count(&self, path: &JsonPath, n: &Number) -> Result<u16, TaskError> {
+        let count = self.whole(path, n, "packet_count", "", (1, MAX_PACKET_COUNT.into()))?;
+        Ok(count as u16)
+    }
+
+    /// The interval between echo requests (`ping -i`), seconds to the millisecond: at least
+    /// what iputils ping allows (0.002 s).
+    pub fn ping_interval(&self, path: &JsonPath, n: &Number, what: &str) -> Result<u32, TaskError> {
+        self.milliseconds(path, n, what, (MIN_PING_INTERVAL_MS, MAX_SECONDS * 1000))
+    }
+
+    /// Assignment dialect: `packet_count` echo requests `interval_ms` apart, and a moment for the
+    /// last reply, must end before the next run starts: (count − 1) × interval + 1 s at most
+    /// the frequency.
+    pub fn ping_fits(
         &self,
         path: &JsonPath,
-        n: &Number,
+        count: u16,
+        interval_ms: u32,
         frequency_s: u32,
-    ) -> Result<u16, TaskError> {
-        let Some(count) = n.as_u64().filter(|c| *c >= 1) else {
-            return Err(self.error(
-                path,
-                format!("packet_count {n} is not a whole number of at least 1"),
-            ));
-        };
-        // ping sends 5 packets per second (`-i 0.2`) and waits for the last reply: the run
-        // must end before the next one starts.
-        let max = (5 * u64::from(frequency_s)).saturating_sub(4).max(1);
-        if count > max {
+    ) -> Result<(), TaskError> {
+        let budget_ms = (u64::from(frequency_s) * 1000).saturating_sub(1000);
+        let max = (budget_ms / u64::from(interval_ms) + 1).min(MAX_PACKET_COUNT.into());
+        if u64::from(count) > max {
             return Err(self.error(
                 path,
                 format!(
                     "packet_count {count} does not fit in the frequency of {frequency_s} s \
-                     (ping sends 5 packets per second; at most {max} fit)"
+                     (ping sends a packet every {} s and the run must end before the next \
+                     one starts; at most {max} fit)",
+                    f64::from(interval_ms) / 1000.0
                 ),
             ));
         }
-        u16::try_from(count).map_err(|_| {
-            self.error(
+        Ok(())
+    }
+
+    /// A UDP target rate in Mbit/s (`rate_mbps`), as bits per second.
+    pub fn rate(&self, path: &JsonPath, n: &Number) -> Result<u64, TaskError> {
+        let mbps = n.as_f64().unwrap_or(f64::NAN);
+        if mbps.is_nan() || mbps < MIN_RATE_MBPS {
+            return Err(self.error(
                 path,
-                format!("packet_count {count} exceeds the maximum of {}", u16::MAX),
-            )
-        })
+                format!("rate_mbps {n} is too small: at least {MIN_RATE_MBPS} (1 kbit/s)"),
+            ));
+        }
+        if mbps > MAX_RATE_MBPS {
+            return Err(self.error(
+                path,
+                format!("rate_mbps {n} is too large: at most {MAX_RATE_MBPS} (100 Gbit/s)"),
+            ));
+        }
+        Ok((mbps * 1e6).round() as u64)
     }
 
     /// An iperf port, 1..=65535; absent means iperf3's default, 5201.
-    pub fn port(&self, path: &JsonPath, port: Option<u16>) -> Result<u16, TaskError> {
+    pub fn port(&self, path: &JsonPath, port: Option<&Number>) -> Result<u16, TaskError> {
         match port {
             None => Ok(DEFAULT_IPERF_PORT),
-            Some(0) => Err(self.error(path, "port 0 is not a port iperf3 can use (1..=65535)")),
-            Some(p) => Ok(p),
+            Some(n) => Ok(self.whole(path, n, "port", "", (1, u16::MAX.into()))? as u16),
         }
     }
 
@@ -274,77 +453,69 @@ impl Checker<'_> {
         Ok(names.to_vec())
     }
 
-    /// `alertflow_conditions`, checked against what the device measures: a threshold on a
-    /// figure the device never measures could never fire, and is an error.
+    /// `alertflow_conditions`, checked against what the device measures. A threshold on a
+    /// figure the device never measures could never fire: with [`Unmeasured::Refuse`] it is an
+    /// error, with [`Unmeasured::Ignore`] it is left out and noted.
     fn conditions(
         &self,
         path: &JsonPath,
         raw: Option<&RawConditions>,
         items: &[PlannedItem],
+        unmeasured: Unmeasured,
+        notes: &mut Vec<String>,
     ) -> Result<AlertConditions, TaskError> {
         let Some(raw) = raw else {
             return Ok(AlertConditions::default());
         };
-        let gathers = |f: fn(bool, bool, bool) -> bool| {
-            items.iter().any(|item| match item {
-                PlannedItem::MetricsGathering {
-                    cpu,
-                    ram,
-                    interfaces,
-                    ..
-                } => f(*cpu, *ram, !interfaces.is_empty()),
-                _ => false,
-            })
-        };
-        let probes_link = items
-            .iter()
-            .any(|item| !matches!(item, PlannedItem::MetricsGathering { .. }));
-        let checks: [(&str, &Option<Number>, Scale, bool, &str); 5] = [
+        let figures = Figures::of(items);
+        let checks: [(&str, &Option<Number>, Scale, Option<String>); 5] = [
             (
                 "cpu_usage",
                 &raw.cpu_usage,
                 Scale::Percent,
-                gathers(|c, _, _| c),
-                "device_metrics.cpu_usage is not enabled",
+                (!figures.cpu).then(|| "device_metrics.cpu_usage is not enabled".to_owned()),
             ),
             (
                 "ram_usage",
                 &raw.ram_usage,
                 Scale::Percent,
-                gathers(|_, r, _| r),
-                "device_metrics.ram_usage is not enabled",
+                (!figures.ram).then(|| "device_metrics.ram_usage is not enabled".to_owned()),
             ),
             (
                 "interface_stats",
                 &raw.interface_stats,
                 Scale::NonNegative,
-                gathers(|_, _, i| i),
-                "device_metrics.interface_stats names no interface",
+                (!figures.interfaces)
+                    .then(|| "device_metrics.interface_stats names no interface".to_owned()),
             ),
             (
                 "packet_loss",
                 &raw.packet_loss,
                 Scale::Percent,
-                probes_link,
-                "the device runs no ping or iperf",
+                figures.why_no_udp_figure("packet loss"),
             ),
             (
                 "jitter",
                 &raw.jitter,
                 Scale::NonNegative,
-                probes_link,
-                "the device runs no ping or iperf",
+                figures.why_no_udp_figure("jitter"),
             ),
         ];
         let mut values = [None; 5];
-        for (slot, (name, value, scale, measured, missing)) in values.iter_mut().zip(checks) {
+        for (slot, (name, value, scale, missing)) in values.iter_mut().zip(checks) {
             let Some(n) = value else { continue };
             let at = path.key(name);
-            *slot = Some(self.threshold(&at, n, scale)?);
-            if !measured {
-                return Err(
-                    self.error(&at, format!("a {name} threshold can never fire: {missing}"))
-                );
+            let threshold = self.threshold(&at, n, scale)?;
+            match (missing, unmeasured) {
+                (None, _) => *slot = Some(threshold),
+                (Some(why), Unmeasured::Refuse) => {
+                    return Err(
+                        self.error(&at, format!("a {name} threshold can never fire: {why}"))
+                    );
+                }
+                (Some(why), Unmeasured::Ignore) => notes.push(format!(
+                    "alertflow_conditions.{name} ({n}) is not used: {why}"
+                )),
             }
         }
         let [cpu_usage, ram_usage, interface_stats, packet_loss, jitter] = values;
@@ -363,9 +534,13 @@ impl Checker<'_> {
             Scale::Percent if !(0.0..=100.0).contains(&value) => {
                 Err(self.error(path, format!("threshold {n} is not a percentage (0..=100)")))
             }
-            Scale::NonNegative if !(value >= 0.0 && (value as f32).is_finite()) => {
+            Scale::NonNegative if value.is_nan() || value < 0.0 => {
                 Err(self.error(path, format!("threshold {n} must be a non-negative number")))
             }
+            Scale::NonNegative if !(value as f32).is_finite() => Err(self.error(
+                path,
+                format!("threshold {n} is too large: at most {:e}", f32::MAX),
+            )),
             _ => Ok(value as f32),
         }
     }
@@ -456,6 +631,7 @@ impl Checker<'_> {
         device_id: String,
         raw: &RawDevice<L>,
         items: Vec<PlannedItem>,
+        unmeasured: Unmeasured,
     ) -> Result<Device, TaskError> {
         if items.is_empty() {
             return Err(self.error(
@@ -466,10 +642,13 @@ impl Checker<'_> {
                 ),
             ));
         }
+        let mut notes = Vec::new();
         let conditions = self.conditions(
             &path.key("alertflow_conditions"),
             raw.alertflow_conditions.as_ref(),
             &items,
+            unmeasured,
+            &mut notes,
         )?;
         let rule_files = self.rule_files(&path.key("rules"), raw.rules.as_ref())?;
         Ok(Device {
@@ -477,6 +656,7 @@ impl Checker<'_> {
             items,
             conditions,
             rule_files,
+            notes,
         })
     }
 }

@@ -16,6 +16,18 @@ use serde::{Deserialize, Serialize};
 
 /// Longest subject of an alert (an interface name, a target).
 pub const MAX_SUBJECT_LEN: usize = 255;
+
+/// `subject` cut to [`MAX_SUBJECT_LEN`] bytes (at a character boundary), so any alert encodes.
+pub fn clip_subject(subject: &str) -> String {
+    if subject.len() <= MAX_SUBJECT_LEN {
+        return subject.to_string();
+    }
+    let mut end = MAX_SUBJECT_LEN;
+    while !subject.is_char_boundary(end) {
+        end -= 1;
+    }
+    subject[..end].to_string()
+}
 /// Largest value of the length field.
 pub const MAX_FRAME_LEN: usize = 65536;
 /// Smallest value of the length field: type byte, agent id, ALERT_ACK id, tag.

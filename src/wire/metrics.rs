@@ -3,9 +3,9 @@
 //! A report names its task by number and its measurement time, then lists samples. Each sample
 //! is a kind byte followed by fixed-width `f32` values; a value that could not be measured (an
 //! RTT when every ping was lost, a UDP-only figure for a TCP test) is NaN on the wire and `null`
-//! in JSON. An interface sample also carries the kernel's raw counters
-//! ([`InterfaceCounters`]), and a ping sample the echo requests sent and replies received so
-//! far: `varint`s, so Prometheus can be given real `_total` counters.
+//! in JSON. An interface sample also carries the interface's link state ([`LinkState`]) and
+//! the kernel's raw counters ([`InterfaceCounters`]), and a ping sample the echo requests sent
+//! and replies received so far: `varint`s, so Prometheus can be given real `_total` counters.
 
 use super::codec::{DecodeError, Reader, Writer, invalid};
 use super::task::{Transport, bounded_count, transport};
@@ -35,6 +35,8 @@ pub enum Sample {
     },
     Interface {
         name: String,
+        /// Whether the interface is up, as the kernel says when the sample was taken.
+        state: LinkState,
         packets_per_sec: f32,
         bytes_per_sec: f32,
         errors_per_sec: f32,
@@ -57,7 +59,11 @@ pub enum Sample {
     },
     Iperf {
         transport: Transport,
+        /// What the receiving side counted: the bandwidth achieved.
         bandwidth_bps: f32,
+        /// The rate the sender offered (UDP: about the target rate); NaN for TCP, which has no
+        /// offered rate.
+        offered_bps: f32,
         jitter_ms: f32,
         loss_percent: f32,
     },
@@ -141,6 +147,50 @@ impl InterfaceCounters {
     }
 }
 
+/// An interface's operational state: set up or down (`ip link set IF up|down`), and with or
+/// without a carrier (the link beneath it: a cable, a veth peer that is up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// The host cannot tell (not Linux, or the kernel did not say).
+    Unknown = 0,
+    /// Set up, and the link works (or the kernel does not track a carrier for it, as for a
+    /// dummy or loopback interface).
+    Up = 1,
+    /// Set down.
+    Down = 2,
+    /// Set up, but without a carrier: the link beneath it is down.
+    NoCarrier = 3,
+}
+
+impl LinkState {
+    /// The state of its number (the wire's and the store's), `None` for no state.
+    pub fn from_u8(v: u8) -> Option<LinkState> {
+        Some(match v {
+            0 => LinkState::Unknown,
+            1 => LinkState::Up,
+            2 => LinkState::Down,
+            3 => LinkState::NoCarrier,
+            _ => return None,
+        })
+    }
+
+    /// `up`, `down`, `no_carrier` or `unknown`: what rules and JSON see.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Unknown => "unknown",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::NoCarrier => "no_carrier",
+        }
+    }
+
+    /// Whether the interface cannot carry traffic (set down, or no carrier).
+    pub fn is_down(self) -> bool {
+        matches!(self, LinkState::Down | LinkState::NoCarrier)
+    }
+}
+
 const KIND_CPU: u8 = 1;
 const KIND_RAM: u8 = 2;
 const KIND_INTERFACE: u8 = 3;
@@ -160,6 +210,7 @@ impl Sample {
             }
             Sample::Interface {
                 name,
+                state,
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
@@ -167,6 +218,7 @@ impl Sample {
             } => {
                 out.put_u8(KIND_INTERFACE);
                 out.put_string(name);
+                out.put_u8(*state as u8);
                 out.put_f32(*packets_per_sec);
                 out.put_f32(*bytes_per_sec);
                 out.put_f32(*errors_per_sec);
@@ -191,12 +243,13 @@ impl Sample {
             Sample::Iperf {
                 transport,
                 bandwidth_bps,
+                offered_bps,
                 jitter_ms,
                 loss_percent,
             } => {
                 out.put_u8(KIND_IPERF);
                 out.put_u8(*transport as u8);
-                for v in [bandwidth_bps, jitter_ms, loss_percent] {
+                for v in [bandwidth_bps, offered_bps, jitter_ms, loss_percent] {
                     out.put_f32(*v);
                 }
             }
@@ -218,8 +271,23 @@ impl Sample {
                 if name.is_empty() {
                     return Err(invalid("interface name", name_at, "empty"));
                 }
+                let state_at = r.offset();
+                let state = match r.u8("link state")? {
+                    0 => LinkState::Unknown,
+                    1 => LinkState::Up,
+                    2 => LinkState::Down,
+                    3 => LinkState::NoCarrier,
+                    v => {
+                        return Err(DecodeError::Unknown {
+                            what: "link state",
+                            value: v.into(),
+                            offset: state_at,
+                        });
+                    }
+                };
                 Sample::Interface {
                     name,
+                    state,
                     packets_per_sec: value(r, "packets per second")?,
                     bytes_per_sec: value(r, "bytes per second")?,
                     errors_per_sec: value(r, "errors per second")?,
@@ -257,6 +325,7 @@ impl Sample {
                 Sample::Iperf {
                     transport,
                     bandwidth_bps: value(r, "bandwidth")?,
+                    offered_bps: value(r, "offered rate")?,
                     jitter_ms: value(r, "jitter")?,
                     loss_percent: value(r, "loss percent")?,
                 }

@@ -24,7 +24,7 @@ pub struct TaskAssignment {
 }
 
 /// Transport iperf3 uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Tcp = 0,
@@ -43,19 +43,27 @@ pub enum WorkItem {
         interfaces: Vec<String>,
         frequency_s: u32,
     },
-    /// The system `ping` towards `destination`.
+    /// The system `ping` towards `destination`: `packet_count` echo requests `interval_ms`
+    /// apart (`ping -c COUNT -i INTERVAL`), every `frequency_s`.
     Ping {
         destination: String,
         packet_count: u16,
+        interval_ms: u32,
         frequency_s: u32,
     },
-    /// `iperf3 -c server_address`.
+    /// `iperf3 -c server_address`, in its time slot: every `frequency_s`, `offset_ms` after the
+    /// start of each period of the server's clock (periods start when the server's Unix time is
+    /// a multiple of the frequency), so that no two clients use one iperf server at once.
     #[serde(rename = "IPERFCLIENT")]
     IperfClient {
         server_address: String,
         port: u16,
         duration_s: u32,
         transport: Transport,
+        /// The rate offered (`iperf3 -b`), bits per second; 0 for iperf3's own default (TCP:
+        /// as fast as the link allows).
+        rate_bps: u64,
+        offset_ms: u32,
         frequency_s: u32,
     },
     /// `iperf3 -s` for a paired client.
@@ -125,18 +133,33 @@ impl WorkItem {
             WorkItem::Ping {
                 destination,
                 packet_count,
+                interval_ms,
                 frequency_s,
-            } => format!("ping {destination} x{packet_count} every {frequency_s}s"),
+            } => format!(
+                "ping {destination} x{packet_count} at {} intervals every {frequency_s}s",
+                seconds_text(*interval_ms)
+            ),
             WorkItem::IperfClient {
                 server_address,
                 duration_s,
                 transport,
+                rate_bps,
+                offset_ms,
                 frequency_s,
                 ..
-            } => format!(
-                "iperf3 client to {server_address} ({}, {duration_s}s) every {frequency_s}s",
-                transport.name()
-            ),
+            } => {
+                let rate = if *rate_bps > 0 {
+                    format!(", {}", rate_text(*rate_bps))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "iperf3 client to {server_address} ({}{rate}, {duration_s}s) every \
+                     {frequency_s}s at +{}",
+                    transport.name(),
+                    seconds_text(*offset_ms)
+                )
+            }
             WorkItem::IperfServer {
                 port, frequency_s, ..
             } => format!("iperf3 server on port {port} every {frequency_s}s"),
@@ -171,11 +194,13 @@ impl WorkItem {
             WorkItem::Ping {
                 destination,
                 packet_count,
+                interval_ms,
                 frequency_s,
             } => {
                 out.put_u8(KIND_PING);
                 out.put_string(destination);
                 out.put_varint((*packet_count).into());
+                out.put_varint((*interval_ms).into());
                 out.put_varint((*frequency_s).into());
             }
             WorkItem::IperfClient {
@@ -183,6 +208,8 @@ impl WorkItem {
                 port,
                 duration_s,
                 transport,
+                rate_bps,
+                offset_ms,
                 frequency_s,
             } => {
                 out.put_u8(KIND_IPERF_CLIENT);
@@ -190,6 +217,8 @@ impl WorkItem {
                 out.put_u16(*port);
                 out.put_varint((*duration_s).into());
                 out.put_u8(*transport as u8);
+                out.put_varint(*rate_bps);
+                out.put_varint((*offset_ms).into());
                 out.put_varint((*frequency_s).into());
             }
             WorkItem::IperfServer {
@@ -242,15 +271,42 @@ impl WorkItem {
             KIND_PING => WorkItem::Ping {
                 destination: r.string("ping destination", MAX_STRING_LEN)?,
                 packet_count: r.varint_max("packet count", u16::MAX.into())? as u16,
+                interval_ms: {
+                    let at = r.offset();
+                    let interval = r.varint_u32("ping interval")?;
+                    if interval == 0 {
+                        return Err(invalid("ping interval", at, "must be at least 1 ms"));
+                    }
+                    interval
+                },
                 frequency_s: frequency(r)?,
             },
-            KIND_IPERF_CLIENT => WorkItem::IperfClient {
-                server_address: r.string("iperf server address", MAX_STRING_LEN)?,
-                port: r.u16("iperf port")?,
-                duration_s: r.varint_u32("duration")?,
-                transport: transport(r)?,
-                frequency_s: frequency(r)?,
-            },
+            KIND_IPERF_CLIENT => {
+                let server_address = r.string("iperf server address", MAX_STRING_LEN)?;
+                let port = r.u16("iperf port")?;
+                let duration_s = r.varint_u32("duration")?;
+                let transport = transport(r)?;
+                let rate_bps = r.varint("iperf rate")?;
+                let offset_at = r.offset();
+                let offset_ms = r.varint_u32("slot offset")?;
+                let frequency_s = frequency(r)?;
+                if u64::from(offset_ms) >= u64::from(frequency_s) * 1000 {
+                    return Err(invalid(
+                        "slot offset",
+                        offset_at,
+                        format!("{offset_ms} ms is not within the period of {frequency_s} s"),
+                    ));
+                }
+                WorkItem::IperfClient {
+                    server_address,
+                    port,
+                    duration_s,
+                    transport,
+                    rate_bps,
+                    offset_ms,
+                    frequency_s,
+                }
+            }
             KIND_IPERF_SERVER => WorkItem::IperfServer {
                 port: r.u16("iperf port")?,
                 duration_s: r.varint_u32("duration")?,
@@ -267,6 +323,26 @@ impl WorkItem {
         };
         Ok(item)
     }
+}
+
+/// Milliseconds as seconds for people: `0.2 s`, `1 s`, `12.5 s`.
+pub fn seconds_text(ms: u32) -> String {
+    format!("{} s", f64::from(ms) / 1000.0)
+}
+
+/// A bit rate for people: `100 Mbit/s`, `1.5 Gbit/s`, `64 kbit/s`.
+pub fn rate_text(bps: u64) -> String {
+    let bps = bps as f64;
+    let (value, unit) = if bps >= 1e9 {
+        (bps / 1e9, "Gbit/s")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "Mbit/s")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "kbit/s")
+    } else {
+        (bps, "bit/s")
+    };
+    format!("{} {unit}", (value * 1000.0).round() / 1000.0)
 }
 
 fn frequency(r: &mut Reader<'_>) -> Result<u32, DecodeError> {

@@ -407,6 +407,23 @@ impl Sandbox {
         }
     }
 
+    /// The process id of process `name`.
+    pub fn pid(&mut self, name: &str) -> u32 {
+        self.process(name).child.id()
+    }
+
+    /// Sends SIGTERM to process `name` (as `kill PID` or a service manager stopping it does)
+    /// and waits for it to end.
+    pub fn terminate(&mut self, name: &str) -> ExitStatus {
+        let pid = self.pid(name).to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM {pid} ({name})");
+        self.wait_exit(name)
+    }
+
     /// What process `name` wrote so far.
     pub fn log(&self, name: &str) -> String {
         self.processes
@@ -507,6 +524,11 @@ impl Sandbox {
 
     /// Starts agent `id` talking to `server`, its data in `data/agents/ID`.
     pub fn start_agent(&mut self, id: &str, server: &Server) {
+        self.start_agent_as(id, id, server);
+    }
+
+    /// Starts agent `id` as the process `name` (an agent started again needs a new name).
+    pub fn start_agent_as(&mut self, name: &str, id: &str, server: &Server) {
         let data_dir = self.path().join("data/agents").join(id);
         let args: Vec<OsString> = vec![
             "--color".into(),
@@ -519,7 +541,7 @@ impl Sandbox {
             "--data-dir".into(),
             data_dir.into(),
         ];
-        self.spawn(id, &args);
+        self.spawn(name, &args);
     }
 }
 

@@ -7,9 +7,9 @@
 use nms::wire::packet::{CAP_IPERF3, CAP_PING, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
-    Heartbeat, InterfaceCounters, Key, Message, MetricsReport, Noack, NoackReason, Packet,
-    PacketType, Registered, Registration, RuleSource, Sample, Severity, TaskAssignment, Transport,
-    WorkItem,
+    Heartbeat, InterfaceCounters, Key, LinkState, Message, MetricsReport, Noack, NoackReason,
+    Packet, PacketType, Registered, Registration, RuleSource, Sample, Severity, TaskAssignment,
+    Transport, WorkItem,
 };
 use std::path::PathBuf;
 
@@ -100,6 +100,7 @@ fn interface(
 ) -> Sample {
     Sample::Interface {
         name: name.to_string(),
+        state: LinkState::Up,
         packets_per_sec: packets,
         bytes_per_sec: bytes,
         errors_per_sec: errors,
@@ -239,6 +240,7 @@ pub fn golden_packets() -> Vec<Golden> {
                     WorkItem::Ping {
                         destination: "10.0.4.10".to_string(),
                         packet_count: 5,
+                        interval_ms: 200,
                         frequency_s: 20,
                     },
                     AlertConditions::default(),
@@ -257,6 +259,8 @@ pub fn golden_packets() -> Vec<Golden> {
                         port: 5201,
                         duration_s: 10,
                         transport: Transport::Udp,
+                        rate_bps: 100_000_000,
+                        offset_ms: 11_000,
                         frequency_s: 60,
                     },
                     AlertConditions {
@@ -311,6 +315,7 @@ pub fn golden_packets() -> Vec<Golden> {
                     samples: vec![Sample::Iperf {
                         transport: Transport::Udp,
                         bandwidth_bps: 94_300_000.0,
+                        offered_bps: 100_000_000.0,
                         jitter_ms: 0.42,
                         loss_percent: 0.8,
                     }],

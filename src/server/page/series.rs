@@ -93,7 +93,12 @@ pub enum Metric {
     Rtt,
     Jitter,
     Loss,
+    /// TCP iperf3 tests: what the link carries when a test sends as fast as it can.
     Bandwidth,
+    /// UDP iperf3 tests: what arrived, at the rate the test offered.
+    UdpBandwidth,
+    /// UDP iperf3 tests: the rate offered.
+    UdpOffered,
     Cpu,
     Ram,
 }
@@ -104,7 +109,9 @@ impl Metric {
             Metric::Rtt => "RTT",
             Metric::Jitter => "Jitter",
             Metric::Loss => "Loss",
-            Metric::Bandwidth => "Bandwidth",
+            Metric::Bandwidth => "TCP bandwidth",
+            Metric::UdpBandwidth => "UDP bandwidth",
+            Metric::UdpOffered => "UDP offered",
             Metric::Cpu => "CPU",
             Metric::Ram => "RAM",
         }
@@ -114,19 +121,22 @@ impl Metric {
         match self {
             Metric::Rtt | Metric::Jitter => "ms",
             Metric::Loss | Metric::Cpu | Metric::Ram => "%",
-            Metric::Bandwidth => "Mbit/s",
+            Metric::Bandwidth | Metric::UdpBandwidth | Metric::UdpOffered => "Mbit/s",
         }
     }
 
-    /// The fields a line graph shows (the first present), and the factor to its unit.
-    fn fields(self) -> (&'static [Field], f64) {
+    /// The fields a line graph shows (the first present), the instance they must be measured
+    /// on (an iperf transport), and the factor to its unit.
+    fn fields(self) -> (&'static [Field], Option<&'static str>, f64) {
         match self {
-            Metric::Rtt => (&[Field::RttAvgMs], 1.0),
-            Metric::Jitter => (&[Field::JitterMs, Field::IperfJitterMs], 1.0),
-            Metric::Loss => (&[Field::LossPercent, Field::IperfLossPercent], 1.0),
-            Metric::Bandwidth => (&[Field::BandwidthBps], 1e-6),
-            Metric::Cpu => (&[Field::CpuPercent], 1.0),
-            Metric::Ram => (&[Field::RamPercent], 1.0),
+            Metric::Rtt => (&[Field::RttAvgMs], None, 1.0),
+            Metric::Jitter => (&[Field::JitterMs, Field::IperfJitterMs], None, 1.0),
+            Metric::Loss => (&[Field::LossPercent, Field::IperfLossPercent], None, 1.0),
+            Metric::Bandwidth => (&[Field::BandwidthBps], Some("tcp"), 1e-6),
+            Metric::UdpBandwidth => (&[Field::BandwidthBps], Some("udp"), 1e-6),
+            Metric::UdpOffered => (&[Field::OfferedBps], Some("udp"), 1e-6),
+            Metric::Cpu => (&[Field::CpuPercent], None, 1.0),
+            Metric::Ram => (&[Field::RamPercent], None, 1.0),
         }
     }
 
@@ -151,51 +161,52 @@ pub struct Graph {
     pub samples: Samples,
 }
 
-/// The statistics of a field in a step, with the instance it was measured on.
-fn stat(row: &StepRow, field: Field) -> Option<&crate::store::query::StepStat> {
-    row.stats
-        .iter()
-        .find(|s| s.column.field == field && s.count > 0 && s.mean.is_finite())
+/// The statistics of a field in a step (measured on `instance`, when given).
+fn stat<'a>(
+    row: &'a StepRow,
+    field: Field,
+    instance: Option<&str>,
+) -> Option<&'a crate::store::query::StepStat> {
+    row.stats.iter().find(|s| {
+        s.column.field == field
+            && instance.is_none_or(|i| s.column.instance.as_deref() == Some(i))
+            && s.count > 0
+            && s.mean.is_finite()
+    })
 }
 
 /// The graphs `series` have data for: RTT bands, then jitter, loss and bandwidth lines (one
-/// graph per target of each; TCP and UDP bandwidth apart), then CPU and RAM. Samples are sorted
+/// graph per target of each; TCP bandwidth, UDP bandwidth and the UDP offered rate apart), then
+/// CPU and RAM. Samples are sorted
 /// by time.
 pub fn graphs(series: &[StepSeries]) -> Vec<Graph> {
     let mut bands: BTreeMap<Option<String>, Vec<Band>> = BTreeMap::new();
     let mut lines: BTreeMap<(Metric, Option<String>), Vec<Point>> = BTreeMap::new();
     for s in series {
         for row in &s.steps {
-            if let Some(avg) = stat(row, Field::RttAvgMs) {
+            if let Some(avg) = stat(row, Field::RttAvgMs, None) {
                 let middle = avg.quantiles.map_or(avg.mean, |q| q[1]);
                 bands.entry(s.target.clone()).or_default().push(Band {
                     time_ms: row.start_ms,
-                    min: stat(row, Field::RttMinMs).map_or(avg.min, |m| m.min.min(middle)),
+                    min: stat(row, Field::RttMinMs, None).map_or(avg.min, |m| m.min.min(middle)),
                     avg: middle,
-                    max: stat(row, Field::RttMaxMs).map_or(avg.max, |m| m.max.max(middle)),
+                    max: stat(row, Field::RttMaxMs, None).map_or(avg.max, |m| m.max.max(middle)),
                 });
             }
             for metric in [
                 Metric::Jitter,
                 Metric::Loss,
                 Metric::Bandwidth,
+                Metric::UdpBandwidth,
+                Metric::UdpOffered,
                 Metric::Cpu,
                 Metric::Ram,
             ] {
-                let (fields, factor) = metric.fields();
-                let Some(v) = fields.iter().find_map(|f| stat(row, *f)) else {
+                let (fields, instance, factor) = metric.fields();
+                let Some(v) = fields.iter().find_map(|f| stat(row, *f, instance)) else {
                     continue;
                 };
-                let target = if metric.per_target() {
-                    match (&s.target, &v.column.instance, metric) {
-                        (Some(t), Some(transport), Metric::Bandwidth) => {
-                            Some(format!("{t} ({})", transport.to_uppercase()))
-                        }
-                        (t, ..) => t.clone(),
-                    }
-                } else {
-                    None
-                };
+                let target = s.target.clone().filter(|_| metric.per_target());
                 lines.entry((metric, target)).or_default().push(Point {
                     time_ms: row.start_ms,
                     value: v.mean * factor,
@@ -255,12 +266,17 @@ mod tests {
                     stats: values
                         .iter()
                         .map(|(name, v)| {
-                            let field = Field::by_name(name).unwrap();
+                            // iperf fields by transport: `bandwidth_bps` is TCP here.
+                            let (field, instance) = match *name {
+                                "udp_bandwidth_bps" => (Field::BandwidthBps, Some("udp")),
+                                "udp_offered_bps" => (Field::OfferedBps, Some("udp")),
+                                "bandwidth_bps" => (Field::BandwidthBps, Some("tcp")),
+                                other => (Field::by_name(other).unwrap(), None),
+                            };
                             StepStat {
                                 column: Column {
                                     field,
-                                    instance: (field == Field::BandwidthBps)
-                                        .then(|| "tcp".to_string()),
+                                    instance: instance.map(str::to_string),
                                 },
                                 count: 1,
                                 min: *v,
@@ -338,7 +354,16 @@ mod tests {
             ),
             series(
                 Some("10.0.0.3"),
-                &[(4000, &[("bandwidth_bps", 94_500_000.0)])],
+                &[
+                    (4000, &[("bandwidth_bps", 94_500_000.0)]),
+                    (
+                        4500,
+                        &[
+                            ("udp_bandwidth_bps", 99_000_000.0),
+                            ("udp_offered_bps", 100_000_000.0),
+                        ],
+                    ),
+                ],
             ),
         ];
         let graphs = graphs(&records);
@@ -354,7 +379,9 @@ mod tests {
                 (Metric::Jitter, Some("10.0.0.1")),
                 (Metric::Loss, Some("10.0.0.1")),
                 (Metric::Loss, Some("10.0.0.2")),
-                (Metric::Bandwidth, Some("10.0.0.3 (TCP)")),
+                (Metric::Bandwidth, Some("10.0.0.3")),
+                (Metric::UdpBandwidth, Some("10.0.0.3")),
+                (Metric::UdpOffered, Some("10.0.0.3")),
                 (Metric::Cpu, None),
                 (Metric::Ram, None),
             ]
@@ -380,6 +407,11 @@ mod tests {
         );
         assert_eq!(
             graphs[6].samples,
+            Samples::Line(points_with(&[(4500, 99.0)])),
+            "TCP and UDP bandwidth are graphed apart"
+        );
+        assert_eq!(
+            graphs[8].samples,
             Samples::Line(points_with(&[(1000, 12.0)])),
             "NaN left out"
         );
