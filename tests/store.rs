@@ -528,7 +528,8 @@ fn an_older_stores_json_logs_are_imported_once_and_kept() {
         T0 + DAY_MS
     ));
     lines.push('\n');
-    lines.push_str(&lines.lines().next().unwrap().to_string());
+    let first = lines.lines().next().unwrap().to_owned();
+    lines.push_str(&first);
     lines.push('\n');
     lines.push_str(r#"{"agent":"r1","ta"#);
     std::fs::write(f.dir.path().join("metrics.jsonl"), &lines).unwrap();

@@ -117,6 +117,7 @@ struct SeriesState {
     /// The newest values per sample of the series (a sample kind on an instance: the ping,
     /// a TCP and a UDP iperf test, each interface), with their time: a newer report of one
     /// sample does not hide another's, and a sample's missing values are missing.
+    #[allow(clippy::type_complexity)]
     latest: Vec<(u32, u64, Vec<(u32, i64)>)>,
 }
 
@@ -146,6 +147,7 @@ const TIMES_CACHE_ENTRIES: usize = 512;
 
 /// Files a report's values as the newest of their samples (by sample id), where no newer one
 /// is known; the entries' buffers are reused.
+#[allow(clippy::type_complexity)]
 fn offer(
     latest: &mut Vec<(u32, u64, Vec<(u32, i64)>)>,
     samples: &[u32],
