@@ -22,6 +22,9 @@ _nms() {
             nms,agents)
                 cmd="nms__subcmd__agents"
                 ;;
+            nms,alerts)
+                cmd="nms__subcmd__alerts"
+                ;;
             nms,bench)
                 cmd="nms__subcmd__bench"
                 ;;
@@ -49,11 +52,17 @@ _nms() {
             nms,store)
                 cmd="nms__subcmd__store"
                 ;;
+            nms,tasks)
+                cmd="nms__subcmd__tasks"
+                ;;
             nms__subcmd__agents,forget)
                 cmd="nms__subcmd__agents__subcmd__forget"
                 ;;
             nms__subcmd__agents,help)
                 cmd="nms__subcmd__agents__subcmd__help"
+                ;;
+            nms__subcmd__agents,list)
+                cmd="nms__subcmd__agents__subcmd__list"
                 ;;
             nms__subcmd__agents__subcmd__help,forget)
                 cmd="nms__subcmd__agents__subcmd__help__subcmd__forget"
@@ -61,11 +70,53 @@ _nms() {
             nms__subcmd__agents__subcmd__help,help)
                 cmd="nms__subcmd__agents__subcmd__help__subcmd__help"
                 ;;
+            nms__subcmd__agents__subcmd__help,list)
+                cmd="nms__subcmd__agents__subcmd__help__subcmd__list"
+                ;;
+            nms__subcmd__alerts,ack)
+                cmd="nms__subcmd__alerts__subcmd__ack"
+                ;;
+            nms__subcmd__alerts,expire)
+                cmd="nms__subcmd__alerts__subcmd__expire"
+                ;;
+            nms__subcmd__alerts,help)
+                cmd="nms__subcmd__alerts__subcmd__help"
+                ;;
+            nms__subcmd__alerts,list)
+                cmd="nms__subcmd__alerts__subcmd__list"
+                ;;
+            nms__subcmd__alerts,silence)
+                cmd="nms__subcmd__alerts__subcmd__silence"
+                ;;
+            nms__subcmd__alerts,silences)
+                cmd="nms__subcmd__alerts__subcmd__silences"
+                ;;
+            nms__subcmd__alerts__subcmd__help,ack)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__ack"
+                ;;
+            nms__subcmd__alerts__subcmd__help,expire)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__expire"
+                ;;
+            nms__subcmd__alerts__subcmd__help,help)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__help"
+                ;;
+            nms__subcmd__alerts__subcmd__help,list)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__list"
+                ;;
+            nms__subcmd__alerts__subcmd__help,silence)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__silence"
+                ;;
+            nms__subcmd__alerts__subcmd__help,silences)
+                cmd="nms__subcmd__alerts__subcmd__help__subcmd__silences"
+                ;;
             nms__subcmd__help,agent)
                 cmd="nms__subcmd__help__subcmd__agent"
                 ;;
             nms__subcmd__help,agents)
                 cmd="nms__subcmd__help__subcmd__agents"
+                ;;
+            nms__subcmd__help,alerts)
+                cmd="nms__subcmd__help__subcmd__alerts"
                 ;;
             nms__subcmd__help,bench)
                 cmd="nms__subcmd__help__subcmd__bench"
@@ -94,14 +145,41 @@ _nms() {
             nms__subcmd__help,store)
                 cmd="nms__subcmd__help__subcmd__store"
                 ;;
+            nms__subcmd__help,tasks)
+                cmd="nms__subcmd__help__subcmd__tasks"
+                ;;
             nms__subcmd__help__subcmd__agents,forget)
                 cmd="nms__subcmd__help__subcmd__agents__subcmd__forget"
+                ;;
+            nms__subcmd__help__subcmd__agents,list)
+                cmd="nms__subcmd__help__subcmd__agents__subcmd__list"
+                ;;
+            nms__subcmd__help__subcmd__alerts,ack)
+                cmd="nms__subcmd__help__subcmd__alerts__subcmd__ack"
+                ;;
+            nms__subcmd__help__subcmd__alerts,expire)
+                cmd="nms__subcmd__help__subcmd__alerts__subcmd__expire"
+                ;;
+            nms__subcmd__help__subcmd__alerts,list)
+                cmd="nms__subcmd__help__subcmd__alerts__subcmd__list"
+                ;;
+            nms__subcmd__help__subcmd__alerts,silence)
+                cmd="nms__subcmd__help__subcmd__alerts__subcmd__silence"
+                ;;
+            nms__subcmd__help__subcmd__alerts,silences)
+                cmd="nms__subcmd__help__subcmd__alerts__subcmd__silences"
                 ;;
             nms__subcmd__help__subcmd__store,check)
                 cmd="nms__subcmd__help__subcmd__store__subcmd__check"
                 ;;
             nms__subcmd__help__subcmd__store,export)
                 cmd="nms__subcmd__help__subcmd__store__subcmd__export"
+                ;;
+            nms__subcmd__help__subcmd__tasks,list)
+                cmd="nms__subcmd__help__subcmd__tasks__subcmd__list"
+                ;;
+            nms__subcmd__help__subcmd__tasks,remove)
+                cmd="nms__subcmd__help__subcmd__tasks__subcmd__remove"
                 ;;
             nms__subcmd__store,check)
                 cmd="nms__subcmd__store__subcmd__check"
@@ -121,6 +199,24 @@ _nms() {
             nms__subcmd__store__subcmd__help,help)
                 cmd="nms__subcmd__store__subcmd__help__subcmd__help"
                 ;;
+            nms__subcmd__tasks,help)
+                cmd="nms__subcmd__tasks__subcmd__help"
+                ;;
+            nms__subcmd__tasks,list)
+                cmd="nms__subcmd__tasks__subcmd__list"
+                ;;
+            nms__subcmd__tasks,remove)
+                cmd="nms__subcmd__tasks__subcmd__remove"
+                ;;
+            nms__subcmd__tasks__subcmd__help,help)
+                cmd="nms__subcmd__tasks__subcmd__help__subcmd__help"
+                ;;
+            nms__subcmd__tasks__subcmd__help,list)
+                cmd="nms__subcmd__tasks__subcmd__help__subcmd__list"
+                ;;
+            nms__subcmd__tasks__subcmd__help,remove)
+                cmd="nms__subcmd__tasks__subcmd__help__subcmd__remove"
+                ;;
             *)
                 ;;
         esac
@@ -128,7 +224,7 @@ _nms() {
 
     case "${cmd}" in
         nms)
-            opts="-h -V --color --help --version server agent decode completions send-task inspect bench agents query store help"
+            opts="-h -V --color --help --version server agent decode completions send-task inspect bench agents tasks alerts query store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,7 +242,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agent)
-            opts="-h -V --settings --server --id --data-dir --key-file --color --help --version"
+            opts="-v -q -h -V --settings --server --id --data-dir --key-file --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +268,10 @@ _nms() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -184,7 +284,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agents)
-            opts="-h -V --color --help --version forget help"
+            opts="-h -V --color --help --version list forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -232,7 +332,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agents__subcmd__help)
-            opts="forget help"
+            opts="list forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,8 +373,366 @@ _nms() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nms__subcmd__agents__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__agents__subcmd__list)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts)
+            opts="-h -V --color --help --version list ack silence silences expire help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__ack)
+            opts="-h -V --by --comment --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --by)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --comment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__expire)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help)
+            opts="list ack silence silences expire help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__ack)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__expire)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__silence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__help__subcmd__silences)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__list)
+            opts="-h -V --firing --agent --limit --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__silence)
+            opts="-h -V --agent --task --kind --from --until --duration --comment --by --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --comment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --by)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__alerts__subcmd__silences)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nms__subcmd__bench)
-            opts="-h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --api-token-file --settings --store --days --json --color --help --version"
+            opts="-v -q -h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --api-token-file --settings --store --days --json --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -340,6 +798,10 @@ _nms() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -400,7 +862,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__help)
-            opts="server agent decode completions send-task inspect bench agents query store help"
+            opts="server agent decode completions send-task inspect bench agents tasks alerts query store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -428,7 +890,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__help__subcmd__agents)
-            opts="forget"
+            opts="list forget"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +904,104 @@ _nms() {
             return 0
             ;;
         nms__subcmd__help__subcmd__agents__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__agents__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts)
+            opts="list ack silence silences expire"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts__subcmd__ack)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts__subcmd__expire)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts__subcmd__silence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__alerts__subcmd__silences)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -609,8 +1169,50 @@ _nms() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nms__subcmd__help__subcmd__tasks)
+            opts="list remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__tasks__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__help__subcmd__tasks__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nms__subcmd__inspect)
-            opts="-h -V --server --api-token-file --settings --json --watch --task --color --help --version"
+            opts="-h -V --server --api-token-file --settings --json --watch --task --rhai --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,7 +1334,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --alertmanager --retention-raw --retention-minute --retention-hour --retention-alerts --max-store-size --api-token-file --public-read --insecure-api --max-agents --new-agents-per-second --forget-unreported-after-s --color --help --version"
+            opts="-v -q -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --quiet --log-format --alertmanager --alertmanager-auth-file --alertmanager-ca-file --external-url --retention-raw --retention-minute --retention-hour --retention-alerts --max-store-size --api-token-file --public-read --insecure-api --max-agents --new-agents-per-second --forget-unreported-after-s --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -798,7 +1400,23 @@ _nms() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --alertmanager)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alertmanager-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alertmanager-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --external-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -992,6 +1610,140 @@ _nms() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks)
+            opts="-h -V --color --help --version list remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__help)
+            opts="list remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__list)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nms__subcmd__tasks__subcmd__remove)
+            opts="-h -V --server --api-token-file --settings --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -36,7 +36,9 @@ complete -c nms -n "__fish_nms_needs_command" -f -a "completions" -d 'Print a sh
 complete -c nms -n "__fish_nms_needs_command" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
 complete -c nms -n "__fish_nms_needs_command" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
 complete -c nms -n "__fish_nms_needs_command" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
-complete -c nms -n "__fish_nms_needs_command" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_needs_command" -f -a "agents" -d 'A running server\'s agents: `nms agents list`, `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_needs_command" -f -a "tasks" -d 'A running server\'s tasks: `nms tasks list`, `nms tasks remove TASK_ID`'
+complete -c nms -n "__fish_nms_needs_command" -f -a "alerts" -d 'A running server\'s alerts: list, acknowledge, silence'
 complete -c nms -n "__fish_nms_needs_command" -f -a "query" -d 'A time range of an agent\'s reports, or their statistics per step, from a running server'
 complete -c nms -n "__fish_nms_needs_command" -f -a "store" -d 'The server\'s store on disk: check its files, export a range'
 complete -c nms -n "__fish_nms_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -55,7 +57,12 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l missed-heartbeats -d 
 complete -c nms -n "__fish_nms_using_subcommand server" -l timeout-ms -d 'Initial NetTask retransmission timeout in milliseconds (then adaptive)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l max-retransmissions -d 'NetTask retransmissions without an answer before a peer is reported lost' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l local-agent -d 'Also run an agent of this name in the server process (monitors the server\'s own host)' -r
-complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l log-format -d 'How log lines are written: text (time, level, kind, message) or json (one object per line). Under systemd, lines carry the journal\'s priority prefix (<3> to <7>) either way' -r -f -a "text\t''
+json\t''"
+complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093 or https://am.example.net; repeat for each member of a cluster (each gets every alert)' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager-auth-file -d 'Credentials for Alertmanager, in a file: `bearer TOKEN`, or `basic USER:PASSWORD` (never logged)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager-ca-file -d 'CA certificates (PEM) that Alertmanager\'s https certificate is checked against, in addition to the system\'s' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l external-url -d 'The URL the HTTP API is reached at by others (a reverse proxy in front, say), for the links in forwarded alerts (generatorURL) [default: http://ADDR:PORT of --http]' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l retention-raw -d 'How long raw metrics reports are kept (e.g. 15d, 6w)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l retention-minute -d 'How long per-minute rollups are kept' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l retention-hour -d 'How long per-hour rollups are kept' -r
@@ -70,7 +77,8 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l forget-unreported-aft
 complete -c nms -n "__fish_nms_using_subcommand server" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c nms -n "__fish_nms_using_subcommand server" -s v -l verbose -d 'Log every stored metrics report, not only notable events'
+complete -c nms -n "__fish_nms_using_subcommand server" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
+complete -c nms -n "__fish_nms_using_subcommand server" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'
 complete -c nms -n "__fish_nms_using_subcommand server" -l insecure-api -d 'Serve the HTTP API without a token for writes, even on a non-loopback address (anyone who reaches it can then install tasks and forget agents)'
 complete -c nms -n "__fish_nms_using_subcommand server" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand server" -s V -l version -d 'Print version'
@@ -79,9 +87,13 @@ complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\
 complete -c nms -n "__fish_nms_using_subcommand agent" -l id -d 'This agent\'s name, matched against `device_id` in task files [default: the host name]' -r
 complete -c nms -n "__fish_nms_using_subcommand agent" -l data-dir -d 'Where unacknowledged alerts are kept [default: a per-id folder in the user\'s data directory, e.g. ~/.local/share/nms/agents/NAME]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand agent" -l key-file -d 'Pre-shared key (hex text, 32+ digits), the same as the server\'s' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agent" -l log-format -d 'How log lines are written: text (time, level, kind, message) or json (one object per line). Under systemd, lines carry the journal\'s priority prefix (<3> to <7>) either way' -r -f -a "text\t''
+json\t''"
 complete -c nms -n "__fish_nms_using_subcommand agent" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agent" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
+complete -c nms -n "__fish_nms_using_subcommand agent" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand decode" -l file -d 'Read the packet from this file instead of standard input' -r -F
@@ -111,12 +123,13 @@ complete -c nms -n "__fish_nms_using_subcommand send-task" -s V -l version -d 'P
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l server -d 'The server\'s HTTP API' -r
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
-complete -c nms -n "__fish_nms_using_subcommand inspect" -l task -d 'Explain this task file instead (no server needed): its validation, measurements, thresholds, and the rhai each rule compiles to' -r -F
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l task -d 'Explain this task file instead (no server needed): its validation, measurements, thresholds and rules' -r -F
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l json -d 'Print one JSON object instead of tables (one line per refresh with --watch)'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -l watch -d 'Redraw every 2 seconds until interrupted (Ctrl-C)'
+complete -c nms -n "__fish_nms_using_subcommand inspect" -l rhai -d 'With --task: also print the rhai each threshold compiles to'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand bench" -l agents -d 'Simulated agents (distinct ids), each registering and receiving a task' -r
@@ -134,6 +147,8 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l kill-every -d 'Kill th
 complete -c nms -n "__fish_nms_using_subcommand bench" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand bench" -l days -d 'Days of history the store bench generates' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l log-format -d 'How log lines are written: text (time, level, kind, message) or json (one object per line). Under systemd, lines carry the journal\'s priority prefix (<3> to <7>) either way' -r -f -a "text\t''
+json\t''"
 complete -c nms -n "__fish_nms_using_subcommand bench" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -141,15 +156,27 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l alerts -d 'Also raise 
 complete -c nms -n "__fish_nms_using_subcommand bench" -l keep -d 'Keep the started server\'s data directory'
 complete -c nms -n "__fish_nms_using_subcommand bench" -l store -d 'Measure the store instead: generate --days of history of --agents at --rate reports a second (plus one agent with 30 days), then time a server\'s start and range queries'
 complete -c nms -n "__fish_nms_using_subcommand bench" -l json -d 'Print one JSON object instead of text'
+complete -c nms -n "__fish_nms_using_subcommand bench" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
+complete -c nms -n "__fish_nms_using_subcommand bench" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -s h -l help -d 'Print help'
-complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
-complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -f -a "list" -d 'List the agents: name, id, state, address, last seen, tasks'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays, and the tasks that name it keep naming it), its firing alerts are resolved; a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand agents; and not __fish_seen_subcommand_from list forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l server -d 'The server\'s HTTP API' -r
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
@@ -159,8 +186,113 @@ never\t''"
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -l json -d 'Print the server\'s JSON answer instead of text'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from forget" -s V -l version -d 'Print version'
-complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the agents: name, id, state, address, last seen, tasks'
+complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays, and the tasks that name it keep naming it), its firing alerts are resolved; a running agent of that name registers again, under a new id'
 complete -c nms -n "__fish_nms_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -f -a "list" -d 'List the loaded tasks: id, number, where each came from, devices'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -f -a "remove" -d 'Remove a task posted with send-task: its agents are sent CANCEL, its saved copy is deleted, its firing alerts are resolved (a task from a --config file stays: edit the file and reload the server)'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and not __fish_seen_subcommand_from list remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the loaded tasks: id, number, where each came from, devices'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a task posted with send-task: its agents are sent CANCEL, its saved copy is deleted, its firing alerts are resolved (a task from a --config file stays: edit the file and reload the server)'
+complete -c nms -n "__fish_nms_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "list" -d 'List stored alerts (newest last), or only those firing now with --firing'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "ack" -d 'Acknowledge an alert: who (default: $USER), when, a comment; shown on the status page and in /api/alerts. It still fires and is still forwarded'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "silence" -d 'Set a silence (a maintenance window): alerts it matches leave the page\'s firing list, /metrics\' firing gauges and Alertmanager until it ends'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "silences" -d 'List the silences (in force, to come, and those ended in the last week)'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "expire" -d 'End a silence now'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and not __fish_seen_subcommand_from list ack silence silences expire help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s alerts' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l limit -d 'Most alerts listed' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l firing -d 'Only the alerts firing now (silenced ones included, and marked)'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l by -d 'Who acknowledges it [default: $USER]' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l comment -d 'Why, or what is being done' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from ack" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l agent -d 'Silence this agent\'s alerts (`*` matches any text: `edge-*`)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l task -d 'Silence this task\'s alerts (`*` allowed)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l kind -d 'Silence alerts of this kind (cpu, ram, packet_loss, agent_down, ...)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l from -d 'When it starts (RFC 3339 or Unix ms) [default: now]' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l until -d 'When it ends (RFC 3339 or Unix ms)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l duration -d 'How long it lasts from its start (30m, 2h, 1d)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l comment -d 'Why (shown on the status page)' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l by -d 'Who sets it [default: $USER]' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silence" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from silences" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -l server -d 'The server\'s HTTP API' -r
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -l json -d 'Print the server\'s JSON answer instead of text'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -s h -l help -d 'Print help'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from expire" -s V -l version -d 'Print version'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored alerts (newest last), or only those firing now with --firing'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "ack" -d 'Acknowledge an alert: who (default: $USER), when, a comment; shown on the status page and in /api/alerts. It still fires and is still forwarded'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "silence" -d 'Set a silence (a maintenance window): alerts it matches leave the page\'s firing list, /metrics\' firing gauges and Alertmanager until it ends'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "silences" -d 'List the silences (in force, to come, and those ended in the last week)'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "expire" -d 'End a silence now'
+complete -c nms -n "__fish_nms_using_subcommand alerts; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nms -n "__fish_nms_using_subcommand query" -l server -d 'The server\'s HTTP API' -r
 complete -c nms -n "__fish_nms_using_subcommand query" -l api-token-file -d 'The API token file [default: $NMS_API_TOKEN (the token itself), else `api-token-file` of the server settings file, else the token a local server generated in its data folder]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand query" -l settings -d 'The server settings file to take `api-token-file` (or `data-dir`) from [default: ~/.config/nms/server.toml, then /etc/nms/server.toml]' -r -F
@@ -210,17 +342,27 @@ complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcomman
 complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "check" -d 'Verify every file of the store without changing any; report damage with its file, series and time (exit status 1 when there is any)'
 complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "export" -d 'Every report of a time range, oldest first, as JSON lines or CSV'
 complete -c nms -n "__fish_nms_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "agents" -d 'Manage a running server\'s agents: `nms agents forget NAME`'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "query" -d 'A time range of an agent\'s reports, or their statistics per step, from a running server'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "store" -d 'The server\'s store on disk: check its files, export a range'
-complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents query store help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays); a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "server" -d 'Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "agent" -d 'Run an agent on a monitored host: `nms agent --server HOST[:PORT]` is all it needs'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "decode" -d 'Read one raw NetTask packet or AlertFlow frame, verify its tag and print every field'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "completions" -d 'Print a shell completion script for nms to standard output'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "send-task" -d 'Validate a task file and its rule files, then hand it to a running server to dispatch'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "inspect" -d 'Show a running server\'s agents, latest metrics and recent alerts, or explain a task file'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "bench" -d 'Load-test a server with simulated agents and measure it against the loopback ceiling'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "agents" -d 'A running server\'s agents: `nms agents list`, `nms agents forget NAME`'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "tasks" -d 'A running server\'s tasks: `nms tasks list`, `nms tasks remove TASK_ID`'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "alerts" -d 'A running server\'s alerts: list, acknowledge, silence'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "query" -d 'A time range of an agent\'s reports, or their statistics per step, from a running server'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "store" -d 'The server\'s store on disk: check its files, export a range'
+complete -c nms -n "__fish_nms_using_subcommand help; and not __fish_seen_subcommand_from server agent decode completions send-task inspect bench agents tasks alerts query store help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the agents: name, id, state, address, last seen, tasks'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "forget" -d 'Forget an agent: its registration and session go (its stored data stays, and the tasks that name it keep naming it), its firing alerts are resolved; a running agent of that name registers again, under a new id'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from tasks" -f -a "list" -d 'List the loaded tasks: id, number, where each came from, devices'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from tasks" -f -a "remove" -d 'Remove a task posted with send-task: its agents are sent CANCEL, its saved copy is deleted, its firing alerts are resolved (a task from a --config file stays: edit the file and reload the server)'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from alerts" -f -a "list" -d 'List stored alerts (newest last), or only those firing now with --firing'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from alerts" -f -a "ack" -d 'Acknowledge an alert: who (default: $USER), when, a comment; shown on the status page and in /api/alerts. It still fires and is still forwarded'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from alerts" -f -a "silence" -d 'Set a silence (a maintenance window): alerts it matches leave the page\'s firing list, /metrics\' firing gauges and Alertmanager until it ends'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from alerts" -f -a "silences" -d 'List the silences (in force, to come, and those ended in the last week)'
+complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from alerts" -f -a "expire" -d 'End a silence now'
 complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "check" -d 'Verify every file of the store without changing any; report damage with its file, series and time (exit status 1 when there is any)'
 complete -c nms -n "__fish_nms_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "export" -d 'Every report of a time range, oldest first, as JSON lines or CSV'

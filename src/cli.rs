@@ -18,8 +18,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// One variant per subcommand; each carries its own argument struct.
+/// One variant per subcommand; each carries its own argument struct (parsed once, so the size
+/// of the largest does not matter).
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the central server: NetTask (UDP), AlertFlow (TCP) and the HTTP API.
     Server(ServerArgs),
@@ -35,8 +37,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Load-test a server with simulated agents and measure it against the loopback ceiling.
     Bench(BenchArgs),
-    /// Manage a running server's agents: `nms agents forget NAME`.
+    /// A running server's agents: `nms agents list`, `nms agents forget NAME`.
     Agents(AgentsArgs),
+    /// A running server's tasks: `nms tasks list`, `nms tasks remove TASK_ID`.
+    Tasks(TasksArgs),
+    /// A running server's alerts: list, acknowledge, silence.
+    Alerts(AlertsArgs),
     /// A time range of an agent's reports, or their statistics per step, from a running server.
     Query(QueryArgs),
     /// The server's store on disk: check its files, export a range.
@@ -165,6 +171,7 @@ pub struct StoreExportArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
+    nms agents list\n  \
     nms agents forget edge-router-1\n  \
     nms agents forget --server http://127.0.0.1:9470 --api-token-file /etc/nms/api-token r1")]
 pub struct AgentsArgs {
@@ -174,17 +181,17 @@ pub struct AgentsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
-    /// Forget an agent: its registration and session go (its stored data stays); a running
-    /// agent of that name registers again, under a new id.
+    /// List the agents: name, id, state, address, last seen, tasks.
+    List(ApiArgs),
+    /// Forget an agent: its registration and session go (its stored data stays, and the
+    /// tasks that name it keep naming it), its firing alerts are resolved; a running agent of
+    /// that name registers again, under a new id.
     Forget(ForgetArgs),
 }
 
+/// How a client reaches the HTTP API, and how it prints the answer.
 #[derive(Debug, Args)]
-pub struct ForgetArgs {
-    /// The agent's name.
-    #[arg(value_name = "NAME")]
-    pub name: String,
-
+pub struct ApiArgs {
     /// The server's HTTP API.
     #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
     pub server: String,
@@ -195,6 +202,163 @@ pub struct ForgetArgs {
     /// Print the server's JSON answer instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The agent's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms tasks list\n  \
+    nms tasks remove bench")]
+pub struct TasksArgs {
+    #[command(subcommand)]
+    pub command: TasksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List the loaded tasks: id, number, where each came from, devices.
+    List(ApiArgs),
+    /// Remove a task posted with send-task: its agents are sent CANCEL, its saved copy is
+    /// deleted, its firing alerts are resolved (a task from a --config file stays: edit the
+    /// file and reload the server).
+    Remove(RemoveTaskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveTaskArgs {
+    /// The task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    nms alerts list --firing\n  \
+    nms alerts ack 3f2a9c1d00b4e871 --comment 'replacing the fan'\n  \
+    nms alerts silence --agent edge-router-1 --duration 2h --comment 'firmware upgrade'\n  \
+    nms alerts silence --kind packet_loss --task uplinks --from 2026-12-01T22:00:00Z --until 2026-12-02T02:00:00Z\n  \
+    nms alerts silences\n  \
+    nms alerts expire 9d0c4b2a11e7f305")]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: AlertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List stored alerts (newest last), or only those firing now with --firing.
+    List(AlertsListArgs),
+    /// Acknowledge an alert: who (default: $USER), when, a comment; shown on the status page
+    /// and in /api/alerts. It still fires and is still forwarded.
+    Ack(AckArgs),
+    /// Set a silence (a maintenance window): alerts it matches leave the page's firing list,
+    /// /metrics' firing gauges and Alertmanager until it ends.
+    Silence(SilenceArgs),
+    /// List the silences (in force, to come, and those ended in the last week).
+    Silences(ApiArgs),
+    /// End a silence now.
+    Expire(ExpireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsListArgs {
+    /// Only the alerts firing now (silenced ones included, and marked).
+    #[arg(long)]
+    pub firing: bool,
+
+    /// Only this agent's alerts.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Most alerts listed.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The alert's id (16 hex digits, as `nms alerts list` shows it).
+    #[arg(value_name = "ALERT_ID")]
+    pub alert_id: String,
+
+    /// Who acknowledges it [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+
+    /// Why, or what is being done.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub comment: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    /// Silence this agent's alerts (`*` matches any text: `edge-*`).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Silence this task's alerts (`*` allowed).
+    #[arg(long, value_name = "TASK_ID")]
+    pub task: Option<String>,
+
+    /// Silence alerts of this kind (cpu, ram, packet_loss, agent_down, ...).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+
+    /// When it starts (RFC 3339 or Unix ms) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// When it ends (RFC 3339 or Unix ms).
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "duration",
+        required_unless_present = "duration"
+    )]
+    pub until: Option<String>,
+
+    /// How long it lasts from its start (30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Why (shown on the status page).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub comment: String,
+
+    /// Who sets it [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// The silence's id (as `nms alerts silences` shows it).
+    #[arg(value_name = "SILENCE_ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -294,14 +458,29 @@ pub struct ServerArgs {
     #[arg(long, value_name = "NAME")]
     pub local_agent: Option<String>,
 
-    /// Log every stored metrics report, not only notable events.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL
-    /// (its v2 API), e.g. http://127.0.0.1:9093.
+    /// (its v2 API), e.g. http://127.0.0.1:9093 or https://am.example.net; repeat for each
+    /// member of a cluster (each gets every alert).
+    #[arg(long = "alertmanager", value_name = "URL")]
+    pub alertmanagers: Vec<String>,
+
+    /// Credentials for Alertmanager, in a file: `bearer TOKEN`, or `basic USER:PASSWORD`
+    /// (never logged).
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_auth_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that Alertmanager's https certificate is checked against, in
+    /// addition to the system's.
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_ca_file: Option<PathBuf>,
+
+    /// The URL the HTTP API is reached at by others (a reverse proxy in front, say), for the
+    /// links in forwarded alerts (generatorURL) [default: http://ADDR:PORT of --http].
     #[arg(long, value_name = "URL")]
-    pub alertmanager: Option<String>,
+    pub external_url: Option<String>,
 
     /// How long raw metrics reports are kept (e.g. 15d, 6w).
     #[arg(long, value_name = "DURATION", default_value = "15d")]
@@ -377,6 +556,32 @@ pub struct AgentArgs {
     /// Pre-shared key (hex text, 32+ digits), the same as the server's.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How a long-running command logs.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log more: debug lines too (the server: every stored metrics report).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log less: only warnings and errors (-qq: only errors).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// How log lines are written: text (time, level, kind, message) or json (one object per
+    /// line). Under systemd, lines carry the journal's priority prefix (<3> to <7>) either way.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -460,6 +665,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -527,9 +735,13 @@ pub struct InspectArgs {
     pub watch: bool,
 
     /// Explain this task file instead (no server needed): its validation, measurements,
-    /// thresholds, and the rhai each rule compiles to.
+    /// thresholds and rules.
     #[arg(long, value_name = "FILE")]
     pub task: Option<PathBuf>,
+
+    /// With --task: also print the rhai each threshold compiles to.
+    #[arg(long, requires = "task")]
+    pub rhai: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,11 +6,36 @@ use crate::wire::Key;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
-/// Reads a key file: hex text of at least 32 digits.
+/// Reads a key file: hex text of at least 32 digits. A file other users can read gets a
+/// warning: whoever reads the key can speak for the agents.
 pub fn read_key(path: &Path) -> anyhow::Result<Key> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
+    warn_if_readable_by_others(path, "key file");
     Key::from_hex(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Whether a file's mode lets users other than its owner read it (group or others).
+pub fn readable_by_others(mode: u32) -> bool {
+    mode & 0o044 != 0
+}
+
+/// Logs a warning when the secret file `path` is readable by its group or by everybody.
+pub fn warn_if_readable_by_others(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && readable_by_others(meta.permissions().mode())
+    {
+        crate::log::event(
+            crate::log::Level::Warn,
+            "SECURITY",
+            format_args!(
+                "{what} {} can be read by other users (mode {:o}): chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ),
+        );
+    }
 }
 
 /// The server's keys: `--key-file` for everybody, `--keys-file` lines `NAME HEXKEY` per agent.
@@ -19,6 +44,7 @@ pub fn server_keys(key_file: Option<&Path>, keys_file: Option<&Path>) -> anyhow:
     if let Some(path) = keys_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read keys file {}", path.display()))?;
+        warn_if_readable_by_others(path, "keys file");
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -54,6 +80,7 @@ pub const API_TOKEN_FILE: &str = "api-token";
 pub fn read_token(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read API token file {}", path.display()))?;
+    warn_if_readable_by_others(path, "API token file");
     let token = text.trim();
     if token.len() < MIN_TOKEN_LEN
         || token
@@ -172,7 +199,11 @@ pub struct ServerSettings {
     pub timeout_ms: Option<u64>,
     pub max_retransmissions: Option<u32>,
     pub local_agent: Option<String>,
-    pub alertmanager: Option<String>,
+    /// One Alertmanager URL, or a list of them.
+    pub alertmanager: Option<OneOrMany>,
+    pub alertmanager_auth_file: Option<PathBuf>,
+    pub alertmanager_ca_file: Option<PathBuf>,
+    pub external_url: Option<String>,
     pub api_token_file: Option<PathBuf>,
     pub public_read: Option<bool>,
     pub insecure_api: Option<bool>,
@@ -184,6 +215,24 @@ pub struct ServerSettings {
     pub retention_hour: Option<String>,
     pub retention_alerts: Option<String>,
     pub max_store_size: Option<String>,
+}
+
+/// A setting given as one value or a list of them (`alertmanager = "http://a:9093"` or
+/// `alertmanager = ["http://a:9093", "http://b:9093"]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_list(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// A retention: a duration such as `15d`, `6w`, `2y` (at least an hour).
@@ -290,6 +339,14 @@ pub fn relative_to(settings_file: Option<&Path>, p: PathBuf) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_or_world_readable_secrets_are_told_apart() {
+        assert!(!readable_by_others(0o600));
+        assert!(!readable_by_others(0o400));
+        assert!(readable_by_others(0o640));
+        assert!(readable_by_others(0o604));
+    }
 
     #[test]
     fn retentions_and_sizes_are_read_with_their_units() {

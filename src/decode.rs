@@ -317,6 +317,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
 /// also lists every sequence number it `acknowledged`.
 pub fn to_json(decoded: &Decoded, bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
     let mut value = serde_json::to_value(decoded)?;
+    shorten_f32(&mut value);
     if let Some(object) = value.as_object_mut() {
         let (type_name, keyed) = match decoded {
             Decoded::NetTask(p) => (p.packet_type().name(), p.keyed),
@@ -337,6 +338,24 @@ pub fn to_json(decoded: &Decoded, bytes: &[u8]) -> Result<serde_json::Value, ser
         }
     }
     Ok(value)
+}
+
+/// Writes every number that is exactly an `f32` (the wire's measured values) in that `f32`'s
+/// shortest decimal form: `0.42`, not `0.41999998688697815`.
+fn shorten_f32(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(v) = n.as_f64()
+                && f64::from(v as f32) == v
+                && let Some(short) = serde_json::Number::from_f64(crate::schema::widen(v as f32))
+            {
+                *n = short;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_f32),
+        serde_json::Value::Object(map) => map.values_mut().for_each(shorten_f32),
+        _ => {}
+    }
 }
 
 fn tag_of(bytes: &[u8]) -> &[u8] {
@@ -770,6 +789,7 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
+                counters,
             } => {
                 doc.field(1, "interface", name);
                 let shown = match state {
@@ -788,6 +808,22 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
                 doc.field(2, "bytes", v);
                 let v = doc.measured(*errors_per_sec, "errors/s");
                 doc.field(2, "errors", v);
+                let shown = |v: Option<u64>, unit: &str| match v {
+                    Some(v) => format!("{v} {unit}"),
+                    None => "not measured".to_string(),
+                };
+                for (name, v, unit) in [
+                    ("rx bytes", counters.rx_bytes, "B"),
+                    ("tx bytes", counters.tx_bytes, "B"),
+                    ("rx packets", counters.rx_packets, "packets"),
+                    ("tx packets", counters.tx_packets, "packets"),
+                    ("rx errors", counters.rx_errors, "errors"),
+                    ("tx errors", counters.tx_errors, "errors"),
+                    ("rx dropped", counters.rx_dropped, "packets"),
+                    ("tx dropped", counters.tx_dropped, "packets"),
+                ] {
+                    doc.field(2, name, shown(v, unit));
+                }
             }
             Sample::Ping {
                 rtt_min_ms,
@@ -795,6 +831,8 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
                 rtt_max_ms,
                 jitter_ms,
                 loss_percent,
+                sent,
+                received,
             } => {
                 doc.field(1, "ping", "");
                 for (name, v, unit) in [
@@ -807,6 +845,8 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
                     let v = doc.measured(*v, unit);
                     doc.field(2, name, v);
                 }
+                doc.field(2, "sent", format!("{sent} echo requests (so far)"));
+                doc.field(2, "received", format!("{received} replies (so far)"));
             }
             Sample::Iperf {
                 transport,

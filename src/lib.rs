@@ -3,6 +3,7 @@
 //! (acknowledged frames on TCP).
 #![forbid(unsafe_code)]
 
+pub mod act;
 pub mod agent;
 pub mod alertflow;
 pub mod bench;
@@ -14,6 +15,7 @@ pub mod inspect;
 pub mod limits;
 pub mod log;
 pub mod nettask;
+pub mod notify;
 pub mod persist;
 pub mod probes;
 pub mod rules;

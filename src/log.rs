@@ -1,5 +1,12 @@
-//! One coloured line per notable event, on standard error: time, a fixed-width kind, the text.
-//! Colour only when standard error is a terminal and `NO_COLOR` is not set.
+//! One line per notable event, on standard error: time, level, a fixed-width kind, the text.
+//!
+//! [`init`] sets how lines look, once, from the command line: the lowest level shown (`-v`
+//! shows debug lines, `-q` only warnings and errors, `-qq` only errors), the format (`text`,
+//! or `json`: one object per line with `time`, `level`, `kind` and `message`) and colour
+//! (`--color`: the level and kind coloured only on a terminal, with `NO_COLOR` unset, unless
+//! `always`). When standard error is the systemd journal (`JOURNAL_STREAM` names it) a text
+//! line starts with the syslog priority, `<3>` to `<7>`, and leaves the time to the journal, so
+//! `journalctl -p warning` finds the warnings.
 //!
 //! The text often carries what arrived over the network (agent names, alert messages, task
 //! ids): every control character in it is escaped (`\n`, `\u{1b}`), so nothing received can
@@ -7,24 +14,166 @@
 //! [`Throttles`] keep a flood of one kind of line down to one per interval, with a count.
 
 use owo_colors::OwoColorize;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How an event line is coloured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How serious an event is. The order is the order of importance: a filter keeps a level and
+/// everything after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Detail for `-v`: every stored report, every raised alert.
+    Debug,
+    /// Routine events.
     Info,
+    /// Something recovered or succeeded that is worth noticing (an agent back, a registration).
     Good,
     Warn,
+    /// Something failed or is down.
     Bad,
 }
 
-fn color_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
-    })
+impl Level {
+    /// The syslog priority journald files the line under: err (3), warning (4), notice (5),
+    /// info (6), debug (7).
+    pub fn priority(self) -> u8 {
+        match self {
+            Level::Bad => 3,
+            Level::Warn => 4,
+            Level::Good => 5,
+            Level::Info => 6,
+            Level::Debug => 7,
+        }
+    }
+
+    /// The level's name in a line: `error`, `warning`, `notice`, `info`, `debug`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Bad => "error",
+            Level::Warn => "warning",
+            Level::Good => "notice",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `TIME LEVEL KIND text`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// When log lines are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Color {
+    /// On a terminal, with `NO_COLOR` unset or empty.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// How the process logs: set once by [`init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Lines below this level are not written.
+    pub min_level: Level,
+    pub format: Format,
+    pub color: Color,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            min_level: Level::Info,
+            format: Format::Text,
+            color: Color::Auto,
+        }
+    }
+}
+
+impl LogOptions {
+    /// The lowest level shown for `-v` (given `verbose` times) and `-q` (`quiet` times):
+    /// debug with `-v`, warnings with `-q`, errors only with `-qq`.
+    pub fn level_for(verbose: u8, quiet: u8) -> Level {
+        match (verbose, quiet) {
+            (v, 0) if v > 0 => Level::Debug,
+            (_, 0) => Level::Info,
+            (_, 1) => Level::Warn,
+            _ => Level::Bad,
+        }
+    }
+}
+
+/// What [`init`] settled, with what the environment says.
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    options: LogOptions,
+    color: bool,
+    journal: bool,
+}
+
+static SETTLED: OnceLock<Settled> = OnceLock::new();
+
+/// Sets how this process logs; the first call wins (later ones, and lines logged before it,
+/// use what was set first, or the defaults).
+pub fn init(options: LogOptions) {
+    let _ = SETTLED.set(settle(options));
+}
+
+fn settle(options: LogOptions) -> Settled {
+    let journal = stderr_is_journal();
+    let color = match options.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            !journal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    };
+    Settled {
+        options,
+        color: color && options.format == Format::Text,
+        journal,
+    }
+}
+
+fn settled() -> &'static Settled {
+    SETTLED.get_or_init(|| settle(LogOptions::default()))
+}
+
+/// Whether a line of `level` would be written (to skip building text nobody sees).
+pub fn enabled(level: Level) -> bool {
+    level >= settled().options.min_level
+}
+
+/// Whether standard error is the journal: systemd sets `JOURNAL_STREAM` to the device and
+/// inode of the stream it connected, `DEV:INODE` (a child that inherited the variable but
+/// writes elsewhere does not match).
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
 
 /// Unix milliseconds now.
@@ -143,28 +292,121 @@ pub fn held_back_note(held_back: u64) -> String {
     }
 }
 
-/// Prints one event line; control characters in `text` are escaped.
+/// Writes one event line, if its level is shown; control characters in `text` are escaped.
 pub fn event(level: Level, kind: &str, text: impl std::fmt::Display) {
+    let settled = settled();
+    if level < settled.options.min_level {
+        return;
+    }
     let text = text.to_string();
-    let text = escape_controls(&text);
-    let time = rfc3339(now_ms());
+    let line = format_line(settled, level, kind, &escape_controls(&text), now_ms());
+    // One write per line, so lines from several threads do not interleave.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// The line for an event at `time_ms`, newline included.
+fn format_line(settled: &Settled, level: Level, kind: &str, text: &str, time_ms: u64) -> String {
+    let time = rfc3339(time_ms);
+    if settled.options.format == Format::Json {
+        let quoted = |v: &str| serde_json::Value::from(v).to_string();
+        let mut line = format!(
+            "{{\"time\":{},\"level\":{},\"kind\":{},\"message\":{}}}",
+            quoted(&time),
+            quoted(level.name()),
+            quoted(kind),
+            quoted(text)
+        );
+        if settled.journal {
+            line.insert_str(0, &format!("<{}>", level.priority()));
+        }
+        line.push('\n');
+        return line;
+    }
+    let shown_level = format!("{:<7}", level.name());
     let kind = format!("{kind:<10}");
-    if color_enabled() {
-        let kind = match level {
-            Level::Info => kind.cyan().to_string(),
-            Level::Good => kind.green().to_string(),
-            Level::Warn => kind.yellow().to_string(),
-            Level::Bad => kind.red().bold().to_string(),
+    if settled.journal {
+        // The journal keeps its own time stamp.
+        return format!("<{}>{shown_level} {kind} {text}\n", level.priority());
+    }
+    if settled.color {
+        let (shown_level, kind) = match level {
+            Level::Debug => (shown_level.dimmed().to_string(), kind.dimmed().to_string()),
+            Level::Info => (shown_level.to_string(), kind.cyan().to_string()),
+            Level::Good => (shown_level.green().to_string(), kind.green().to_string()),
+            Level::Warn => (shown_level.yellow().to_string(), kind.yellow().to_string()),
+            Level::Bad => (
+                shown_level.red().bold().to_string(),
+                kind.red().bold().to_string(),
+            ),
         };
-        eprintln!("{} {kind} {text}", time.dimmed());
+        format!("{} {shown_level} {kind} {text}\n", time.dimmed())
     } else {
-        eprintln!("{time} {kind} {text}");
+        format!("{time} {shown_level} {kind} {text}\n")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settled(format: Format, color: bool, journal: bool) -> Settled {
+        Settled {
+            options: LogOptions {
+                format,
+                ..LogOptions::default()
+            },
+            color,
+            journal,
+        }
+    }
+
+    #[test]
+    fn every_line_has_a_level_and_the_journal_gets_its_priority() {
+        let t = 1_764_236_400_000;
+        let text = settled(Format::Text, false, false);
+        assert_eq!(
+            format_line(&text, Level::Warn, "DOWN", "edge-1 silent", t),
+            "2025-11-27T09:40:00.000Z warning DOWN       edge-1 silent\n"
+        );
+        let journal = settled(Format::Text, false, true);
+        assert_eq!(
+            format_line(&journal, Level::Bad, "STORE", "not stored", t),
+            "<3>error   STORE      not stored\n"
+        );
+        assert_eq!(
+            format_line(&journal, Level::Info, "TASK", "x", t),
+            "<6>info    TASK       x\n"
+        );
+        let json = settled(Format::Json, false, false);
+        let line = format_line(&json, Level::Good, "UP", "back \"now\"", t);
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"time": "2025-11-27T09:40:00.000Z", "level": "notice",
+                "kind": "UP", "message": "back \"now\""})
+        );
+        let journal_json = settled(Format::Json, false, true);
+        assert!(format_line(&journal_json, Level::Debug, "M", "x", t).starts_with("<7>{"));
+    }
+
+    #[test]
+    fn colour_only_when_settled_and_never_in_plain_lines() {
+        let plain = settled(Format::Text, false, false);
+        assert!(!format_line(&plain, Level::Bad, "X", "y", 0).contains('\u{1b}'));
+        let coloured = settled(Format::Text, true, false);
+        assert!(format_line(&coloured, Level::Bad, "X", "y", 0).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn verbosity_flags_pick_the_lowest_level_shown() {
+        assert_eq!(LogOptions::level_for(0, 0), Level::Info);
+        assert_eq!(LogOptions::level_for(1, 0), Level::Debug);
+        assert_eq!(LogOptions::level_for(0, 1), Level::Warn);
+        assert_eq!(LogOptions::level_for(0, 2), Level::Bad);
+        assert!(
+            Level::Bad > Level::Warn && Level::Warn > Level::Good && Level::Info > Level::Debug
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped() {

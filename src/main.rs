@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{
-    AgentArgs, AgentsArgs, AgentsCommand, BenchArgs, Cli, Command, CompletionsArgs, DecodeArgs,
-    InspectArgs, SendTaskArgs, ServerArgs, TokenArgs,
+    AgentArgs, AgentsArgs, AgentsCommand, AlertsArgs, AlertsCommand, ApiArgs, BenchArgs, Cli,
+    ColorWhen, Command, CompletionsArgs, DecodeArgs, InspectArgs, LogArgs, LogFormat, SendTaskArgs,
+    ServerArgs, TasksArgs, TasksCommand, TokenArgs,
 };
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +39,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     let color = cli.color.enabled(std::io::stdout().is_terminal());
+    init_log(
+        match &cli.command {
+            Command::Server(a) => Some(&a.log),
+            Command::Agent(a) => Some(&a.log),
+            Command::Bench(a) => Some(&a.log),
+            _ => None,
+        },
+        cli.color,
+    );
     match cli.command {
         Command::Server(args) => server(args, matches.subcommand_matches("server")),
         Command::Agent(args) => agent(args),
@@ -46,7 +56,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::SendTask(args) => send_task(args, color),
         Command::Inspect(args) => inspect(args, color),
         Command::Bench(args) => bench(args),
-        Command::Agents(args) => agents(args, color),
+        Command::Agents(args) => agents(args),
+        Command::Tasks(args) => tasks(args),
+        Command::Alerts(args) => alerts(args),
         Command::Query(args) => query(args),
         Command::Store(args) => store(args),
     }
@@ -168,13 +180,38 @@ fn store(args: cli::StoreArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Sets how log lines look, from `-v`/`-q`, `--log-format` and `--color`.
+fn init_log(args: Option<&LogArgs>, color: ColorWhen) {
+    use nms::log::{Color, Format, LogOptions};
+    let (verbose, quiet, format) = args.map_or((0, 0, LogFormat::Text), |a| {
+        (a.verbose, a.quiet, a.log_format)
+    });
+    nms::log::init(LogOptions {
+        min_level: LogOptions::level_for(verbose, quiet),
+        format: match format {
+            LogFormat::Text => Format::Text,
+            LogFormat::Json => Format::Json,
+        },
+        color: match color {
+            ColorWhen::Auto => Color::Auto,
+            ColorWhen::Always => Color::Always,
+            ColorWhen::Never => Color::Never,
+        },
+    });
+}
+
 /// Whether a flag was given on the command line (not defaulted), so that it wins over the
 /// settings file.
 fn given(matches: Option<&ArgMatches>, id: &str) -> bool {
     matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
 }
 
-fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+/// The server's validated options: the command line over the settings file (read again on
+/// SIGHUP).
+fn server_options(
+    args: &ServerArgs,
+    matches: Option<&ArgMatches>,
+) -> anyhow::Result<nms::server::ServerOptions> {
     let (file, from): (nms::config::ServerSettings, _) =
         nms::config::load_settings(args.settings.as_deref(), "server")?;
     let from = from.as_deref();
@@ -183,12 +220,19 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         ($field:ident, $id:literal) => {
             match file.$field {
                 Some(v) if !given(matches, $id) => v,
-                _ => args.$field,
+                _ => args.$field.clone(),
             }
         };
     }
-    let key_file = args.key_file.or(file.key_file.map(path));
-    let keys_file = args.keys_file.or(file.keys_file.map(path));
+    let alertmanagers = alertmanager_targets(args, &file, from)?;
+    let external_url = args
+        .external_url
+        .clone()
+        .or(file.external_url.clone())
+        .map(|u| nms::server::check_external_url(&u))
+        .transpose()?;
+    let key_file = args.key_file.clone().or(file.key_file.map(path));
+    let keys_file = args.keys_file.clone().or(file.keys_file.map(path));
     let keys = nms::config::server_keys(key_file.as_deref(), keys_file.as_deref())?;
     let task_files = if args.configs.is_empty() {
         file.config
@@ -197,15 +241,19 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
             .map(path)
             .collect()
     } else {
-        args.configs
+        args.configs.clone()
     };
-    let data_dir = match args.data_dir.or(file.data_dir.map(path)) {
+    let data_dir = match args.data_dir.clone().or(file.data_dir.map(path)) {
         Some(d) => d,
         None => nms::config::default_data_dir("server")?,
     };
     let http: std::net::SocketAddr = pick!(http, "http");
     let insecure = args.insecure_api || file.insecure_api.unwrap_or(false);
-    let token = match args.api_token_file.or(file.api_token_file.map(path)) {
+    let token = match args
+        .api_token_file
+        .clone()
+        .or(file.api_token_file.map(path))
+    {
         Some(file) => Some(nms::config::read_token(&file)?),
         None if insecure => None,
         None if http.ip().is_loopback() => {
@@ -238,13 +286,29 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         data_dir,
         advertise_alertflow_port: args.advertise_alertflow_port,
         keys,
-        heartbeat: Duration::from_millis(pick!(heartbeat_ms, "heartbeat_ms").clamp(100, 3_600_000)),
-        missed_heartbeats: pick!(missed_heartbeats, "missed_heartbeats").max(1),
-        initial_timeout: Duration::from_millis(pick!(timeout_ms, "timeout_ms").clamp(10, 60_000)),
+        heartbeat: Duration::from_millis(within(
+            "--heartbeat-ms",
+            pick!(heartbeat_ms, "heartbeat_ms"),
+            100,
+            3_600_000,
+        )?),
+        missed_heartbeats: within(
+            "--missed-heartbeats",
+            pick!(missed_heartbeats, "missed_heartbeats"),
+            1,
+            1000,
+        )?,
+        initial_timeout: Duration::from_millis(within(
+            "--timeout-ms",
+            pick!(timeout_ms, "timeout_ms"),
+            10,
+            60_000,
+        )?),
         max_retransmissions: pick!(max_retransmissions, "max_retransmissions"),
-        local_agent: args.local_agent.or(file.local_agent),
-        verbose: args.verbose,
-        alertmanager: args.alertmanager.or(file.alertmanager),
+        local_agent: args.local_agent.clone().or(file.local_agent.clone()),
+        verbose: args.log.verbose > 0,
+        alertmanagers,
+        external_url,
         store: nms::store::StoreOptions {
             retention: nms::store::Retention {
                 raw: nms::config::retention(
@@ -265,7 +329,8 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
                 )?,
                 max_bytes: args
                     .max_store_size
-                    .or(file.max_store_size)
+                    .clone()
+                    .or(file.max_store_size.clone())
                     .map(|s| nms::config::byte_size("--max-store-size", &s))
                     .transpose()?,
             },
@@ -278,7 +343,110 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         ),
         api: nms::server::http::ApiAccess { token, public_read },
     };
-    smol::block_on(nms::server::run(options))
+    Ok(options)
+}
+
+/// `value`, or an error naming `flag` when it is outside `min..=max`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
+    if value < min || value > max {
+        anyhow::bail!("{flag} {value}: must be between {min} and {max}");
+    }
+    Ok(value)
+}
+
+/// The Alertmanagers to forward to: every `--alertmanager` (or the settings file's list), with
+/// the credentials and CA file that go with them.
+fn alertmanager_targets(
+    args: &ServerArgs,
+    file: &nms::config::ServerSettings,
+    from: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<nms::server::alertmanager::Target>> {
+    let path = |p: PathBuf| nms::config::relative_to(from, p);
+    let urls = if args.alertmanagers.is_empty() {
+        file.alertmanager
+            .clone()
+            .map(|a| a.into_list())
+            .unwrap_or_default()
+    } else {
+        args.alertmanagers.clone()
+    };
+    let auth_file = args
+        .alertmanager_auth_file
+        .clone()
+        .or(file.alertmanager_auth_file.clone().map(path));
+    let ca_file = args
+        .alertmanager_ca_file
+        .clone()
+        .or(file.alertmanager_ca_file.clone().map(path));
+    urls.iter()
+        .map(|url| {
+            nms::server::alertmanager::Target::new(url, auth_file.as_deref(), ca_file.as_deref())
+                .map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let options = server_options(&args, matches)?;
+    // Registered before the server starts, so a signal in between is not lost.
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup]).context("cannot handle signals")?;
+    smol::block_on(async {
+        let listeners = nms::server::Listeners::bind(&options).await?;
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let running = nms::server::run(options, listeners, async move {
+            let _ = stop_rx.recv().await;
+        })
+        .await?;
+        nms::notify::ready(&format!("serving HTTP on {}", running.bound.http));
+        let shared = running.weak();
+        let handle_signals = async {
+            let mut stopping = false;
+            while let Some(signal) = signals.next().await {
+                match signal {
+                    Ok(Signal::Hup) if !stopping => {
+                        nms::notify::reloading();
+                        if let Some(shared) = shared.upgrade() {
+                            match server_options(&args, matches) {
+                                Ok(new) => nms::server::reload(&shared, &new),
+                                Err(e) => nms::log::event(
+                                    nms::log::Level::Bad,
+                                    "RELOAD",
+                                    format_args!("settings not reloaded: {e:#}"),
+                                ),
+                            }
+                        }
+                        nms::notify::ready("reloaded");
+                    }
+                    Ok(Signal::Term | Signal::Int) if !stopping => {
+                        stopping = true;
+                        nms::log::event(
+                            nms::log::Level::Info,
+                            "SIGNAL",
+                            "stopping (send the signal again to stop at once)",
+                        );
+                        nms::notify::stopping();
+                        stop_tx.close();
+                    }
+                    Ok(Signal::Term | Signal::Int) => std::process::exit(1),
+                    _ => {}
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        futures_lite::future::or(running.stopped(), async {
+            handle_signals.await;
+            Ok(())
+        })
+        .await
+    })
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
@@ -313,7 +481,33 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         data_dir,
         key,
     };
-    smol::block_on(nms::agent::run(options))
+    agent_until_signalled(options)
+}
+
+/// Runs an agent until SIGTERM or SIGINT (SIGHUP: nothing to reload, said in the log).
+fn agent_until_signalled(options: nms::agent::AgentOptions) -> anyhow::Result<()> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup]).context("cannot handle signals")?;
+    let stop = async move {
+        while let Some(signal) = signals.next().await {
+            match signal {
+                Ok(Signal::Hup) => nms::log::event(
+                    nms::log::Level::Info,
+                    "SIGNAL",
+                    "SIGHUP: the agent's tasks come from the server; its settings are read at start",
+                ),
+                Ok(Signal::Term | Signal::Int) => {
+                    nms::notify::stopping();
+                    return;
+                }
+                _ => {}
+            }
+        }
+    };
+    nms::notify::ready("measuring");
+    smol::block_on(nms::agent::run(options, stop))
 }
 
 /// The API token a client sends (see [`nms::config::client_token`]).
@@ -348,7 +542,7 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
             // An invalid file is the one error line on standard error.
             Err(_) => String::new(),
             Ok(_) => {
-                let mut text = nms::inspect::task_file::render(&check, color);
+                let mut text = nms::inspect::task_file::render(&check, color, args.rhai);
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
@@ -373,37 +567,145 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
             nms::inspect::Output::Text { color }
         },
         watch: args.watch,
+        clear_screen: std::io::stdout().is_terminal(),
     };
     smol::block_on(nms::inspect::run(&options, &mut std::io::stdout().lock()))?;
     Ok(())
 }
 
-fn agents(args: AgentsArgs, color: bool) -> anyhow::Result<()> {
+/// Runs one operator verb against the HTTP API, printing to standard output.
+fn act<F>(
+    api: &ApiArgs,
+    verb: impl FnOnce(String, Option<String>, nms::act::Output) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = Result<Vec<u8>, nms::act::ActError>>,
+{
+    let token = client_token(&api.token)?;
+    let output = if api.json {
+        nms::act::Output::Json
+    } else {
+        nms::act::Output::Text
+    };
+    let text = smol::block_on(verb(api.server.clone(), token, output))?;
+    std::io::stdout()
+        .lock()
+        .write_all(&text)
+        .context("cannot write the output")
+}
+
+/// Who the operator is, for acknowledgements and silences: `--by`, else `$USER`.
+fn operator(by: Option<String>) -> anyhow::Result<String> {
+    match by
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.trim().is_empty())
+    {
+        Some(by) => Ok(by),
+        None => anyhow::bail!("say who you are with --by NAME ($USER is not set)"),
+    }
+}
+
+fn agents(args: AgentsArgs) -> anyhow::Result<()> {
     match args.command {
-        AgentsCommand::Forget(forget) => {
-            let token = client_token(&forget.token)?;
-            let answer = smol::block_on(nms::inspect::forget(
-                &forget.server,
+        AgentsCommand::List(api) => act(&api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::agents(&server, token.as_deref(), output, &mut out).await?;
+            Ok(out)
+        }),
+        AgentsCommand::Forget(forget) => act(&forget.api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::forget(&server, token.as_deref(), &forget.name, output, &mut out).await?;
+            Ok(out)
+        }),
+    }
+}
+
+fn tasks(args: TasksArgs) -> anyhow::Result<()> {
+    match args.command {
+        TasksCommand::List(api) => act(&api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::tasks(&server, token.as_deref(), output, &mut out).await?;
+            Ok(out)
+        }),
+        TasksCommand::Remove(remove) => act(&remove.api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::remove_task(&server, token.as_deref(), &remove.task_id, output, &mut out)
+                .await?;
+            Ok(out)
+        }),
+    }
+}
+
+fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
+    match args.command {
+        AlertsCommand::List(list) => act(&list.api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::alerts(
+                &server,
                 token.as_deref(),
-                &forget.name,
-            ))?;
-            let mut out = std::io::stdout().lock();
-            if forget.json {
-                writeln!(out, "{answer}")?;
-            } else {
-                let id = answer.get("id").and_then(serde_json::Value::as_u64);
-                let name = if color {
-                    owo_colors::OwoColorize::bold(&forget.name).to_string()
-                } else {
-                    forget.name.clone()
-                };
-                match id {
-                    Some(id) => writeln!(out, "forgot {name} (agent {id})")?,
-                    None => writeln!(out, "forgot {name}")?,
+                list.firing,
+                list.agent.as_deref(),
+                list.limit.max(1),
+                output,
+                &mut out,
+            )
+            .await?;
+            Ok(out)
+        }),
+        AlertsCommand::Ack(ack) => {
+            let by = operator(ack.by.clone())?;
+            act(&ack.api, |server, token, output| async move {
+                let mut out = Vec::new();
+                nms::act::acknowledge(
+                    &server,
+                    token.as_deref(),
+                    &ack.alert_id,
+                    &by,
+                    &ack.comment,
+                    output,
+                    &mut out,
+                )
+                .await?;
+                Ok(out)
+            })
+        }
+        AlertsCommand::Silence(silence) => {
+            if silence.agent.is_none() && silence.task.is_none() && silence.kind.is_none() {
+                anyhow::bail!("say what to silence: --agent, --task and/or --kind");
+            }
+            let by = operator(silence.by.clone())?;
+            let mut request = serde_json::json!({
+                "comment": silence.comment,
+                "created_by": by,
+            });
+            for (key, value) in [
+                ("agent", &silence.agent),
+                ("task", &silence.task),
+                ("kind", &silence.kind),
+                ("starts", &silence.from),
+                ("ends", &silence.until),
+                ("duration", &silence.duration),
+            ] {
+                if let Some(v) = value {
+                    request[key] = serde_json::Value::from(v.as_str());
                 }
             }
-            Ok(())
+            act(&silence.api, |server, token, output| async move {
+                let mut out = Vec::new();
+                nms::act::silence(&server, token.as_deref(), &request, output, &mut out).await?;
+                Ok(out)
+            })
         }
+        AlertsCommand::Silences(api) => act(&api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::silences(&server, token.as_deref(), output, &mut out).await?;
+            Ok(out)
+        }),
+        AlertsCommand::Expire(expire) => act(&expire.api, |server, token, output| async move {
+            let mut out = Vec::new();
+            nms::act::expire(&server, token.as_deref(), &expire.id, output, &mut out).await?;
+            Ok(out)
+        }),
     }
 }
 
@@ -502,7 +804,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         server_exe: std::env::current_exe().context("cannot find the nms executable")?,
         work_dir: args.work_dir,
         keep: args.keep,
-        progress: !args.json,
+        progress: !args.json && args.log.quiet == 0,
         kill_every: args.kill_every.map(|s| s.max(0.5)),
         token: if server.is_some() {
             client_token(&args.token)?

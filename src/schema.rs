@@ -17,6 +17,11 @@ pub enum Rollup {
     /// A per-second rate measured over the report's interval (interface traffic): the mean is
     /// the interval's average rate, min and max its extremes.
     Rate,
+    /// A counter that only grows, except when its source starts again (an interface's
+    /// received bytes, the pings a work item sent): the newest value is what it counts now,
+    /// and an interval's growth is max minus min while it did not start again. Exported as a
+    /// Prometheus counter (`_total`).
+    Counter,
 }
 
 /// The kind of sample a field belongs to.
@@ -48,6 +53,16 @@ pub enum Field {
     ErrorsPerSec = 12,
     OfferedBps = 13,
     LinkState = 14,
+    RxBytes = 15,
+    TxBytes = 16,
+    RxPackets = 17,
+    TxPackets = 18,
+    RxErrors = 19,
+    TxErrors = 20,
+    RxDropped = 21,
+    TxDropped = 22,
+    PingSent = 23,
+    PingReceived = 24,
 }
 
 /// What the schema says of one field.
@@ -102,8 +117,33 @@ impl FieldDef {
     }
 }
 
+/// An interface counter's schema entry.
+const fn interface_counter(
+    field: Field,
+    name: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    prometheus: &'static str,
+    help: &'static str,
+) -> FieldDef {
+    FieldDef {
+        field,
+        sample: SampleKind::Interface,
+        name,
+        key: name,
+        label,
+        unit,
+        prometheus,
+        prometheus_divisor: 1.0,
+        help,
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    }
+}
+
 /// The schema, indexed by `Field as usize`.
-pub const FIELDS: [FieldDef; 15] = [
+pub const FIELDS: [FieldDef; 25] = [
     FieldDef {
         field: Field::CpuPercent,
         sample: SampleKind::Cpu,
@@ -314,6 +354,98 @@ pub const FIELDS: [FieldDef; 15] = [
         decimals: 0,
         distribution: false,
     },
+    interface_counter(
+        Field::RxBytes,
+        "rx_bytes",
+        "Received",
+        "B",
+        "nms_interface_receive_bytes_total",
+        "Bytes received on the interface (the kernel's counter).",
+    ),
+    interface_counter(
+        Field::TxBytes,
+        "tx_bytes",
+        "Transmitted",
+        "B",
+        "nms_interface_transmit_bytes_total",
+        "Bytes transmitted on the interface (the kernel's counter).",
+    ),
+    interface_counter(
+        Field::RxPackets,
+        "rx_packets",
+        "Received",
+        "packets",
+        "nms_interface_receive_packets_total",
+        "Packets received on the interface.",
+    ),
+    interface_counter(
+        Field::TxPackets,
+        "tx_packets",
+        "Transmitted",
+        "packets",
+        "nms_interface_transmit_packets_total",
+        "Packets transmitted on the interface.",
+    ),
+    interface_counter(
+        Field::RxErrors,
+        "rx_errors",
+        "Receive errors",
+        "errors",
+        "nms_interface_receive_errors_total",
+        "Receive errors on the interface.",
+    ),
+    interface_counter(
+        Field::TxErrors,
+        "tx_errors",
+        "Transmit errors",
+        "errors",
+        "nms_interface_transmit_errors_total",
+        "Transmit errors on the interface.",
+    ),
+    interface_counter(
+        Field::RxDropped,
+        "rx_dropped",
+        "Receive drops",
+        "packets",
+        "nms_interface_receive_drop_total",
+        "Received packets the interface dropped (/sys/class/net/IF/statistics/rx_dropped).",
+    ),
+    interface_counter(
+        Field::TxDropped,
+        "tx_dropped",
+        "Transmit drops",
+        "packets",
+        "nms_interface_transmit_drop_total",
+        "Packets to transmit the interface dropped (/sys/class/net/IF/statistics/tx_dropped).",
+    ),
+    FieldDef {
+        field: Field::PingSent,
+        sample: SampleKind::Ping,
+        name: "ping_sent",
+        key: "sent",
+        label: "Sent",
+        unit: "packets",
+        prometheus: "nms_ping_packets_sent_total",
+        prometheus_divisor: 1.0,
+        help: "Echo requests sent towards the destination since the agent started the work.",
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::PingReceived,
+        sample: SampleKind::Ping,
+        name: "ping_received",
+        key: "received",
+        label: "Received",
+        unit: "packets",
+        prometheus: "nms_ping_packets_received_total",
+        prometheus_divisor: 1.0,
+        help: "Echo replies received from the destination since the agent started the work.",
+        rollup: Rollup::Counter,
+        decimals: 0,
+        distribution: false,
+    },
 ];
 
 impl Field {
@@ -378,25 +510,45 @@ pub fn transport_name(t: Transport) -> &'static str {
 }
 
 /// The values a sample carries, in schema order, with NaN (not measured) included: the one
-/// place where a sample's variants meet the schema.
-pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, f32)>) {
+/// place where a sample's variants meet the schema. Wire `f32`s are exactly their values as
+/// `f64` (no text round trip: the store rounds each to its field's precision); counters are
+/// exact.
+pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, f64)>) {
+    let counter = |v: Option<u64>| v.map_or(f64::NAN, |v| v as f64);
     match sample {
-        Sample::Cpu { percent } => (SampleKind::Cpu, None, vec![(Field::CpuPercent, *percent)]),
-        Sample::Ram { percent } => (SampleKind::Ram, None, vec![(Field::RamPercent, *percent)]),
+        Sample::Cpu { percent } => (
+            SampleKind::Cpu,
+            None,
+            vec![(Field::CpuPercent, f64::from(*percent))],
+        ),
+        Sample::Ram { percent } => (
+            SampleKind::Ram,
+            None,
+            vec![(Field::RamPercent, f64::from(*percent))],
+        ),
         Sample::Interface {
             name,
             state,
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
+            counters,
         } => (
             SampleKind::Interface,
             Some(name.as_str()),
             vec![
-                (Field::PacketsPerSec, *packets_per_sec),
-                (Field::BytesPerSec, *bytes_per_sec),
-                (Field::ErrorsPerSec, *errors_per_sec),
-                (Field::LinkState, f32::from(*state as u8)),
+                (Field::PacketsPerSec, f64::from(*packets_per_sec)),
+                (Field::BytesPerSec, f64::from(*bytes_per_sec)),
+                (Field::ErrorsPerSec, f64::from(*errors_per_sec)),
+                (Field::LinkState, f64::from(*state as u8)),
+                (Field::RxBytes, counter(counters.rx_bytes)),
+                (Field::TxBytes, counter(counters.tx_bytes)),
+                (Field::RxPackets, counter(counters.rx_packets)),
+                (Field::TxPackets, counter(counters.tx_packets)),
+                (Field::RxErrors, counter(counters.rx_errors)),
+                (Field::TxErrors, counter(counters.tx_errors)),
+                (Field::RxDropped, counter(counters.rx_dropped)),
+                (Field::TxDropped, counter(counters.tx_dropped)),
             ],
         ),
         Sample::Ping {
@@ -405,15 +557,19 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             rtt_max_ms,
             jitter_ms,
             loss_percent,
+            sent,
+            received,
         } => (
             SampleKind::Ping,
             None,
             vec![
-                (Field::RttMinMs, *rtt_min_ms),
-                (Field::RttAvgMs, *rtt_avg_ms),
-                (Field::RttMaxMs, *rtt_max_ms),
-                (Field::JitterMs, *jitter_ms),
-                (Field::LossPercent, *loss_percent),
+                (Field::RttMinMs, f64::from(*rtt_min_ms)),
+                (Field::RttAvgMs, f64::from(*rtt_avg_ms)),
+                (Field::RttMaxMs, f64::from(*rtt_max_ms)),
+                (Field::JitterMs, f64::from(*jitter_ms)),
+                (Field::LossPercent, f64::from(*loss_percent)),
+                (Field::PingSent, *sent as f64),
+                (Field::PingReceived, *received as f64),
             ],
         ),
         Sample::Iperf {
@@ -426,13 +582,22 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
             SampleKind::Iperf,
             Some(transport_name(*transport)),
             vec![
-                (Field::BandwidthBps, *bandwidth_bps),
-                (Field::OfferedBps, *offered_bps),
-                (Field::IperfJitterMs, *jitter_ms),
-                (Field::IperfLossPercent, *loss_percent),
+                (Field::BandwidthBps, f64::from(*bandwidth_bps)),
+                (Field::OfferedBps, f64::from(*offered_bps)),
+                (Field::IperfJitterMs, f64::from(*jitter_ms)),
+                (Field::IperfLossPercent, f64::from(*loss_percent)),
             ],
         ),
     }
+}
+
+/// An `f32` from the wire as the `f64` with the same shortest decimal form (0.024, not
+/// 0.024000000208616257), for showing it (`nms decode`).
+pub fn widen(v: f32) -> f64 {
+    if !v.is_finite() {
+        return f64::NAN;
+    }
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 /// The measured values of a report's samples; values not measured (NaN) are left out.
@@ -446,7 +611,7 @@ pub fn readings(samples: &[Sample]) -> Vec<Reading> {
                 out.push(Reading {
                     field,
                     instance: instance.map(str::to_string),
-                    value: f64::from(v),
+                    value: v,
                 });
             }
         }
@@ -495,6 +660,19 @@ mod tests {
                 rtt_max_ms: f32::NAN,
                 jitter_ms: f32::NAN,
                 loss_percent: 100.0,
+                sent: 3,
+                received: 0,
+            },
+            Sample::Interface {
+                name: "eth1".into(),
+                state: crate::wire::LinkState::Up,
+                packets_per_sec: f32::NAN,
+                bytes_per_sec: f32::NAN,
+                errors_per_sec: f32::NAN,
+                counters: crate::wire::InterfaceCounters {
+                    rx_bytes: Some(u64::from(u32::MAX) * 4),
+                    ..Default::default()
+                },
             },
             Sample::Iperf {
                 transport: Transport::Udp,
@@ -510,10 +688,20 @@ mod tests {
             fields,
             vec![
                 (Field::LossPercent, None),
+                (Field::PingSent, None),
+                (Field::PingReceived, None),
+                (Field::LinkState, Some("eth1")),
+                (Field::RxBytes, Some("eth1")),
                 (Field::BandwidthBps, Some("udp")),
                 (Field::IperfJitterMs, Some("udp")),
                 (Field::IperfLossPercent, Some("udp")),
             ]
+        );
+        // Counters are exact, beyond what an f32 holds.
+        assert_eq!(r[4].value, (u64::from(u32::MAX) * 4) as f64);
+        assert_eq!(
+            Field::RxBytes.def().quantize(r[4].value),
+            Some(17_179_869_180)
         );
     }
 }

@@ -93,6 +93,7 @@ fn alert(id: u64) -> Alert {
         time_ms: 1_700_000_000_000 + id,
         rule: "packet_loss".into(),
         message: format!("packet loss above 5% (alert {id})"),
+        subject: String::new(),
     }
 }
 

@@ -243,6 +243,7 @@ fn alert_frame(agent_id: u32, name: &str, id: u64) -> Vec<u8> {
             time_ms: nms::log::now_ms(),
             rule: "forged".into(),
             message: "forged".into(),
+            subject: String::new(),
         }),
     }
     .encode(None)

@@ -65,13 +65,15 @@ fn every_file_in_the_fixture_directory_is_a_known_golden_packet() {
 }
 
 #[test]
-fn acknowledgements_fit_in_18_bytes_and_a_typical_report_in_96() {
+fn acknowledgements_fit_in_18_bytes_and_a_typical_report_in_136() {
     for name in ["ack.bin", "ack_multi.bin", "keyed_ack.bin", "noack.bin"] {
         let size = by_name(name).read_file().len();
         assert!(size <= 18, "{name} is {size} bytes");
     }
+    // CPU, RAM, two interfaces with their rates and 14 raw counters (eth0's in the tens of
+    // gigabytes), and a ping run with its two counters: 96 bytes without the counters' varints.
     let size = by_name("metrics_typical.bin").read_file().len();
-    assert!(size <= 96, "metrics_typical.bin is {size} bytes");
+    assert!(size <= 136, "metrics_typical.bin is {size} bytes");
 }
 
 #[test]

@@ -252,7 +252,14 @@ fn nms(dir: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn inspect_task_explains_the_default_configuration() {
-    let output = nms(&repo("."), &["inspect", "--task", "configs/default.json"]);
+    let brief = nms(&repo("."), &["inspect", "--task", "configs/default.json"]);
+    let brief = String::from_utf8_lossy(&brief.stdout).into_owned();
+    assert!(!brief.contains("| "), "the rhai only with --rhai: {brief}");
+    assert!(brief.lines().count() < 20, "{brief}");
+    let output = nms(
+        &repo("."),
+        &["inspect", "--task", "configs/default.json", "--rhai"],
+    );
     assert!(
         output.status.success(),
         "{}",

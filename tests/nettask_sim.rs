@@ -494,6 +494,7 @@ fn big_report(n: u32) -> Message {
                 packets_per_sec: i as f32,
                 bytes_per_sec: n as f32,
                 errors_per_sec: 0.0,
+                counters: Default::default(),
             })
             .collect(),
     })

@@ -369,8 +369,11 @@ fn ping_runner_measures_loopback() {
             rtt_max_ms,
             jitter_ms,
             loss_percent,
+            sent,
+            received,
         } => {
             assert_eq!(loss_percent, 0.0);
+            assert_eq!((sent, received), (3, 3), "this run's requests and replies");
             assert!(rtt_min_ms >= 0.0 && rtt_min_ms <= rtt_avg_ms && rtt_avg_ms <= rtt_max_ms);
             assert!(jitter_ms >= 0.0);
         }
@@ -589,16 +592,25 @@ fn system_sampler_gives_bounded_cpu_ram_and_loopback_rates() {
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
+                counters,
             } if name == "lo" => {
                 // Loopback is up wherever tests run (they talk over it).
                 assert_eq!(*state, LinkState::Up);
-                Some((*packets_per_sec, *bytes_per_sec, *errors_per_sec))
+                Some((*packets_per_sec, *bytes_per_sec, *errors_per_sec, *counters))
             }
             _ => None,
         })
         .expect("lo sample");
     assert!(lo.0 > 0.0 && lo.1 > 0.0, "traffic on lo: {lo:?}");
     assert!(lo.2 >= 0.0);
+    // The raw counters, receive and transmit apart: on loopback what is sent is received.
+    let c = lo.3;
+    assert!(c.rx_bytes.expect("rx bytes") > 0 && c.tx_bytes.expect("tx bytes") > 0);
+    assert!(c.rx_packets.expect("rx packets") > 0 && c.tx_packets.is_some());
+    assert!(c.rx_errors.is_some() && c.tx_errors.is_some());
+    if std::path::Path::new("/sys/class/net/lo/statistics/rx_dropped").exists() {
+        assert!(c.rx_dropped.is_some() && c.tx_dropped.is_some(), "{c:?}");
+    }
 
     assert_eq!(samples.len(), 3, "no sample for the missing interface");
     assert!(matches!(&errors[..], [ProbeError::NoSuchInterface(n)] if n == "nms-no-such-if0"));

@@ -1,7 +1,12 @@
 //! `/metrics` as Prometheus sees it: a real `nms server` with two agents (one in the server's
 //! process, one `nms agent` process) on loopback; `promtool check metrics` accepts the scraped
-//! text, which has series for each agent; a real Prometheus server scrapes it every second and
-//! answers PromQL queries for each agent's ping RTT and CPU through its HTTP API.
+//! text, which has series for each agent (host figures without a `task` label, interface
+//! counters split by direction, ping counters); a real Prometheus server, loaded with the shipped
+//! alerting rules (configs/prometheus/), scrapes it every second, answers PromQL queries for
+//! each agent's ping RTT and CPU, and answers every query of the shipped Grafana dashboard.
+//! When an agent is killed its series leave `/metrics` at the next scrape, and the shipped
+//! NmsAgentDown rule fires in Prometheus. The shipped rules pass `promtool check rules` and
+//! their unit tests (`promtool test rules`).
 //!
 //! Needs `promtool` and `prometheus` (Debian package `prometheus`, which .ci/run installs): the
 //! test fails, saying so, when they are missing.
@@ -16,12 +21,88 @@ use std::time::Duration;
 const AGENTS: [&str; 2] = ["local", "second"];
 
 /// The families every agent must have a series in.
-const PER_AGENT: [&str; 4] = [
+const PER_AGENT: [&str; 8] = [
     "nms_agent_up",
     "nms_cpu_usage_ratio",
     "nms_memory_usage_ratio",
     "nms_ping_rtt_avg_seconds",
+    "nms_ping_packets_sent_total",
+    "nms_ping_packets_received_total",
+    "nms_interface_receive_bytes_total",
+    "nms_interface_transmit_bytes_total",
 ];
+
+/// The families that stop for an agent that is down.
+const MEASURED: [&str; 5] = [
+    "nms_cpu_usage_ratio",
+    "nms_memory_usage_ratio",
+    "nms_ping_rtt_avg_seconds",
+    "nms_ping_packets_sent_total",
+    "nms_interface_receive_bytes_total",
+];
+
+/// The shipped configuration for Prometheus.
+fn shipped(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/prometheus")
+        .join(file)
+}
+
+/// Runs promtool with `args`: its exit status and what it printed.
+fn promtool(promtool: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(promtool)
+        .args(args)
+        .current_dir(shipped(""))
+        .output()
+        .expect("run promtool");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Asks Prometheus for `query`: its whole answer when it succeeded.
+fn query(prometheus: &str, query: &str) -> Option<serde_json::Value> {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", query)
+        .finish();
+    let answer = live::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
+    (answer["status"] == "success").then_some(answer)
+}
+
+/// Every PromQL expression of the shipped Grafana dashboard, with its variables set to what
+/// Grafana would put there (all agents, a rate window of 30 s).
+fn dashboard_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(shipped("grafana-dashboard.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            out.push((
+                panel["title"].as_str().unwrap_or("?").to_string(),
+                expr.replace("$__rate_interval", "30s")
+                    .replace("$agent", ".*"),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_shipped_rules_pass_promtool_check_and_their_unit_tests() {
+    let promtool_bin = require("promtool", "prometheus");
+    let (ok, said) = promtool(&promtool_bin, &["check", "rules", "nms-rules.yml"]);
+    assert!(ok, "promtool check rules:\n{said}");
+    let (ok, said) = promtool(&promtool_bin, &["test", "rules", "nms-rules.test.yml"]);
+    assert!(ok, "promtool test rules:\n{said}");
+    // The dashboard is JSON with a query in every panel (Prometheus runs them below).
+    assert!(dashboard_queries().iter().all(|(_, expr)| !expr.is_empty()));
+}
 
 fn has_series(text: &str, family: &str, agent: &str) -> bool {
     let label = format!("agent=\"{agent}\"");
@@ -97,20 +178,45 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
         "promtool check metrics refused /metrics:\n{said}\n--- /metrics ---\n{text}"
     );
     assert!(said.trim().is_empty(), "promtool had remarks: {said}");
-    for agent in AGENTS {
+    for line in text.lines().filter(|l| {
+        l.starts_with("nms_cpu_usage_ratio{") || l.starts_with("nms_interface_receive_bytes_total{")
+    }) {
         assert!(
-            has_series(&text, "nms_interface_bytes_per_second", agent),
-            "no lo interface series for {agent}:\n{text}"
+            !line.contains("task="),
+            "a host figure with a task label: {line}"
         );
     }
+    assert!(
+        text.contains("# TYPE nms_interface_receive_bytes_total counter"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("_per_second{agent"),
+        "summed interface rates: {text}"
+    );
 
     // A real Prometheus scraping the server every second.
     let port = free_port();
     let config = dir.path().join("prometheus.yml");
+    // The shipped rules, with their `for:` waits cut to nothing (the test cannot wait minutes).
+    let rules = std::fs::read_to_string(shipped("nms-rules.yml")).expect("shipped rules");
+    let rules: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("nms-rules.yml"), rules).unwrap();
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - nms-rules.yml\n\
              scrape_configs:\n  - job_name: nms\n    static_configs:\n      - targets: ['{}']\n",
             http.trim_start_matches("http://")
         ),
@@ -147,4 +253,72 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     // The scrape itself is healthy: Prometheus's own view of the target.
     let up = instant_value(&base, "up{job=\"nms\"}");
     assert_eq!(up, Some(1.0), "Prometheus does not see the nms target up");
+
+    // Every query of the shipped dashboard is answered; those on what is measured here have
+    // results (once two scrapes make a rate).
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (title, expr) in &queries {
+        let answer = wait_for(
+            &format!("Prometheus answering the dashboard's {title:?} panel: {expr}"),
+            Duration::from_secs(60),
+            &mut [&mut server.process, &mut second, &mut prometheus],
+            || query(&base, expr),
+        );
+        // This task's pings send one request a run: no jitter (it needs two replies).
+        let measured_here = !(expr.contains("iperf")
+            || expr.contains("jitter")
+            || expr.contains("_errors_total")
+            || expr.contains("_drop_total") && !expr.contains("errors")
+            || expr.contains("nms_alert_firing"));
+        if measured_here {
+            wait_for(
+                &format!("results for the {title:?} panel: {expr} (last answer {answer})"),
+                Duration::from_secs(60),
+                &mut [&mut server.process, &mut second, &mut prometheus],
+                || {
+                    query(&base, expr)?["data"]["result"]
+                        .as_array()
+                        .is_some_and(|r| !r.is_empty())
+                        .then_some(())
+                },
+            );
+        }
+    }
+
+    // The second agent dies: its series leave /metrics as soon as it is down, and the shipped
+    // NmsAgentDown rule fires for it.
+    second.kill();
+    let text = wait_for(
+        "the killed agent down in /metrics",
+        Duration::from_secs(60),
+        &mut [&mut server.process, &mut prometheus],
+        || {
+            let text = live::get_text(&http, "/metrics")?;
+            text.lines()
+                .any(|l| l == "nms_agent_up{agent=\"second\"} 0")
+                .then_some(text)
+        },
+    );
+    for family in MEASURED {
+        assert!(
+            !has_series(&text, family, "second"),
+            "{family} still exported for the down agent:\n{text}"
+        );
+        assert!(
+            has_series(&text, family, "local"),
+            "{family} gone for local too"
+        );
+    }
+    wait_for(
+        "NmsAgentDown firing in Prometheus for the killed agent",
+        Duration::from_secs(60),
+        &mut [&mut server.process, &mut prometheus],
+        || {
+            instant_value(
+                &base,
+                "ALERTS{alertname=\"NmsAgentDown\",agent=\"second\",alertstate=\"firing\"}",
+            )
+        },
+    );
 }

@@ -213,6 +213,22 @@ fn link_state() -> impl Strategy<Value = LinkState> {
     ]
 }
 
+/// Raw interface counters, any of them missing.
+fn counters() -> impl Strategy<Value = nms::wire::InterfaceCounters> {
+    proptest::array::uniform8(proptest::option::of(any::<u64>())).prop_map(|v| {
+        nms::wire::InterfaceCounters {
+            rx_bytes: v[0],
+            tx_bytes: v[1],
+            rx_packets: v[2],
+            tx_packets: v[3],
+            rx_errors: v[4],
+            tx_errors: v[5],
+            rx_dropped: v[6],
+            tx_dropped: v[7],
+        }
+    })
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         measured().prop_map(|percent| Sample::Cpu { percent }),
@@ -222,24 +238,36 @@ fn sample() -> impl Strategy<Value = Sample> {
             link_state(),
             measured(),
             measured(),
-            measured()
+            measured(),
+            counters()
         )
-            .prop_map(|(name, state, p, b, e)| Sample::Interface {
+            .prop_map(|(name, state, p, b, e, counters)| Sample::Interface {
                 name,
                 state,
                 packets_per_sec: p,
                 bytes_per_sec: b,
                 errors_per_sec: e,
+                counters,
             }),
-        (measured(), measured(), measured(), measured(), measured()).prop_map(
-            |(rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent)| Sample::Ping {
-                rtt_min_ms,
-                rtt_avg_ms,
-                rtt_max_ms,
-                jitter_ms,
-                loss_percent,
-            }
-        ),
+        (
+            (measured(), measured(), measured(), measured(), measured()),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |((rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent), sent, r)| {
+                    Sample::Ping {
+                        rtt_min_ms,
+                        rtt_avg_ms,
+                        rtt_max_ms,
+                        jitter_ms,
+                        loss_percent,
+                        sent,
+                        // Never more replies than requests (a decoder refuses that).
+                        received: if sent == u64::MAX { r } else { r % (sent + 1) },
+                    }
+                }
+            ),
         (transport(), measured(), measured(), measured(), measured()).prop_map(
             |(transport, bandwidth_bps, offered_bps, jitter_ms, loss_percent)| Sample::Iperf {
                 transport,
@@ -391,6 +419,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     time_ms,
                     rule,
                     message,
+                    subject: String::new(),
                 }
             },
         )

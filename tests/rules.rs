@@ -25,6 +25,8 @@ fn ping(rtt_avg_ms: f32, jitter_ms: f32, loss_percent: f32) -> Sample {
         rtt_max_ms: rtt_avg_ms * 1.2,
         jitter_ms,
         loss_percent,
+        received: 0,
+        sent: 0,
     }
 }
 
@@ -49,6 +51,7 @@ fn link(name: &str, state: LinkState, packets_per_sec: f32, errors_per_sec: f32)
         packets_per_sec,
         bytes_per_sec: packets_per_sec * 500.0,
         errors_per_sec,
+        counters: Default::default(),
     }
 }
 

@@ -467,6 +467,8 @@ fn alerts_are_stored_once_and_queried_by_time_range() {
         received_ms: t,
         resolves,
         resolved_ms: None,
+        subject: String::new(),
+        target: None,
     };
     let out = store
         .store_alerts(vec![

@@ -107,6 +107,12 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
     {
         anyhow::bail!("server address {server:?}: port {port} is out of range (1-65535)");
     }
+    if let Some((_, port)) = server.rsplit_once(':')
+        && port.parse::<u16>() == Ok(0)
+        && !server.ends_with(']')
+    {
+        anyhow::bail!("server address {server:?}: port 0 is not a port a server listens on");
+    }
     let with_port = if server.parse::<SocketAddr>().is_ok() {
         server.to_string()
     } else if server.parse::<std::net::IpAddr>().is_ok() {
@@ -126,8 +132,17 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("the server address {server:?} resolves to nothing"))
 }
 
-/// Runs the agent until the process ends.
-pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+/// How long a stopping agent waits for the server to acknowledge the reports it sent.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the agent until `shutdown` completes (the binary: SIGTERM or SIGINT); then it stops
+/// measuring (its probe programs are stopped), waits up to [`SHUTDOWN_GRACE`] for the reports it
+/// sent to be acknowledged, and returns. Unacknowledged alerts stay on disk for the next run.
+pub async fn run(
+    options: AgentOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    use futures_lite::FutureExt;
     let server = resolve_server(&options.server)?;
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
@@ -233,7 +248,20 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     ))
     .detach();
 
-    while let Ok(event) = event_rx.recv().await {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let event = async { Some(event_rx.recv().await) }
+            .or(async {
+                (&mut shutdown).await;
+                None
+            })
+            .await;
+        let Some(event) = event else {
+            break;
+        };
+        let Ok(event) = event else {
+            anyhow::bail!("the NetTask driver stopped")
+        };
         match event {
             AgentEvent::Registered {
                 agent_id,
@@ -304,7 +332,37 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
             ),
         }
     }
-    anyhow::bail!("the NetTask driver stopped")
+    log::event(Level::Info, "STOPPING", "stopping the measurements");
+    scheduler.stop().await;
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        let (tx, rx) = smol::channel::bounded(1);
+        let asked = command_tx.try_send(Box::new(move |ep: &mut AgentEndpoint, _| {
+            let _ = tx.try_send(ep.unacknowledged());
+        }));
+        let waiting = match asked {
+            Ok(()) => rx.recv().await.unwrap_or(0),
+            Err(_) => 0,
+        };
+        if waiting == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            log::event(
+                Level::Warn,
+                "STOPPING",
+                format_args!(
+                    "{waiting} report(s) not acknowledged by the server within {} s: not sent",
+                    SHUTDOWN_GRACE.as_secs()
+                ),
+            );
+            break;
+        }
+        async_io::Timer::after(Duration::from_millis(50)).await;
+    }
+    command_tx.close();
+    log::event(Level::Good, "STOPPED", "the agent stopped");
+    Ok(())
 }
 
 /// What the server objected to, in words an operator can act on.
@@ -398,6 +456,13 @@ fn tool_capabilities() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_0_is_no_server_address() {
+        let e = resolve_server("127.0.0.1:0").unwrap_err().to_string();
+        assert!(e.contains("port 0"), "{e}");
+        assert!(resolve_server("127.0.0.1:8081").is_ok());
+    }
 
     #[test]
     fn report_times_never_repeat() {

@@ -76,7 +76,7 @@ impl Running {
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        for ((rule, kind, _subject), original) in firing {
+        for ((rule, kind, subject), original) in firing {
             self.context.reporter.raise(Alert {
                 alert_id: random_id(),
                 resolves: original,
@@ -89,6 +89,7 @@ impl Running {
                 time_ms: log::now_ms(),
                 rule,
                 message: format!("resolved: the task was {why}"),
+                subject: crate::wire::alertflow::clip_subject(&subject),
             });
         }
     }
@@ -260,6 +261,17 @@ impl Scheduler {
         }
     }
 
+    /// Stops every task (the agent is stopping): each worker is cancelled and waited for, so
+    /// the programs it was running (ping, iperf3) are killed before this returns. Alerts that
+    /// are firing stay firing.
+    pub async fn stop(&mut self) {
+        for (_, running) in self.running.drain() {
+            for worker in running._workers {
+                worker.cancel().await;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.running.len()
     }
@@ -323,6 +335,7 @@ impl Failures {
             let mut alert = error_alert(&ctx.agent, &ctx.task_id, kind, &self.source, message);
             alert.resolves = original;
             alert.severity = Severity::Info;
+            alert.subject = crate::wire::alertflow::clip_subject(&cause);
             ctx.reporter.raise(alert);
         }
         for (kind, cause, e) in now {
@@ -334,7 +347,9 @@ impl Failures {
                 "PROBE",
                 format_args!("{} {}: {e}", ctx.task_id, self.source),
             );
-            let alert = probe_alert(ctx, e, &self.source);
+            let mut alert = probe_alert(ctx, e, &self.source);
+            // Each cause is an alert of its own (Alertmanager's `subject` label).
+            alert.subject = crate::wire::alertflow::clip_subject(&cause);
             ctx.firing
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -378,10 +393,21 @@ async fn periodic(ctx: &TaskContext, item: &WorkItem, failures: &mut Failures) {
     if sampler.is_some() {
         async_io::Timer::after(frequency.min(Duration::from_secs(1))).await;
     }
+    // Echo requests and replies of this worker so far: ping samples carry counters.
+    let mut ping_totals = (0u64, 0u64);
     let mut next = Instant::now();
     loop {
         let started = Instant::now();
-        let outcome = measure(&ctx.host, item, frequency, sampler.as_mut()).await;
+        let mut outcome = measure(&ctx.host, item, frequency, sampler.as_mut()).await;
+        if let Ok((samples, _)) = &mut outcome {
+            for sample in samples.iter_mut() {
+                if let Sample::Ping { sent, received, .. } = sample {
+                    ping_totals.0 += *sent;
+                    ping_totals.1 += *received;
+                    (*sent, *received) = ping_totals;
+                }
+            }
+        }
         finish(ctx, failures, outcome);
         next += frequency;
         let now = Instant::now();
@@ -596,10 +622,25 @@ fn report(ctx: &TaskContext, samples: Vec<Sample>) {
             let mut alert = resolved.alert.to_alert(random_id());
             alert.resolves = original;
             alert.time_ms = resolved.time_ms;
-            alert.message = format!("resolved: {}", resolved.alert.message);
+            alert.message = resolution_message(&resolved.alert);
             ctx.reporter.raise(alert);
         }
     }
+}
+
+/// The message of a resolution: what is back to normal, and what had fired (`resolved: CPU
+/// back within its threshold of 90 (it fired with: CPU usage 99.0% is above 90%)`).
+fn resolution_message(alert: &RaisedAlert) -> String {
+    let threshold = if alert.threshold.is_finite() {
+        format!(" of {}", alert.threshold)
+    } else {
+        String::new()
+    };
+    format!(
+        "resolved: {} back within its threshold{threshold} (it fired with: {})",
+        alert.kind.name(),
+        alert.message
+    )
 }
 
 fn raise_rule_alert(ctx: &TaskContext, raised: &RaisedAlert) {
@@ -650,6 +691,7 @@ fn error_alert(agent: &str, task: &str, kind: AlertType, source: &str, message: 
         time_ms: log::now_ms(),
         rule: format!("probe:{source}"),
         message,
+        subject: String::new(),
     }
 }
 

@@ -234,6 +234,7 @@ mod tests {
                 time_ms: 1_700_000_000_000,
                 rule: "cpu_usage".into(),
                 message: message.into(),
+                subject: String::new(),
             }),
         }
     }

@@ -389,6 +389,7 @@ mod tests {
             time_ms,
             rule: "ram_usage".into(),
             message: "RAM above threshold".into(),
+            subject: String::new(),
         }
     }
 

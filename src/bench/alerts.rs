@@ -84,6 +84,7 @@ pub fn run(
             time_ms: crate::log::now_ms(),
             rule: "condition:cpu_usage".into(),
             message: "bench: cpu usage 97.5% above 90%".into(),
+            subject: String::new(),
         };
         let frame = Frame {
             keyed: key.is_some(),

@@ -110,6 +110,7 @@ pub fn typical_report(task_number: u32, time_ms: u64) -> MetricsReport {
                 packets_per_sec: 1520.0,
                 bytes_per_sec: 1_250_000.0,
                 errors_per_sec: 0.0,
+                counters: Default::default(),
             },
             Sample::Interface {
                 name: "eth1".into(),
@@ -117,6 +118,7 @@ pub fn typical_report(task_number: u32, time_ms: u64) -> MetricsReport {
                 packets_per_sec: 88.5,
                 bytes_per_sec: 42_600.0,
                 errors_per_sec: 0.0,
+                counters: Default::default(),
             },
             Sample::Ping {
                 rtt_min_ms: 0.412,
@@ -124,6 +126,8 @@ pub fn typical_report(task_number: u32, time_ms: u64) -> MetricsReport {
                 rtt_max_ms: 0.91,
                 jitter_ms: 0.121,
                 loss_percent: 0.0,
+                sent: 3,
+                received: 3,
             },
         ],
     }

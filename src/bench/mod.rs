@@ -472,7 +472,7 @@ impl BenchReport {
             self.agents, self.window, self.threads, self.seconds
         );
         out += &format!(
-            "reports stored     {:.0}/s ({:.0}/s acknowledged)\n",
+            "while measuring    {:.0} reports/s stored by the server, {:.0}/s acknowledged to the agents\n",
             self.reports_per_sec, self.acknowledged_per_sec
         );
         out += &format!(
@@ -483,7 +483,7 @@ impl BenchReport {
             self.ceiling_ratio * 100.0
         );
         out += &format!(
-            "delivery           {} sent, {} stored, {} lost, {} duplicated, {} unacknowledged\n",
+            "whole run          {} sent, {} stored, {} lost, {} duplicated, {} unacknowledged (every report of the run, warm-up included)\n",
             self.sent, self.stored, self.lost, self.duplicated, self.unacknowledged
         );
         out += &format!(

@@ -59,6 +59,9 @@ pub struct Options {
     pub output: Output,
     /// Redraw every [`WATCH_INTERVAL`] until interrupted.
     pub watch: bool,
+    /// With `watch`: clear the screen before each redraw (a terminal); otherwise each
+    /// snapshot follows the previous one under a heading line, without escape codes.
+    pub clear_screen: bool,
 }
 
 #[derive(Debug, Error)]
@@ -383,6 +386,7 @@ fn alerts_table(alerts: &[Value], color: bool) -> String {
             vec![
                 number(a, "time_ms").map_or_else(dash, |t| Cell::plain(utc_time(t as u64))),
                 Cell::plain(string(a, "agent").unwrap_or("-")),
+                Cell::plain(string(a, "task").filter(|t| !t.is_empty()).unwrap_or("-")),
                 Cell::plain(string(a, "kind").unwrap_or("-")),
                 Cell::styled(severity, style),
                 Cell::plain(format!("{value}/{threshold}")),
@@ -394,6 +398,7 @@ fn alerts_table(alerts: &[Value], color: bool) -> String {
     let columns = [
         left("TIME (UTC)"),
         left("AGENT"),
+        left("TASK"),
         left("KIND"),
         left("SEVERITY"),
         right("VALUE/THRESHOLD"),
@@ -442,7 +447,12 @@ pub async fn run(options: &Options, out: &mut impl Write) -> Result<(), InspectE
                 };
                 if options.watch {
                     format!(
-                        "\x1b[2J\x1b[H{} at {} (every {} s; Ctrl-C to stop)\n\n{body}",
+                        "{}{} at {} (every {} s; Ctrl-C to stop)\n\n{body}",
+                        if options.clear_screen {
+                            "\x1b[2J\x1b[H"
+                        } else {
+                            "\n"
+                        },
                         options.server,
                         utc_time(now_ms()),
                         WATCH_INTERVAL.as_secs()

@@ -333,8 +333,8 @@ fn thresholds(device: &Device) -> Vec<String> {
 }
 
 /// The check as text: a verdict line, then per task and device its measurements, thresholds and
-/// rules (the compiled rhai of each threshold, each rule file with `ok` or its error).
-pub fn render(check: &FileCheck, color: bool) -> String {
+/// rules (each with `ok` or its error; with `show_rhai`, the rhai each threshold compiles to).
+pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
     let paint = |text: &str, style: Style| {
         if color {
             text.style(style).to_string()
@@ -411,6 +411,9 @@ pub fn render(check: &FileCheck, color: bool) -> String {
                 match &rule.origin {
                     RuleOrigin::Builtin | RuleOrigin::Condition => {
                         let _ = writeln!(out, "    rule {}  {status}", rule.name);
+                        if !show_rhai && rule.problem.is_none() {
+                            continue;
+                        }
                         for line in rule.source.iter().flat_map(|s| s.lines()) {
                             let _ =
                                 writeln!(out, "      {} {line}", paint("|", Style::new().dimmed()));

@@ -42,6 +42,9 @@ impl PingResult {
             rtt_max_ms: self.rtt_max_ms as f32,
             jitter_ms: self.jitter_ms as f32,
             loss_percent: self.loss_percent as f32,
+            sent: u64::from(self.transmitted),
+            // Never more replies than requests (duplicates are not replies).
+            received: u64::from(self.received.min(self.transmitted)),
         }
     }
 }

@@ -9,9 +9,13 @@
 //! interface was re-created or the counter reset), so a reset never yields a negative or huge
 //! rate. Only what is asked for is refreshed (no process list, no disks), to keep an agent small.
 //! Each interface sample also carries the interface's link state ([`super::link`]).
+//!
+//! It also carries the raw counters, receive and transmit apart (sysinfo's
+//! totals; drops from `/sys/class/net/IF/statistics/{rx,tx}_dropped` on Linux, not measured
+//! elsewhere), for Prometheus' `_total` counters; the rates stay for the rules.
 
 use super::error::ProbeError;
-use crate::wire::Sample;
+use crate::wire::{InterfaceCounters, Sample};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -127,9 +131,33 @@ impl SystemSampler {
                 packets_per_sec: rate(|r| r.packets),
                 bytes_per_sec: rate(|r| r.bytes),
                 errors_per_sec: rate(|r| r.errors),
+                counters: counters(data, Path::new(SYSFS_NET), name),
             });
         }
         (samples, errors)
+    }
+}
+
+/// The raw counters of an interface: sysinfo's totals, and the drops from
+/// `SYSFS/IF/statistics/{rx,tx}_dropped` (`None` where the file is missing or unreadable).
+fn counters(data: &sysinfo::NetworkData, sysfs: &std::path::Path, name: &str) -> InterfaceCounters {
+    let statistic = |file: &str| -> Option<u64> {
+        // A name that is not a plain file name never reaches the file system.
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return None;
+        }
+        let text = std::fs::read_to_string(sysfs.join(name).join("statistics").join(file)).ok()?;
+        text.trim().parse().ok()
+    };
+    InterfaceCounters {
+        rx_bytes: Some(data.total_received()),
+        tx_bytes: Some(data.total_transmitted()),
+        rx_packets: Some(data.total_packets_received()),
+        tx_packets: Some(data.total_packets_transmitted()),
+        rx_errors: Some(data.total_errors_on_received()),
+        tx_errors: Some(data.total_errors_on_transmitted()),
+        rx_dropped: statistic("rx_dropped"),
+        tx_dropped: statistic("tx_dropped"),
     }
 }
 

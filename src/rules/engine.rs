@@ -75,6 +75,7 @@ impl RaisedAlert {
             time_ms: self.time_ms,
             rule: self.rule.clone(),
             message: self.message.clone(),
+            subject: crate::wire::alertflow::clip_subject(&self.subject),
         }
     }
 }
@@ -377,6 +378,7 @@ fn trial_samples(value: impl Fn(f32, f32) -> f32) -> Vec<Sample> {
             packets_per_sec: value(1.0e6, 10.0),
             bytes_per_sec: value(1.0e9, 1000.0),
             errors_per_sec: value(100.0, 0.0),
+            counters: Default::default(),
         },
         Sample::Ping {
             rtt_min_ms: value(500.0, 0.5),
@@ -384,6 +386,8 @@ fn trial_samples(value: impl Fn(f32, f32) -> f32) -> Vec<Sample> {
             rtt_max_ms: value(2000.0, 1.5),
             jitter_ms: value(500.0, 0.1),
             loss_percent: value(100.0, 0.0),
+            received: 0,
+            sent: 0,
         },
         Sample::Iperf {
             transport: Transport::Udp,

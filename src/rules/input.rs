@@ -135,6 +135,7 @@ fn sample_map(sample: &Sample) -> Map {
             packets_per_sec,
             bytes_per_sec,
             errors_per_sec,
+            counters,
         } => {
             put("kind", "interface".into());
             put("name", name.clone().into());
@@ -149,6 +150,21 @@ fn sample_map(sample: &Sample) -> Map {
             put("packets_per_sec", number(*packets_per_sec));
             put("bytes_per_sec", number(*bytes_per_sec));
             put("errors_per_sec", number(*errors_per_sec));
+            // The raw counters too (receive and transmit apart), when the host tells them.
+            for (key, v) in [
+                ("rx_bytes", counters.rx_bytes),
+                ("tx_bytes", counters.tx_bytes),
+                ("rx_packets", counters.rx_packets),
+                ("tx_packets", counters.tx_packets),
+                ("rx_errors", counters.rx_errors),
+                ("tx_errors", counters.tx_errors),
+                ("rx_dropped", counters.rx_dropped),
+                ("tx_dropped", counters.tx_dropped),
+            ] {
+                if let Some(v) = v {
+                    put(key, Dynamic::from_float(v as f64));
+                }
+            }
         }
         Sample::Ping {
             rtt_min_ms,
@@ -156,7 +172,11 @@ fn sample_map(sample: &Sample) -> Map {
             rtt_max_ms,
             jitter_ms,
             loss_percent,
+            sent,
+            received,
         } => {
+            put("sent", Dynamic::from_float(*sent as f64));
+            put("received", Dynamic::from_float(*received as f64));
             put("kind", "ping".into());
             put("rtt_min_ms", number(*rtt_min_ms));
             put("rtt_avg_ms", number(*rtt_avg_ms));

@@ -167,7 +167,9 @@ impl Dispatch {
                             path: p.to_path_buf(),
                             source: std::io::Error::new(
                                 std::io::ErrorKind::NotFound,
-                                "not included in the upload",
+                                "the task names this rule file, but it was not sent with the task \
+                                 and is not on the server at that path (nms send-task sends the \
+                                 rule files a task names, relative to the task file's folder)",
                             ),
                         })
                 })?;
@@ -325,6 +327,63 @@ impl Dispatch {
                 (p, parsed)
             })
             .collect()
+    }
+
+    /// Removes a task: it is no longer dispatched and reports naming its number are dropped
+    /// (its number stays reserved for its id). Returns it, `None` when there is no such task.
+    pub fn remove(&mut self, task_id: &str) -> Option<Arc<LoadedTask>> {
+        let removed = self.tasks.remove(task_id)?;
+        self.by_number.remove(&removed.number);
+        for device in removed.device_index.keys() {
+            if let Some(numbers) = self.by_device.get_mut(device) {
+                numbers.remove(&removed.number);
+                if numbers.is_empty() {
+                    self.by_device.remove(device);
+                }
+            }
+        }
+        // Its iperf runs leave the plan: the others may move into their slots.
+        self.replan();
+        Some(removed)
+    }
+
+    /// Deletes the saved copy of task `task_id` (posted over the API), so that it is not
+    /// installed again at start: the file is deleted when the task was the only one of its
+    /// upload, else the upload is saved again without it.
+    pub fn forget_upload(&self, task_id: &str) -> Result<(), LoadError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LoadError::Io { path, source }
+        };
+        for (path, upload) in self.persisted_uploads() {
+            let Ok(mut upload) = upload else { continue };
+            let Ok(tasks) =
+                task::parse(&upload.origin, &upload.content, Path::new(&upload.base_dir))
+            else {
+                continue;
+            };
+            if !tasks.iter().any(|t| t.task_id == task_id) {
+                continue;
+            }
+            if tasks.iter().all(|t| t.task_id == task_id) {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+                continue;
+            }
+            // Several tasks in one file (an array): keep the others.
+            let Ok(serde_json::Value::Array(mut items)) =
+                serde_json::from_str::<serde_json::Value>(&upload.content)
+            else {
+                continue;
+            };
+            items.retain(|item| match item.get("task_id") {
+                Some(serde_json::Value::String(s)) => s != task_id,
+                Some(serde_json::Value::Number(n)) => n.to_string() != task_id,
+                _ => true,
+            });
+            upload.content = serde_json::to_string_pretty(&items).unwrap_or_default();
+            replace_json(&path, &upload).map_err(io(&path))?;
+        }
+        Ok(())
     }
 
     fn save_numbers(&self) -> Result<(), LoadError> {

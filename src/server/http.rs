@@ -69,14 +69,35 @@ pub const MAX_LIMIT: usize = 100_000;
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves the API on `listener` until the process ends.
-pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
+/// How long requests being answered when the server stops may take to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves the API on `listener` until `shutdown` completes; then accepts nothing more and
+/// gives the requests being answered [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(
+    listener: async_net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use futures_lite::FutureExt;
     let limiter =
         crate::limits::ConnectionLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     let mut backoff = crate::limits::AcceptBackoff::new("HTTP");
     let mut refused = log::Throttle::new(Duration::from_secs(10));
+    let mut open: Vec<smol::Task<()>> = Vec::new();
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                (&mut shutdown).await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else {
+            break;
+        };
+        open.retain(|t| !t.is_finished());
+        let (stream, peer) = match accepted {
             Ok(c) => {
                 backoff.accepted();
                 c
@@ -100,7 +121,7 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
             }
         };
         let shared = shared.clone();
-        smol::spawn(async move {
+        open.push(smol::spawn(async move {
             let _permit = permit;
             let opened = std::time::Instant::now();
             let mut stream = crate::limits::Deadlined::new(
@@ -128,8 +149,22 @@ pub async fn serve(listener: async_net::TcpListener, shared: Arc<Shared>) {
                 .max_buf_size(64 * 1024)
                 .serve_connection(io, service)
                 .await;
+        }));
+    }
+    drop(listener);
+    let grace = async_io::Timer::after(SHUTDOWN_GRACE);
+    let finished = async {
+        for task in &mut open {
+            task.await;
+        }
+    };
+    finished
+        .or(async {
+            grace.await;
         })
-        .detach();
+        .await;
+    for task in open {
+        task.cancel().await;
     }
 }
 
@@ -156,7 +191,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
         m => m.clone(),
     };
     let write = method != Method::GET;
-    if !shared.options.api.allows(&req, write) {
+    if !shared.api().allows(&req, write) {
         let mut reply = error(
             StatusCode::UNAUTHORIZED,
             format!(
@@ -180,6 +215,35 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
             ),
         };
     }
+    if let Some(id) = path.strip_prefix("/api/tasks/") {
+        return match method {
+            Method::DELETE => remove_task(shared, &percent_decoded(id)),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path} (DELETE removes the task)"),
+            ),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/api/alerts/") {
+        return match (method.clone(), rest.strip_suffix("/ack")) {
+            (Method::POST, Some(id)) => acknowledge(shared, id, req).await,
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{method} is not allowed on {path} (POST /api/alerts/ID/ack acknowledges alert ID)"
+                ),
+            ),
+        };
+    }
+    if let Some(id) = path.strip_prefix("/api/silences/") {
+        return match method {
+            Method::DELETE => expire_silence(shared, &percent_decoded(id)),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path} (DELETE expires the silence)"),
+            ),
+        };
+    }
     match (method.clone(), path.as_str()) {
         (Method::GET, "/api/agents") => agents(shared),
         (Method::GET, "/api/alerts") => match parse_alert_query(&query) {
@@ -192,6 +256,10 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
         },
         (Method::GET, "/api/tasks") => tasks(shared),
         (Method::POST, "/api/tasks") => post_task(shared, req).await,
+        (Method::GET, "/api/silences") => silences(shared),
+        (Method::POST, "/api/silences") => add_silence(shared, req).await,
+        (Method::GET, "/-/healthy") => plain(StatusCode::OK, "nms is Healthy.\n"),
+        (Method::GET, "/-/ready") => plain(StatusCode::OK, "nms is Ready.\n"),
         (Method::GET, "/api/status") => status(shared),
         (Method::GET, "/metrics") => {
             let endpoint = shared
@@ -211,13 +279,13 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
             &json!({
                 "service": "nms",
                 "version": env!("CARGO_PKG_VERSION"),
-                "endpoints": ["/", "/api/agents", "/api/agents/NAME (DELETE)", "/api/alerts?agent=&from=&to=&limit=", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks", "/api/status", "/metrics"],
+                "endpoints": ["/", "/api/agents", "/api/agents/NAME (DELETE)", "/api/alerts?agent=&from=&to=&limit=&firing=", "/api/alerts/ID/ack (POST)", "/api/silences (GET, POST)", "/api/silences/ID (DELETE)", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks (GET, POST)", "/api/tasks/ID (DELETE)", "/api/status", "/metrics", "/-/healthy", "/-/ready"],
             }),
         ),
         (
             _,
             "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status"
-            | "/metrics" | "/" | "/api",
+            | "/api/silences" | "/metrics" | "/" | "/api" | "/-/healthy" | "/-/ready",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -352,20 +420,36 @@ fn parse_metrics_query(query: &str) -> Result<MetricsParams, String> {
     Ok(p)
 }
 
-fn parse_alert_query(query: &str) -> Result<AlertQuery, String> {
+/// What `GET /api/alerts` was asked.
+#[derive(Debug, Clone, Default)]
+struct AlertParams {
+    query: AlertQuery,
+    /// Only the alerts firing now (silenced ones included, marked).
+    firing: bool,
+}
+
+fn parse_alert_query(query: &str) -> Result<AlertParams, String> {
     let mut q = AlertQuery {
         limit: 1000,
         ..AlertQuery::default()
     };
+    let mut firing = false;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
             "agent" => q.agent = Some(v.into_owned()),
             "from" | "since" => q.from_ms = Some(time_param(&k, &v)?),
             "to" => q.to_ms = Some(time_param(&k, &v)?),
             "limit" => q.limit = limit_param(&v)?,
+            "firing" => {
+                firing = match v.as_ref() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => return Err(format!("firing={v}: give true or false")),
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown query parameter {other:?} (known: agent, from, to, limit)"
+                    "unknown query parameter {other:?} (known: agent, from, to, limit, firing)"
                 ));
             }
         }
@@ -375,7 +459,7 @@ fn parse_alert_query(query: &str) -> Result<AlertQuery, String> {
     {
         return Err(format!("from={from} is not before to={to}"));
     }
-    Ok(q)
+    Ok(AlertParams { query: q, firing })
 }
 
 fn agents(shared: &Arc<Shared>) -> Reply {
@@ -432,14 +516,223 @@ pub fn metric_json(m: &Report) -> Value {
     m.to_json()
 }
 
-async fn alerts(shared: &Arc<Shared>, q: AlertQuery) -> Reply {
-    let store = shared.store.clone();
-    match smol::unblock(move || store.alerts(&q)).await {
-        Ok(list) => json_reply(
-            StatusCode::OK,
-            &Value::Array(list.iter().map(alert_json).collect()),
+async fn alerts(shared: &Arc<Shared>, p: AlertParams) -> Reply {
+    let now = log::now_ms();
+    let list: Vec<(AlertRecord, Option<u64>)> = if p.firing {
+        let q = &p.query;
+        shared
+            .firing()
+            .matching(|r| {
+                q.agent.as_deref().is_none_or(|a| a == r.agent)
+                    && q.from_ms.is_none_or(|f| r.time_ms >= f)
+                    && q.to_ms.is_none_or(|t| r.time_ms < t)
+            })
+            .into_iter()
+            .take(q.limit)
+            .map(|a| (a.record, Some(a.since_ms)))
+            .collect()
+    } else {
+        let store = shared.store.clone();
+        let q = p.query;
+        match smol::unblock(move || store.alerts(&q)).await {
+            Ok(list) => list.into_iter().map(|r| (r, None)).collect(),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+        }
+    };
+    let acks = shared.acks();
+    let silences = shared.silences();
+    let out: Vec<Value> = list
+        .iter()
+        .map(|(r, since)| {
+            let mut v = alert_json(r);
+            if let Some(since) = since {
+                v["firing_since"] = json!(log::rfc3339(*since));
+                v["firing_since_ms"] = json!(since);
+            }
+            v["acknowledged"] = acks.get(r.alert_id).map_or(Value::Null, |a| a.to_json());
+            if r.resolved_ms.is_none() && crate::server::firing::can_fire(r) {
+                v["silenced_by"] = silences
+                    .silencing(r, now)
+                    .map_or(Value::Null, |s| json!(s.id));
+            }
+            v
+        })
+        .collect();
+    json_reply(StatusCode::OK, &Value::Array(out))
+}
+
+/// A plain-text answer (Prometheus' `/-/healthy`, `/-/ready`).
+fn plain(status: StatusCode, text: &'static str) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A path segment with percent-escapes decoded (a `+` stays a `+`).
+fn percent_decoded(encoded: &str) -> String {
+    form_urlencoded::parse(format!("n={}", encoded.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The request body as UTF-8 text, at most [`MAX_BODY`] bytes; an error answer otherwise.
+async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
+    if let Some(len) = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > MAX_BODY
+    {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {len} bytes exceeds the limit of {MAX_BODY} bytes"),
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body exceeds the limit of {MAX_BODY} bytes"),
+                    )
+                } else {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request body: {e}"),
+                    )
+                },
+            );
+        }
+    };
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not UTF-8 text",
+        )
+    })
+}
+
+/// A JSON request body of type `T`; an error answer naming what is wrong otherwise.
+async fn body_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T, Reply> {
+    let text = body_text(req).await?;
+    let text = if text.trim().is_empty() { "{}" } else { &text };
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{what}: {} at line {} column {}{}",
+                e.inner(),
+                e.inner().line(),
+                e.inner().column(),
+                match e.path().to_string().as_str() {
+                    "." => String::new(),
+                    p => format!(" ({p})"),
+                }
+            ),
+        )
+    })
+}
+
+/// `DELETE /api/tasks/ID`: removes a task posted over the API.
+fn remove_task(shared: &Arc<Shared>, task_id: &str) -> Reply {
+    use crate::server::operate::RemoveError;
+    match crate::server::operate::remove_task(shared, task_id) {
+        Ok(removed) => json_reply(StatusCode::OK, &json!({ "removed": removed })),
+        Err(e @ RemoveError::NotFound(_)) => error(StatusCode::NOT_FOUND, e),
+        Err(e @ RemoveError::FromFile { .. }) => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// What `POST /api/alerts/ID/ack` takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /api/alerts/ID/ack`: acknowledges alert ID (16 hex digits).
+async fn acknowledge(shared: &Arc<Shared>, id: &str, req: Request<Incoming>) -> Reply {
+    let Ok(alert_id) = u64::from_str_radix(id.trim_start_matches("0x"), 16) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an alert id (16 hex digits, as /api/alerts gives it)"),
+        );
+    };
+    let request: AckRequest = match body_json(req, "acknowledgement").await {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let shared = shared.clone();
+    let outcome = smol::unblock(move || {
+        crate::server::operate::acknowledge(&shared, alert_id, &request.by, &request.comment)
+    })
+    .await;
+    match outcome {
+        Ok(Some((record, ack))) => {
+            let mut v = alert_json(&record);
+            v["acknowledged"] = ack.to_json();
+            json_reply(StatusCode::OK, &v)
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no alert {alert_id:016x} is stored"),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+        Err(e @ crate::server::ack::AckError::Invalid(_)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `GET /api/silences`: every silence kept (ended ones for a week), newest first.
+fn silences(shared: &Arc<Shared>) -> Reply {
+    let now = log::now_ms();
+    let list: Vec<Value> = shared
+        .silences()
+        .all()
+        .iter()
+        .map(|s| s.to_json(now))
+        .collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+/// `POST /api/silences`: sets a silence.
+async fn add_silence(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
+    let request: crate::server::silence::SilenceRequest = match body_json(req, "silence").await {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    match crate::server::operate::add_silence(shared, &request) {
+        Ok(s) => json_reply(StatusCode::OK, &s.to_json(log::now_ms())),
+        Err(e @ crate::server::silence::SilenceError::Invalid(_)) => {
+            error(StatusCode::BAD_REQUEST, e)
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `DELETE /api/silences/ID`: ends a silence now.
+fn expire_silence(shared: &Arc<Shared>, id: &str) -> Reply {
+    match crate::server::operate::expire_silence(shared, id) {
+        Ok(Some(s)) => json_reply(StatusCode::OK, &s.to_json(log::now_ms())),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no silence has the id {id:?}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
@@ -700,49 +993,17 @@ fn status(shared: &Arc<Shared>) -> Reply {
             "authenticated": shared.options.keys.is_keyed(),
             "new_agents_refused": refused_new_agents,
             "alerts_refused": refused_alerts,
-            "alertmanager": shared.alertmanager.as_ref().map(|f| f.status()),
+            "alertmanagers": shared.alertmanagers.iter().map(|f| f.status()).collect::<Vec<_>>(),
         }),
     )
 }
 
 async fn post_task(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
-    if let Some(len) = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > MAX_BODY
-    {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body of {len} bytes exceeds the limit of {MAX_BODY} bytes"),
-        );
-    }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body exceeds the limit of {MAX_BODY} bytes"),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the request body: {e}"),
-                )
-            };
-        }
+    let text = match body_text(req).await {
+        Ok(t) => t,
+        Err(reply) => return reply,
     };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the request body is not UTF-8 text",
-        );
-    };
+    let text = text.as_str();
     // `nms send-task` posts an upload (the file's text, its folder and its rule files); a bare
     // task file posted with curl is accepted too, rule files then resolved on the server.
     let upload = match serde_json::from_str::<TaskUpload>(text) {
@@ -767,10 +1028,7 @@ async fn post_task(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
 /// metrics and alerts stay). If it is still running it registers again, under a new id.
 fn forget_agent(shared: &Arc<Shared>, encoded: &str) -> Reply {
     // Percent-decoding only: a `+` in a name is a `+`.
-    let name = form_urlencoded::parse(format!("n={}", encoded.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let name = percent_decoded(encoded);
     match super::forget_agent(shared, &name) {
         Ok(Some(id)) => json_reply(StatusCode::OK, &json!({ "forgotten": name, "id": id })),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no agent is named {name:?}")),

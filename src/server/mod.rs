@@ -5,20 +5,26 @@
 //! the event loop ([`run`]), which updates the [`State`] (registry, tasks, store) and sends
 //! commands back to the driver. AlertFlow connections and HTTP requests use the same state.
 
+pub mod ack;
 pub mod alertmanager;
 pub mod dispatch;
+pub mod firing;
 pub mod http;
 mod http_head;
+pub mod operate;
 pub mod page;
 pub mod prometheus;
 pub mod registry;
+pub mod silence;
+
+pub use operate::reload;
 
 use crate::log::{self, Level};
 use crate::nettask::Receipt;
 use crate::nettask::driver::{self, Command, SocketStats};
 use crate::nettask::{Config, Keys, ServerEndpoint, ServerEvent, Stats};
 use crate::store::{AlertRecord, Report, Store, StoreError, StoreOptions, Stored};
-use crate::wire::{Alert, AlertType, Cancel, Message, Registered, Severity};
+use crate::wire::{Alert, AlertType, Message, Registered, Severity};
 use anyhow::Context;
 use dispatch::{Dispatch, LoadedTask, TaskUpload};
 use registry::{Registry, Status};
@@ -52,8 +58,12 @@ pub struct ServerOptions {
     pub local_agent: Option<String>,
     /// Log every stored metrics report.
     pub verbose: bool,
-    /// Forward alerts to the Alertmanager at this base URL (`http://HOST:9093`).
-    pub alertmanager: Option<String>,
+    /// Forward alerts to each of these Alertmanagers (every one gets every alert): base URLs,
+    /// with their credentials ([`alertmanager::Target`]).
+    pub alertmanagers: Vec<alertmanager::Target>,
+    /// The URL others reach the HTTP API at (behind a proxy, say): alerts' `generatorURL` and
+    /// links point there. Default: the `--http` address.
+    pub external_url: Option<String>,
     /// Retention and limits of the time-series store.
     pub store: StoreOptions,
     /// Most agents registered at once; new names past it are refused.
@@ -65,6 +75,27 @@ pub struct ServerOptions {
     pub forget_unreported_after: Duration,
     /// Who may read and write through the HTTP API.
     pub api: http::ApiAccess,
+}
+
+/// The origin of tasks posted over the HTTP API (others name their task file).
+pub const HTTP_ORIGIN: &str = "HTTP API";
+
+/// Checks `--external-url`: an `http://` or `https://` URL with a host, no query.
+pub fn check_external_url(url: &str) -> anyhow::Result<String> {
+    let uri: hyper::Uri = url
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--external-url {url:?}: not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+        anyhow::bail!(
+            "--external-url {url:?}: give the URL the HTTP API is reached at, e.g. \
+             https://monitor.example.net/nms"
+        );
+    }
+    if uri.query().is_some() {
+        anyhow::bail!("--external-url {url:?}: a base URL has no query");
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
 }
 
 /// The default of `--max-agents`.
@@ -88,6 +119,48 @@ pub struct State {
     pub refused_new_agents: u64,
     pub refused_alerts: u64,
     throttles: Throttles,
+    /// Recent registrations of each name, to tell two agents sharing one `--id`.
+    shared_names: SharedNames,
+}
+
+/// Two agents started with the same `--id` take the name from each other in turn: each
+/// registration of one ends the other's session, which registers again. Registrations of a
+/// name that alternate between two addresses (A, B, A within a minute) say so; an agent that
+/// restarted (A, then B for good) does not.
+#[derive(Debug)]
+struct SharedNames {
+    recent: std::collections::HashMap<String, Vec<(SocketAddr, u64)>>,
+    warned: log::Throttles<String>,
+}
+
+impl SharedNames {
+    const WINDOW_MS: u64 = 60_000;
+
+    /// Notes a registration; returns the other address when the name is shared.
+    fn registered(&mut self, name: &str, from: SocketAddr, now_ms: u64) -> Option<SocketAddr> {
+        if self.recent.len() > 100_000 {
+            self.recent.clear();
+        }
+        let list = self.recent.entry(name.to_string()).or_default();
+        list.retain(|(_, t)| now_ms.saturating_sub(*t) < Self::WINDOW_MS);
+        list.push((from, now_ms));
+        if list.len() > 3 {
+            list.remove(0);
+        }
+        match list.as_slice() {
+            [.., (a, _), (b, _), (c, _)] if a == c && a != b => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl Default for SharedNames {
+    fn default() -> Self {
+        SharedNames {
+            recent: Default::default(),
+            warned: log::Throttles::new(Duration::from_secs(60), 10_000),
+        }
+    }
 }
 
 /// Reports on their way to the store, with the acknowledgements they hold.
@@ -101,9 +174,18 @@ pub struct Shared {
     state: Mutex<State>,
     commands: Sender<Command<ServerEndpoint>>,
     pub store: Arc<Store>,
-    /// Where stored alerts are forwarded, with `--alertmanager`.
-    pub alertmanager: Option<alertmanager::Forwarder>,
+    /// Where stored alerts are forwarded, one per `--alertmanager`.
+    pub alertmanagers: Vec<alertmanager::Forwarder>,
     ingest: Sender<IngestJob>,
+    /// Who may use the HTTP API (the token is read again on SIGHUP).
+    api: Mutex<http::ApiAccess>,
+    /// The alerts firing now.
+    firing: Mutex<firing::Firing>,
+    /// Silences and acknowledgements, kept in files of their own.
+    silences: Mutex<silence::Silences>,
+    acks: Mutex<ack::Acknowledgements>,
+    /// The base URL of the HTTP API as others reach it (`--external-url`).
+    pub external_url: String,
     pub options: ServerOptions,
     pub endpoint_stats: Mutex<Stats>,
     pub socket_stats: Arc<SocketStats>,
@@ -121,17 +203,57 @@ impl Shared {
         let _ = self.commands.try_send(Box::new(f));
     }
 
+    /// Who may use the HTTP API now.
+    pub fn api(&self) -> http::ApiAccess {
+        self.api.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The alerts firing now (never held while the state lock is taken).
+    pub fn firing(&self) -> MutexGuard<'_, firing::Firing> {
+        self.firing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn silences(&self) -> MutexGuard<'_, silence::Silences> {
+        self.silences.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn acks(&self) -> MutexGuard<'_, ack::Acknowledgements> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an alert is silenced now.
+    pub fn silenced(&self, record: &AlertRecord, now_ms: u64) -> bool {
+        self.silences().silencing(record, now_ms).is_some()
+    }
+
+    /// Hands a change to every Alertmanager forwarder.
+    fn forward(&self, event: alertmanager::Event) {
+        for forwarder in &self.alertmanagers {
+            forwarder.send(event.clone());
+        }
+    }
+
     /// Stores alerts with one write (once per id) and forwards the new ones. Called without
     /// the state lock.
     pub fn store_alerts(&self, records: Vec<AlertRecord>) -> Result<Vec<Stored>, StoreError> {
-        let copies = self.alertmanager.as_ref().map(|_| records.clone());
+        let copies = records.clone();
         let stored = self.store.store_alerts(records)?;
-        if let (Some(forwarder), Some(copies)) = (&self.alertmanager, copies) {
-            for (record, outcome) in copies.into_iter().zip(&stored) {
+        let mut changes = Vec::new();
+        {
+            let mut firing = self.firing();
+            for (record, outcome) in copies.iter().zip(&stored) {
                 if *outcome == Stored::New {
-                    forwarder.forward(record);
+                    changes.extend(firing.accept(record));
                 }
             }
+        }
+        for change in changes {
+            self.forward(match change {
+                firing::Change::Fired(alert) => alertmanager::Event::Fired(alert),
+                firing::Change::Ended { alert, at_ms } => {
+                    alertmanager::Event::Ended { alert, at_ms }
+                }
+            });
         }
         Ok(stored)
     }
@@ -253,11 +375,91 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Runs the server until the process ends.
-pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
+/// The sockets a server serves on, bound before [`run`] is called: the binary binds what the
+/// options name ([`Listeners::bind`]); a test binds port 0 and reads the ports back.
+pub struct Listeners {
+    pub nettask: async_net::UdpSocket,
+    pub alertflow: async_net::TcpListener,
+    pub http: async_net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds the NetTask, AlertFlow and HTTP addresses of `options`.
+    pub async fn bind(options: &ServerOptions) -> anyhow::Result<Listeners> {
+        let nettask_addr = SocketAddr::new(options.listen, options.nettask_port);
+        let nettask = driver::bind(nettask_addr, 8 * 1024 * 1024)
+            .with_context(|| format!("cannot bind the NetTask port udp/{nettask_addr}"))?;
+        let alertflow_addr = SocketAddr::new(options.listen, options.alertflow_port);
+        let alertflow = async_net::TcpListener::bind(alertflow_addr)
+            .await
+            .with_context(|| format!("cannot bind the AlertFlow port tcp/{alertflow_addr}"))?;
+        let http = async_net::TcpListener::bind(options.http)
+            .await
+            .with_context(|| format!("cannot bind the HTTP API on {}", options.http))?;
+        Ok(Listeners {
+            nettask,
+            alertflow,
+            http,
+        })
+    }
+
+    /// Where the sockets are bound (ports resolved when 0 was asked).
+    pub fn bound(&self) -> std::io::Result<Bound> {
+        Ok(Bound {
+            nettask: self.nettask.local_addr()?,
+            alertflow: self.alertflow.local_addr()?,
+            http: self.http.local_addr()?,
+        })
+    }
+}
+
+/// A started server: where it listens, its shared parts while it runs, and its end.
+pub struct RunningServer {
+    pub bound: Bound,
+    shared: std::sync::Weak<Shared>,
+    done: smol::Task<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// The server's shared parts, while it runs (for reloads, and for tests to look inside).
+    pub fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.upgrade()
+    }
+
+    /// A handle on the shared parts that does not keep them alive.
+    pub fn weak(&self) -> std::sync::Weak<Shared> {
+        self.shared.clone()
+    }
+
+    /// Waits for the server to stop: `Ok` once its shutdown signal came and it stopped cleanly
+    /// (nothing accepted any more, the last batch stored and acknowledged, the local agent and
+    /// its probes stopped, the store closed); `Err` if it failed while running.
+    pub async fn stopped(self) -> anyhow::Result<()> {
+        self.done.await
+    }
+}
+
+/// The parts [`run`] starts, stopped in order when the shutdown signal comes.
+struct Started {
+    driver: smol::Task<()>,
+    alertflow: smol::Task<()>,
+    http: smol::Task<()>,
+    background: Vec<smol::Task<()>>,
+    local_agent: Option<(smol::Task<()>, Sender<()>)>,
+    ingest: std::thread::JoinHandle<()>,
+}
+
+/// Starts a server on `listeners`; it runs until `shutdown` completes (the binary: SIGTERM or
+/// SIGINT), then stops cleanly. Returns once everything is started: the caller then tells
+/// systemd it is ready, and waits with [`RunningServer::stopped`].
+pub async fn run(
+    options: ServerOptions,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningServer> {
     raise_open_file_limit();
-    if let Some(url) = &options.alertmanager {
-        alertmanager::check_url(url)?;
+    for url in &options.alertmanagers {
+        alertmanager::check_target(url)?;
     }
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
@@ -268,6 +470,27 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&options.data_dir, options.store.clone())?);
     let registry = Registry::open(&options.data_dir)?;
     let mut dispatch = Dispatch::open(&options.data_dir)?;
+    let silences = silence::Silences::open(&options.data_dir)?;
+    let acks = ack::Acknowledgements::open(&options.data_dir)?;
+    let firing = firing::Firing::load(&store).context("cannot read the firing alerts")?;
+    // An agent already down when the server stopped is still down: its AGENT_DOWN fires on,
+    // and no second one is raised.
+    let down_alerted: std::collections::HashMap<u32, u64> = firing
+        .matching(|r| r.kind == AlertType::AgentDown)
+        .into_iter()
+        .filter_map(|a| Some((registry.by_name(&a.record.agent)?.id, a.record.alert_id)))
+        .collect();
+    if !firing.is_empty() {
+        log::event(
+            Level::Info,
+            "ALERTS",
+            format_args!(
+                "{} alert(s) firing, {} of them AGENT_DOWN",
+                firing.len(),
+                down_alerted.len()
+            ),
+        );
+    }
 
     for path in &options.task_files {
         let tasks = Dispatch::read_file(path)?;
@@ -290,7 +513,7 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
             Ok(tasks) => {
                 for (task, rules) in tasks {
                     let id = task.task_id.clone();
-                    let number = dispatch.install(task, rules, "HTTP API")?;
+                    let number = dispatch.install(task, rules, HTTP_ORIGIN)?;
                     log::event(
                         Level::Info,
                         "TASK",
@@ -307,21 +530,12 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
     }
     report_unscheduled(&dispatch.take_plan_changes().unplaced);
 
-    let nettask_addr = SocketAddr::new(options.listen, options.nettask_port);
-    let socket = driver::bind(nettask_addr, 8 * 1024 * 1024)
-        .with_context(|| format!("cannot bind the NetTask port udp/{nettask_addr}"))?;
-    let alertflow_addr = SocketAddr::new(options.listen, options.alertflow_port);
-    let alert_listener = async_net::TcpListener::bind(alertflow_addr)
-        .await
-        .with_context(|| format!("cannot bind the AlertFlow port tcp/{alertflow_addr}"))?;
-    let http_listener = async_net::TcpListener::bind(options.http)
-        .await
-        .with_context(|| format!("cannot bind the HTTP API on {}", options.http))?;
-    let bound = Bound {
-        nettask: socket.local_addr()?,
-        alertflow: alert_listener.local_addr()?,
-        http: http_listener.local_addr()?,
-    };
+    let bound = listeners.bound()?;
+    let Listeners {
+        nettask: socket,
+        alertflow: alert_listener,
+        http: http_listener,
+    } = listeners;
 
     let mut config = Config {
         initial_timeout: options.initial_timeout,
@@ -338,18 +552,24 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         endpoint.know_agent(agent.id, &agent.name);
         endpoint.remember_registration(&agent.name, agent.last_registration_ms);
     }
-    let alertmanager = match &options.alertmanager {
-        Some(url) => {
-            let forwarder = alertmanager::Forwarder::start(url, Some(http_base(bound.http)))?;
-            log::event(
-                Level::Info,
-                "ALERTMGR",
-                format_args!("forwarding alerts to {url}"),
-            );
-            Some(forwarder)
+    let external = options
+        .external_url
+        .clone()
+        .unwrap_or_else(|| http_base(bound.http));
+    let mut forwarders = Vec::new();
+    for target in &options.alertmanagers {
+        let forwarder = alertmanager::Forwarder::start(target, Some(external.clone()))?;
+        log::event(
+            Level::Info,
+            "ALERTMGR",
+            format_args!("forwarding alerts to {}", forwarder.url()),
+        );
+        forwarder.send(alertmanager::Event::Silences(silences.all()));
+        for alert in firing.all() {
+            forwarder.send(alertmanager::Event::Fired(alert));
         }
-        None => None,
-    };
+        forwarders.push(forwarder);
+    }
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
     let (ingest_tx, ingest_rx) = smol::channel::bounded(256);
@@ -358,17 +578,23 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         state: Mutex::new(State {
             registry,
             dispatch,
-            down_alerted: Default::default(),
+            down_alerted,
             started_ms: log::now_ms(),
             new_agents: NewAgentBucket::default(),
             refused_new_agents: 0,
             refused_alerts: 0,
             throttles: Throttles::default(),
+            shared_names: SharedNames::default(),
         }),
         commands: command_tx,
         store,
-        alertmanager,
+        alertmanagers: forwarders,
         ingest: ingest_tx,
+        api: Mutex::new(options.api.clone()),
+        firing: Mutex::new(firing),
+        silences: Mutex::new(silences),
+        acks: Mutex::new(acks),
+        external_url: external,
         options: options.clone(),
         endpoint_stats: Mutex::new(Stats::default()),
         socket_stats: socket_stats.clone(),
@@ -398,31 +624,46 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         );
     }
 
-    {
+    // Closed when the shutdown signal comes: every part waits on it.
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let stopped = move || {
+        let stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.recv().await;
+        }
+    };
+    smol::spawn(async move {
+        shutdown.await;
+        stop_tx.close();
+    })
+    .detach();
+
+    let ingest_thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("nms-ingest".into())
             .spawn(move || ingest(shared, ingest_rx))
-            .context("cannot start the store's writer thread")?;
-    }
-    smol::spawn(driver::run(
+            .context("cannot start the store's writer thread")?
+    };
+    let driver_task = smol::spawn(driver::run(
         socket,
         endpoint,
         command_rx,
         event_tx,
         socket_stats,
-    ))
-    .detach();
-    {
+    ));
+    let alertflow_task = {
         let shared = shared.clone();
         let keys = options.keys.clone();
+        let stop = stopped();
         smol::spawn(async move {
-            let lookup_shared = shared.clone();
+            let lookup_shared = Arc::downgrade(&shared);
             // A frame is tagged with the session key of the agent's latest registration (kept
             // in the registry, so it holds across a server restart). An id that is not
             // registered, or whose name has no key while keys are configured, gets nothing.
             let lookup: crate::alertflow::KeyLookup = Arc::new(move |agent_id| {
-                let state = lookup_shared.state();
+                let shared = lookup_shared.upgrade()?;
+                let state = shared.state();
                 let record = state.registry.get(agent_id)?;
                 if !keys.admits(&record.name) {
                     return None;
@@ -430,39 +671,97 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
                 Some(keys.session_key(&record.name, record.instance))
             });
             crate::alertflow::server::AlertServer::new(
-                Arc::new(AlertIngest(shared.clone())),
+                Arc::new(AlertIngest(Arc::downgrade(&shared))),
                 lookup,
             )
-            .run(alert_listener, futures_lite::future::pending::<()>())
+            .run(alert_listener, stop)
             .await
         })
-        .detach();
+    };
+    let http_task = smol::spawn(http::serve(http_listener, shared.clone(), stopped()));
+    let background = vec![
+        smol::spawn(liveness(shared.clone())),
+        smol::spawn(stats_refresh(shared.clone())),
+    ];
+    let local_agent = match &options.local_agent {
+        Some(name) => {
+            crate::config::check_agent_name(name)?;
+            let agent = crate::agent::AgentOptions {
+                server: SocketAddr::new(loopback_of(options.listen), bound.nettask.port())
+                    .to_string(),
+                id: name.clone(),
+                data_dir: options.data_dir.join("local-agent").join(name),
+                key: options.keys.for_agent(name).cloned(),
+            };
+            let (agent_stop_tx, agent_stop_rx) = smol::channel::bounded::<()>(1);
+            let task = smol::spawn(async move {
+                let stop = async move {
+                    let _ = agent_stop_rx.recv().await;
+                };
+                if let Err(e) = crate::agent::run(agent, stop).await {
+                    log::event(
+                        Level::Bad,
+                        "AGENT",
+                        format_args!("the local agent stopped: {e:#}"),
+                    );
+                }
+            });
+            Some((task, agent_stop_tx))
+        }
+        None => None,
+    };
+    let started = Started {
+        driver: driver_task,
+        alertflow: alertflow_task,
+        http: http_task,
+        background,
+        local_agent,
+        ingest: ingest_thread,
+    };
+    let weak = Arc::downgrade(&shared);
+    let done = smol::spawn(serve(shared, event_rx, stopped(), started));
+    Ok(RunningServer {
+        bound,
+        shared: weak,
+        done,
+    })
+}
+
+/// The event loop, then the shutdown: handles the endpoint's events batch by batch until the
+/// stop signal, then stops accepting, stores and acknowledges what was received, stops the
+/// local agent and closes the store.
+async fn serve(
+    shared: Arc<Shared>,
+    event_rx: smol::channel::Receiver<ServerEvent>,
+    stop: impl std::future::Future<Output = ()>,
+    started: Started,
+) -> anyhow::Result<()> {
+    use futures_lite::FutureExt;
+    enum Next {
+        Event(ServerEvent),
+        Stop,
+        DriverGone,
     }
-    smol::spawn(http::serve(http_listener, shared.clone())).detach();
-    smol::spawn(liveness(shared.clone())).detach();
-    smol::spawn(stats_refresh(shared.clone())).detach();
-    if let Some(name) = &options.local_agent {
-        crate::config::check_agent_name(name)?;
-        let agent = crate::agent::AgentOptions {
-            server: SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
-            id: name.clone(),
-            data_dir: options.data_dir.join("local-agent").join(name),
-            key: options.keys.for_agent(name).cloned(),
-        };
-        smol::spawn(async move {
-            if let Err(e) = crate::agent::run(agent).await {
-                log::event(
-                    Level::Bad,
-                    "AGENT",
-                    format_args!("the local agent stopped: {e:#}"),
-                );
+    let mut stop = std::pin::pin!(stop);
+    // Agents already registered in an earlier run are sent their tasks when they register again.
+    let outcome = loop {
+        // The stop signal is looked at first: under load events never stop coming.
+        let next = async {
+            (&mut stop).await;
+            Next::Stop
+        }
+        .or(async {
+            match event_rx.recv().await {
+                Ok(e) => Next::Event(e),
+                Err(_) => Next::DriverGone,
             }
         })
-        .detach();
-    }
-
-    // Agents already registered in an earlier run are sent their tasks when they register again.
-    while let Ok(first) = event_rx.recv().await {
+        .await;
+        let first = match next {
+            Next::Event(e) => e,
+            Next::Stop => break Ok(()),
+            Next::DriverGone => break Err(anyhow::anyhow!("the NetTask driver stopped")),
+        };
         let mut batch = vec![first];
         // Group commit: what arrives within a few milliseconds of the first event is handled
         // (and written, with one fdatasync) together. Reports are acknowledged after that
@@ -484,10 +783,56 @@ pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
         if let Some(job) = handle_events(&shared, batch)
             && shared.ingest.send(job).await.is_err()
         {
-            break;
+            break Err(anyhow::anyhow!("the store's writer stopped"));
         }
+    };
+    shut_down(shared, started).await;
+    outcome
+}
+
+/// Stops what [`run`] started, in the order that loses nothing: no new connections or
+/// requests, no liveness verdicts, the local agent (and its probes) stopped, the last reports
+/// stored and acknowledged, then the store closed.
+async fn shut_down(shared: Arc<Shared>, started: Started) {
+    log::event(
+        Level::Info,
+        "STOPPING",
+        "no new connections; storing what arrived",
+    );
+    let Started {
+        driver,
+        alertflow,
+        http,
+        background,
+        local_agent,
+        ingest,
+    } = started;
+    for task in background {
+        task.cancel().await;
     }
-    anyhow::bail!("the NetTask driver stopped")
+    alertflow.await;
+    http.await;
+    if let Some((task, stop)) = local_agent {
+        stop.close();
+        task.await;
+    }
+    // The writer stores what is queued, then releases (acknowledges) it through the driver.
+    shared.ingest.close();
+    let _ = smol::unblock(move || ingest.join()).await;
+    // The driver sends those acknowledgements, then ends when its command channel is closed.
+    shared.commands.close();
+    driver.await;
+    for forwarder in &shared.alertmanagers {
+        forwarder.close();
+    }
+    // Requests still being answered hold the shared parts a moment longer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&shared) > 1 && Instant::now() < deadline {
+        async_io::Timer::after(Duration::from_millis(20)).await;
+    }
+    // The store's maintenance thread is joined when the last handle goes.
+    smol::unblock(move || drop(shared)).await;
+    log::event(Level::Good, "STOPPED", "the server stopped cleanly");
 }
 
 /// The base URL of the HTTP API as others reach it (the host name when it listens everywhere).
@@ -627,6 +972,8 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                             if let Some(r) = receipt {
                                 shared.command(move |ep, _| ep.release(r, true));
                             }
+                            // A task removed while the agent could not hear the CANCEL.
+                            operate::send_cancel(shared, agent_id, report.task_number);
                             log::event(
                                 Level::Warn,
                                 "METRICS",
@@ -759,7 +1106,28 @@ fn admit_registration(
             registration.time_ms,
             registration.instance,
         ) {
-            Ok(id) => return Some(id),
+            Ok(id) => {
+                if let Some(other) = state
+                    .shared_names
+                    .registered(&registration.name, from, now_ms)
+                    && let Some(held_back) = state
+                        .shared_names
+                        .warned
+                        .allow(registration.name.clone(), now_ms)
+                {
+                    log::event(
+                        Level::Bad,
+                        "DUPLICATE",
+                        format_args!(
+                            "two agents use the name {}: from {from} and from {other} they take \
+                             it from each other in turn; give each its own --id{}",
+                            registration.name,
+                            log::held_back_note(held_back)
+                        ),
+                    );
+                }
+                return Some(id);
+            }
             Err(e) => e.to_string(),
         },
     };
@@ -865,6 +1233,8 @@ pub fn summarize(r: &Report) -> String {
                 continue;
             }
             Field::RttMinMs | Field::RttMaxMs => continue,
+            // Counters (interface totals, pings sent) are for Prometheus, not for this line.
+            _ if def.rollup == crate::schema::Rollup::Counter => continue,
             _ if def.sample == SampleKind::Interface => {
                 interfaces
                     .entry(reading.instance.as_deref().unwrap_or("?"))
@@ -932,7 +1302,7 @@ fn mark_heard(state: &mut State, agent_id: u32, now_ms: u64, alerts: &mut Vec<Al
     }
 }
 
-fn server_alert(
+pub(crate) fn server_alert(
     agent: &str,
     kind: AlertType,
     severity: Severity,
@@ -954,6 +1324,7 @@ fn server_alert(
         time_ms: log::now_ms(),
         rule: "liveness".to_string(),
         message,
+        subject: String::new(),
     }
 }
 
@@ -969,10 +1340,20 @@ pub fn forget_agent(
     };
     state.registry.flush()?;
     forget_session(shared, &mut state, &record);
+    drop(state);
+    // Its alerts stop firing; its tasks keep naming it (it gets them again if it comes back).
+    let resolved = operate::resolve_firing(
+        shared,
+        |r| r.agent == record.name,
+        &format!("resolved: agent {} was forgotten", record.name),
+    );
     log::event(
         Level::Warn,
         "FORGOTTEN",
-        format_args!("{} (agent {})", record.name, record.id),
+        format_args!(
+            "{} (agent {}); {resolved} firing alert(s) resolved",
+            record.name, record.id
+        ),
     );
     Ok(Some(record.id))
 }
@@ -1252,51 +1633,8 @@ pub fn install_upload(
     let mut ids = Vec::new();
     for (task, rules) in tasks {
         ids.push(task.task_id.clone());
-        let number = state.dispatch.install(task, rules, "HTTP API")?;
-        let Some(loaded) = state.dispatch.by_number(number).cloned() else {
-            continue;
-        };
-        let devices: Vec<String> = loaded
-            .task
-            .devices
-            .iter()
-            .map(|d| d.device_id.clone())
-            .collect();
-        let mut outcome = TaskOutcome {
-            task_id: loaded.task.task_id.clone(),
-            number,
-            devices: Vec::new(),
-            cancelled: Vec::new(),
-            unscheduled: Vec::new(),
-        };
-        for device in &devices {
-            outcome
-                .devices
-                .push(dispatch_device(shared, &mut state, &loaded, device));
-        }
-        // Agents that ran this task and are not named any more stop running it.
-        let stale: Vec<String> = state
-            .dispatch
-            .assigned
-            .iter()
-            .filter(|(name, numbers)| numbers.contains(&number) && !devices.contains(name))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(numbers) = state.dispatch.assigned.get_mut(&name) {
-                numbers.remove(&number);
-            }
-            if let Some(agent_id) = state.registry.by_name(&name).map(|r| r.id) {
-                let message = Message::Cancel(Cancel {
-                    task_number: number,
-                });
-                shared.command(move |ep, now| {
-                    let _ = ep.send(now, agent_id, &message);
-                });
-                outcome.cancelled.push(name);
-            }
-        }
-        outcomes.push(outcome);
+        let number = state.dispatch.install(task, rules, HTTP_ORIGIN)?;
+        outcomes.push(dispatch_installed(shared, &mut state, number));
     }
     // The new tasks may have moved the iperf slots of others: send those devices their new
     // slots; say once what could not be scheduled.
@@ -1331,8 +1669,58 @@ pub fn install_upload(
     Ok(outcomes)
 }
 
-/// Stores alerts that arrive over AlertFlow.
-struct AlertIngest(Arc<Shared>);
+/// Dispatches the task just installed as `number` to each of its devices, and sends CANCEL to
+/// the agents that ran it before and are not named any more.
+fn dispatch_installed(shared: &Arc<Shared>, state: &mut State, number: u32) -> TaskOutcome {
+    let Some(loaded) = state.dispatch.by_number(number).cloned() else {
+        return TaskOutcome {
+            task_id: String::new(),
+            number,
+            devices: Vec::new(),
+            cancelled: Vec::new(),
+            unscheduled: Vec::new(),
+        };
+    };
+    let devices: Vec<String> = loaded
+        .task
+        .devices
+        .iter()
+        .map(|d| d.device_id.clone())
+        .collect();
+    let mut outcome = TaskOutcome {
+        task_id: loaded.task.task_id.clone(),
+        number,
+        devices: Vec::new(),
+        cancelled: Vec::new(),
+        unscheduled: Vec::new(),
+    };
+    for device in &devices {
+        outcome
+            .devices
+            .push(dispatch_device(shared, state, &loaded, device));
+    }
+    // Agents that ran this task and are not named any more stop running it.
+    let stale: Vec<String> = state
+        .dispatch
+        .assigned
+        .iter()
+        .filter(|(name, numbers)| numbers.contains(&number) && !devices.contains(name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        if let Some(numbers) = state.dispatch.assigned.get_mut(&name) {
+            numbers.remove(&number);
+        }
+        if let Some(agent_id) = state.registry.by_name(&name).map(|r| r.id) {
+            operate::send_cancel(shared, agent_id, number);
+            outcome.cancelled.push(name);
+        }
+    }
+    outcome
+}
+
+/// Stores alerts that arrive over AlertFlow (until the server stops).
+struct AlertIngest(std::sync::Weak<Shared>);
 
 impl crate::alertflow::server::AlertHandler for AlertIngest {
     fn store(
@@ -1342,7 +1730,10 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
         mut alert: Alert,
     ) -> Result<crate::alertflow::server::StoreOutcome, Box<dyn std::error::Error + Send + Sync>>
     {
-        let mut state = self.0.state();
+        let Some(shared) = self.0.upgrade() else {
+            return Err("the server is stopping".into());
+        };
+        let mut state = shared.state();
         // The alert belongs to the agent whose registration (and key) the frame came with,
         // never to a name the body claims.
         let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
@@ -1359,10 +1750,18 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
             )));
         }
         alert.agent = name;
+        let mut record = AlertRecord::from_alert(&alert, log::now_ms());
+        // A ping or iperf alert names what it measured towards (Alertmanager's `target`).
+        if let Some(task) = state.dispatch.get(&alert.task) {
+            let (ping, iperf) = state.dispatch.targets(task.number, &alert.agent);
+            record.target = match alert.subject.as_str() {
+                "ping" => ping,
+                "iperf" => iperf,
+                _ => None,
+            };
+        }
         drop(state);
-        let record = AlertRecord::from_alert(&alert, log::now_ms());
-        let stored = self
-            .0
+        let stored = shared
             .store_alerts(vec![record])
             .map(|o| o.first().copied().unwrap_or(Stored::Duplicate));
         match stored {
@@ -1408,5 +1807,37 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
             }
             Err(e) => Err(Box::new(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedNames;
+
+    #[test]
+    fn alternating_addresses_are_two_agents_and_a_restart_is_not() {
+        let a = "192.0.2.1:5000".parse().unwrap();
+        let b = "192.0.2.2:5000".parse().unwrap();
+        let mut names = SharedNames::default();
+        assert_eq!(names.registered("r1", a, 0), None);
+        assert_eq!(
+            names.registered("r1", b, 1000),
+            None,
+            "a restart from elsewhere"
+        );
+        assert_eq!(names.registered("r1", b, 2000), None);
+        assert_eq!(
+            names.registered("r1", a, 3000),
+            None,
+            "B B A is not alternating"
+        );
+        assert_eq!(names.registered("r1", b, 4000), Some(a), "B A B");
+        assert_eq!(names.registered("r2", a, 0), None);
+        assert_eq!(names.registered("r2", b, 1000), None);
+        assert_eq!(
+            names.registered("r2", a, 90_000),
+            None,
+            "more than a minute apart"
+        );
     }
 }

@@ -1,31 +1,38 @@
 //! `GET /metrics`: the latest values in the Prometheus text exposition format (version 0.0.4),
-//! checked by `promtool check metrics`.
+//! checked by `promtool check metrics`, the way exporters do it.
 //!
 //! The report families come from the one metric schema ([`crate::schema::FIELDS`]). Names and
 //! units follow Prometheus conventions: an `nms_` prefix, base units in the name
 //! (seconds, bytes, ratios in 0..1), `_total` on counters, `_timestamp_seconds` on Unix times.
-//! Labels: `agent` (the agent's name), `task` (the task id), and `destination` (the ping
-//! destination or iperf3 server) or `interface`. Every family has HELP and TYPE lines, label
-//! values are escaped, a series appears once, and values are finite or written `NaN`/`+Inf`/`-Inf`.
+//! Every family has HELP and TYPE lines, label values are escaped, a series appears once, and
+//! values are finite or written `NaN`/`+Inf`/`-Inf`.
+//!
+//! Only what is measured now is exported: the series of an agent that is down, or forgotten,
+//! are gone from the next scrape (Prometheus marks them stale), as an exporter's are when its
+//! target is gone; `nms_agent_up` stays, 0, for a registered agent that is down. Interface
+//! figures are the kernel's counters split by direction (`rate()` makes the rates), and host
+//! figures (CPU, RAM, interfaces) carry no `task` label: a host is measured once, whichever
+//! task measures it.
 //!
 //! | family | labels | from |
 //! |---|---|---|
 //! | `nms_agent_up`, `nms_agent_last_seen_timestamp_seconds` | agent | registry |
-//! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent, task | metrics reports |
-//! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio` | agent, task, destination | ping |
+//! | `nms_cpu_usage_ratio`, `nms_memory_usage_ratio` | agent | metrics reports |
+//! | `nms_interface_{receive,transmit}_{bytes,packets,errors}_total`, `nms_interface_{receive,transmit}_drop_total`, `nms_interface_link_state` | agent, interface | interface counters and state |
+//! | `nms_ping_rtt_{min,avg,max}_seconds`, `nms_ping_jitter_seconds`, `nms_ping_packet_loss_ratio`, `nms_ping_packets_{sent,received}_total` | agent, task, destination | ping |
 //! | `nms_iperf_bandwidth_bytes_per_second` | agent, task, destination, transport (`tcp`, `udp`) | iperf3: what arrived |
 //! | `nms_iperf_offered_bytes_per_second`, `nms_iperf_jitter_seconds`, `nms_iperf_packet_loss_ratio` | agent, task, destination, transport (`udp`) | UDP iperf3 |
-//! | `nms_interface_{packets,bytes,errors}_per_second` | agent, task, interface | interface counters |
 //! | `nms_last_report_timestamp_seconds` | agent, task | metrics reports |
-//! | `nms_*_total` | | the server's own counters (store, NetTask, Alertmanager) |
+//! | `nms_alert_firing` | alertname, agent, task, kind, severity, rule, (interface, tool, target, subject) | alerts firing and not silenced |
+//! | `nms_alerts_silenced`, `nms_silences_active` | | silences |
+//! | `nms_*_total`, `nms_alertmanager_*{alertmanager}` | | the server's own counters (store, NetTask, each Alertmanager) |
 
 use super::registry::Status;
 use super::{Shared, State};
 use crate::nettask::Stats;
-use crate::schema::SampleKind;
+use crate::schema::{Rollup, SampleKind};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 /// Escapes a label value: backslash, double quote and newline.
 fn escape(v: &str) -> String {
@@ -87,9 +94,11 @@ impl Exposition {
 
 /// Renders the exposition.
 pub fn render(shared: &Shared, endpoint: &Stats) -> String {
+    let mut x = Exposition::default();
+    // Taken before the state lock (the firing set is never locked inside it).
+    let alerts = alert_families(shared);
     let state = shared.state();
     let state = &*state;
-    let mut x = Exposition::default();
     x.family(
         "nms_build_info",
         "gauge",
@@ -124,18 +133,32 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             .collect(),
     );
 
-    // Only what the tasks measure now: after a task changes its destination, the old
-    // destination's last values are not current measurements any more.
+    // Only what is measured now: the agent is up (a down or forgotten agent's series go at
+    // once, as an exporter's do when its target is gone), and its tasks still measure it
+    // (after a task changes its destination, the old destination's values are not current).
+    let up: HashSet<&str> = agents
+        .iter()
+        .filter(|a| a.status == Status::Up)
+        .map(|a| a.name.as_str())
+        .collect();
     let mut latest = shared.store.latest();
-    latest.retain(|r| is_current(state, r));
-    // One family per field of the schema, in base units.
+    latest.retain(|r| up.contains(r.agent.as_str()) && is_current(state, r));
+    // Newest first, so that a host measured by two tasks shows its newest value once.
+    latest.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
+    // One family per field of the schema, in base units. The rates of interfaces are left
+    // to PromQL (`rate()` of the counters); CPU, RAM and interfaces are the host's, so they
+    // carry no `task` label.
     for def in &crate::schema::FIELDS {
+        if def.rollup == Rollup::Rate {
+            continue;
+        }
         let mut samples = Vec::new();
         for r in &latest {
             for reading in r.readings.iter().filter(|x| x.field == def.field) {
-                let mut labels = vec![("agent", r.agent.as_str()), ("task", r.task.as_str())];
+                let mut labels = vec![("agent", r.agent.as_str())];
                 match def.sample {
                     SampleKind::Ping | SampleKind::Iperf => {
+                        labels.push(("task", r.task.as_str()));
                         if let Some(t) = &r.target {
                             labels.push(("destination", t.as_str()));
                         }
@@ -153,7 +176,12 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
                 samples.push((labels, reading.value / def.prometheus_divisor));
             }
         }
-        x.family(def.prometheus, "gauge", def.help, samples);
+        samples.sort_by(|a, b| a.0.cmp(&b.0));
+        let kind = match def.rollup {
+            Rollup::Counter => "counter",
+            Rollup::Gauge | Rollup::Rate => "gauge",
+        };
+        x.family(def.prometheus, kind, def.help, samples);
     }
     let mut last_report: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for r in &latest {
@@ -171,7 +199,7 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     );
 
     let s = &shared.store.stats();
-    let mut counters: Vec<(&str, &str, u64)> = vec![
+    let counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
             "Metrics reports stored since start.",
@@ -248,45 +276,135 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             endpoint.unknown_agents,
         ),
     ];
-    if let Some(forwarder) = &shared.alertmanager {
-        let f = forwarder.stats();
-        counters.extend([
-            (
-                "nms_alertmanager_alerts_sent_total",
-                "Alerts (firing, resolved or re-posted) Alertmanager accepted.",
-                f.sent.load(Ordering::Relaxed),
-            ),
-            (
-                "nms_alertmanager_requests_failed_total",
-                "Posts to Alertmanager that failed (retried unless refused).",
-                f.failed_requests.load(Ordering::Relaxed),
-            ),
-            (
-                "nms_alertmanager_alerts_dropped_total",
-                "Alerts not forwarded: queue full, backlog too long, or refused.",
-                f.dropped.load(Ordering::Relaxed),
-            ),
-        ]);
-    }
     for (name, help, v) in counters {
         x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
     }
-    if let Some(forwarder) = &shared.alertmanager {
-        let status = forwarder.status();
-        x.family(
-            "nms_alertmanager_alerts_pending",
-            "gauge",
-            "Alerts waiting to be posted to Alertmanager.",
-            vec![(Vec::new(), status.pending as f64)],
-        );
-        x.family(
-            "nms_alertmanager_alerts_firing",
-            "gauge",
-            "Alerts forwarded to Alertmanager that are still firing.",
-            vec![(Vec::new(), status.firing as f64)],
-        );
-    }
+    alerts_into(&mut x, alerts);
+    alertmanager_families(&mut x, shared);
     x.out
+}
+
+/// The firing alerts' series, computed outside the state lock.
+struct AlertFamilies {
+    /// One per firing alert no silence holds back: its Alertmanager labels.
+    firing: Vec<BTreeMap<String, String>>,
+    silenced: usize,
+    silences_active: usize,
+}
+
+fn alert_families(shared: &Shared) -> AlertFamilies {
+    let now = crate::log::now_ms();
+    let all = shared.firing().all();
+    let silences = shared.silences();
+    let mut firing = Vec::new();
+    let mut silenced = 0;
+    for a in &all {
+        if silences.silencing(&a.record, now).is_some() {
+            silenced += 1;
+        } else {
+            firing.push(super::alertmanager::labels(&a.record));
+        }
+    }
+    firing.sort();
+    let silences_active = silences.all().iter().filter(|s| s.active(now)).count();
+    AlertFamilies {
+        firing,
+        silenced,
+        silences_active,
+    }
+}
+
+/// `nms_alert_firing{alertname, agent, ...} 1` per alert firing and not silenced (the labels
+/// are those Alertmanager gets), and the counts held back.
+fn alerts_into(x: &mut Exposition, alerts: AlertFamilies) {
+    let samples: Vec<(Labels<'_>, f64)> = alerts
+        .firing
+        .iter()
+        .map(|labels| {
+            let l: Labels<'_> = labels
+                .iter()
+                .filter_map(|(k, v)| Some((label_name(k)?, v.as_str())))
+                .collect();
+            (l, 1.0)
+        })
+        .collect();
+    x.family(
+        "nms_alert_firing",
+        "gauge",
+        "An alert firing now that no silence holds back (1), with the labels Alertmanager gets.",
+        samples,
+    );
+    x.family(
+        "nms_alerts_silenced",
+        "gauge",
+        "Alerts firing now that a silence holds back.",
+        vec![(Vec::new(), alerts.silenced as f64)],
+    );
+    x.family(
+        "nms_silences_active",
+        "gauge",
+        "Silences in force now.",
+        vec![(Vec::new(), alerts.silences_active as f64)],
+    );
+}
+
+/// The label names alerts carry, as the `'static` names the exposition writes.
+fn label_name(name: &str) -> Option<&'static str> {
+    const NAMES: [&str; 10] = [
+        "alertname",
+        "agent",
+        "task",
+        "kind",
+        "severity",
+        "rule",
+        "interface",
+        "tool",
+        "target",
+        "subject",
+    ];
+    NAMES.into_iter().find(|n| *n == name)
+}
+
+/// The forwarders' counters and gauges, one series per Alertmanager (label `alertmanager`,
+/// its URL without credentials).
+fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
+    let statuses: Vec<_> = shared.alertmanagers.iter().map(|f| f.status()).collect();
+    let per = |pick: fn(&super::alertmanager::ForwardStatus) -> u64| -> Vec<(Labels<'_>, f64)> {
+        statuses
+            .iter()
+            .map(|s| (vec![("alertmanager", s.url.as_str())], pick(s) as f64))
+            .collect()
+    };
+    x.family(
+        "nms_alertmanager_alerts_sent_total",
+        "counter",
+        "Alerts (firing, resolved or re-posted) Alertmanager accepted.",
+        per(|s| s.sent),
+    );
+    x.family(
+        "nms_alertmanager_requests_failed_total",
+        "counter",
+        "Posts to Alertmanager that failed (retried unless refused).",
+        per(|s| s.failed_requests),
+    );
+    x.family(
+        "nms_alertmanager_alerts_dropped_total",
+        "counter",
+        "Alerts not forwarded: queue full, backlog too long, or refused.",
+        per(|s| s.dropped),
+    );
+    x.family(
+        "nms_alertmanager_alerts_pending",
+        "gauge",
+        "Alerts waiting to be posted to Alertmanager.",
+        per(|s| s.pending),
+    );
+    x.family(
+        "nms_alertmanager_alerts_firing",
+        "gauge",
+        "Alerts forwarded to Alertmanager that are still firing.",
+        per(|s| s.firing),
+    );
 }
 
 /// Whether a stored record belongs to a task and target that are still measured: the task is

@@ -28,6 +28,13 @@ pub struct AlertRecord {
     /// When this alert stopped firing, once a resolution arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_ms: Option<u64>,
+    /// What the alert is about within its rule (an interface, `ping`, `iperf`), as raised.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    /// The destination its ping or iperf figures were measured towards, when the server knew
+    /// it (`subject` is `ping` or `iperf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -50,6 +57,8 @@ impl AlertRecord {
             received_ms,
             resolves: alert.resolves,
             resolved_ms: None,
+            subject: alert.subject.clone(),
+            target: None,
         }
     }
 }

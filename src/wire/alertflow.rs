@@ -14,6 +14,20 @@ use super::packet::{MAX_AGENT_ID, MAX_NAME_LEN, VERSION, verify_tag};
 use super::tag::{self, Key, TAG_LEN};
 use serde::{Deserialize, Serialize};
 
+/// Longest subject of an alert (an interface name, a target).
+pub const MAX_SUBJECT_LEN: usize = 255;
+
+/// `subject` cut to [`MAX_SUBJECT_LEN`] bytes (at a character boundary), so any alert encodes.
+pub fn clip_subject(subject: &str) -> String {
+    if subject.len() <= MAX_SUBJECT_LEN {
+        return subject.to_string();
+    }
+    let mut end = MAX_SUBJECT_LEN;
+    while !subject.is_char_boundary(end) {
+        end -= 1;
+    }
+    subject[..end].to_string()
+}
 /// Largest value of the length field.
 pub const MAX_FRAME_LEN: usize = 65536;
 /// Smallest value of the length field: type byte, agent id, ALERT_ACK id, tag.
@@ -28,7 +42,7 @@ pub enum FrameType {
 }
 
 /// The kinds of alert. The first seven are the original design's alert types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertType {
     Cpu = 1,
@@ -149,6 +163,12 @@ pub struct Alert {
     pub time_ms: u64,
     pub rule: String,
     pub message: String,
+    /// What the alert is about within its rule, when the rule fires once per thing: an
+    /// interface name, `ping` or `iperf` (a threshold on both tools), a rule's own name for
+    /// it; empty otherwise. With agent, task, kind and rule it names the alert across
+    /// episodes (Alertmanager's labels).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -214,6 +234,7 @@ impl Frame {
                 out.put_u64(a.time_ms);
                 out.put_string(&a.rule);
                 out.put_string(&a.message);
+                out.put_string(&a.subject);
             }
             FrameBody::AlertAck { alert_id } => out.put_u64(*alert_id),
         }
@@ -321,6 +342,7 @@ impl Frame {
                     time_ms: crate::wire::packet::time_u64(&mut r, "time")?,
                     rule: r.string("rule name", MAX_STRING_LEN)?,
                     message: r.string("message", MAX_STRING_LEN)?,
+                    subject: r.string("subject", MAX_SUBJECT_LEN)?,
                 })
             }
             FrameType::AlertAck => FrameBody::AlertAck {

@@ -3,7 +3,9 @@
 //! A report names its task by number and its measurement time, then lists samples. Each sample
 //! is a kind byte followed by fixed-width `f32` values; a value that could not be measured (an
 //! RTT when every ping was lost, a UDP-only figure for a TCP test) is NaN on the wire and `null`
-//! in JSON. An interface sample also carries the interface's link state ([`LinkState`]).
+//! in JSON. An interface sample also carries the interface's link state ([`LinkState`]) and
+//! the kernel's raw counters ([`InterfaceCounters`]), and a ping sample the echo requests sent
+//! and replies received so far: `varint`s, so Prometheus can be given real `_total` counters.
 
 use super::codec::{DecodeError, Reader, Writer, invalid};
 use super::task::{Transport, bounded_count, transport};
@@ -38,6 +40,9 @@ pub enum Sample {
         packets_per_sec: f32,
         bytes_per_sec: f32,
         errors_per_sec: f32,
+        /// The interface's counters since it appeared (receive and transmit apart).
+        #[serde(default)]
+        counters: InterfaceCounters,
     },
     Ping {
         rtt_min_ms: f32,
@@ -45,6 +50,12 @@ pub enum Sample {
         rtt_max_ms: f32,
         jitter_ms: f32,
         loss_percent: f32,
+        /// Echo requests sent, and replies received, by this work item since the agent started
+        /// it (counters: they start again at 0 with the agent or a new version of the task).
+        #[serde(default)]
+        sent: u64,
+        #[serde(default)]
+        received: u64,
     },
     Iperf {
         transport: Transport,
@@ -56,6 +67,84 @@ pub enum Sample {
         jitter_ms: f32,
         loss_percent: f32,
     },
+}
+
+/// An interface's raw counters, as the kernel keeps them (`/proc/net/dev`,
+/// `/sys/class/net/IF/statistics`); `None` when the host does not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InterfaceCounters {
+    pub rx_bytes: Option<u64>,
+    pub tx_bytes: Option<u64>,
+    pub rx_packets: Option<u64>,
+    pub tx_packets: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub tx_errors: Option<u64>,
+    pub rx_dropped: Option<u64>,
+    pub tx_dropped: Option<u64>,
+}
+
+impl InterfaceCounters {
+    /// The counters in wire order (bit 0 of the presence byte first).
+    pub fn all(&self) -> [Option<u64>; 8] {
+        [
+            self.rx_bytes,
+            self.tx_bytes,
+            self.rx_packets,
+            self.tx_packets,
+            self.rx_errors,
+            self.tx_errors,
+            self.rx_dropped,
+            self.tx_dropped,
+        ]
+    }
+
+    fn from_all(v: [Option<u64>; 8]) -> Self {
+        InterfaceCounters {
+            rx_bytes: v[0],
+            tx_bytes: v[1],
+            rx_packets: v[2],
+            tx_packets: v[3],
+            rx_errors: v[4],
+            tx_errors: v[5],
+            rx_dropped: v[6],
+            tx_dropped: v[7],
+        }
+    }
+
+    /// `u8` presence bits (bit i: counter i follows), then each present counter as a varint.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let all = self.all();
+        let bits = all
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_some())
+            .fold(0u8, |b, (i, _)| b | (1 << i));
+        out.put_u8(bits);
+        for v in all.into_iter().flatten() {
+            out.put_varint(v);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        const NAMES: [&str; 8] = [
+            "received bytes",
+            "transmitted bytes",
+            "received packets",
+            "transmitted packets",
+            "receive errors",
+            "transmit errors",
+            "received drops",
+            "transmit drops",
+        ];
+        let bits = r.u8("counter presence bits")?;
+        let mut all = [None; 8];
+        for (i, slot) in all.iter_mut().enumerate() {
+            if bits & (1 << i) != 0 {
+                *slot = Some(r.varint(NAMES[i])?);
+            }
+        }
+        Ok(InterfaceCounters::from_all(all))
+    }
 }
 
 /// An interface's operational state: set up or down (`ip link set IF up|down`), and with or
@@ -125,6 +214,7 @@ impl Sample {
                 packets_per_sec,
                 bytes_per_sec,
                 errors_per_sec,
+                counters,
             } => {
                 out.put_u8(KIND_INTERFACE);
                 out.put_string(name);
@@ -132,6 +222,7 @@ impl Sample {
                 out.put_f32(*packets_per_sec);
                 out.put_f32(*bytes_per_sec);
                 out.put_f32(*errors_per_sec);
+                counters.encode(out);
             }
             Sample::Ping {
                 rtt_min_ms,
@@ -139,11 +230,15 @@ impl Sample {
                 rtt_max_ms,
                 jitter_ms,
                 loss_percent,
+                sent,
+                received,
             } => {
                 out.put_u8(KIND_PING);
                 for v in [rtt_min_ms, rtt_avg_ms, rtt_max_ms, jitter_ms, loss_percent] {
                     out.put_f32(*v);
                 }
+                out.put_varint(*sent);
+                out.put_varint(*received);
             }
             Sample::Iperf {
                 transport,
@@ -196,15 +291,35 @@ impl Sample {
                     packets_per_sec: value(r, "packets per second")?,
                     bytes_per_sec: value(r, "bytes per second")?,
                     errors_per_sec: value(r, "errors per second")?,
+                    counters: InterfaceCounters::decode(r)?,
                 }
             }
-            KIND_PING => Sample::Ping {
-                rtt_min_ms: value(r, "rtt min")?,
-                rtt_avg_ms: value(r, "rtt avg")?,
-                rtt_max_ms: value(r, "rtt max")?,
-                jitter_ms: value(r, "jitter")?,
-                loss_percent: value(r, "loss percent")?,
-            },
+            KIND_PING => {
+                let rtt_min_ms = value(r, "rtt min")?;
+                let rtt_avg_ms = value(r, "rtt avg")?;
+                let rtt_max_ms = value(r, "rtt max")?;
+                let jitter_ms = value(r, "jitter")?;
+                let loss_percent = value(r, "loss percent")?;
+                let sent = r.varint("echo requests sent")?;
+                let received_at = r.offset();
+                let received = r.varint("echo replies received")?;
+                if received > sent {
+                    return Err(invalid(
+                        "echo replies received",
+                        received_at,
+                        format!("{received} is more than the {sent} requests sent"),
+                    ));
+                }
+                Sample::Ping {
+                    rtt_min_ms,
+                    rtt_avg_ms,
+                    rtt_max_ms,
+                    jitter_ms,
+                    loss_percent,
+                    sent,
+                    received,
+                }
+            }
             KIND_IPERF => {
                 let transport = transport(r)?;
                 Sample::Iperf {

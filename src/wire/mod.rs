@@ -11,7 +11,8 @@ pub mod task;
 
 pub use alertflow::{Alert, AlertType, Frame, FrameBody, Severity};
 pub use codec::DecodeError;
-pub use metrics::{LinkState, MetricsReport, Sample};
+
+pub use metrics::{InterfaceCounters, LinkState, MetricsReport, Sample};
 pub use packet::{
     Ack, Body, Cancel, Fragment, Header, Heartbeat, Message, Noack, NoackReason, Packet,
     PacketType, Registered, Registration,

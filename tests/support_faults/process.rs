@@ -154,20 +154,20 @@ pub struct AgentLog {
 }
 
 impl AgentLog {
-    /// Reads the lines `TIME KIND TEXT...` the agent writes.
+    /// Reads the lines `TIME LEVEL KIND TEXT...` the agent writes.
     pub fn parse(text: &str) -> AgentLog {
         let mut log = AgentLog::default();
         for line in text.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                [_, "REPORT", task, time] => {
+                [_, _, "REPORT", task, time] => {
                     if let Ok(t) = time.parse() {
                         log.reports.push((task.to_string(), t));
                     }
                 }
-                [_, "RAISED", id, ..] => log.raised.push(id.to_string()),
-                [_, "REGISTERED", ..] => log.registered = true,
-                [_, "TASK", task, ..] => log.tasks.push(task.to_string()),
+                [_, _, "RAISED", id, ..] => log.raised.push(id.to_string()),
+                [_, _, "REGISTERED", ..] => log.registered = true,
+                [_, _, "TASK", task, ..] => log.tasks.push(task.to_string()),
                 _ => {}
             }
         }

@@ -7,8 +7,9 @@
 use nms::wire::packet::{CAP_IPERF3, CAP_PING, RefusalReason, Refused};
 use nms::wire::{
     Ack, Alert, AlertConditions, AlertType, Body, Cancel, Decoded, Fragment, Frame, FrameBody,
-    Heartbeat, Key, LinkState, Message, MetricsReport, Noack, NoackReason, Packet, PacketType,
-    Registered, Registration, RuleSource, Sample, Severity, TaskAssignment, Transport, WorkItem,
+    Heartbeat, InterfaceCounters, Key, LinkState, Message, MetricsReport, Noack, NoackReason,
+    Packet, PacketType, Registered, Registration, RuleSource, Sample, Severity, TaskAssignment,
+    Transport, WorkItem,
 };
 use std::path::PathBuf;
 
@@ -90,23 +91,61 @@ fn task(task_number: u32, task_id: &str, item: WorkItem, conditions: AlertCondit
     })
 }
 
-fn interface(name: &str, packets: f32, bytes: f32, errors: f32) -> Sample {
+fn interface(
+    name: &str,
+    packets: f32,
+    bytes: f32,
+    errors: f32,
+    counters: InterfaceCounters,
+) -> Sample {
     Sample::Interface {
         name: name.to_string(),
         state: LinkState::Up,
         packets_per_sec: packets,
         bytes_per_sec: bytes,
         errors_per_sec: errors,
+        counters,
     }
 }
 
-fn ping(min: f32, avg: f32, max: f32, jitter: f32, loss: f32) -> Sample {
+#[allow(clippy::too_many_arguments)]
+fn ping(min: f32, avg: f32, max: f32, jitter: f32, loss: f32, sent: u64, received: u64) -> Sample {
     Sample::Ping {
         rtt_min_ms: min,
         rtt_avg_ms: avg,
         rtt_max_ms: max,
         jitter_ms: jitter,
         loss_percent: loss,
+        sent,
+        received,
+    }
+}
+
+/// eth0's counters in the examples: all eight, as Linux tells them.
+fn eth0_counters() -> InterfaceCounters {
+    InterfaceCounters {
+        rx_bytes: Some(84_213_337_612),
+        tx_bytes: Some(19_734_220_118),
+        rx_packets: Some(61_402_117),
+        tx_packets: Some(28_311_906),
+        rx_errors: Some(0),
+        tx_errors: Some(0),
+        rx_dropped: Some(14),
+        tx_dropped: Some(0),
+    }
+}
+
+/// eth1's: no drop counters (a host that does not tell them).
+fn eth1_counters() -> InterfaceCounters {
+    InterfaceCounters {
+        rx_dropped: None,
+        tx_dropped: None,
+        rx_bytes: Some(1_048_576),
+        tx_bytes: Some(524_288),
+        rx_packets: Some(2048),
+        tx_packets: Some(1024),
+        rx_errors: Some(0),
+        tx_errors: Some(1),
     }
 }
 
@@ -259,9 +298,9 @@ pub fn golden_packets() -> Vec<Golden> {
                     samples: vec![
                         Sample::Cpu { percent: 37.5 },
                         Sample::Ram { percent: 61.25 },
-                        interface("eth0", 1520.0, 1_250_000.0, 0.0),
-                        interface("eth1", 88.5, 42_600.0, 0.0),
-                        ping(0.412, 0.583, 0.91, 0.121, 0.0),
+                        interface("eth0", 1520.0, 1_250_000.0, 0.0, eth0_counters()),
+                        interface("eth1", 88.5, 42_600.0, 0.0, eth1_counters()),
+                        ping(0.412, 0.583, 0.91, 0.121, 0.0, 30, 30),
                     ],
                 }),
             ),
@@ -291,7 +330,7 @@ pub fn golden_packets() -> Vec<Golden> {
                 Message::Metrics(MetricsReport {
                     task_number: 3,
                     time_ms: T0 + 20_000,
-                    samples: vec![ping(f32::NAN, f32::NAN, f32::NAN, f32::NAN, 100.0)],
+                    samples: vec![ping(f32::NAN, f32::NAN, f32::NAN, f32::NAN, 100.0, 3, 0)],
                 }),
             ),
         ),
@@ -396,6 +435,7 @@ pub fn golden_packets() -> Vec<Golden> {
                     time_ms: T0 + 40_000,
                     rule: "cpu_usage".to_string(),
                     message: "CPU usage 97.5% is above 80%".to_string(),
+                    subject: String::new(),
                 }),
             }),
         ),
@@ -416,6 +456,7 @@ pub fn golden_packets() -> Vec<Golden> {
                     time_ms: T0 + 40_000,
                     rule: "cpu_usage".to_string(),
                     message: "CPU usage 97.5% is above 80%".to_string(),
+                    subject: String::new(),
                 }),
             }),
             keyed: true,

@@ -7,7 +7,6 @@ use super::escape::Escaped;
 use super::format;
 use super::series::{Graph, Samples};
 use super::{AgentStatus, REFRESH_S, StatusPage};
-use crate::store::AlertRecord;
 use crate::wire::Severity;
 use std::fmt::Write;
 
@@ -66,10 +65,12 @@ pub fn render(page: &StatusPage) -> String {
     header(&mut out, page);
     out.push_str("<main>\n");
     agent_table(&mut out, page);
+    firing(&mut out, page);
+    silences(&mut out, page);
+    alerts(&mut out, page);
     for agent in &page.agents {
         agent_graphs(&mut out, page, agent);
     }
-    alerts(&mut out, &page.alerts);
     out.push_str("</main>\n</body>\n</html>\n");
     out
 }
@@ -225,13 +226,93 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-fn alerts(out: &mut String, alerts: &[AlertRecord]) {
+/// Who acknowledged an alert, for a table cell.
+fn acknowledged(page: &StatusPage, alert_id: u64) -> String {
+    match page.acks.get(&alert_id) {
+        Some(ack) => format!(
+            r#"<span title="{} UTC">{}</span>{}"#,
+            format::date_time(ack.at_ms),
+            Escaped(&ack.by),
+            if ack.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", Escaped(&ack.comment))
+            }
+        ),
+        None => "–".to_string(),
+    }
+}
+
+/// The alerts firing now (those no silence holds back).
+fn firing(out: &mut String, page: &StatusPage) {
+    out.push_str("<section id=\"firing\">\n<h2>Firing</h2>\n");
+    let held = if page.silenced > 0 {
+        format!(
+            " {} silenced (see Silences).",
+            plural(page.silenced, "alert is", "alerts are")
+        )
+    } else {
+        String::new()
+    };
+    if page.firing.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Nothing is firing.{held}</p>\n</section>"
+        );
+        return;
+    }
+    if !held.is_empty() {
+        let _ = writeln!(out, "<p class=\"muted\">{}</p>", held.trim());
+    }
+    out.push_str("<table>\n<thead><tr><th>Since (UTC)</th><th>Agent</th><th>Task</th><th>Kind</th><th>Severity</th><th>Message</th><th>Acknowledged</th><th>Alert</th></tr></thead>\n<tbody>\n");
+    for a in &page.firing {
+        let r = &a.record;
+        let _ = writeln!(
+            out,
+            r#"<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class="severity {sev}">{sev}</span></td><td>{}</td><td>{}</td><td class="nowrap"><code>{:016x}</code></td></tr>"#,
+            format::date_time(a.since_ms),
+            Escaped(&r.agent),
+            Escaped(&r.task),
+            r.kind.kind(),
+            Escaped(&r.message),
+            acknowledged(page, r.alert_id),
+            r.alert_id,
+            sev = severity(r.severity),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// Silences in force and to come.
+fn silences(out: &mut String, page: &StatusPage) {
+    if page.silences.is_empty() {
+        return;
+    }
+    out.push_str("<section id=\"silences\">\n<h2>Silences</h2>\n<table>\n<thead><tr><th>Matches</th><th>State</th><th>From (UTC)</th><th>Until (UTC)</th><th>By</th><th>Comment</th><th>Silence</th></tr></thead>\n<tbody>\n");
+    for s in &page.silences {
+        let _ = writeln!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td class="nowrap">{}</td><td class="nowrap">{}</td><td>{}</td><td>{}</td><td class="nowrap"><code>{}</code></td></tr>"#,
+            Escaped(&s.matchers.describe()),
+            s.state(page.now_ms),
+            format::date_time(s.starts_ms),
+            format::date_time(s.ends_ms),
+            Escaped(&s.created_by),
+            Escaped(&s.comment),
+            Escaped(&s.id),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn alerts(out: &mut String, page: &StatusPage) {
+    let alerts = &page.alerts;
     out.push_str("<section id=\"alerts\">\n<h2>Recent alerts</h2>\n");
     if alerts.is_empty() {
         out.push_str("<p class=\"muted\">No alerts.</p>\n</section>\n");
         return;
     }
-    out.push_str("<table>\n<thead><tr><th>Time (UTC)</th><th>Agent</th><th>Kind</th><th>Severity</th><th>Value / threshold</th><th>Rule</th><th>Message</th><th>Resolved (UTC)</th></tr></thead>\n<tbody>\n");
+    out.push_str("<table>\n<thead><tr><th>Time (UTC)</th><th>Agent</th><th>Kind</th><th>Severity</th><th>Value / threshold</th><th>Rule</th><th>Message</th><th>Resolved (UTC)</th><th>Acknowledged</th></tr></thead>\n<tbody>\n");
     for a in alerts {
         // Info alerts (an agent reporting again) are notices: they do not fire, so never resolve.
         let resolved = match a.resolved_ms {
@@ -241,7 +322,7 @@ fn alerts(out: &mut String, alerts: &[AlertRecord]) {
         };
         let _ = writeln!(
             out,
-            r#"<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td><span class="severity {sev}">{sev}</span></td><td class="number">{} / {}</td><td>{}</td><td>{}</td><td class="nowrap">{resolved}</td></tr>"#,
+            r#"<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td><span class="severity {sev}">{sev}</span></td><td class="number">{} / {}</td><td>{}</td><td>{}</td><td class="nowrap">{resolved}</td><td>{}</td></tr>"#,
             format::date_time(a.time_ms),
             Escaped(&a.agent),
             a.kind.kind(),
@@ -249,6 +330,7 @@ fn alerts(out: &mut String, alerts: &[AlertRecord]) {
             format::measured(a.threshold),
             Escaped(&a.rule),
             Escaped(&a.message),
+            acknowledged(page, a.alert_id),
             sev = severity(a.severity),
         );
     }
@@ -259,6 +341,7 @@ fn alerts(out: &mut String, alerts: &[AlertRecord]) {
 mod tests {
     use super::*;
     use crate::server::page::series::{Metric, Point};
+    use crate::store::AlertRecord;
     use crate::wire::AlertType;
 
     /// 2025-11-27 09:40:00 UTC.
@@ -291,6 +374,8 @@ mod tests {
             received_ms: time_ms,
             resolves: 0,
             resolved_ms,
+            subject: String::new(),
+            target: None,
         }
     }
 
@@ -306,6 +391,10 @@ mod tests {
             metrics_stored: 12,
             alerts_stored: alerts.len() as u64,
             alerts,
+            firing: Vec::new(),
+            silenced: 0,
+            silences: Vec::new(),
+            acks: Default::default(),
         }
     }
 
@@ -409,5 +498,51 @@ mod tests {
                 .count()
                 >= 8
         );
+    }
+
+    #[test]
+    fn firing_alerts_silences_and_acknowledgements_come_before_the_graphs() {
+        let firing = alert(5, T0 - 5000, "RAM usage 42.5% is above 1%", None);
+        let mut p = page(
+            vec![agent(1, "local", true, vec![cpu()])],
+            vec![firing.clone()],
+        );
+        p.firing = vec![crate::server::firing::FiringAlert {
+            record: firing,
+            since_ms: T0 - 5000,
+        }];
+        p.silenced = 2;
+        p.silences = vec![crate::server::silence::Silence {
+            id: "00000000000000aa".into(),
+            matchers: crate::server::silence::Matchers {
+                agent: Some("edge-*".into()),
+                ..Default::default()
+            },
+            starts_ms: T0 - 1000,
+            ends_ms: T0 + 3_600_000,
+            comment: "router swap".into(),
+            created_by: "ops".into(),
+            created_ms: T0 - 1000,
+        }];
+        p.acks.insert(
+            5,
+            crate::server::ack::Acknowledgement {
+                by: "alice".into(),
+                at_ms: T0 - 100,
+                comment: "looking".into(),
+                alert_time_ms: T0 - 5000,
+            },
+        );
+        let html = render(&p);
+        let firing_at = html.find("<h2>Firing</h2>").unwrap();
+        let silences_at = html.find("<h2>Silences</h2>").unwrap();
+        let recent_at = html.find("<h2>Recent alerts</h2>").unwrap();
+        let graphs_at = html.find("<svg").unwrap();
+        assert!(firing_at < silences_at && silences_at < recent_at && recent_at < graphs_at);
+        assert!(html.contains("2 alerts are silenced"));
+        assert!(html.contains("agent=edge-*"));
+        assert!(html.contains("router swap"));
+        assert_eq!(html.matches("alice</span>: looking").count(), 2, "{html}");
+        assert!(html.contains("<code>0000000000000005</code>"));
     }
 }

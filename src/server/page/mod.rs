@@ -124,6 +124,14 @@ pub struct StatusPage {
     pub alerts_stored: u64,
     /// Newest first, at most [`RECENT_ALERTS`].
     pub alerts: Vec<AlertRecord>,
+    /// The alerts firing now that no silence holds back, oldest first.
+    pub firing: Vec<crate::server::firing::FiringAlert>,
+    /// Firing alerts a silence holds back.
+    pub silenced: usize,
+    /// Silences in force or still to come.
+    pub silences: Vec<crate::server::silence::Silence>,
+    /// Acknowledgements of the alerts shown, by alert id.
+    pub acks: std::collections::HashMap<u64, crate::server::ack::Acknowledgement>,
 }
 
 /// One agent's row and graphs.
@@ -167,6 +175,8 @@ impl StatusPage {
                 .collect();
             (agents, state.dispatch.tasks().count())
         };
+        let mut agents = agents;
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
         let step_ms = range.step_ms();
         let mut newest_ms = now_ms;
         let mut tier = crate::store::query::tier_for(
@@ -209,6 +219,28 @@ impl StatusPage {
             })
             .unwrap_or_default();
         alerts.reverse();
+        let (firing, silenced) = {
+            let all = shared.firing().all();
+            let silences = shared.silences();
+            let (held, shown): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|a| silences.silencing(&a.record, now_ms).is_some());
+            (shown, held.len())
+        };
+        let silences: Vec<_> = shared
+            .silences()
+            .all()
+            .into_iter()
+            .filter(|s| s.ends_ms > now_ms)
+            .collect();
+        let acks = {
+            let acks = shared.acks();
+            alerts
+                .iter()
+                .chain(firing.iter().map(|a| &a.record))
+                .filter_map(|r| Some((r.alert_id, acks.get(r.alert_id)?.clone())))
+                .collect()
+        };
         let stats = shared.store.stats();
         StatusPage {
             now_ms,
@@ -221,6 +253,10 @@ impl StatusPage {
             metrics_stored: stats.metrics_stored,
             alerts_stored: stats.alerts_stored,
             alerts,
+            firing,
+            silenced,
+            silences,
+            acks,
         }
     }
 

@@ -1,0 +1,537 @@
+//! One Alertmanager to post to: its base URL (`http://` or `https://`), its credentials
+//! (basic or bearer, from a file, or basic from the URL's `user:password@`) and, for https,
+//! the certificates its certificate is checked against (the system's, plus an optional CA
+//! file). [`Target::post`] sends one JSON body on a fresh connection (hyper over async-net, TLS
+//! by rustls). Credentials never appear in a log line, an error or `/api/status`: the URL shown
+//! everywhere is [`Target::url`], without them.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Uri, header};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long to wait for the TCP connection (and the TLS handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the answer once connected.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes of an answer read (Alertmanager answers with little or nothing).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Why an Alertmanager target cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "--alertmanager {url:?}: {reason}; give Alertmanager's base URL, e.g. http://127.0.0.1:9093"
+    )]
+    BadUrl { url: String, reason: String },
+    #[error("{path}: {reason}")]
+    Credentials { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    Certificates { path: String, reason: String },
+}
+
+/// How nms proves who it is to Alertmanager (or a proxy in front of it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+impl Auth {
+    /// Reads `bearer TOKEN` or `basic USER:PASSWORD` (one line; `#` comments and blank lines
+    /// around it are ignored).
+    pub fn read(path: &Path) -> Result<Auth, TargetError> {
+        let shown = path.display().to_string();
+        let bad = |reason: String| TargetError::Credentials {
+            path: shown.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read the Alertmanager credentials: {e}")))?;
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .ok_or_else(|| bad("empty: write `bearer TOKEN` or `basic USER:PASSWORD`".into()))?;
+        let (scheme, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let value = value.trim();
+        match scheme.to_ascii_lowercase().as_str() {
+            "bearer" if !value.is_empty() => Ok(Auth::Bearer(value.to_string())),
+            "basic" => match value.split_once(':') {
+                Some((user, password)) if !user.is_empty() => Ok(Auth::Basic {
+                    user: user.to_string(),
+                    password: password.to_string(),
+                }),
+                _ => Err(bad("`basic` needs USER:PASSWORD".into())),
+            },
+            _ => Err(bad(
+                "not `bearer TOKEN` or `basic USER:PASSWORD` (the first word says which)".into(),
+            )),
+        }
+    }
+
+    /// The `Authorization` header's value.
+    fn header(&self) -> String {
+        match self {
+            Auth::Bearer(token) => format!("Bearer {token}"),
+            Auth::Basic { user, password } => {
+                format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
+            }
+        }
+    }
+}
+
+/// Standard base64 with padding (for the basic credentials).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One Alertmanager.
+#[derive(Clone)]
+pub struct Target {
+    /// The base URL without credentials: what logs and `/api/status` show.
+    url: String,
+    host: String,
+    port: u16,
+    /// `host[:port]` for the `Host` header.
+    authority: String,
+    /// The base URL's path, without a trailing `/`.
+    prefix: String,
+    auth: Option<Auth>,
+    /// Present for https.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+            && self.auth == other.auth
+            && self.tls.is_some() == other.tls.is_some()
+    }
+}
+
+impl Target {
+    /// A target from its base URL (`http[s]://[user:password@]HOST[:PORT][/PATH]`), the
+    /// credentials file (which wins over credentials in the URL) and, for https, a file of
+    /// extra CA certificates (PEM).
+    pub fn new(
+        url: &str,
+        auth_file: Option<&Path>,
+        ca_file: Option<&Path>,
+    ) -> Result<Target, TargetError> {
+        let bad = |reason: &str| TargetError::BadUrl {
+            // Never repeat credentials, even in an error.
+            url: without_credentials(url),
+            reason: reason.to_string(),
+        };
+        let uri: Uri = url.trim().parse().map_err(|_| bad("not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(_) => return Err(bad("only http:// and https:// are supported")),
+            None => return Err(bad("it has no http:// or https:// scheme")),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("it has no host"))?;
+        if uri.query().is_some() {
+            return Err(bad("a base URL has no query"));
+        }
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let (userinfo, host_and_port) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let after_host = host_and_port
+            .rsplit_once(']')
+            .map_or(host_and_port, |(_, rest)| rest);
+        let port = match after_host.rsplit_once(':') {
+            None => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some((_, p)) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(bad("its port is not a number from 1 to 65535")),
+            },
+        };
+        let mut auth = match userinfo {
+            Some(info) => {
+                let (user, password) = info.split_once(':').unwrap_or((info, ""));
+                Some(Auth::Basic {
+                    user: percent_decode(user),
+                    password: percent_decode(password),
+                })
+            }
+            None => None,
+        };
+        if let Some(path) = auth_file {
+            auth = Some(Auth::read(path)?);
+        }
+        let prefix = uri.path().trim_end_matches('/').to_string();
+        let scheme = if https { "https" } else { "http" };
+        let tls = if https {
+            Some(Arc::new(tls_config(ca_file)?))
+        } else {
+            None
+        };
+        Ok(Target {
+            url: format!("{scheme}://{host_and_port}{prefix}"),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            authority: host_and_port.to_string(),
+            prefix,
+            auth,
+            tls,
+        })
+    }
+
+    /// The base URL, without credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// POSTs a JSON body to `path` (after the base URL's own path); any status below 300 is
+    /// success.
+    pub async fn post(&self, path: &str, body: Bytes) -> Result<(), PostError> {
+        let address = format!("{}:{}", self.host, self.port);
+        let tcp = within(CONNECT_TIMEOUT, async {
+            async_net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| PostError::Connect {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(PostError::Timeout {
+                address: address.clone(),
+            })
+        })?;
+        let request = self.request(path, body)?;
+        let exchange = async {
+            match &self.tls {
+                None => exchange(tcp, request).await,
+                Some(config) => {
+                    let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
+                        |e| PostError::Tls {
+                            address: address.clone(),
+                            reason: format!("{:?} is not a server name: {e}", self.host),
+                        },
+                    )?;
+                    let tls = futures_rustls::TlsConnector::from(config.clone())
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| PostError::Tls {
+                            address: address.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    exchange(tls, request).await
+                }
+            }
+        };
+        within(RESPONSE_TIMEOUT, exchange)
+            .await
+            .unwrap_or(Err(PostError::Timeout { address }))
+    }
+
+    fn request(&self, path: &str, body: Bytes) -> Result<Request<Full<Bytes>>, PostError> {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path}", self.prefix))
+            .header(header::HOST, self.authority.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("nms/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(auth) = &self.auth {
+            builder = builder.header(header::AUTHORIZATION, auth.header());
+        }
+        builder.body(Full::new(body)).map_err(|e| PostError::Http {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Why a post failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    #[error("cannot connect to {address} ({reason}): is Alertmanager running?")]
+    Connect { address: String, reason: String },
+    #[error("{address}: no answer within the time allowed: is Alertmanager running?")]
+    Timeout { address: String },
+    #[error("TLS with {address} failed: {reason}")]
+    Tls { address: String, reason: String },
+    #[error("the HTTP exchange failed: {reason}")]
+    Http { reason: String },
+    #[error("Alertmanager answered {status}: {message}")]
+    Status { status: u16, message: String },
+}
+
+impl PostError {
+    /// Whether a later try may succeed (Alertmanager down, overloaded, restarting); a refusal
+    /// of the request itself (400, 401, ...) or a certificate that does not check never will.
+    pub fn retryable(&self) -> bool {
+        match self {
+            PostError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            PostError::Tls { .. } => false,
+            _ => true,
+        }
+    }
+}
+
+/// `work`'s output, or `None` after `limit`.
+async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(work.await) }, async {
+        async_io::Timer::after(limit).await;
+        None
+    })
+    .await
+}
+
+async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<(), PostError>
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+{
+    let http = |e: &dyn std::fmt::Display| PostError::Http {
+        reason: e.to_string(),
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
+            .await
+            .map_err(|e| http(&e))?;
+    let ask = async move {
+        let response = sender.send_request(request).await.map_err(|e| http(&e))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        drop(sender);
+        if status >= 300 {
+            let text = String::from_utf8_lossy(&body);
+            let text = crate::log::escape_controls(text.trim()).into_owned();
+            return Err(PostError::Status {
+                status,
+                message: if text.is_empty() {
+                    "(no message)".into()
+                } else {
+                    text.chars().take(300).collect()
+                },
+            });
+        }
+        Ok(())
+    };
+    let (result, _closed) = futures_lite::future::zip(ask, connection).await;
+    result
+}
+
+/// The certificates an https Alertmanager is checked against: the system's, and `ca_file`'s.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TargetError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let shown = path.display().to_string();
+        let bad = |reason: String| TargetError::Certificates {
+            path: shown.clone(),
+            reason,
+        };
+        let mut added = 0;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(format!("cannot read the CA certificates: {e}")))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("a certificate is not usable as a CA: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(
+                "no certificate in it (PEM, -----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Certificates {
+            path: "TLS".into(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// `url` with any `user:password@` removed.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{}", &rest[end..]),
+        None => url.to_string(),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_of_both_schemes_are_accepted_and_bad_ones_refused() {
+        let t = Target::new("http://127.0.0.1:9093", None, None).unwrap();
+        assert_eq!(
+            (t.url(), t.port, t.prefix.as_str()),
+            ("http://127.0.0.1:9093", 9093, "")
+        );
+        let t = Target::new("https://am.example.net/alertmanager/", None, None).unwrap();
+        assert_eq!(t.url(), "https://am.example.net/alertmanager");
+        assert_eq!((t.port, t.tls.is_some()), (443, true));
+        for bad in [
+            "127.0.0.1:9093",
+            "ftp://am:9093",
+            "http://",
+            "http://am/?x=1",
+            "",
+            "http://am:0",
+        ] {
+            let e = Target::new(bad, None, None).unwrap_err();
+            assert!(e.to_string().contains("http://127.0.0.1:9093"), "{e}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_are_never_shown() {
+        let t = Target::new("http://nms:s%40cret@am:9093", None, None).unwrap();
+        assert_eq!(t.url(), "http://am:9093");
+        assert_eq!(
+            t.auth,
+            Some(Auth::Basic {
+                user: "nms".into(),
+                password: "s@cret".into()
+            })
+        );
+        assert!(!format!("{t:?}").contains("cret"));
+        let e = Target::new("http://nms:secret@am:0", None, None).unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert_eq!(
+            without_credentials("https://u:p@h:1/x"),
+            "https://h:1/x".to_string()
+        );
+    }
+
+    #[test]
+    fn a_credentials_file_says_bearer_or_basic() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("am-auth");
+        std::fs::write(&file, "# for the proxy\nbearer abc.def\n").unwrap();
+        assert_eq!(Auth::read(&file).unwrap(), Auth::Bearer("abc.def".into()));
+        std::fs::write(&file, "basic nms:pa ss\n").unwrap();
+        let basic = Auth::read(&file).unwrap();
+        assert_eq!(basic.header(), format!("Basic {}", base64(b"nms:pa ss")));
+        std::fs::write(&file, "token abc\n").unwrap();
+        let e = Auth::read(&file).unwrap_err().to_string();
+        assert!(e.contains("bearer TOKEN"), "{e}");
+        assert!(!e.contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn base64_pads_as_the_standard_says() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, "not a certificate").unwrap();
+        let e = Target::new("https://am:9093", None, Some(&file)).unwrap_err();
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+    }
+}
