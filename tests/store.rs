@@ -640,3 +640,78 @@ fn a_second_process_cannot_open_a_store_in_use() {
     let err = second.err().expect("refused").to_string();
     assert!(err.contains("in use by another process"), "{err}");
 }
+
+/// Reads everything numbered after `after` in batches of `batch`, as remote write does; returns
+/// (agent, time, CPU) per report in the order read, and the last number seen.
+fn read_all(store: &Store, mut after: u64, batch: usize) -> (Vec<(String, u64, f64)>, u64) {
+    let mut out = Vec::new();
+    loop {
+        let read = store.read_sequenced(after, batch).expect("read in sequence");
+        for row in &read.rows {
+            assert!(row.seq > after, "{} read again after {after}", row.seq);
+            let key = store.series_key(row.series).expect("series known");
+            let cpu = row
+                .values
+                .iter()
+                .find(|(c, _)| store.column(*c).expect("column").field == Field::CpuPercent)
+                .map(|(_, v)| Field::CpuPercent.def().value(*v))
+                .expect("a CPU value");
+            out.push((key.agent, row.time_ms, cpu));
+        }
+        if read.through == after {
+            return (out, after);
+        }
+        after = read.through;
+    }
+}
+
+#[test]
+fn reports_are_read_in_the_order_they_were_accepted_from_the_head_chunks_and_after_a_restart() {
+    let f = Fixture::new();
+    let mut expected = Vec::new();
+    let (first, after_first) = {
+        let store = f.open();
+        assert_eq!(store.committed_seq(), 0);
+        for k in 0..30u64 {
+            let t = T0 + k * 1000;
+            let r = report(if k % 2 == 0 { "a" } else { "b" }, t, k);
+            expected.push((r.agent.clone(), t, r.value(Field::CpuPercent).unwrap()));
+            store.append(&[r], t).unwrap();
+        }
+        // A duplicate takes no number.
+        store.append(&[report("a", T0, 0)], T0 + 30_000).unwrap();
+        assert_eq!(store.committed_seq(), 30);
+        // Half of it moves into chunks.
+        f.set(T0 + 10 * 60_000);
+        store.maintain(f.now()).unwrap();
+        for k in 30..40u64 {
+            let t = T0 + 10 * 60_000 + k * 1000;
+            let r = report("a", t, k);
+            expected.push((r.agent.clone(), t, r.value(Field::CpuPercent).unwrap()));
+            store.append(&[r], t).unwrap();
+        }
+        let (seen, last) = read_all(&store, 0, 7);
+        assert_eq!(seen, expected, "head and chunks, in acceptance order");
+        assert_eq!(last, 40);
+        store.set_cursor("dest", 25).unwrap();
+        (seen, last)
+    };
+    assert_eq!(first.len(), 40);
+    // After a restart the numbers go on, the cursor is where it was left, and a report that
+    // comes a day late for an old hour is read after the ones before it.
+    f.set(T0 + DAY_MS);
+    let store = f.open();
+    assert_eq!(store.cursor("dest").unwrap(), Some(25));
+    assert_eq!(store.cursor("other").unwrap(), None);
+    assert_eq!(store.committed_seq(), after_first);
+    let late = report("c", T0 + 500, 99);
+    store.append(&[late], f.now()).unwrap();
+    store.maintain(f.now()).unwrap();
+    f.set(T0 + DAY_MS + HOUR_MS);
+    store.maintain(f.now()).unwrap();
+    let (seen, last) = read_all(&store, 25, 1000);
+    assert_eq!(last, 41);
+    let mut want: Vec<_> = expected[25..].to_vec();
+    want.push(("c".to_string(), T0 + 500, 99.5));
+    assert_eq!(seen, want);
+}

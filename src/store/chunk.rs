@@ -8,8 +8,11 @@
 use crate::schema::Field;
 use crate::wire::codec::{Reader, Writer};
 
-/// Layout version of both blob kinds.
+/// Layout version of both blob kinds; a raw chunk that carries ingestion sequence numbers is
+/// [`VERSION_SEQUENCED`].
 const VERSION: u8 = 1;
+/// A raw chunk with the ingestion sequence number of each report (after its times).
+const VERSION_SEQUENCED: u8 = 2;
 /// pco's effort (0-12; its default is 8): 6 compresses typical reports within a few percent
 /// of 8 at about half the time.
 const COMPRESSION_LEVEL: usize = 6;
@@ -46,6 +49,10 @@ pub struct RawChunk {
     pub columns: Vec<Column>,
     /// `values[c][i]`: column `c` of report `i`.
     pub values: Vec<Vec<Option<i64>>>,
+    /// The ingestion sequence number of each report (the order the store accepted them in,
+    /// what remote write follows), or empty when none is known (chunks written before
+    /// sequence numbers, bulk loads): then every report counts as sequence 0.
+    pub seqs: Vec<u64>,
 }
 
 fn compress(numbers: &[i64]) -> Result<Vec<u8>, ChunkError> {
@@ -139,12 +146,32 @@ impl RawChunk {
         self.times.is_empty()
     }
 
-    /// Encodes the chunk. Times are stored as offsets from the first.
+    /// The sequence number of report `i` (0 when unknown).
+    pub fn seq(&self, i: usize) -> u64 {
+        self.seqs.get(i).copied().unwrap_or(0)
+    }
+
+    /// The smallest and largest sequence numbers of the chunk ((0, 0) when none is known).
+    pub fn seq_range(&self) -> (u64, u64) {
+        let min = self.seqs.iter().min().copied().unwrap_or(0);
+        let max = self.seqs.iter().max().copied().unwrap_or(0);
+        (min, max)
+    }
+
+    /// Encodes the chunk. Times are stored as offsets from the first; sequence numbers, when
+    /// known, follow them (layout version 2).
     pub fn encode(&self) -> Result<Vec<u8>, ChunkError> {
         let n = self.times.len();
         let first = self.times.first().copied().unwrap_or(0);
+        let sequenced = !self.seqs.is_empty();
+        if sequenced && self.seqs.len() != n {
+            return Err(layout(format!(
+                "{} sequence numbers for {n} reports",
+                self.seqs.len()
+            )));
+        }
         let mut out = Vec::with_capacity(16 + n * 12);
-        out.put_u8(VERSION);
+        out.put_u8(if sequenced { VERSION_SEQUENCED } else { VERSION });
         out.put_varint(n as u64);
         out.put_varint(first);
         put_columns(&mut out, &self.columns);
@@ -154,6 +181,14 @@ impl RawChunk {
             .map(|t| t.saturating_sub(first).min(i64::MAX as u64) as i64)
             .collect();
         put_bytes(&mut out, &compress(&offsets)?);
+        if sequenced {
+            let seqs: Vec<i64> = self
+                .seqs
+                .iter()
+                .map(|s| (*s).min(i64::MAX as u64) as i64)
+                .collect();
+            put_bytes(&mut out, &compress(&seqs)?);
+        }
         for column in &self.values {
             let present: Vec<i64> = column.iter().flatten().copied().collect();
             if present.len() == n {
@@ -176,30 +211,45 @@ impl RawChunk {
     /// Decodes only the columns and times (what a duplicate check or an export header needs).
     pub fn decode_times(blob: &[u8]) -> Result<(Vec<u64>, Vec<Column>), ChunkError> {
         let mut r = Reader::new(unseal(blob)?);
-        let (n, first, columns) = Self::header(&mut r)?;
+        let (sequenced, n, first, columns) = Self::header(&mut r)?;
         let offsets = decompress(get_bytes(&mut r, "times")?, n)?;
+        if sequenced {
+            get_bytes(&mut r, "sequence numbers")?;
+        }
         Ok((times_from(first, &offsets)?, columns))
     }
 
-    fn header(r: &mut Reader<'_>) -> Result<(usize, u64, Vec<Column>), ChunkError> {
+    /// The layout's header: whether it carries sequence numbers, the report count, the first
+    /// time and the columns.
+    fn header(r: &mut Reader<'_>) -> Result<(bool, usize, u64, Vec<Column>), ChunkError> {
         let version = r.u8("version").map_err(layout)?;
-        if version != VERSION {
-            return Err(ChunkError::Version(version));
-        }
+        let sequenced = match version {
+            VERSION => false,
+            VERSION_SEQUENCED => true,
+            other => return Err(ChunkError::Version(other)),
+        };
         let n = r.varint("report count").map_err(layout)?;
         if n > 10_000_000 {
             return Err(layout(format!("{n} reports in one chunk")));
         }
         let first = r.varint("first time").map_err(layout)?;
         let columns = get_columns(r)?;
-        Ok((n as usize, first, columns))
+        Ok((sequenced, n as usize, first, columns))
     }
 
     pub fn decode(blob: &[u8]) -> Result<RawChunk, ChunkError> {
         let mut r = Reader::new(unseal(blob)?);
-        let (n, first, columns) = Self::header(&mut r)?;
+        let (sequenced, n, first, columns) = Self::header(&mut r)?;
         let offsets = decompress(get_bytes(&mut r, "times")?, n)?;
         let times = times_from(first, &offsets)?;
+        let seqs = if sequenced {
+            decompress(get_bytes(&mut r, "sequence numbers")?, n)?
+                .into_iter()
+                .map(|s| u64::try_from(s).map_err(|_| layout("a negative sequence number")))
+                .collect::<Result<Vec<u64>, ChunkError>>()?
+        } else {
+            Vec::new()
+        };
         let mut values = Vec::with_capacity(columns.len());
         for _ in &columns {
             let mode = r.u8("presence").map_err(layout)?;
@@ -228,6 +278,7 @@ impl RawChunk {
             times,
             columns,
             values,
+            seqs,
         })
     }
 }
@@ -402,12 +453,24 @@ mod tests {
                 vec![Some(29), None, Some(31)],
                 vec![Some(1), Some(2), Some(3)],
             ],
+            seqs: Vec::new(),
         };
         let blob = chunk.encode().unwrap();
+        assert_eq!(blob[0], VERSION);
         assert_eq!(RawChunk::decode(&blob).unwrap(), chunk);
         let (times, columns) = RawChunk::decode_times(&blob).unwrap();
         assert_eq!(times, chunk.times);
         assert_eq!(columns, chunk.columns);
+        // With sequence numbers: layout version 2, and they come back.
+        let sequenced = RawChunk {
+            seqs: vec![7, 9, 8],
+            ..chunk
+        };
+        let blob = sequenced.encode().unwrap();
+        assert_eq!(blob[0], VERSION_SEQUENCED);
+        assert_eq!(RawChunk::decode(&blob).unwrap(), sequenced);
+        assert_eq!(RawChunk::decode_times(&blob).unwrap().0, sequenced.times);
+        assert_eq!(sequenced.seq_range(), (7, 9));
     }
 
     #[test]
@@ -416,6 +479,7 @@ mod tests {
             times: vec![5, 6],
             columns: vec![column(Field::CpuPercent, None)],
             values: vec![vec![Some(1), Some(2)]],
+            seqs: vec![1, 2],
         };
         let blob = chunk.encode().unwrap();
         for i in 0..blob.len() {

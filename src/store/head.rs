@@ -27,6 +27,12 @@ struct Buffer {
     columns: Vec<u32>,
     /// `values[c][i]`: column `columns[c]` of report `i`, [`ABSENT`] when not measured.
     values: Vec<Vec<i64>>,
+    /// The ingestion sequence number of each report.
+    seqs: Vec<u64>,
+    /// The largest of them, and whether they ascend with the times (reports came in time
+    /// order): then a sequence number is found by binary search.
+    max_seq: u64,
+    seq_sorted: bool,
     /// The oldest log segment holding one of these reports.
     min_segment: u64,
     /// When (server clock) the first report arrived.
@@ -48,6 +54,9 @@ impl Buffer {
                 self.values.push(vec![ABSENT; self.times.len()]);
             }
         }
+        self.seq_sorted &= at == self.times.len() && row.seq >= self.max_seq;
+        self.max_seq = self.max_seq.max(row.seq);
+        self.seqs.insert(at, row.seq);
         self.times.insert(at, row.time_ms);
         for (c, column) in self.columns.iter().enumerate() {
             let v = row
@@ -79,6 +88,38 @@ impl Buffer {
                         .collect()
                 })
                 .collect(),
+            seqs: self.seqs[start..end].to_vec(),
+        }
+    }
+
+    /// Appends the reports numbered in `[lo, hi)` to `out`.
+    fn sequenced(&self, series: u32, lo: u64, hi: u64, out: &mut Vec<super::Sequenced>) {
+        if self.max_seq < lo {
+            return;
+        }
+        let push = |i: usize| {
+            let values = self
+                .columns
+                .iter()
+                .zip(&self.values)
+                .filter(|(_, v)| v[i] != ABSENT)
+                .map(|(c, v)| (*c, v[i]))
+                .collect();
+            out.push(super::Sequenced {
+                seq: self.seqs[i],
+                series,
+                time_ms: self.times[i],
+                values,
+            });
+        };
+        if self.seq_sorted {
+            let start = self.seqs.partition_point(|s| *s < lo);
+            let end = self.seqs.partition_point(|s| *s < hi);
+            (start..end).for_each(push);
+        } else {
+            (0..self.seqs.len())
+                .filter(|i| (lo..hi).contains(&self.seqs[*i]))
+                .for_each(push);
         }
     }
 
@@ -92,6 +133,11 @@ impl Buffer {
         let before = self.times.len();
         let mut i = 0;
         self.times.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.seqs.retain(|_| {
             i += 1;
             keep[i - 1]
         });
@@ -400,6 +446,9 @@ impl Head {
             times: Vec::new(),
             columns: Vec::new(),
             values: Vec::new(),
+            seqs: Vec::new(),
+            max_seq: 0,
+            seq_sorted: true,
             min_segment: segment,
             created_ms: now_ms,
         });
@@ -423,6 +472,25 @@ impl Head {
             out = super::query::merge(out, buffer.chunk(&self.columns, from, to));
         }
         out
+    }
+
+    /// Appends every report of the head numbered in `[lo, hi)` to `out` (in no order).
+    pub fn sequenced(&self, lo: u64, hi: u64, out: &mut Vec<super::Sequenced>) {
+        for (id, s) in &self.series {
+            for buffer in s.buffers.values() {
+                buffer.sequenced(*id, lo, hi, out);
+            }
+        }
+    }
+
+    /// The column of an id (from [`Head::column_of`]).
+    pub fn column(&self, id: u32) -> Option<&Column> {
+        self.columns.get(id as usize)
+    }
+
+    /// The name of a series.
+    pub fn series_key(&self, id: u32) -> Option<&SeriesKey> {
+        self.series.get(&id).map(|s| &s.key)
     }
 
     /// The hours the head holds reports of a series in: (first hour's start, last hour's end).

@@ -272,8 +272,10 @@ fn write_partial(
     let path = id.path(&inner.root);
     let data = encode(&job.chunk, &path, job.series)?;
     let conn = pool.begin(id).map_err(StoreError::db(&path))?;
+    let (min_seq, max_seq) = job.chunk.seq_range();
     conn.prepare_cached(
-        "INSERT INTO chunks(series, first_ms, last_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO chunks(series, first_ms, last_ms, count, data, min_seq, max_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -281,7 +283,9 @@ fn write_partial(
             job.chunk.times[0] as i64,
             *job.chunk.times.last().unwrap_or(&0) as i64,
             job.chunk.len() as i64,
-            data
+            data,
+            min_seq as i64,
+            max_seq as i64
         ])
     })
     .map_err(StoreError::db(&path))?;
@@ -365,16 +369,19 @@ fn seal(
             )?
             .execute(params![series, hour as i64, end as i64])?;
             if !merged.is_empty() {
+                let (min_seq, max_seq) = merged.seq_range();
                 conn.prepare_cached(
-                    "INSERT INTO chunks(series, first_ms, last_ms, count, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO chunks(series, first_ms, last_ms, count, data, min_seq, max_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     series,
                     merged.times[0] as i64,
                     *merged.times.last().unwrap_or(&0) as i64,
                     merged.len() as i64,
-                    data
+                    data,
+                    min_seq as i64,
+                    max_seq as i64
                 ])?;
             }
             Ok(())
@@ -461,6 +468,18 @@ fn clean_wal(inner: &Inner, now_ms: u64) -> Result<(), StoreError> {
         wal.rotate_now(now_ms).map_err(StoreError::io(&dir))?;
     }
     let keep_from = oldest.unwrap_or(wal.segment()).min(wal.segment());
+    let removable = super::wal::segments(&dir)
+        .map_err(StoreError::io(&dir))?
+        .first()
+        .is_some_and(|s| *s < keep_from);
+    if removable {
+        // The numbers of what the deleted segments held must never be given again, even if
+        // retention later deletes every chunk that holds them.
+        let path = inner.root.join("catalog.sqlite");
+        lock(&inner.catalog)
+            .set_fact(super::sequence::NEXT_SEQ_FACT, &wal.next_seq().to_string())
+            .map_err(StoreError::db(&path))?;
+    }
     let removed = wal.remove_before(keep_from).map_err(StoreError::io(&dir))?;
     drop(wal);
     if removed > 0 {
@@ -486,6 +505,7 @@ fn delete_partition(inner: &Inner, id: PartitionId, why: &str) -> Result<(), Sto
         &inner.query_pool,
         &inner.ingest_pool,
         &inner.alert_pool,
+        &inner.sequence_pool,
     ] {
         lock(pool).close(id);
     }

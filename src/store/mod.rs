@@ -24,18 +24,20 @@ mod maintain;
 pub mod partition;
 pub mod query;
 pub mod rollup;
+pub mod sequence;
 pub mod wal;
 
 pub use alerts::{AlertQuery, AlertRecord};
 pub use head::HeadStats;
 pub use query::{MetricRecord, RawPage, RawQuery, StepQuery, StepSeries};
+pub use sequence::{Sequenced, SequencedBatch};
 
 use crate::schema::{Field, Reading};
 use head::Head;
 use partition::{Catalog, Pool};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use wal::SeriesKey;
@@ -287,6 +289,13 @@ struct Inner {
     maintain_pool: Mutex<Pool>,
     query_pool: Mutex<Pool>,
     alert_pool: Mutex<Pool>,
+    /// Of readers in sequence order (remote write), so that they never wait for a query.
+    sequence_pool: Mutex<Pool>,
+    /// Every report numbered below this is in the head or in a chunk (or was never stored):
+    /// readers in sequence order read up to it.
+    committed_seq: AtomicU64,
+    /// When (store clock) recent batches were committed: (first sequence number, time).
+    commit_times: Mutex<std::collections::VecDeque<(u64, u64)>>,
     catalog: Mutex<Catalog>,
     stats: Mutex<StoreStats>,
     stop: AtomicBool,
@@ -334,7 +343,34 @@ impl Store {
             );
         }
         let wal_dir = root.join("wal");
-        let (wal, records, recovery) = Wal::open(&wal_dir).map_err(StoreError::io(&wal_dir))?;
+        let (mut wal, mut records, recovery) =
+            Wal::open(&wal_dir).map_err(StoreError::io(&wal_dir))?;
+        // Numbering goes on after every number the store ever gave: those in the log, in the
+        // chunks, and the high-water mark written before log segments are deleted.
+        let logged = records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                wal::WalRecord::Row(row) => Some(row.seq),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let noted = catalog
+            .fact(sequence::NEXT_SEQ_FACT)
+            .map_err(StoreError::db(&catalog_path))?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        let chunked = sequence::newest_in_chunks(&root)?;
+        wal.set_next_seq(noted.max(logged + 1).max(chunked + 1));
+        // Rows of a log written before sequence numbers get theirs now.
+        for (_, record) in &mut records {
+            if let wal::WalRecord::Row(row) = record
+                && row.seq == 0
+            {
+                wal.number(std::slice::from_mut(row));
+            }
+        }
+        let committed = wal.next_seq();
         if recovery.truncated_bytes > 0 {
             crate::log::event(
                 crate::log::Level::Warn,
@@ -359,6 +395,9 @@ impl Store {
             maintain_pool: Mutex::new(Pool::new(&root, options.durable)),
             query_pool: Mutex::new(Pool::new(&root, true)),
             alert_pool: Mutex::new(Pool::new(&root, true)),
+            sequence_pool: Mutex::new(Pool::new(&root, true)),
+            committed_seq: AtomicU64::new(committed),
+            commit_times: Mutex::new(std::collections::VecDeque::new()),
             catalog: Mutex::new(catalog),
             stats: Mutex::new(StoreStats::default()),
             stop: AtomicBool::new(false),
@@ -458,6 +497,50 @@ impl Store {
     /// check for lost or doubled reports needs.
     pub fn scan_times(&self) -> Result<Vec<(SeriesKey, u64)>, StoreError> {
         query::scan_times(&self.inner)
+    }
+
+    /// The highest sequence number of a committed report (0: none yet): every report numbered
+    /// up to it can be read with [`Store::read_sequenced`].
+    pub fn committed_seq(&self) -> u64 {
+        self.inner
+            .committed_seq
+            .load(Ordering::SeqCst)
+            .saturating_sub(1)
+    }
+
+    /// The reports numbered after `after`, ascending, at most `max_rows` of them, and the
+    /// number the reader has then seen everything up to (see [`sequence`]).
+    pub fn read_sequenced(
+        &self,
+        after: u64,
+        max_rows: usize,
+    ) -> Result<SequencedBatch, StoreError> {
+        sequence::read(&self.inner, after, max_rows)
+    }
+
+    /// When the report numbered `seq` was committed (store clock), if it was in this run.
+    pub fn committed_at(&self, seq: u64) -> Option<u64> {
+        sequence::committed_at(&self.inner, seq)
+    }
+
+    /// The name of a series id of [`Sequenced`].
+    pub fn series_key(&self, id: u32) -> Option<SeriesKey> {
+        lock(&self.inner.head).series_key(id).cloned()
+    }
+
+    /// The column of a column id of [`Sequenced`] (ids hold for the store's run).
+    pub fn column(&self, id: u32) -> Option<chunk::Column> {
+        lock(&self.inner.head).column(id).cloned()
+    }
+
+    /// A reader's durable position in sequence order (`None`: never set).
+    pub fn cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        sequence::cursor(&self.inner, name)
+    }
+
+    /// Records a reader's position durably.
+    pub fn set_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        sequence::set_cursor(&self.inner, name, seq)
     }
 
     /// The newest report of each series, for the Prometheus exposition.
@@ -589,11 +672,14 @@ impl Inner {
                     series,
                     time_ms: report.time_ms,
                     values,
+                    seq: 0,
                 });
                 outcomes.push(Stored::New);
             }
         }
         if !rows.is_empty() {
+            wal.number(&mut rows);
+            let first_seq = rows[0].seq;
             let segment = {
                 let rotated = wal.rotate_if_full();
                 let records = {
@@ -619,6 +705,11 @@ impl Inner {
             for row in rows {
                 head.insert(row, segment, now_ms);
             }
+            drop(head);
+            // Published while the log is still locked: a reader in sequence order finds every
+            // report below it in the head.
+            self.committed_seq.store(wal.next_seq(), Ordering::SeqCst);
+            sequence::note_commit(self, first_seq, now_ms);
         }
         let mut stats = self.stats();
         for o in &outcomes {

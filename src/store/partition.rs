@@ -89,6 +89,7 @@ impl Tier {
                 "CREATE TABLE IF NOT EXISTS chunks(
                     series INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
                     count INTEGER NOT NULL, data BLOB NOT NULL,
+                    min_seq INTEGER NOT NULL DEFAULT 0, max_seq INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY(series, first_ms)) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS unsealed(
                     series INTEGER NOT NULL, hour_ms INTEGER NOT NULL,
@@ -259,7 +260,25 @@ pub fn open(
     };
     configure(&conn, durable)?;
     conn.execute_batch(id.tier.schema())?;
+    if id.tier == Tier::Raw {
+        add_sequence_columns(&conn)?;
+    }
     Ok(Some(conn))
+}
+
+/// Gives a raw partition of an earlier version the chunks' sequence range (0: none known) and
+/// its index, which readers in sequence order search.
+fn add_sequence_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'max_seq'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE chunks ADD COLUMN min_seq INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE chunks ADD COLUMN max_seq INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS chunks_by_seq ON chunks(max_seq)")
 }
 
 /// Open partition connections of one thread.

@@ -43,14 +43,19 @@ pub fn merge(a: RawChunk, b: RawChunk) -> RawChunk {
         .iter()
         .map(|c| b.columns.iter().position(|x| x == c))
         .collect();
+    let sequenced = !a.seqs.is_empty() || !b.seqs.is_empty();
     let mut out = RawChunk {
         times: Vec::with_capacity(a.len() + b.len()),
         values: vec![Vec::with_capacity(a.len() + b.len()); columns.len()],
         columns,
+        seqs: Vec::new(),
     };
     let (mut i, mut j) = (0, 0);
     let push = |out: &mut RawChunk, chunk: &RawChunk, index: &[Option<usize>], k: usize| {
         out.times.push(chunk.times[k]);
+        if sequenced {
+            out.seqs.push(chunk.seq(k));
+        }
         for (c, src) in index.iter().enumerate() {
             out.values[c].push(src.and_then(|s| chunk.values[s][k]));
         }
@@ -148,6 +153,15 @@ fn clip(mut chunk: RawChunk, from: u64, to: u64) -> RawChunk {
                 .collect()
         })
         .collect();
+    if !chunk.seqs.is_empty() {
+        chunk.seqs = chunk
+            .seqs
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(s, _)| *s)
+            .collect();
+    }
     chunk.times.retain(|t| (from..to).contains(t));
     chunk
 }

@@ -225,6 +225,7 @@ mod tests {
             }],
             values: vec![values.into_iter().map(Some).collect()],
             times,
+            seqs: Vec::new(),
         }
     }
 

@@ -9,6 +9,10 @@
 //! a segment can be read alone) and rows. A frame that a crash cut short, at the end of the
 //! newest segment, is cut off at start; it was never acknowledged. A failed append is cut off
 //! at once, so no partial frame is ever followed by a good one.
+//!
+//! Every accepted report has an ingestion sequence number, ascending in the order the store
+//! accepted them: a frame's rows are numbered from the sequence record that opens it. The
+//! numbers travel on into the chunks; remote write follows them (docs/REMOTE_WRITE.md).
 
 use super::chunk::Column;
 use crate::schema::Field;
@@ -27,6 +31,7 @@ const MAX_NAME: usize = 4096;
 const RECORD_SERIES: u8 = 1;
 const RECORD_COLUMN: u8 = 2;
 const RECORD_ROW: u8 = 3;
+const RECORD_SEQUENCE: u8 = 4;
 
 /// What a series is: the agent, the task and, for link measurements, the target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,6 +55,8 @@ pub struct WalRow {
     pub series: u32,
     pub time_ms: u64,
     pub values: Vec<(u32, i64)>,
+    /// The ingestion sequence number (0: a row of a log written before they existed).
+    pub seq: u64,
 }
 
 /// A record read back, with the segment it came from.
@@ -80,6 +87,8 @@ pub struct Wal {
     /// bytes whose fate is unknown.
     rotate_next: bool,
     started_ms: u64,
+    /// The sequence number the next accepted report gets.
+    next_seq: u64,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -132,6 +141,7 @@ impl Wal {
                 defined_columns: HashSet::new(),
                 rotate_next: false,
                 started_ms: 0,
+                next_seq: 1,
             },
             records,
             recovery,
@@ -141,6 +151,25 @@ impl Wal {
     /// The segment the next append goes to.
     pub fn segment(&self) -> u64 {
         self.segment
+    }
+
+    /// The sequence number the next accepted report gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Continues numbering at `next` (never lower than it is: numbers are never reused).
+    pub fn set_next_seq(&mut self, next: u64) {
+        self.next_seq = self.next_seq.max(next).max(1);
+    }
+
+    /// Numbers `rows` from the next sequence number on, and reserves the numbers: they are
+    /// used up even if the append then fails (a frame whose fate is unknown keeps its own).
+    pub fn number(&mut self, rows: &mut [WalRow]) {
+        for row in rows.iter_mut() {
+            row.seq = self.next_seq;
+            self.next_seq += 1;
+        }
     }
 
     /// Whether the current segment has defined this series / column already.
@@ -206,6 +235,18 @@ impl Wal {
         let mut payload = Vec::with_capacity((records.len() + rows.len()) * 48);
         for r in records {
             encode_record(&mut payload, r);
+        }
+        if let Some(first) = rows.first()
+            && first.seq > 0
+        {
+            if rows.windows(2).any(|w| w[1].seq != w[0].seq + 1) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the rows of one frame must have consecutive sequence numbers",
+                ));
+            }
+            payload.put_u8(RECORD_SEQUENCE);
+            payload.put_varint(first.seq);
         }
         for row in rows {
             encode_row(&mut payload, row);
@@ -312,8 +353,15 @@ pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn decode_record(r: &mut Reader<'_>) -> Result<WalRecord, crate::wire::DecodeError> {
-    Ok(match r.u8("record type")? {
+/// A decoded record, or the sequence number of the frame's next row.
+enum Decoded {
+    Record(WalRecord),
+    Sequence(u64),
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Result<Decoded, crate::wire::DecodeError> {
+    Ok(Decoded::Record(match r.u8("record type")? {
+        RECORD_SEQUENCE => return Ok(Decoded::Sequence(r.varint("sequence number")?)),
         RECORD_SERIES => {
             let id = r.varint_u32("series id")?;
             let agent = r.string("agent", MAX_NAME)?;
@@ -361,6 +409,7 @@ fn decode_record(r: &mut Reader<'_>) -> Result<WalRecord, crate::wire::DecodeErr
                 series,
                 time_ms,
                 values,
+                seq: 0,
             })
         }
         other => {
@@ -370,7 +419,7 @@ fn decode_record(r: &mut Reader<'_>) -> Result<WalRecord, crate::wire::DecodeErr
                 format!("unknown record type {other}"),
             ));
         }
-    })
+    }))
 }
 
 /// Reads every segment without changing anything (for `nms store check`).
@@ -444,9 +493,19 @@ fn read_segment(
         let mut r = Reader::new(payload);
         let mut frame = Vec::new();
         let mut bad = None;
+        // 0 until a sequence record numbers the rows after it.
+        let mut next_seq = 0;
         while r.remaining() > 0 {
             match decode_record(&mut r) {
-                Ok(rec) => frame.push((segment, rec)),
+                Ok(Decoded::Sequence(seq)) => next_seq = seq,
+                Ok(Decoded::Record(WalRecord::Row(mut row))) => {
+                    if next_seq > 0 {
+                        row.seq = next_seq;
+                        next_seq += 1;
+                    }
+                    frame.push((segment, WalRecord::Row(row)));
+                }
+                Ok(Decoded::Record(rec)) => frame.push((segment, rec)),
                 Err(e) => {
                     bad = Some(e);
                     break;
@@ -476,7 +535,40 @@ mod tests {
             series,
             time_ms: t,
             values: vec![(0, -5), (1, 1 << 40)],
+            seq: 0,
         })
+    }
+
+    #[test]
+    fn rows_keep_their_sequence_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut wal, ..) = Wal::open(dir.path()).unwrap();
+            wal.set_next_seq(41);
+            let mut rows: Vec<WalRow> = [10, 20, 30]
+                .iter()
+                .map(|t| match row(1, *t) {
+                    WalRecord::Row(r) => r,
+                    _ => unreachable!(),
+                })
+                .collect();
+            wal.number(&mut rows);
+            assert_eq!(wal.next_seq(), 44);
+            wal.append(&[], &rows[..2]).unwrap();
+            wal.append(&[], &rows[2..]).unwrap();
+            // Numbers that are not consecutive in one frame are refused.
+            rows[1].seq = 50;
+            assert!(wal.append(&[], &rows).is_err());
+        }
+        let (_, records, _) = Wal::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                WalRecord::Row(row) => Some(row.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![41, 42, 43]);
     }
 
     #[test]
