@@ -477,6 +477,23 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     pub alertmanager_ca_file: Option<PathBuf>,
 
+    /// Send every stored metrics report to a Prometheus remote-write receiver at this URL
+    /// (e.g. http://127.0.0.1:9090/api/v1/write; Mimir, Thanos, Cortex and VictoriaMetrics
+    /// take it too); repeat for several. Each has a durable cursor: after an outage or a
+    /// restart it sends what it missed, in order.
+    #[arg(long = "remote-write", value_name = "URL")]
+    pub remote_writes: Vec<String>,
+
+    /// Credentials for the --remote-write receivers, in a file: `bearer TOKEN`, or `basic
+    /// USER:PASSWORD` (never logged).
+    #[arg(long, value_name = "FILE")]
+    pub remote_write_auth_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that https remote-write receivers are checked against, in
+    /// addition to the system's.
+    #[arg(long, value_name = "FILE")]
+    pub remote_write_ca_file: Option<PathBuf>,
+
     /// The URL the HTTP API is reached at by others (a reverse proxy in front, say), for the
     /// links in forwarded alerts (generatorURL) [default: http://ADDR:PORT of --http].
     #[arg(long, value_name = "URL")]

@@ -203,6 +203,8 @@ pub struct ServerSettings {
     pub alertmanager: Option<OneOrMany>,
     pub alertmanager_auth_file: Option<PathBuf>,
     pub alertmanager_ca_file: Option<PathBuf>,
+    /// Remote-write receivers (`[[remote-write]]` tables).
+    pub remote_write: Option<Vec<RemoteWriteSettings>>,
     pub external_url: Option<String>,
     pub api_token_file: Option<PathBuf>,
     pub public_read: Option<bool>,
@@ -215,6 +217,29 @@ pub struct ServerSettings {
     pub retention_hour: Option<String>,
     pub retention_alerts: Option<String>,
     pub max_store_size: Option<String>,
+}
+
+/// One remote-write receiver of the settings file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RemoteWriteSettings {
+    /// The receiver's full URL (`https://mimir.example.net/api/v1/push`).
+    pub url: String,
+    /// Names its cursor and its status [default: the URL without credentials]: keep it when
+    /// the URL changes and the new one should go on where the old one stopped.
+    pub name: Option<String>,
+    /// Sent with every request (`X-Scope-OrgID` for a Mimir tenant, say).
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// `bearer TOKEN` or `basic USER:PASSWORD`, as for Alertmanager.
+    pub auth_file: Option<PathBuf>,
+    /// A file holding the bearer token alone (Prometheus' `credentials_file`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic authentication: the user, and a file holding the password alone.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for an https receiver, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    pub max_samples_per_send: Option<usize>,
 }
 
 /// A setting given as one value or a list of them (`alertmanager = "http://a:9093"` or

@@ -225,6 +225,7 @@ fn server_options(
         };
     }
     let alertmanagers = alertmanager_targets(args, &file, from)?;
+    let remote_writes = remote_write_destinations(args, &file, from)?;
     let external_url = args
         .external_url
         .clone()
@@ -308,6 +309,7 @@ fn server_options(
         local_agent: args.local_agent.clone().or(file.local_agent.clone()),
         verbose: args.log.verbose > 0,
         alertmanagers,
+        remote_writes,
         external_url,
         store: nms::store::StoreOptions {
             retention: nms::store::Retention {
@@ -389,6 +391,84 @@ fn alertmanager_targets(
                 .map_err(anyhow::Error::from)
         })
         .collect()
+}
+
+/// The remote-write receivers: every `--remote-write` (with `--remote-write-auth-file` and
+/// `--remote-write-ca-file`), or else the settings file's `[[remote-write]]` tables.
+fn remote_write_destinations(
+    args: &ServerArgs,
+    file: &nms::config::ServerSettings,
+    from: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<nms::server::remote_write::Destination>> {
+    use nms::server::remote_write::{self, Destination};
+    let path = |p: PathBuf| nms::config::relative_to(from, p);
+    let tables: Vec<nms::config::RemoteWriteSettings> = if args.remote_writes.is_empty() {
+        file.remote_write
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut t| {
+                for p in [
+                    &mut t.auth_file,
+                    &mut t.bearer_token_file,
+                    &mut t.password_file,
+                    &mut t.ca_file,
+                ] {
+                    *p = p.take().map(path);
+                }
+                t
+            })
+            .collect()
+    } else {
+        args.remote_writes
+            .iter()
+            .map(|url| nms::config::RemoteWriteSettings {
+                url: url.clone(),
+                auth_file: args.remote_write_auth_file.clone(),
+                ca_file: args.remote_write_ca_file.clone(),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let mut out: Vec<Destination> = Vec::new();
+    for t in tables {
+        let auth = remote_write::auth_of(
+            t.auth_file.as_deref(),
+            t.bearer_token_file.as_deref(),
+            t.username.as_deref(),
+            t.password_file.as_deref(),
+        )
+        .with_context(|| format!("remote write to {}", without_credentials(&t.url)))?;
+        let mut target = nms::server::alertmanager::Target::of(
+            remote_write::RECEIVER,
+            &t.url,
+            auth,
+            t.ca_file.as_deref(),
+        )?;
+        for (name, value) in t.headers.unwrap_or_default() {
+            target = target.with_header(&name, &value)?;
+        }
+        let name = t.name.unwrap_or_else(|| target.url().to_string());
+        if out.iter().any(|d| d.name == name) {
+            anyhow::bail!(
+                "remote write: two receivers are named {name:?}; give each its own `name` \
+                 (the name keeps its position in the store)"
+            );
+        }
+        let max = t
+            .max_samples_per_send
+            .unwrap_or(remote_write::DEFAULT_MAX_SAMPLES_PER_SEND);
+        out.push(Destination {
+            name,
+            target,
+            max_samples_per_send: within("max-samples-per-send", max, 1, 1_000_000)?,
+        });
+    }
+    Ok(out)
+}
+
+fn without_credentials(url: &str) -> String {
+    nms::server::alertmanager::target::without_credentials(url)
 }
 
 fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {

@@ -994,6 +994,11 @@ fn status(shared: &Arc<Shared>) -> Reply {
             "new_agents_refused": refused_new_agents,
             "alerts_refused": refused_alerts,
             "alertmanagers": shared.alertmanagers.iter().map(|f| f.status()).collect::<Vec<_>>(),
+            "remote_write": shared
+                .remote_writers
+                .iter()
+                .map(|w| w.status(&shared.store, crate::log::now_ms()))
+                .collect::<Vec<_>>(),
         }),
     )
 }

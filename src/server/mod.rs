@@ -15,6 +15,7 @@ pub mod operate;
 pub mod page;
 pub mod prometheus;
 pub mod registry;
+pub mod remote_write;
 pub mod silence;
 
 pub use operate::reload;
@@ -61,6 +62,8 @@ pub struct ServerOptions {
     /// Forward alerts to each of these Alertmanagers (every one gets every alert): base URLs,
     /// with their credentials ([`alertmanager::Target`]).
     pub alertmanagers: Vec<alertmanager::Target>,
+    /// Send every stored report to each of these remote-write receivers.
+    pub remote_writes: Vec<remote_write::Destination>,
     /// The URL others reach the HTTP API at (behind a proxy, say): alerts' `generatorURL` and
     /// links point there. Default: the `--http` address.
     pub external_url: Option<String>,
@@ -176,6 +179,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Where stored alerts are forwarded, one per `--alertmanager`.
     pub alertmanagers: Vec<alertmanager::Forwarder>,
+    /// Where stored reports are sent, one per `--remote-write`.
+    pub remote_writers: Vec<remote_write::Writer>,
     ingest: Sender<IngestJob>,
     /// Who may use the HTTP API (the token is read again on SIGHUP).
     api: Mutex<http::ApiAccess>,
@@ -570,6 +575,13 @@ pub async fn run(
         }
         forwarders.push(forwarder);
     }
+    let mut remote_writers = Vec::new();
+    for destination in &options.remote_writes {
+        remote_writers.push(remote_write::Writer::start(
+            destination.clone(),
+            store.clone(),
+        )?);
+    }
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
     let (ingest_tx, ingest_rx) = smol::channel::bounded(256);
@@ -589,6 +601,7 @@ pub async fn run(
         commands: command_tx,
         store,
         alertmanagers: forwarders,
+        remote_writers,
         ingest: ingest_tx,
         api: Mutex::new(options.api.clone()),
         firing: Mutex::new(firing),
@@ -824,6 +837,9 @@ async fn shut_down(shared: Arc<Shared>, started: Started) {
     driver.await;
     for forwarder in &shared.alertmanagers {
         forwarder.close();
+    }
+    for writer in &shared.remote_writers {
+        writer.close(Duration::from_secs(5)).await;
     }
     // Requests still being answered hold the shared parts a moment longer.
     let deadline = Instant::now() + Duration::from_secs(5);

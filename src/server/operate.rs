@@ -315,6 +315,15 @@ pub fn reload(shared: &Arc<Shared>, options: &ServerOptions) {
     if old.alertmanagers != options.alertmanagers || old.external_url != options.external_url {
         needs_restart.push("Alertmanagers");
     }
+    let destinations = |o: &super::ServerOptions| {
+        o.remote_writes
+            .iter()
+            .map(|d| (d.name.clone(), d.target.clone(), d.max_samples_per_send))
+            .collect::<Vec<_>>()
+    };
+    if destinations(old) != destinations(options) {
+        needs_restart.push("remote-write receivers");
+    }
     if old.store.retention != options.store.retention {
         needs_restart.push("retention");
     }

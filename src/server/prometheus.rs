@@ -54,7 +54,44 @@ fn value_text(v: f64) -> String {
     }
 }
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// Whether a field of the schema is exported (to `/metrics` and by remote write): rates are
+/// left to PromQL (`rate()` of the interface counters).
+pub fn exported(def: &crate::schema::FieldDef) -> bool {
+    def.rollup != Rollup::Rate
+}
+
+/// The labels of a reading's series, the same in `/metrics` and in remote write: `agent`; for
+/// ping and iperf the `task`, `destination` and `transport`; for interfaces the `interface`.
+/// CPU, RAM and interfaces are the host's, so they carry no `task` label.
+pub fn reading_labels<'a>(
+    def: &crate::schema::FieldDef,
+    agent: &'a str,
+    task: &'a str,
+    target: Option<&'a str>,
+    instance: Option<&'a str>,
+) -> Labels<'a> {
+    let mut labels = vec![("agent", agent)];
+    match def.sample {
+        SampleKind::Ping | SampleKind::Iperf => {
+            labels.push(("task", task));
+            if let Some(t) = target {
+                labels.push(("destination", t));
+            }
+            if let Some(transport) = instance {
+                labels.push(("transport", transport));
+            }
+        }
+        SampleKind::Interface => {
+            if let Some(i) = instance {
+                labels.push(("interface", i));
+            }
+        }
+        SampleKind::Cpu | SampleKind::Ram => {}
+    }
+    labels
+}
 
 /// The text being built.
 #[derive(Default)]
@@ -149,30 +186,19 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     // to PromQL (`rate()` of the counters); CPU, RAM and interfaces are the host's, so they
     // carry no `task` label.
     for def in &crate::schema::FIELDS {
-        if def.rollup == Rollup::Rate {
+        if !exported(def) {
             continue;
         }
         let mut samples = Vec::new();
         for r in &latest {
             for reading in r.readings.iter().filter(|x| x.field == def.field) {
-                let mut labels = vec![("agent", r.agent.as_str())];
-                match def.sample {
-                    SampleKind::Ping | SampleKind::Iperf => {
-                        labels.push(("task", r.task.as_str()));
-                        if let Some(t) = &r.target {
-                            labels.push(("destination", t.as_str()));
-                        }
-                        if let Some(transport) = &reading.instance {
-                            labels.push(("transport", transport.as_str()));
-                        }
-                    }
-                    SampleKind::Interface => {
-                        if let Some(i) = &reading.instance {
-                            labels.push(("interface", i.as_str()));
-                        }
-                    }
-                    SampleKind::Cpu | SampleKind::Ram => {}
-                }
+                let labels = reading_labels(
+                    def,
+                    &r.agent,
+                    &r.task,
+                    r.target.as_deref(),
+                    reading.instance.as_deref(),
+                );
                 samples.push((labels, reading.value / def.prometheus_divisor));
             }
         }
@@ -281,7 +307,60 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     }
     alerts_into(&mut x, alerts);
     alertmanager_families(&mut x, shared);
+    remote_write_families(&mut x, shared);
     x.out
+}
+
+/// The remote-write destinations' counters and gauges, one series per destination (labels
+/// `remote_name` and `url`, without credentials).
+fn remote_write_families(x: &mut Exposition, shared: &Shared) {
+    let now = crate::log::now_ms();
+    let statuses: Vec<_> = shared
+        .remote_writers
+        .iter()
+        .map(|w| w.status(&shared.store, now))
+        .collect();
+    let per = |pick: fn(&super::remote_write::WriteStatus) -> f64| -> Vec<(Labels<'_>, f64)> {
+        statuses
+            .iter()
+            .map(|s| {
+                (
+                    vec![("remote_name", s.name.as_str()), ("url", s.url.as_str())],
+                    pick(s),
+                )
+            })
+            .collect()
+    };
+    x.family(
+        "nms_remote_write_samples_sent_total",
+        "counter",
+        "Samples the remote-write receiver accepted.",
+        per(|s| s.samples_sent as f64),
+    );
+    x.family(
+        "nms_remote_write_samples_failed_total",
+        "counter",
+        "Samples the remote-write receiver refused on their own (dropped).",
+        per(|s| s.samples_failed as f64),
+    );
+    x.family(
+        "nms_remote_write_requests_failed_total",
+        "counter",
+        "Remote-write requests that failed and were sent again.",
+        per(|s| s.requests_failed as f64),
+    );
+    x.family(
+        "nms_remote_write_reports_pending",
+        "gauge",
+        "Stored metrics reports not sent to the remote-write receiver yet.",
+        per(|s| s.reports_pending as f64),
+    );
+    x.family(
+        "nms_remote_write_lag_seconds",
+        "gauge",
+        "How long the oldest report not sent to the remote-write receiver has waited.",
+        per(|s| s.lag_seconds),
+    );
 }
 
 /// The firing alerts' series, computed outside the state lock.

@@ -1,9 +1,11 @@
-//! One Alertmanager to post to: its base URL (`http://` or `https://`), its credentials
-//! (basic or bearer, from a file, or basic from the URL's `user:password@`) and, for https,
-//! the certificates its certificate is checked against (the system's, plus an optional CA
-//! file). [`Target::post`] sends one JSON body on a fresh connection (hyper over async-net, TLS
-//! by rustls). Credentials never appear in a log line, an error or `/api/status`: the URL shown
-//! everywhere is [`Target::url`], without them.
+//! One HTTP service to post to (an Alertmanager, a remote-write receiver): its base URL
+//! (`http://` or `https://`), its credentials (basic or bearer, from a file, or basic from the
+//! URL's `user:password@`), extra headers and, for https, the certificates its certificate is
+//! checked against (the system's, plus an optional CA file). [`Target::post`] sends one JSON
+//! body on a fresh connection (hyper over async-net, TLS by rustls); [`Target::connect`] opens
+//! a [`Link`] that posts many bodies on one kept-alive connection. Credentials never appear in
+//! a log line, an error or `/api/status`: the URL shown everywhere is [`Target::url`], without
+//! them.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,13 +21,32 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of an answer read (Alertmanager answers with little or nothing).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// Why an Alertmanager target cannot be used.
+/// What kind of service a target is: its name in messages, the flag that gives it, and an
+/// example of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub name: &'static str,
+    pub flag: &'static str,
+    pub example: &'static str,
+}
+
+/// Prometheus Alertmanager (its base URL; alerts go to `/api/v2/alerts` below it).
+pub const ALERTMANAGER: Service = Service {
+    name: "Alertmanager",
+    flag: "--alertmanager",
+    example: "Alertmanager's base URL, e.g. http://127.0.0.1:9093",
+};
+
+/// Why a target cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error(
-        "--alertmanager {url:?}: {reason}; give Alertmanager's base URL, e.g. http://127.0.0.1:9093"
-    )]
-    BadUrl { url: String, reason: String },
+    #[error("{flag} {url:?}: {reason}; give {example}")]
+    BadUrl {
+        flag: &'static str,
+        example: &'static str,
+        url: String,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Credentials { path: String, reason: String },
     #[error("{path}: {reason}")]
@@ -58,7 +79,7 @@ impl Auth {
             reason,
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("cannot read the Alertmanager credentials: {e}")))?;
+            .map_err(|e| bad(format!("cannot read the credentials: {e}")))?;
         let line = text
             .lines()
             .map(str::trim)
@@ -114,9 +135,10 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// One Alertmanager.
+/// One service to post to.
 #[derive(Clone)]
 pub struct Target {
+    service: Service,
     /// The base URL without credentials: what logs and `/api/status` show.
     url: String,
     host: String,
@@ -126,6 +148,8 @@ pub struct Target {
     /// The base URL's path, without a trailing `/`.
     prefix: String,
     auth: Option<Auth>,
+    /// Sent with every request (never logged: they may carry a tenant's secret).
+    headers: Vec<(header::HeaderName, header::HeaderValue)>,
     /// Present for https.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -144,6 +168,7 @@ impl PartialEq for Target {
     fn eq(&self, other: &Self) -> bool {
         self.url == other.url
             && self.auth == other.auth
+            && self.headers == other.headers
             && self.tls.is_some() == other.tls.is_some()
     }
 }
@@ -157,7 +182,21 @@ impl Target {
         auth_file: Option<&Path>,
         ca_file: Option<&Path>,
     ) -> Result<Target, TargetError> {
+        let auth = auth_file.map(Auth::read).transpose()?;
+        Target::of(ALERTMANAGER, url, auth, ca_file)
+    }
+
+    /// A target of `service` from its URL, credentials (which win over credentials in the
+    /// URL) and, for https, a file of extra CA certificates (PEM).
+    pub fn of(
+        service: Service,
+        url: &str,
+        auth_given: Option<Auth>,
+        ca_file: Option<&Path>,
+    ) -> Result<Target, TargetError> {
         let bad = |reason: &str| TargetError::BadUrl {
+            flag: service.flag,
+            example: service.example,
             // Never repeat credentials, even in an error.
             url: without_credentials(url),
             reason: reason.to_string(),
@@ -207,8 +246,8 @@ impl Target {
             }
             None => None,
         };
-        if let Some(path) = auth_file {
-            auth = Some(Auth::read(path)?);
+        if auth_given.is_some() {
+            auth = auth_given;
         }
         let prefix = uri.path().trim_end_matches('/').to_string();
         let scheme = if https { "https" } else { "http" };
@@ -218,6 +257,7 @@ impl Target {
             None
         };
         Ok(Target {
+            service,
             url: format!("{scheme}://{host_and_port}{prefix}"),
             host: host
                 .trim_start_matches('[')
@@ -227,8 +267,46 @@ impl Target {
             authority: host_and_port.to_string(),
             prefix,
             auth,
+            headers: Vec::new(),
             tls,
         })
+    }
+
+    /// Adds a header sent with every request; refuses names the protocol sets itself.
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<Target, TargetError> {
+        const RESERVED: [&str; 9] = [
+            "authorization",
+            "content-encoding",
+            "content-type",
+            "content-length",
+            "host",
+            "user-agent",
+            "connection",
+            "transfer-encoding",
+            "x-prometheus-remote-write-version",
+        ];
+        let bad = |reason: String| TargetError::BadUrl {
+            flag: self.service.flag,
+            example: self.service.example,
+            url: self.url.clone(),
+            reason,
+        };
+        let header_name = header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("header {name:?} is not a header name")))?;
+        if RESERVED.contains(&header_name.as_str()) {
+            return Err(bad(format!(
+                "header {name:?} is set by nms itself (credentials go in an auth file)"
+            )));
+        }
+        let header_value = header::HeaderValue::from_str(value)
+            .map_err(|_| bad(format!("the value of header {name:?} is not a header value")))?;
+        self.headers.push((header_name, header_value));
+        Ok(self)
+    }
+
+    /// What kind of service this is.
+    pub fn service(&self) -> Service {
+        self.service
     }
 
     /// The base URL, without credentials.
@@ -240,61 +318,92 @@ impl Target {
         self.auth.is_some()
     }
 
-    /// POSTs a JSON body to `path` (after the base URL's own path); any status below 300 is
-    /// success.
+    /// POSTs a JSON body to `path` (after the base URL's own path) on a fresh connection; any
+    /// status below 300 is success.
     pub async fn post(&self, path: &str, body: Bytes) -> Result<(), PostError> {
-        let address = format!("{}:{}", self.host, self.port);
-        let tcp = within(CONNECT_TIMEOUT, async {
-            async_net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| PostError::Connect {
-                    address: address.clone(),
-                    reason: e.to_string(),
-                })
-        })
-        .await
-        .unwrap_or_else(|| {
-            Err(PostError::Timeout {
-                address: address.clone(),
-            })
-        })?;
-        let request = self.request(path, body)?;
+        let address = self.address();
         let exchange = async {
-            match &self.tls {
-                None => exchange(tcp, request).await,
-                Some(config) => {
-                    let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
-                        |e| PostError::Tls {
-                            address: address.clone(),
-                            reason: format!("{:?} is not a server name: {e}", self.host),
-                        },
-                    )?;
-                    let tls = futures_rustls::TlsConnector::from(config.clone())
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| PostError::Tls {
-                            address: address.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    exchange(tls, request).await
-                }
-            }
+            let mut link = self.open().await?;
+            let request = self.request(path, &[(header::CONTENT_TYPE, "application/json")], body)?;
+            link.exchange(self.service, request).await
         };
-        within(RESPONSE_TIMEOUT, exchange)
+        within(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, exchange)
             .await
-            .unwrap_or(Err(PostError::Timeout { address }))
+            .unwrap_or(Err(PostError::Timeout {
+                service: self.service.name,
+                address,
+            }))
     }
 
-    fn request(&self, path: &str, body: Bytes) -> Result<Request<Full<Bytes>>, PostError> {
+    fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Opens a connection (TCP, and TLS for https) that [`Link::send`] posts on, again and
+    /// again, until the service closes it or an exchange fails.
+    pub async fn connect(&self) -> Result<Link, PostError> {
+        let address = self.address();
+        within(CONNECT_TIMEOUT, self.open())
+            .await
+            .unwrap_or(Err(PostError::Timeout {
+                service: self.service.name,
+                address,
+            }))
+    }
+
+    async fn open(&self) -> Result<Link, PostError> {
+        let address = self.address();
+        let service = self.service.name;
+        let tcp = async_net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| PostError::Connect {
+                service,
+                address: address.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Link::handshake(tcp, address).await,
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
+                    |e| PostError::Tls {
+                        address: address.clone(),
+                        reason: format!("{:?} is not a server name: {e}", self.host),
+                    },
+                )?;
+                let tls = futures_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| PostError::Tls {
+                        address: address.clone(),
+                        reason: e.to_string(),
+                    })?;
+                Link::handshake(tls, address).await
+            }
+        }
+    }
+
+    /// A POST of `body` to `path` with the target's credentials and headers and `extra`.
+    pub fn request(
+        &self,
+        path: &str,
+        extra: &[(header::HeaderName, &'static str)],
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, PostError> {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(format!("{}{path}", self.prefix))
             .header(header::HOST, self.authority.as_str())
-            .header(header::CONTENT_TYPE, "application/json")
             .header(
                 header::USER_AGENT,
                 concat!("nms/", env!("CARGO_PKG_VERSION")),
             );
+        for (name, value) in extra {
+            builder = builder.header(name, *value);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
         if let Some(auth) = &self.auth {
             builder = builder.header(header::AUTHORIZATION, auth.header());
         }
@@ -304,19 +413,116 @@ impl Target {
     }
 }
 
+/// An open HTTP/1.1 connection to a target: requests go one after the other on it.
+pub struct Link {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    address: String,
+    _connection: smol::Task<()>,
+}
+
+impl Link {
+    async fn handshake<S>(stream: S, address: String) -> Result<Link, PostError>
+    where
+        S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
+                .await
+                .map_err(|e| PostError::Http {
+                    reason: e.to_string(),
+                })?;
+        let task = smol::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Link {
+            sender,
+            address,
+            _connection: task,
+        })
+    }
+
+    /// Whether the connection can take another request.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Sends `request` and reads the answer within [`RESPONSE_TIMEOUT`]; a status of 300 or
+    /// more is an error carrying it.
+    pub async fn send(
+        &mut self,
+        service: Service,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(), PostError> {
+        let address = self.address.clone();
+        within(RESPONSE_TIMEOUT, self.exchange(service, request))
+            .await
+            .unwrap_or(Err(PostError::Timeout {
+                service: service.name,
+                address,
+            }))
+    }
+
+    async fn exchange(
+        &mut self,
+        service: Service,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(), PostError> {
+        let http = |e: &dyn std::fmt::Display| PostError::Http {
+            reason: e.to_string(),
+        };
+        self.sender.ready().await.map_err(|e| http(&e))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| http(&e))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if status >= 300 {
+            let text = String::from_utf8_lossy(&body);
+            let text = crate::log::escape_controls(text.trim()).into_owned();
+            return Err(PostError::Status {
+                service: service.name,
+                status,
+                message: if text.is_empty() {
+                    "(no message)".into()
+                } else {
+                    text.chars().take(300).collect()
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Why a post failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PostError {
-    #[error("cannot connect to {address} ({reason}): is Alertmanager running?")]
-    Connect { address: String, reason: String },
-    #[error("{address}: no answer within the time allowed: is Alertmanager running?")]
-    Timeout { address: String },
+    #[error("cannot connect to {address} ({reason}): is {service} running?")]
+    Connect {
+        service: &'static str,
+        address: String,
+        reason: String,
+    },
+    #[error("{address}: no answer within the time allowed: is {service} running?")]
+    Timeout {
+        service: &'static str,
+        address: String,
+    },
     #[error("TLS with {address} failed: {reason}")]
     Tls { address: String, reason: String },
     #[error("the HTTP exchange failed: {reason}")]
     Http { reason: String },
-    #[error("Alertmanager answered {status}: {message}")]
-    Status { status: u16, message: String },
+    #[error("{service} answered {status}: {message}")]
+    Status {
+        service: &'static str,
+        status: u16,
+        message: String,
+    },
 }
 
 impl PostError {
@@ -340,45 +546,7 @@ async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> 
     .await
 }
 
-async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<(), PostError>
-where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
-{
-    let http = |e: &dyn std::fmt::Display| PostError::Http {
-        reason: e.to_string(),
-    };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
-            .await
-            .map_err(|e| http(&e))?;
-    let ask = async move {
-        let response = sender.send_request(request).await.map_err(|e| http(&e))?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        drop(sender);
-        if status >= 300 {
-            let text = String::from_utf8_lossy(&body);
-            let text = crate::log::escape_controls(text.trim()).into_owned();
-            return Err(PostError::Status {
-                status,
-                message: if text.is_empty() {
-                    "(no message)".into()
-                } else {
-                    text.chars().take(300).collect()
-                },
-            });
-        }
-        Ok(())
-    };
-    let (result, _closed) = futures_lite::future::zip(ask, connection).await;
-    result
-}
-
-/// The certificates an https Alertmanager is checked against: the system's, and `ca_file`'s.
+/// The certificates an https service is checked against: the system's, and `ca_file`'s.
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TargetError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
