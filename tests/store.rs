@@ -646,7 +646,9 @@ fn a_second_process_cannot_open_a_store_in_use() {
 fn read_all(store: &Store, mut after: u64, batch: usize) -> (Vec<(String, u64, f64)>, u64) {
     let mut out = Vec::new();
     loop {
-        let read = store.read_sequenced(after, batch).expect("read in sequence");
+        let read = store
+            .read_sequenced(after, batch)
+            .expect("read in sequence");
         for row in &read.rows {
             assert!(row.seq > after, "{} read again after {after}", row.seq);
             let key = store.series_key(row.series).expect("series known");

@@ -171,7 +171,11 @@ impl RawChunk {
             )));
         }
         let mut out = Vec::with_capacity(16 + n * 12);
-        out.put_u8(if sequenced { VERSION_SEQUENCED } else { VERSION });
+        out.put_u8(if sequenced {
+            VERSION_SEQUENCED
+        } else {
+            VERSION
+        });
         out.put_varint(n as u64);
         out.put_varint(first);
         put_columns(&mut out, &self.columns);

@@ -298,8 +298,11 @@ impl Target {
                 "header {name:?} is set by nms itself (credentials go in an auth file)"
             )));
         }
-        let header_value = header::HeaderValue::from_str(value)
-            .map_err(|_| bad(format!("the value of header {name:?} is not a header value")))?;
+        let header_value = header::HeaderValue::from_str(value).map_err(|_| {
+            bad(format!(
+                "the value of header {name:?} is not a header value"
+            ))
+        })?;
         self.headers.push((header_name, header_value));
         Ok(self)
     }
@@ -324,7 +327,8 @@ impl Target {
         let address = self.address();
         let exchange = async {
             let mut link = self.open().await?;
-            let request = self.request(path, &[(header::CONTENT_TYPE, "application/json")], body)?;
+            let request =
+                self.request(path, &[(header::CONTENT_TYPE, "application/json")], body)?;
             link.exchange(self.service, request).await
         };
         within(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, exchange)
@@ -365,12 +369,13 @@ impl Target {
         match &self.tls {
             None => Link::handshake(tcp, address).await,
             Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
-                    |e| PostError::Tls {
-                        address: address.clone(),
-                        reason: format!("{:?} is not a server name: {e}", self.host),
-                    },
-                )?;
+                let name =
+                    rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
+                        PostError::Tls {
+                            address: address.clone(),
+                            reason: format!("{:?} is not a server name: {e}", self.host),
+                        }
+                    })?;
                 let tls = futures_rustls::TlsConnector::from(config.clone())
                     .connect(name, tcp)
                     .await

@@ -88,18 +88,24 @@ pub fn auth_of(
             reason,
         };
         crate::config::warn_if_readable_by_others(path, what);
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the {what}: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read the {what}: {e}")))?;
         let value = text.trim();
         if value.is_empty() || value.contains(['\n', '\r']) {
             return Err(bad(format!("the {what} must be one line of text")));
         }
         Ok(value.to_string())
     };
-    let given = [auth_file.is_some(), bearer_token_file.is_some(), username.is_some() || password_file.is_some()];
+    let given = [
+        auth_file.is_some(),
+        bearer_token_file.is_some(),
+        username.is_some() || password_file.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(TargetError::Credentials {
             path: "remote write".into(),
-            reason: "give one of auth-file, bearer-token-file, or username with password-file".into(),
+            reason: "give one of auth-file, bearer-token-file, or username with password-file"
+                .into(),
         });
     }
     if let Some(path) = auth_file {

@@ -145,7 +145,8 @@ pub fn decode(body: &[u8]) -> Result<WriteRequest, String> {
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| format!("not snappy: {e}"))?;
-    <WriteRequest as prost::Message>::decode(raw.as_slice()).map_err(|e| format!("not a WriteRequest: {e}"))
+    <WriteRequest as prost::Message>::decode(raw.as_slice())
+        .map_err(|e| format!("not a WriteRequest: {e}"))
 }
 
 #[cfg(test)]
@@ -178,7 +179,10 @@ mod tests {
             WriteRequest {
                 timeseries: vec![
                     TimeSeries {
-                        labels: vec![label("__name__", "nms_cpu_usage_ratio"), label("agent", "r1")],
+                        labels: vec![
+                            label("__name__", "nms_cpu_usage_ratio"),
+                            label("agent", "r1")
+                        ],
                         samples: vec![
                             Sample {
                                 value: 0.0,

@@ -1,0 +1,312 @@
+//! Remote write into a real Prometheus (`prometheus --web.enable-remote-write-receiver`): an
+//! `nms server` with `--remote-write` and an `nms agent` reporting every second on loopback.
+//! Prometheus is stopped while reports keep coming, the server is killed (SIGKILL) while it
+//! is still down, Prometheus comes back, the server starts again on its data: in the end
+//! Prometheus' HTTP API holds every report the server stored, each value at the report's own
+//! timestamp, under the names and labels of `/metrics`, and the server's status says nothing
+//! is pending and nothing failed.
+//!
+//! Needs `prometheus` (Debian package `prometheus`, which .ci/run installs).
+
+mod live;
+
+use live::{Process, free_port, require, wait_for};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const AGENT: &str = "rw-agent";
+const TASK: &str = "rw-test";
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind udp 127.0.0.1:0")
+}
+
+/// The server's fixed ports, so that the agent finds it again after a restart.
+struct Ports {
+    nettask: u16,
+    alertflow: u16,
+    http: u16,
+}
+
+fn start_server(dir: &Path, ports: &Ports, task: &Path, receiver: &str, run: u32) -> Process {
+    let data = dir.join("server");
+    let p = |n: u16| n.to_string();
+    let (nettask, alertflow) = (p(ports.nettask), p(ports.alertflow));
+    let http = format!("127.0.0.1:{}", ports.http);
+    let process = Process::start(
+        &format!("nms server {run}"),
+        &live::nms(),
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1",
+            "--nettask-port",
+            &nettask,
+            "--alertflow-port",
+            &alertflow,
+            "--http",
+            &http,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--config",
+            task.to_str().unwrap(),
+            "--remote-write",
+            receiver,
+        ],
+        dir,
+    );
+    process
+}
+
+fn start_prometheus(dir: &Path, port: u16, run: u32) -> Process {
+    let prometheus = require("prometheus", "prometheus");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let config_flag = format!("--config.file={}", config.display());
+    let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
+    Process::start(
+        &format!("prometheus {run}"),
+        &prometheus,
+        &[
+            &config_flag,
+            &storage,
+            &listen,
+            "--web.enable-remote-write-receiver",
+        ],
+        dir,
+    )
+}
+
+fn status(http: &str) -> Option<Value> {
+    live::get_json(http, "/api/status")
+}
+
+fn remote(http: &str) -> Option<Value> {
+    Some(status(http)?["remote_write"][0].clone())
+}
+
+/// Every sample Prometheus holds of `selector` in the last hour: time in ms -> value.
+fn samples(prometheus: &str, selector: &str) -> Option<BTreeMap<i64, f64>> {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", &format!("{selector}[1h]"))
+        .finish();
+    let answer = live::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
+    if answer["status"] != "success" {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for series in answer["data"]["result"].as_array()? {
+        for point in series["values"].as_array()? {
+            let t = point[0].as_f64()?;
+            let v: f64 = point[1].as_str()?.parse().ok()?;
+            out.insert((t * 1000.0).round() as i64, v);
+        }
+    }
+    Some(out)
+}
+
+/// The reports the server stored of the agent, oldest first.
+fn stored(http: &str) -> Option<Vec<Value>> {
+    let answer = live::get_json(
+        http,
+        &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"),
+    )?;
+    answer
+        .as_array()
+        .or_else(|| answer["metrics"].as_array())
+        .cloned()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_server_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let task = dir.path().join("task.json");
+    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    let ports = Ports {
+        nettask: free_udp_port(),
+        alertflow: free_port(),
+        http: free_port(),
+    };
+    let prom_port = free_port();
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let receiver = format!("{prom}/api/v1/write");
+    let http = format!("http://127.0.0.1:{}", ports.http);
+
+    let mut prometheus = start_prometheus(dir.path(), prom_port, 1);
+    wait_for(
+        "Prometheus ready",
+        Duration::from_secs(60),
+        &mut [&mut prometheus],
+        || live::get_text(&prom, "/-/ready"),
+    );
+    let mut server = start_server(dir.path(), &ports, &task, &receiver, 1);
+    wait_for(
+        "the server's HTTP API",
+        Duration::from_secs(30),
+        &mut [&mut server],
+        || status(&http),
+    );
+    let agent_data = dir.path().join("agent");
+    let mut agent = Process::start(
+        "nms agent",
+        &live::nms(),
+        &[
+            "agent",
+            "--server",
+            &format!("127.0.0.1:{}", ports.nettask),
+            "--id",
+            AGENT,
+            "--data-dir",
+            agent_data.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+
+    // Reports flow into Prometheus.
+    wait_for(
+        "samples sent to Prometheus",
+        Duration::from_secs(60),
+        &mut [&mut server, &mut agent, &mut prometheus],
+        || (remote(&http)?["cursor"].as_u64()? >= 10).then_some(()),
+    );
+
+    // Prometheus stops; reports keep being stored and wait.
+    prometheus.kill();
+    let pending_since = wait_for(
+        "reports waiting while Prometheus is down",
+        Duration::from_secs(60),
+        &mut [&mut server, &mut agent],
+        || {
+            let r = remote(&http)?;
+            (r["reports_pending"].as_u64()? >= 8 && r["requests_failed"].as_u64()? >= 1)
+                .then_some(r["cursor"].as_u64()?)
+        },
+    );
+    assert!(pending_since > 0);
+    // The server is killed while Prometheus is still down, and starts again on its data.
+    server.kill();
+    let mut server = start_server(dir.path(), &ports, &task, &receiver, 2);
+    wait_for(
+        "the restarted server storing reports",
+        Duration::from_secs(60),
+        &mut [&mut server, &mut agent],
+        || {
+            let r = remote(&http)?;
+            (r["reports_pending"].as_u64()? >= 16).then_some(())
+        },
+    );
+    let restarted = server.output();
+    assert!(
+        restarted.contains(&format!("resuming after report #{pending_since}")),
+        "the restarted server did not resume where it stopped:\n{restarted}"
+    );
+    // Prometheus comes back: everything waiting reaches it.
+    let mut prometheus = start_prometheus(dir.path(), prom_port, 2);
+    wait_for(
+        "Prometheus ready again",
+        Duration::from_secs(60),
+        &mut [&mut prometheus],
+        || live::get_text(&prom, "/-/ready"),
+    );
+    wait_for(
+        "the backlog sent",
+        Duration::from_secs(90),
+        &mut [&mut server, &mut agent, &mut prometheus],
+        || {
+            let r = remote(&http)?;
+            (r["reports_pending"].as_u64()? == 0 && r["samples_sent"].as_u64()? > 0).then_some(())
+        },
+    );
+    // Stop measuring, and let the last reports through.
+    agent.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    wait_for(
+        "nothing pending",
+        Duration::from_secs(60),
+        &mut [&mut server, &mut prometheus],
+        || (remote(&http)?["reports_pending"].as_u64()? == 0).then_some(()),
+    );
+    let r = remote(&http).expect("status");
+    assert_eq!(r["samples_failed"], 0, "{r}");
+
+    let reports = stored(&http).expect("the stored reports");
+    let host: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r["cpu_percent"].is_number())
+        .collect();
+    let pings: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r["rtt_avg_ms"].is_number())
+        .collect();
+    assert!(host.len() >= 10, "{} host reports", host.len());
+    assert!(pings.len() >= 10, "{} ping reports", pings.len());
+    let cpu = samples(&prom, &format!("nms_cpu_usage_ratio{{agent=\"{AGENT}\"}}")).unwrap();
+    let ram = samples(
+        &prom,
+        &format!("nms_memory_usage_ratio{{agent=\"{AGENT}\"}}"),
+    )
+    .unwrap();
+    let rx = samples(
+        &prom,
+        &format!("nms_interface_receive_bytes_total{{agent=\"{AGENT}\",interface=\"lo\"}}"),
+    )
+    .unwrap();
+    let rtt = samples(
+        &prom,
+        &format!(
+            "nms_ping_rtt_avg_seconds{{agent=\"{AGENT}\",task=\"{TASK}\",destination=\"127.0.0.1\"}}"
+        ),
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    for r in &host {
+        let t = r["time_ms"].as_i64().unwrap();
+        let want_cpu = r["cpu_percent"].as_f64().unwrap() / 100.0;
+        let want_ram = r["ram_percent"].as_f64().unwrap() / 100.0;
+        match (cpu.get(&t), ram.get(&t)) {
+            (Some(c), Some(m)) if close(*c, want_cpu) && close(*m, want_ram) => {}
+            got => missing.push(format!(
+                "host report at {t}: want {want_cpu}/{want_ram}, got {got:?}"
+            )),
+        }
+        if let Some(want) = r["interfaces"]["lo"]["rx_bytes"].as_f64()
+            && !rx.get(&t).is_some_and(|v| close(*v, want))
+        {
+            missing.push(format!(
+                "lo rx_bytes at {t}: want {want}, got {:?}",
+                rx.get(&t)
+            ));
+        }
+    }
+    for r in &pings {
+        let t = r["time_ms"].as_i64().unwrap();
+        let want = r["rtt_avg_ms"].as_f64().unwrap() / 1000.0;
+        if !rtt.get(&t).is_some_and(|v| close(*v, want)) {
+            missing.push(format!(
+                "ping report at {t}: want {want}, got {:?}",
+                rtt.get(&t)
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} reports not in Prometheus as stored:\n{}\n--- server ---\n{}",
+        missing.len(),
+        host.len() + pings.len(),
+        missing.join("\n"),
+        live::tail(&server.output(), 30)
+    );
+    // Nothing more than the stored reports either: one sample per report and series.
+    assert_eq!(cpu.len(), host.len(), "CPU samples vs host reports");
+    assert_eq!(rtt.len(), pings.len(), "RTT samples vs ping reports");
+}
