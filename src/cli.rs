@@ -549,6 +549,7 @@ pub struct ServerArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     nms agent --server 192.0.2.10\n  \
+    nms agent --server monitor-a.example.net,monitor-b.example.net\n  \
     nms agent --server monitor.example.net:8081 --id r1 --key-file /etc/nms/psk")]
 pub struct AgentArgs {
     /// Settings file (TOML) [default: ~/.config/nms/agent.toml, then /etc/nms/agent.toml, if
@@ -556,10 +557,17 @@ pub struct AgentArgs {
     #[arg(long, value_name = "FILE")]
     pub settings: Option<PathBuf>,
 
-    /// The server's NetTask address: HOST or HOST:PORT (default port 8081). Required here or
-    /// in the settings file.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    /// The server's NetTask address: HOST or HOST:PORT (default port 8081), or several,
+    /// comma-separated (A,B): the agent registers with the first that answers and moves to
+    /// the next when its server is lost, carrying its unacknowledged reports. Required here
+    /// or in the settings file.
+    #[arg(long, value_name = "HOST[:PORT][,...]")]
     pub server: Option<String>,
+
+    /// With several servers: go back to the first one when it answers again (tried every
+    /// 30 s) [default: stay with the server that serves the agent].
+    #[arg(long)]
+    pub prefer_first: bool,
 
     /// This agent's name, matched against `device_id` in task files [default: the host name].
     #[arg(long, value_name = "NAME")]

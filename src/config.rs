@@ -260,6 +260,29 @@ impl OneOrMany {
     }
 }
 
+/// The servers of `--server A,B` (or a settings file's list, each of which may be a
+/// comma-separated list too), checked to be non-empty and without repeats.
+pub fn server_list(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for part in given.iter().flat_map(|g| g.split(',')) {
+        let part = part.trim();
+        if part.is_empty() {
+            bail!(
+                "server list {:?}: an empty entry (write HOST[:PORT],HOST[:PORT])",
+                given.join(",")
+            );
+        }
+        if out.iter().any(|s| s == part) {
+            bail!("server list {:?}: {part} is given twice", given.join(","));
+        }
+        out.push(part.to_string());
+    }
+    if out.is_empty() {
+        bail!("no server given");
+    }
+    Ok(out)
+}
+
 /// A retention: a duration such as `15d`, `6w`, `2y` (at least an hour).
 pub fn retention(what: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     let d = humantime::parse_duration(text.trim())
@@ -305,7 +328,9 @@ pub fn byte_size(what: &str, text: &str) -> anyhow::Result<u64> {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AgentSettings {
-    pub server: Option<String>,
+    /// One server, a comma-separated list, or a list of them.
+    pub server: Option<OneOrMany>,
+    pub prefer_first: Option<bool>,
     pub id: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub key_file: Option<PathBuf>,

@@ -534,7 +534,11 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         nms::config::load_settings(args.settings.as_deref(), "agent")?;
     let from = from.as_deref();
     let path = |p: PathBuf| nms::config::relative_to(from, p);
-    let Some(server) = args.server.or(file.server) else {
+    let servers = match args.server {
+        Some(s) => Some(vec![s]),
+        None => file.server.map(|s| s.into_list()),
+    };
+    let Some(servers) = servers else {
         anyhow::bail!(
             "no server given: pass --server HOST[:PORT], or set `server = \"HOST\"` in {}",
             nms::config::settings_candidates("agent")[0].display()
@@ -556,7 +560,8 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .map(nms::config::read_key)
         .transpose()?;
     let options = nms::agent::AgentOptions {
-        server,
+        servers: nms::config::server_list(&servers)?,
+        prefer_first: args.prefer_first || file.prefer_first.unwrap_or(false),
         id,
         data_dir,
         key,

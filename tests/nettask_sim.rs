@@ -666,3 +666,110 @@ fn a_name_without_a_key_is_refused_when_per_agent_keys_are_configured() {
     );
     assert_eq!(server.stats().registrations, 0);
 }
+
+/// An agent given a server that never answers first, and the live one second.
+fn failover_harness(seed: u64, prefer_first: bool) -> Harness {
+    let mut h = Harness::new(
+        seed,
+        ServerEndpoint::new(Config::default()),
+        LinkConfig::lossy(0.05),
+        LinkConfig::lossy(0.05),
+    );
+    let dead: std::net::SocketAddr = "10.0.0.99:8081".parse().unwrap();
+    let endpoint = AgentEndpoint::with_servers(
+        h.net.now,
+        1_700_000_000_000,
+        Config::default(),
+        vec![dead, h.server_addr],
+        prefer_first,
+        AgentIdentity::new("r1"),
+        seed,
+    );
+    h.add_agent(endpoint);
+    h
+}
+
+fn switches_to(events: &[AgentEvent], to: std::net::SocketAddr) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::SwitchedServer { to: t, .. } if *t == to))
+        .count()
+}
+
+#[test]
+fn an_agent_registers_with_the_server_that_answers_and_carries_its_reports_when_it_is_lost() {
+    let seed = seed_from_env("failover");
+    let mut h = failover_harness(seed, false);
+    let live = h.server_addr;
+    let registered = h.run_while(Duration::from_secs(60), Duration::from_millis(100), |h| {
+        h.agents[0].1.is_registered()
+    });
+    assert!(
+        registered,
+        "seed {seed}: never registered with the live server"
+    );
+    assert!(switches_to(&h.agent_events[0], live) >= 1);
+    let now = h.net.now;
+    for n in 0..20 {
+        h.agents[0].1.send(now, &report(n));
+    }
+    h.run_for(Duration::from_secs(5));
+    // The live server goes silent with reports in flight: the agent moves on (to the dead
+    // one, then round to the live one again), keeping them, and delivers them when it is back.
+    h.server_down = true;
+    let now = h.net.now;
+    for n in 20..40 {
+        h.agents[0].1.send(now, &report(n));
+    }
+    h.run_for(Duration::from_secs(20));
+    h.server_down = false;
+    let all = h.run_while(Duration::from_secs(300), Duration::from_secs(1), |h| {
+        count_by(h.server_received.iter().map(|(_, m)| report_number(m))).len() == 40
+    });
+    assert!(
+        all,
+        "seed {seed}: not every report arrived after the failover"
+    );
+    let per = count_by(h.server_received.iter().map(|(_, m)| report_number(m)));
+    assert!(
+        per.values().all(|&c| c == 1),
+        "seed {seed}: a report arrived twice"
+    );
+    // It stays with the server that serves it: no return to the first without prefer_first.
+    let before = switches_to(&h.agent_events[0], "10.0.0.99:8081".parse().unwrap());
+    h.run_for(Duration::from_secs(120));
+    let after = switches_to(&h.agent_events[0], "10.0.0.99:8081".parse().unwrap());
+    assert_eq!(
+        before, after,
+        "seed {seed}: it tried the first server again unasked"
+    );
+}
+
+#[test]
+fn with_prefer_first_an_agent_tries_the_first_server_again_and_loses_nothing_meanwhile() {
+    let seed = seed_from_env("prefer first");
+    let mut h = failover_harness(seed, true);
+    let dead: std::net::SocketAddr = "10.0.0.99:8081".parse().unwrap();
+    assert!(
+        h.run_while(Duration::from_secs(60), Duration::from_millis(100), |h| {
+            h.agents[0].1.is_registered()
+        })
+    );
+    let tried = switches_to(&h.agent_events[0], dead);
+    for n in 0..100u32 {
+        let now = h.net.now;
+        h.agents[0].1.send(now, &report(n));
+        h.run_for(Duration::from_secs(1));
+    }
+    assert!(
+        switches_to(&h.agent_events[0], dead) >= tried + 2,
+        "seed {seed}: the first server was not tried again every 30 s"
+    );
+    let all = h.run_while(Duration::from_secs(120), Duration::from_secs(1), |h| {
+        count_by(h.server_received.iter().map(|(_, m)| report_number(m))).len() == 100
+    });
+    assert!(
+        all,
+        "seed {seed}: reports were lost while the first server was tried"
+    );
+}

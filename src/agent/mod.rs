@@ -6,6 +6,11 @@
 //! port, timing, its tasks) comes from the server. When the server is gone the agent keeps
 //! measuring; its reports wait in the NetTask queue (bounded, oldest dropped and counted) and its
 //! alerts on disk, and both are delivered when the server returns.
+//!
+//! Given several servers (`--server A,B`), the agent registers with the first that answers
+//! and moves to the next when its server is lost, carrying its unacknowledged reports there
+//! (and its alerts: AlertFlow follows the server); with `--prefer-first` it goes back to the
+//! first when that answers again ([`crate::nettask::AgentEndpoint::with_servers`]).
 
 pub mod scheduler;
 
@@ -31,8 +36,10 @@ pub const DEFAULT_SERVER_PORT: u16 = 8081;
 /// The validated configuration of an agent.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// `HOST` or `HOST:PORT` of the server's NetTask port.
-    pub server: String,
+    /// `HOST` or `HOST:PORT` of each server's NetTask port, in order of preference.
+    pub servers: Vec<String>,
+    /// Go back to the first server when it answers again.
+    pub prefer_first: bool,
     pub id: String,
     pub data_dir: PathBuf,
     pub key: Option<Key>,
@@ -143,7 +150,21 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     use futures_lite::FutureExt;
-    let server = resolve_server(&options.server)?;
+    if options.servers.is_empty() {
+        anyhow::bail!("no server given");
+    }
+    let servers = options
+        .servers
+        .iter()
+        .map(|s| resolve_server(s))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    let server = servers[0];
+    if let Some(other) = servers.iter().find(|s| s.is_ipv4() != server.is_ipv4()) {
+        anyhow::bail!(
+            "the servers {server} and {other} are of different address families: give all \
+             servers as IPv4 or all as IPv6 (the agent sends from one socket)"
+        );
+    }
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -164,11 +185,12 @@ pub async fn run(
     identity.capabilities = tool_capabilities();
     let mut seed = [0u8; 8];
     let _ = getrandom::fill(&mut seed);
-    let endpoint = AgentEndpoint::new(
+    let endpoint = AgentEndpoint::with_servers(
         Instant::now(),
         log::now_ms(),
         config,
-        server,
+        servers.clone(),
+        options.prefer_first,
         identity,
         u64::from_le_bytes(seed),
     );
@@ -218,8 +240,13 @@ pub async fn run(
         Level::Info,
         "START",
         format_args!(
-            "nms agent {} registering with {server}; data in {}{}",
+            "nms agent {} registering with {}; data in {}{}",
             options.id,
+            servers
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
             std::path::absolute(&options.data_dir)
                 .unwrap_or_else(|_| options.data_dir.clone())
                 .display(),
@@ -249,6 +276,8 @@ pub async fn run(
     .detach();
 
     let mut shutdown = std::pin::pin!(shutdown);
+    // The server the endpoint registers with now.
+    let mut current = server;
     loop {
         let event = async { Some(event_rx.recv().await) }
             .or(async {
@@ -269,7 +298,7 @@ pub async fn run(
             } => {
                 heartbeat_ms.store(registered.heartbeat_ms.into(), Ordering::Relaxed);
                 clock.set(registered.server_time_ms, log::now_ms());
-                let alertflow = SocketAddr::new(server.ip(), registered.alertflow_port);
+                let alertflow = SocketAddr::new(current.ip(), registered.alertflow_port);
                 sender.set_destination(Destination {
                     server: alertflow,
                     agent_id,
@@ -278,7 +307,7 @@ pub async fn run(
                 log::event(
                     Level::Good,
                     "REGISTERED",
-                    format_args!("as agent {agent_id}; alerts to tcp/{alertflow}"),
+                    format_args!("with {current} as agent {agent_id}; alerts to tcp/{alertflow}"),
                 );
             }
             AgentEvent::Message(Message::Task(assignment)) => scheduler.install(assignment),
@@ -308,11 +337,26 @@ pub async fn run(
                 "the server no longer knows this agent (restarted?); registering again",
             ),
             AgentEvent::Malformed(reason) => log::event(Level::Warn, "MALFORMED", reason),
+            AgentEvent::SwitchedServer { from, to, carried } => {
+                current = to;
+                log::event(
+                    Level::Warn,
+                    "SERVER",
+                    format_args!(
+                        "moving from {from} to {to}{}; {carried} unacknowledged message(s) go there",
+                        if servers.first() == Some(&to) {
+                            " (the first server)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
             AgentEvent::RegistrationUnanswered { attempts } => log::event(
                 Level::Bad,
                 "SERVER",
                 format_args!(
-                    "no answer from {server} after {attempts} registration attempts: is `nms server` \
+                    "no answer from {current} after {attempts} registration attempts: is `nms server` \
                      running there (its NetTask port)? With keys: does it use this agent's key, and \
                      does its keys file have the name {:?}? Still trying.",
                     options.id
@@ -326,7 +370,7 @@ pub async fn run(
                 Level::Bad,
                 "REFUSED",
                 format_args!(
-                    "{server} refused the registration ({count} in a row): {}; registering again in 5 s",
+                    "{current} refused the registration ({count} in a row): {}; registering again in 5 s",
                     refusal_text(&refused, registration_time_ms)
                 ),
             ),

@@ -220,6 +220,29 @@ impl Scheduler {
             .cloned()
             .map(|item| smol::spawn(work(context.clone(), item)))
             .collect();
+        // The same task under another number: another server numbered it (the agent moved
+        // between servers whose task numbers differ). One copy runs, the newest.
+        let renumbered: Vec<u32> = self
+            .running
+            .iter()
+            .filter(|(n, r)| {
+                **n != assignment.task_number && r.assignment.task_id == assignment.task_id
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for old_number in renumbered {
+            if let Some(old) = self.running.remove(&old_number) {
+                old.resolve_firing("replaced");
+                log::event(
+                    Level::Warn,
+                    "RENUMBERED",
+                    format_args!(
+                        "task {} was #{old_number} and is #{} now: the servers number their tasks differently; load the same task files in the same order on every server, or reports sent to one may be stored under another task by the other",
+                        assignment.task_id, assignment.task_number
+                    ),
+                );
+            }
+        }
         let replaced = self.running.insert(
             assignment.task_number,
             Running {

@@ -526,6 +526,7 @@ impl Worker {
                 | AgentEvent::ServerLost
                 | AgentEvent::ServerRecovered
                 | AgentEvent::Reregistering
+                | AgentEvent::SwitchedServer { .. }
                 | AgentEvent::Malformed(_)
                 | AgentEvent::RegistrationUnanswered { .. }
                 | AgentEvent::RegistrationRefused { .. } => {}

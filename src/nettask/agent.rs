@@ -12,6 +12,13 @@
 //! (its time is too far from the server's clock, it is not newer than the last one the server
 //! accepted, or the server takes no new agents) is reported and a new registration, with a new
 //! instance and the current time, starts after a pause.
+//!
+//! An agent given several servers ([`AgentEndpoint::with_servers`]) registers with the first
+//! that answers: after [`FAILOVER_ATTEMPTS`] unanswered registrations it tries the next, in
+//! turn. When the session's server is lost it moves to the next server at once, carrying
+//! every unacknowledged message into the new session. With `prefer_first`, an agent served by
+//! another server tries the first again every [`PREFER_FIRST_EVERY`], and goes on to the
+//! others if it still does not answer.
 
 use super::reassembly::ReassemblyBudget;
 use super::session::{Outbound, Session, SessionEvent};
@@ -65,6 +72,14 @@ pub enum AgentEvent {
     Reregistering,
     /// A packet with a valid tag that could not be used.
     Malformed(String),
+    /// The agent moved to another of its servers (the one it had did not answer, or it goes
+    /// back to the first); a registration with it has started, and `carried` unacknowledged
+    /// messages go into the new session.
+    SwitchedServer {
+        from: SocketAddr,
+        to: SocketAddr,
+        carried: usize,
+    },
     /// The registration was sent `attempts` times without an answer (reported after 5
     /// attempts, then about once a minute): the server is not there, or refuses the key.
     RegistrationUnanswered { attempts: u32 },
@@ -81,6 +96,11 @@ pub enum AgentEvent {
 
 /// The pause before registering again after a REFUSED.
 const REFUSED_PAUSE: Duration = Duration::from_secs(5);
+/// Registrations sent to one server without an answer before the next server is tried (with
+/// the default 200 ms timeout: about 1.4 s).
+pub const FAILOVER_ATTEMPTS: u32 = 4;
+/// How often an agent served by another server tries the first again, with `prefer_first`.
+pub const PREFER_FIRST_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 enum State {
@@ -101,6 +121,14 @@ enum State {
 pub struct AgentEndpoint {
     config: Config,
     server: SocketAddr,
+    /// Every server the agent may use, in order of preference; `server` is one of them.
+    servers: Vec<SocketAddr>,
+    current: usize,
+    prefer_first: bool,
+    /// When to try the first server again (with `prefer_first`, while on another).
+    try_first_at: Option<Instant>,
+    /// The latest time the endpoint was given.
+    last_now: Instant,
     identity: AgentIdentity,
     state: State,
     backlog: VecDeque<Outbound>,
@@ -129,9 +157,33 @@ impl AgentEndpoint {
         identity: AgentIdentity,
         seed: u64,
     ) -> Self {
+        Self::with_servers(now, wall_ms, config, vec![server], false, identity, seed)
+    }
+
+    /// An endpoint that may use any of `servers` (at least one), in that order of preference;
+    /// with `prefer_first` it goes back to the first when that answers again.
+    pub fn with_servers(
+        now: Instant,
+        wall_ms: u64,
+        config: Config,
+        servers: Vec<SocketAddr>,
+        prefer_first: bool,
+        identity: AgentIdentity,
+        seed: u64,
+    ) -> Self {
+        let servers = if servers.is_empty() {
+            vec![SocketAddr::from(([127, 0, 0, 1], 8081))]
+        } else {
+            servers
+        };
         let mut endpoint = AgentEndpoint {
             config,
-            server,
+            server: servers[0],
+            servers,
+            current: 0,
+            prefer_first,
+            try_first_at: None,
+            last_now: now,
             identity,
             state: State::Registering {
                 instance: 0,
@@ -242,7 +294,8 @@ impl AgentEndpoint {
     }
 
     /// Queues a message for the server; returns its id, reported again in `Acknowledged`.
-    pub fn send(&mut self, _now: Instant, message: &Message) -> u64 {
+    pub fn send(&mut self, now: Instant, message: &Message) -> u64 {
+        self.last_now = self.last_now.max(now);
         let mut body = Vec::new();
         message.encode_body(&mut body);
         let id = self.next_message;
@@ -272,6 +325,7 @@ impl AgentEndpoint {
 
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.last_now = self.last_now.max(now);
         self.stats.datagrams_received += 1;
         if from != self.server || bytes.len() > self.config.max_datagram {
             self.stats.malformed += 1;
@@ -443,14 +497,47 @@ impl AgentEndpoint {
     }
 
     fn reregister(&mut self, now: Instant) {
+        self.carry_unacknowledged();
+        self.events.push_back(AgentEvent::Reregistering);
+        self.start_registration(now);
+    }
+
+    /// Moves the session's unacknowledged messages ahead of the backlog (for the next
+    /// session); returns how many messages now wait.
+    fn carry_unacknowledged(&mut self) -> usize {
         if let State::Registered { session, .. } = &mut self.state {
             self.next_seq = session.next_seq();
             let mut unacknowledged = session.take_unacknowledged();
             unacknowledged.extend(self.backlog.drain(..));
             self.backlog = unacknowledged.into();
         }
-        self.events.push_back(AgentEvent::Reregistering);
+        self.backlog.len()
+    }
+
+    /// The server in use now, and all of them.
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.servers
+    }
+
+    /// Moves to server `index` of the list: registers with it and carries everything
+    /// unacknowledged over.
+    fn switch_to(&mut self, now: Instant, index: usize) {
+        let from = self.server;
+        let carried = self.carry_unacknowledged();
+        self.current = index % self.servers.len();
+        self.server = self.servers[self.current];
+        self.try_first_at =
+            (self.prefer_first && self.current != 0).then(|| now + PREFER_FIRST_EVERY);
+        self.events.push_back(AgentEvent::SwitchedServer {
+            from,
+            to: self.server,
+            carried,
+        });
         self.start_registration(now);
+    }
+
+    fn has_others(&self) -> bool {
+        self.servers.len() > 1
     }
 
     /// Starts a new registration now (for example after the server was lost for long).
@@ -462,7 +549,9 @@ impl AgentEndpoint {
         let State::Registered { session, .. } = &mut self.state else {
             return;
         };
+        let mut lost = false;
         while let Some(e) = session.events.pop_front() {
+            lost |= matches!(e, SessionEvent::Lost);
             self.events.push_back(match e {
                 SessionEvent::Message(m, _) => AgentEvent::Message(m),
                 SessionEvent::Acknowledged(id) => AgentEvent::Acknowledged(id),
@@ -471,6 +560,10 @@ impl AgentEndpoint {
                 SessionEvent::Recovered => AgentEvent::ServerRecovered,
                 SessionEvent::Malformed(reason) => AgentEvent::Malformed(reason),
             });
+        }
+        if lost && self.has_others() {
+            // Another server takes over: no waiting for this one to come back.
+            self.switch_to(self.last_now, self.current + 1);
         }
     }
 
@@ -519,17 +612,42 @@ impl AgentEndpoint {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.state {
+        let own = match &self.state {
             State::Registering { next_attempt, .. } => Some(*next_attempt),
             State::Registered { session, .. } => session.poll_timeout(),
+        };
+        match (own, self.try_first_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Runs the timers that are due.
+    /// Runs the timers that are due: retransmissions, and moving to another server when the
+    /// registrations with this one go unanswered (or, with `prefer_first`, back to the first).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let State::Registered { session, .. } = &mut self.state {
-            session.handle_timeout(now, &mut self.stats);
-            self.drain_session_events();
+        self.last_now = self.last_now.max(now);
+        match &mut self.state {
+            State::Registered { session, .. } => {
+                session.handle_timeout(now, &mut self.stats);
+                self.drain_session_events();
+            }
+            State::Registering {
+                attempts,
+                next_attempt,
+                ..
+            } => {
+                if *attempts >= FAILOVER_ATTEMPTS && now >= *next_attempt && self.has_others() {
+                    self.switch_to(now, self.current + 1);
+                }
+            }
+        }
+        if let Some(at) = self.try_first_at
+            && now >= at
+        {
+            self.try_first_at = None;
+            if self.current != 0 && self.is_registered() {
+                self.switch_to(now, 0);
+            }
         }
     }
 

@@ -700,8 +700,10 @@ pub async fn run(
         Some(name) => {
             crate::config::check_agent_name(name)?;
             let agent = crate::agent::AgentOptions {
-                server: SocketAddr::new(loopback_of(options.listen), bound.nettask.port())
-                    .to_string(),
+                servers: vec![
+                    SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
+                ],
+                prefer_first: false,
                 id: name.clone(),
                 data_dir: options.data_dir.join("local-agent").join(name),
                 key: options.keys.for_agent(name).cloned(),
