@@ -45,11 +45,23 @@ pub struct Process {
 impl Process {
     /// Starts `program args`, its standard output and error going to `dir/NAME.log`.
     pub fn start(name: &str, program: &Path, args: &[&str], dir: &Path) -> Process {
+        Process::start_with_env(name, program, args, &[], dir)
+    }
+
+    /// [`Process::start`] with environment variables set.
+    pub fn start_with_env(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+    ) -> Process {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("create a log file");
         let err = out.try_clone().expect("clone the log file");
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
@@ -81,6 +93,14 @@ impl Process {
 
     pub fn kill(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 

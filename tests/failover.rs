@@ -1,0 +1,131 @@
+//! Two real `nms server`s with the same task file serve one `nms agent --server A,B`: the
+//! agent registers with A; A is killed (SIGKILL) with reports in flight; the agent moves to B,
+//! carrying what A had not acknowledged, and every report the agent made is stored by A (before
+//! it died) or by B, none lost. Nothing here is timed: how fast the reports move is measured by
+//! `scripts/failover-time.sh` (BENCHMARKS.md).
+
+mod live;
+
+use live::{NmsServer, Process, wait_for};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+const AGENT: &str = "fo-agent";
+const TASK: &str = "fo-test";
+
+/// The times of the agent's reports a server stored (from its HTTP API).
+fn stored_times(http: &str) -> Option<BTreeSet<u64>> {
+    let answer = live::get_json(http, &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"))?;
+    Some(
+        answer
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["time_ms"].as_u64())
+            .collect(),
+    )
+}
+
+/// The times of the agent's reports a store holds, read from its files (its server is dead).
+fn exported_times(data_dir: &Path) -> BTreeSet<u64> {
+    let out = std::process::Command::new(live::nms())
+        .args(["store", "export", "--from", "0", "--agent", AGENT, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("nms store export");
+    assert!(
+        out.status.success(),
+        "nms store export failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| r["time_ms"].as_u64())
+        .collect()
+}
+
+/// The times of the reports the agent made (`REPORT task time` lines of its log).
+fn made_times(log: &str) -> BTreeSet<u64> {
+    log.lines()
+        .filter(|l| l.contains(" REPORT ") && l.contains(TASK))
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_unacknowledged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let task = dir.path().join("task.json");
+    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    let task = task.to_str().unwrap();
+    let mut a = NmsServer::start(&dir_a, &["--config", task]);
+    let mut b = NmsServer::start(&dir_b, &["--config", task]);
+    let servers = format!("{},{}", a.nettask, b.nettask);
+    let agent_data = dir.path().join("agent");
+    let mut agent = Process::start_with_env(
+        "nms agent",
+        &live::nms(),
+        &[
+            "agent",
+            "--server",
+            &servers,
+            "--id",
+            AGENT,
+            "--data-dir",
+            agent_data.to_str().unwrap(),
+        ],
+        &[("NMS_LOG_REPORTS", "1")],
+        dir.path(),
+    );
+
+    // It registers with the first, which stores its reports; the second has none.
+    wait_for(
+        "reports stored by the first server",
+        Duration::from_secs(60),
+        &mut [&mut a.process, &mut b.process, &mut agent],
+        || (stored_times(&a.http)?.len() >= 6).then_some(()),
+    );
+    assert_eq!(stored_times(&b.http).map(|t| t.len()), Some(0));
+
+    // The first dies; the agent's reports go to the second.
+    a.process.kill();
+    wait_for(
+        "reports stored by the second server",
+        Duration::from_secs(60),
+        &mut [&mut b.process, &mut agent],
+        || (stored_times(&b.http)?.len() >= 6).then_some(()),
+    );
+    let log = agent.output();
+    assert!(
+        log.contains(&format!("moving from {} to {}", a.nettask, b.nettask)),
+        "the agent did not say it moved:\n{log}"
+    );
+    // Stop the agent cleanly (what it made is acknowledged before it exits).
+    agent.terminate();
+    let made = made_times(&agent.output());
+    let on_b = wait_for(
+        "the second server's store to settle",
+        Duration::from_secs(30),
+        &mut [&mut b.process],
+        || stored_times(&b.http),
+    );
+    let on_a = exported_times(&dir_a.join("server"));
+    assert!(!on_a.is_empty());
+    let kept: BTreeSet<u64> = on_a.union(&on_b).copied().collect();
+    let lost: Vec<&u64> = made.difference(&kept).collect();
+    assert!(made.len() >= 12, "only {} reports made", made.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} reports lost with the first server: {lost:?}\n--- agent ---\n{}",
+        lost.len(),
+        made.len(),
+        live::tail(&agent.output(), 40)
+    );
+    // Each report is stored once by the second server (a report the first stored and never
+    // acknowledged may be in both stores; that is the agent's resend).
+    assert!(on_b.iter().all(|t| made.contains(t)), "B stored a report the agent never made");
+}
