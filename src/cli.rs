@@ -637,6 +637,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "HOST:PORT", requires = "server")]
     pub http: Option<String>,
 
+    /// The started server also sends every report to this remote-write receiver (e.g. a
+    /// Prometheus on loopback started with --web.enable-remote-write-receiver); the run then
+    /// reports the destination's lag and backlog while measuring, and how long it took to
+    /// send the rest afterwards.
+    #[arg(long, value_name = "URL")]
+    pub remote_write: Option<String>,
+
     /// Also raise alerts over AlertFlow and measure their latency.
     #[arg(long)]
     pub alerts: bool,

@@ -881,6 +881,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         seconds: args.seconds,
         server,
         alerts: args.alerts,
+        remote_write: args.remote_write.clone(),
         alert_rate: args.alert_rate.max(0.1),
         threads: args.threads.max(1),
         window: args.window.max(1),

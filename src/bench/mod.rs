@@ -53,6 +53,8 @@ pub struct BenchOptions {
     pub server: Option<(SocketAddr, SocketAddr)>,
     /// Raise alerts over AlertFlow at `alert_rate` per second.
     pub alerts: bool,
+    /// The started server's `--remote-write` receiver.
+    pub remote_write: Option<String>,
     pub alert_rate: f64,
     /// Threads (each with one UDP socket) the simulated agents run on.
     pub threads: usize,
@@ -126,7 +128,60 @@ pub struct BenchReport {
     /// Times the server was killed with SIGKILL (and started again) while measuring.
     pub server_kills: u64,
     pub ack_bytes_max: usize,
+    /// The server's first remote-write destination, when it has one.
+    pub remote_write: Option<RemoteWriteFigures>,
     pub data_dir: Option<PathBuf>,
+}
+
+/// How a remote-write destination kept up while measuring (sampled every second from
+/// `/api/status`), and how long it took to send the rest once the agents stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteWriteFigures {
+    pub url: String,
+    /// Lag (seconds the oldest unsent report waited) at each sample while measuring.
+    pub lag_seconds: Vec<f64>,
+    pub lag_seconds_max: f64,
+    /// Mean lag over the first and over the second half of the measurement: growing lag
+    /// shows as a second half larger than the first.
+    pub lag_seconds_first_half: f64,
+    pub lag_seconds_second_half: f64,
+    pub reports_pending_max: u64,
+    pub samples_sent: u64,
+    pub samples_failed: u64,
+    pub requests_failed: u64,
+    /// Seconds from the end of the measurement until nothing was pending.
+    pub caught_up_seconds: Option<f64>,
+}
+
+impl RemoteWriteFigures {
+    fn sample(&mut self, status: &serde_json::Value) {
+        let Some(r) = status["remote_write"].get(0) else {
+            return;
+        };
+        self.url = r["url"].as_str().unwrap_or_default().to_string();
+        let lag = r["lag_seconds"].as_f64().unwrap_or(0.0);
+        self.lag_seconds.push(lag);
+        self.lag_seconds_max = self.lag_seconds_max.max(lag);
+        self.reports_pending_max = self
+            .reports_pending_max
+            .max(r["reports_pending"].as_u64().unwrap_or(0));
+        self.samples_sent = r["samples_sent"].as_u64().unwrap_or(0);
+        self.samples_failed = r["samples_failed"].as_u64().unwrap_or(0);
+        self.requests_failed = r["requests_failed"].as_u64().unwrap_or(0);
+    }
+
+    fn finish_halves(&mut self) {
+        let n = self.lag_seconds.len();
+        let mean = |s: &[f64]| {
+            if s.is_empty() {
+                0.0
+            } else {
+                s.iter().sum::<f64>() / s.len() as f64
+            }
+        };
+        self.lag_seconds_first_half = mean(&self.lag_seconds[..n / 2]);
+        self.lag_seconds_second_half = mean(&self.lag_seconds[n / 2..]);
+    }
 }
 
 /// The heartbeat interval the started server hands out: one second, longer for large fleets so
@@ -178,6 +233,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
                 &work_dir,
                 &tasks,
                 heartbeat_ms(options.agents),
+                options.remote_write.as_deref(),
             )?
         }
     };
@@ -308,6 +364,11 @@ fn measure(
     std::thread::sleep(Duration::from_millis(500));
 
     // Measure.
+    let mut remote_figures = target
+        .status()
+        .ok()
+        .filter(|s| s["remote_write"].get(0).is_some())
+        .map(|_| RemoteWriteFigures::default());
     let stored_before = target.metrics_stored()?;
     let server_before = target.sample();
     let bench_before = target::process_sample(std::process::id());
@@ -330,7 +391,21 @@ fn measure(
             }
             std::thread::sleep(end.saturating_duration_since(Instant::now()));
         }
-        None => std::thread::sleep(Duration::from_secs_f64(options.seconds)),
+        None => {
+            let end = started + Duration::from_secs_f64(options.seconds);
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+                if let Some(figures) = remote_figures.as_mut()
+                    && let Ok(status) = target.status()
+                {
+                    figures.sample(&status);
+                }
+            }
+        }
     }
     control.set_phase(Phase::Drain);
     let elapsed = started.elapsed().as_secs_f64();
@@ -356,6 +431,25 @@ fn measure(
         }
     }
     stop(&control);
+    if let Some(figures) = remote_figures.as_mut() {
+        figures.finish_halves();
+        progress("waiting for remote write to send the rest".into());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let Ok(status) = target.status() else { break };
+            let pending = status["remote_write"][0]["reports_pending"]
+                .as_u64()
+                .unwrap_or(0);
+            if pending == 0 {
+                figures.caught_up_seconds = Some(started.elapsed().as_secs_f64() - elapsed);
+                figures.samples_sent = status["remote_write"][0]["samples_sent"]
+                    .as_u64()
+                    .unwrap_or(0);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let ceiling_after = measure_ceiling()?;
     let ceiling_per_sec = (ceiling_before + ceiling_after) / 2.0;
     let alert_result = raiser
@@ -451,6 +545,7 @@ fn measure(
         ack_bytes,
         ack_bytes_max,
         server_kills,
+        remote_write: remote_figures,
         data_dir: None,
     })
 }
@@ -519,6 +614,21 @@ impl BenchReport {
             "on the wire        metrics report {} bytes, ACK {} bytes ({} acknowledging the most earlier packets)\n",
             self.report_bytes, self.ack_bytes, self.ack_bytes_max
         );
+        if let Some(r) = &self.remote_write {
+            out += &format!(
+                "remote write       {}: lag max {:.1} s (mean {:.1} s in the first half, {:.1} s in the second), at most {} reports pending, {} samples sent, {} failed, {} requests failed; the rest sent {} after the end\n",
+                r.url,
+                r.lag_seconds_max,
+                r.lag_seconds_first_half,
+                r.lag_seconds_second_half,
+                r.reports_pending_max,
+                r.samples_sent,
+                r.samples_failed,
+                r.requests_failed,
+                r.caught_up_seconds
+                    .map_or("not within 120 s".to_string(), |s| format!("{s:.1} s"))
+            );
+        }
         if let Some(d) = &self.data_dir {
             out += &format!("data kept in       {}\n", d.display());
         }

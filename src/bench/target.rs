@@ -97,6 +97,7 @@ impl Target {
         work_dir: &Path,
         tasks: &[String],
         heartbeat_ms: u64,
+        remote_write: Option<&str>,
     ) -> Result<Target, BenchError> {
         let io = |what: String| move |source| BenchError::Io { what, source };
         let data_dir = work_dir.join("server");
@@ -127,6 +128,10 @@ impl Target {
         .map(Into::into)
         .collect();
         args.push(data_dir.clone().into_os_string());
+        if let Some(url) = remote_write {
+            args.push("--remote-write".into());
+            args.push(url.into());
+        }
         for (i, text) in tasks.iter().enumerate() {
             let path = work_dir.join(format!("bench-tasks-{i:03}.json"));
             std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
