@@ -413,6 +413,38 @@ mod tests {
     }
 
     #[test]
+    fn remote_write_tables_and_server_lists_are_read() {
+        let text = "[[remote-write]]\nurl = \"http://a:9090/api/v1/write\"\n\
+                    [[remote-write]]\nurl = \"https://m/api/v1/push\"\nname = \"mimir\"\n\
+                    headers = { \"X-Scope-OrgID\" = \"net\" }\nmax-samples-per-send = 500\n";
+        let s: ServerSettings = toml::from_str(text).unwrap();
+        let rw = s.remote_write.unwrap();
+        assert_eq!(rw.len(), 2);
+        assert_eq!(rw[1].name.as_deref(), Some("mimir"));
+        assert_eq!(rw[1].headers.as_ref().unwrap()["X-Scope-OrgID"], "net");
+        assert_eq!(rw[1].max_samples_per_send, Some(500));
+        let e = toml::from_str::<ServerSettings>("[[remote-write]]\nurl = \"x\"\nuser = \"a\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        for shipped in ["configs/server.toml", "configs/agent.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(shipped);
+            let text = std::fs::read_to_string(&path).unwrap();
+            if shipped.contains("server") {
+                toml::from_str::<ServerSettings>(&text).unwrap();
+            } else {
+                toml::from_str::<AgentSettings>(&text).unwrap();
+            }
+        }
+        let a: AgentSettings =
+            toml::from_str("server = [\"a:1\", \"b\"]\nprefer-first = true\n").unwrap();
+        let list = server_list(&a.server.unwrap().into_list()).unwrap();
+        assert_eq!(list, vec!["a:1", "b"]);
+        assert_eq!(server_list(&["a,b".into()]).unwrap(), vec!["a", "b"]);
+        assert!(server_list(&["a,,b".into()]).is_err());
+        assert!(server_list(&["a,a".into()]).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
     fn settings_files_are_read_and_errors_point_at_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.toml");
