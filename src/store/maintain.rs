@@ -210,25 +210,37 @@ fn encode(chunk: &RawChunk, path: &std::path::Path, series: u32) -> Result<Vec<u
 /// [`Store::bulk_load`]: super::Store::bulk_load
 pub fn bulk_load(inner: &Inner, reports: &[super::Report]) -> Result<(), StoreError> {
     use std::collections::BTreeMap;
-    let mut hours: BTreeMap<(u32, u64), Vec<&super::Report>> = BTreeMap::new();
+    // Numbered as accepted reports are, in the order given (so a bulk-loaded store has the
+    // sequence numbers, and their cost on disk, of one filled by ingest).
+    let first_seq = {
+        let mut wal = lock(&inner.wal);
+        let first = wal.next_seq();
+        wal.set_next_seq(first + reports.len() as u64);
+        inner
+            .committed_seq
+            .store(wal.next_seq(), Ordering::SeqCst);
+        first
+    };
+    let mut hours: BTreeMap<(u32, u64), Vec<(u64, &super::Report)>> = BTreeMap::new();
     {
         let mut head = lock(&inner.head);
-        for r in reports {
+        for (i, r) in reports.iter().enumerate() {
             let series = head.series_id(&r.agent, &r.task, r.target.as_deref());
             hours
                 .entry((series, r.time_ms - r.time_ms % HOUR_MS))
                 .or_default()
-                .push(r);
+                .push((first_seq + i as u64, r));
         }
     }
     persist_series(inner)?;
     let mut chunks = Vec::with_capacity(hours.len());
     for ((series, hour), mut rows) in hours {
-        rows.sort_by_key(|r| r.time_ms);
-        rows.dedup_by_key(|r| r.time_ms);
+        rows.sort_by_key(|(_, r)| r.time_ms);
+        rows.dedup_by_key(|(_, r)| r.time_ms);
         let mut chunk = RawChunk::default();
-        for (i, r) in rows.iter().enumerate() {
+        for (i, (seq, r)) in rows.iter().enumerate() {
             chunk.times.push(r.time_ms);
+            chunk.seqs.push(*seq);
             for reading in &r.readings {
                 let column = super::chunk::Column {
                     field: reading.field,
