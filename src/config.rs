@@ -441,7 +441,12 @@ mod tests {
         assert_eq!(list, vec!["a:1", "b"]);
         assert_eq!(server_list(&["a,b".into()]).unwrap(), vec!["a", "b"]);
         assert!(server_list(&["a,,b".into()]).is_err());
-        assert!(server_list(&["a,a".into()]).unwrap_err().to_string().contains("twice"));
+        assert!(
+            server_list(&["a,a".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
     }
 
     #[test]

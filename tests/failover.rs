@@ -16,7 +16,10 @@ const TASK: &str = "fo-test";
 
 /// The times of the agent's reports a server stored (from its HTTP API).
 fn stored_times(http: &str) -> Option<BTreeSet<u64>> {
-    let answer = live::get_json(http, &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"))?;
+    let answer = live::get_json(
+        http,
+        &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"),
+    )?;
     Some(
         answer
             .as_array()?
@@ -29,7 +32,15 @@ fn stored_times(http: &str) -> Option<BTreeSet<u64>> {
 /// The times of the agent's reports a store holds, read from its files (its server is dead).
 fn exported_times(data_dir: &Path) -> BTreeSet<u64> {
     let out = std::process::Command::new(live::nms())
-        .args(["store", "export", "--from", "0", "--agent", AGENT, "--data-dir"])
+        .args([
+            "store",
+            "export",
+            "--from",
+            "0",
+            "--agent",
+            AGENT,
+            "--data-dir",
+        ])
         .arg(data_dir)
         .output()
         .expect("nms store export");
@@ -127,5 +138,8 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     );
     // Each report is stored once by the second server (a report the first stored and never
     // acknowledged may be in both stores; that is the agent's resend).
-    assert!(on_b.iter().all(|t| made.contains(t)), "B stored a report the agent never made");
+    assert!(
+        on_b.iter().all(|t| made.contains(t)),
+        "B stored a report the agent never made"
+    );
 }

@@ -216,9 +216,7 @@ pub fn bulk_load(inner: &Inner, reports: &[super::Report]) -> Result<(), StoreEr
         let mut wal = lock(&inner.wal);
         let first = wal.next_seq();
         wal.set_next_seq(first + reports.len() as u64);
-        inner
-            .committed_seq
-            .store(wal.next_seq(), Ordering::SeqCst);
+        inner.committed_seq.store(wal.next_seq(), Ordering::SeqCst);
         first
     };
     let mut hours: BTreeMap<(u32, u64), Vec<(u64, &super::Report)>> = BTreeMap::new();

@@ -49,10 +49,15 @@ pub const RECEIVER: Service = Service {
 
 /// Samples in one request at most, unless the destination says otherwise.
 pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 10_000;
-/// Reports read from the store at once.
-const READ_ROWS: usize = 5_000;
-/// How often a destination that has sent everything looks for more.
-pub const SEND_EVERY: Duration = Duration::from_secs(1);
+/// Reports read from the store at once (about five seconds of 10,000 agents reporting every
+/// second): their samples are grouped by series, so that a series' labels travel once for
+/// several of its samples.
+const READ_ROWS: usize = 50_000;
+/// How often a destination that has sent everything looks for more (Prometheus'
+/// `batch_send_deadline`): what waits longer than this is sent.
+pub const SEND_EVERY: Duration = Duration::from_secs(5);
+/// Requests in flight at once per destination, each on its own connection.
+pub const SHARDS: usize = 4;
 /// First wait after a failure; doubled on each failure up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -236,14 +241,16 @@ impl Writer {
         stats.cursor.store(cursor, Ordering::Relaxed);
         let (stop, stopped) = smol::channel::bounded(1);
         let worker = Worker {
-            destination: destination.clone(),
+            shared: Arc::new(Shared {
+                destination: destination.clone(),
+                stats: stats.clone(),
+                stopped,
+                failing: std::sync::atomic::AtomicBool::new(false),
+                refused_logged_ms: AtomicU64::new(0),
+            }),
             store,
-            stats: stats.clone(),
-            stopped,
             labels: LabelCache::default(),
-            link: None,
-            failing: false,
-            refused_logged_ms: 0,
+            links: (0..SHARDS).map(|_| None).collect(),
         };
         let task = smol::spawn(worker.run(cursor));
         Ok(Writer {
@@ -319,285 +326,160 @@ impl Writer {
     }
 }
 
+/// A hasher for the (series, column) ids of one store run: small numbers, hashed by a
+/// multiplication (one lookup per sample).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0.rotate_left(32) ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdMap<V> = HashMap<(u32, u32), V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// What a (series, column) becomes: its encoded labels, and how a stored integer becomes a
+/// value in the family's base unit.
+#[derive(Clone)]
+struct Exported {
+    labels: Arc<SeriesLabels>,
+    field: &'static crate::schema::FieldDef,
+}
+
 /// The labels of each (series, column) met so far, encoded; `None` for what is not exported.
 #[derive(Default)]
 struct LabelCache {
-    labels: HashMap<(u32, u32), Option<(Arc<SeriesLabels>, f64)>>,
+    labels: IdMap<Option<Exported>>,
 }
 
 impl LabelCache {
-    /// The series labels and the divisor to the base unit of a column of a series.
-    fn get(&mut self, store: &Store, series: u32, column: u32) -> Option<(Arc<SeriesLabels>, f64)> {
-        if let Some(known) = self.labels.get(&(series, column)) {
-            return known.clone();
-        }
-        let made = (|| {
-            let key = store.series_key(series)?;
-            let column_def = store.column(column)?;
-            let def = column_def.field.def();
-            if !super::prometheus::exported(def) {
-                return None;
-            }
-            let mut labels = super::prometheus::reading_labels(
-                def,
-                &key.agent,
-                &key.task,
-                key.target.as_deref(),
-                column_def.instance.as_deref(),
-            );
-            labels.push(("__name__", def.prometheus));
-            Some((Arc::new(SeriesLabels::new(&labels)), def.prometheus_divisor))
-        })();
-        self.labels.insert((series, column), made.clone());
-        made
-    }
-}
-
-/// One sample on its way, with the report it came from.
-#[derive(Debug, Clone)]
-struct Pending {
-    seq: u64,
-    key: (u32, u32),
-    time_ms: i64,
-    value: f64,
-}
-
-/// The samples of `rows` in their order (rows of what is not exported give none).
-fn samples_of(rows: &[Sequenced], store: &Store, cache: &mut LabelCache) -> Vec<Pending> {
-    let mut out = Vec::with_capacity(rows.len() * 12);
-    for row in rows {
-        for (column, stored) in &row.values {
-            let Some((_, divisor)) = cache.get(store, row.series, *column) else {
-                continue;
-            };
-            let Some(field) = store.column(*column).map(|c| c.field) else {
-                continue;
-            };
-            out.push(Pending {
-                seq: row.seq,
-                key: (row.series, *column),
-                time_ms: row.time_ms.min(i64::MAX as u64) as i64,
-                value: field.def().value(*stored) / divisor,
-            });
-        }
-    }
-    out
-}
-
-/// The body of one request: the samples grouped by series.
-fn build(samples: &[Pending], cache: &LabelCache) -> (Bytes, usize) {
-    let mut order: Vec<(u32, u32)> = Vec::new();
-    let mut by_series: HashMap<(u32, u32), Vec<(i64, f64)>> = HashMap::new();
-    for s in samples {
-        by_series
-            .entry(s.key)
+    fn get(&mut self, store: &Store, series: u32, column: u32) -> Option<&Exported> {
+        self.labels
+            .entry((series, column))
             .or_insert_with(|| {
-                order.push(s.key);
-                Vec::new()
+                let key = store.series_key(series)?;
+                let column_def = store.column(column)?;
+                let def = column_def.field.def();
+                if !super::prometheus::exported(def) {
+                    return None;
+                }
+                let mut labels = super::prometheus::reading_labels(
+                    def,
+                    &key.agent,
+                    &key.task,
+                    key.target.as_deref(),
+                    column_def.instance.as_deref(),
+                );
+                labels.push(("__name__", def.prometheus));
+                Some(Exported {
+                    labels: Arc::new(SeriesLabels::new(&labels)),
+                    field: def,
+                })
             })
-            .push((s.time_ms, s.value));
+            .as_ref()
     }
-    let mut builder = RequestBuilder::default();
+}
+
+/// The samples of one series in a request: (time in Unix ms, value).
+type Points = Vec<(i64, f64)>;
+/// What one request carries: series with their samples.
+type Part = Vec<(Arc<SeriesLabels>, Points)>;
+
+/// The samples of `rows`, grouped by series (in the order the series are first met), cut into
+/// requests of at most `max` samples.
+fn parts_of(rows: &[Sequenced], store: &Store, cache: &mut LabelCache, max: usize) -> Vec<Part> {
+    let mut order: Vec<(u32, u32)> = Vec::new();
+    let mut points: IdMap<(Arc<SeriesLabels>, Points)> = IdMap::default();
+    for row in rows {
+        let time = row.time_ms.min(i64::MAX as u64) as i64;
+        for (column, stored) in &row.values {
+            let Some(exported) = cache.get(store, row.series, *column) else {
+                continue;
+            };
+            let value = exported.field.value(*stored) / exported.field.prometheus_divisor;
+            points
+                .entry((row.series, *column))
+                .or_insert_with(|| {
+                    order.push((row.series, *column));
+                    (exported.labels.clone(), Vec::new())
+                })
+                .1
+                .push((time, value));
+        }
+    }
+    let max = max.max(1);
+    let mut parts = Vec::new();
+    let mut part: Part = Vec::new();
+    let mut in_part = 0;
     for key in order {
-        let Some(Some((labels, _))) = cache.labels.get(&key) else {
+        let Some((labels, all)) = points.remove(&key) else {
             continue;
         };
-        if let Some(points) = by_series.get_mut(&key) {
-            builder.series(labels, points);
+        for chunk in all.chunks(max) {
+            if in_part + chunk.len() > max && !part.is_empty() {
+                parts.push(std::mem::take(&mut part));
+                in_part = 0;
+            }
+            in_part += chunk.len();
+            part.push((labels.clone(), chunk.to_vec()));
         }
     }
-    let n = builder.samples();
-    (Bytes::from(builder.finish()), n)
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
 }
 
-/// Splits samples (in report order) into requests of at most `max` samples, never splitting
-/// a report: (start, end) ranges.
-fn requests(samples: &[Pending], max: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < samples.len() {
-        let mut j = i;
-        while j < samples.len() && samples[j].seq == samples[i].seq {
-            j += 1;
-        }
-        if j - start > max.max(1) && i > start {
-            out.push((start, i));
-            start = i;
-        }
-        i = j;
+fn samples_in(part: &Part) -> usize {
+    part.iter().map(|(_, p)| p.len()).sum()
+}
+
+/// A part cut in two: its series in halves, or the samples of its one series.
+fn halves(mut part: Part) -> (Part, Part) {
+    if part.len() > 1 {
+        let second = part.split_off(part.len() / 2);
+        return (part, second);
     }
-    if start < samples.len() {
-        out.push((start, samples.len()));
+    let Some((labels, mut points)) = part.pop() else {
+        return (Vec::new(), Vec::new());
+    };
+    let second = points.split_off(points.len() / 2);
+    (vec![(labels.clone(), points)], vec![(labels, second)])
+}
+
+fn body(part: &mut Part) -> Bytes {
+    let mut builder = RequestBuilder::default();
+    for (labels, points) in part.iter_mut() {
+        builder.series(labels, points);
     }
-    out
+    Bytes::from(builder.finish())
 }
 
 /// Sending was asked to stop.
 struct Stopped;
 
-/// The background task of one destination.
-struct Worker {
+/// What the connections (shards) of one destination share.
+struct Shared {
     destination: Destination,
-    store: Arc<Store>,
     stats: Arc<WriteStats>,
     stopped: smol::channel::Receiver<()>,
-    labels: LabelCache,
-    link: Option<Link>,
-    /// In a failing episode (logged once).
-    failing: bool,
-    refused_logged_ms: u64,
+    /// In a failing episode (logged once), and when a refusal was last logged.
+    failing: std::sync::atomic::AtomicBool,
+    refused_logged_ms: AtomicU64,
 }
 
-impl Worker {
-    async fn run(mut self, mut cursor: u64) {
-        loop {
-            let began = std::time::Instant::now();
-            let store = self.store.clone();
-            let read = smol::unblock(move || store.read_sequenced(cursor, READ_ROWS)).await;
-            let batch = match read {
-                Ok(b) => b,
-                Err(e) => {
-                    self.fail(&format!("cannot read the store: {e}"));
-                    if self.pause(BACKOFF_MAX).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let full = batch.rows.len() >= READ_ROWS;
-            if let Some(first) = batch.rows.first() {
-                self.stats
-                    .first_unsent_ms
-                    .store(first.time_ms, Ordering::Relaxed);
-            }
-            if batch.through > cursor {
-                match self.send_batch(&batch.rows, batch.through).await {
-                    Ok(c) => cursor = c,
-                    Err(Stopped) => return,
-                }
-            }
-            if !full {
-                let wait = SEND_EVERY.saturating_sub(began.elapsed());
-                if self.pause(wait).await.is_err() {
-                    return;
-                }
-            } else if self.stopped.is_closed() {
-                return;
-            }
-        }
-    }
-
-    /// Sends the samples of `rows`, request by request, recording the cursor after each;
-    /// returns the cursor reached (`through` once all is sent).
-    async fn send_batch(&mut self, rows: &[Sequenced], through: u64) -> Result<u64, Stopped> {
-        let samples = samples_of(rows, &self.store, &mut self.labels);
-        let ranges = requests(&samples, self.destination.max_samples_per_send);
-        let mut cursor = self.stats.cursor.load(Ordering::Relaxed);
-        for (n, (start, end)) in ranges.iter().enumerate() {
-            self.deliver(&samples[*start..*end]).await?;
-            let reached = if n + 1 == ranges.len() {
-                through
-            } else {
-                samples[*end - 1].seq
-            };
-            cursor = self.record(reached).await?;
-        }
-        if ranges.is_empty() {
-            cursor = self.record(through).await?;
-        }
-        Ok(cursor)
-    }
-
-    /// Records the cursor durably (retried until the store takes it).
-    async fn record(&mut self, cursor: u64) -> Result<u64, Stopped> {
-        let name = self.destination.cursor_name();
-        loop {
-            let store = self.store.clone();
-            let n = name.clone();
-            match smol::unblock(move || store.set_cursor(&n, cursor)).await {
-                Ok(()) => {
-                    self.stats.cursor.store(cursor, Ordering::Relaxed);
-                    return Ok(cursor);
-                }
-                Err(e) => {
-                    self.fail(&format!("cannot record how far it got: {e}"));
-                    self.pause(BACKOFF_MAX).await?;
-                }
-            }
-        }
-    }
-
-    /// Delivers samples: retried while the receiver may get over its failure, split while it
-    /// refuses some of them (those alone are dropped, counted).
-    async fn deliver(&mut self, samples: &[Pending]) -> Result<(), Stopped> {
-        let mut todo = vec![(0, samples.len())];
-        let mut backoff = BACKOFF_MIN;
-        while let Some((start, end)) = todo.pop() {
-            let part = &samples[start..end];
-            let (body, count) = build(part, &self.labels);
-            if count == 0 {
-                continue;
-            }
-            match self.post(body).await {
-                Ok(()) => {
-                    self.stats
-                        .samples_sent
-                        .fetch_add(count as u64, Ordering::Relaxed);
-                    backoff = BACKOFF_MIN;
-                    self.recovered();
-                }
-                Err(e) => match verdict(&e) {
-                    Verdict::Split if end - start > 1 => {
-                        let middle = start + (end - start) / 2;
-                        todo.push((middle, end));
-                        todo.push((start, middle));
-                    }
-                    Verdict::Split => {
-                        self.stats.samples_failed.fetch_add(1, Ordering::Relaxed);
-                        self.refused(&e, &part[0]);
-                    }
-                    Verdict::Retry => {
-                        self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
-                        self.fail(&e.to_string());
-                        self.link = None;
-                        self.pause(backoff).await?;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        todo.push((start, end));
-                    }
-                },
-            }
-        }
-        Ok(())
-    }
-
-    async fn post(&mut self, body: Bytes) -> Result<(), PostError> {
-        let target = &self.destination.target;
-        if !self.link.as_ref().is_some_and(Link::is_open) {
-            self.link = Some(target.connect().await?);
-        }
-        let request = target.request(
-            "",
-            &[
-                (header::CONTENT_TYPE, "application/x-protobuf"),
-                (header::CONTENT_ENCODING, "snappy"),
-                (
-                    header::HeaderName::from_static("x-prometheus-remote-write-version"),
-                    "0.1.0",
-                ),
-            ],
-            body,
-        )?;
-        let link = self.link.as_mut().ok_or(PostError::Http {
-            reason: "no connection".into(),
-        })?;
-        let result = link.send(RECEIVER, request).await;
-        if result.is_err() {
-            self.link = None;
-        }
-        result
-    }
-
+impl Shared {
     /// Waits `wait`, or less if asked to stop (then `Err`).
     async fn pause(&self, wait: Duration) -> Result<(), Stopped> {
         let stopped = futures_lite::future::or(
@@ -614,10 +496,9 @@ impl Worker {
         if stopped { Err(Stopped) } else { Ok(()) }
     }
 
-    fn fail(&mut self, why: &str) {
+    fn fail(&self, why: &str) {
         self.stats.set_last_error(Some(why.to_string()));
-        if !self.failing {
-            self.failing = true;
+        if !self.failing.swap(true, Ordering::SeqCst) {
             log::event(
                 Level::Bad,
                 "REMOTEWR",
@@ -629,9 +510,8 @@ impl Worker {
         }
     }
 
-    fn recovered(&mut self) {
-        if self.failing {
-            self.failing = false;
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::SeqCst) {
             self.stats.set_last_error(None);
             log::event(
                 Level::Good,
@@ -641,27 +521,204 @@ impl Worker {
         }
     }
 
-    fn refused(&mut self, e: &PostError, sample: &Pending) {
+    fn refused(&self, e: &PostError) {
         let now = log::now_ms();
-        if now.saturating_sub(self.refused_logged_ms) < 60_000 {
+        let last = self.refused_logged_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 60_000 {
             return;
         }
-        self.refused_logged_ms = now;
-        let series = self
-            .store
-            .series_key(sample.key.0)
-            .map(|k| format!("{} {}", k.agent, k.task))
-            .unwrap_or_default();
+        self.refused_logged_ms.store(now, Ordering::Relaxed);
         log::event(
             Level::Warn,
             "REMOTEWR",
             format_args!(
-                "{}: a sample of {series} at {} was refused and dropped: {e} ({} dropped so far; logged at most once a minute)",
+                "{}: a sample was refused and dropped: {e} ({} dropped so far; logged at most once a minute)",
                 self.destination.target.url(),
-                log::rfc3339(sample.time_ms.max(0) as u64),
                 self.stats.samples_failed.load(Ordering::Relaxed)
             ),
         );
+    }
+
+    /// Delivers one part on `link`: retried while the receiver may get over its failure,
+    /// split while it refuses some of its samples (those alone are dropped, counted).
+    async fn deliver(&self, link: &mut Option<Link>, part: Part) -> Result<(), Stopped> {
+        let mut todo = vec![part];
+        let mut backoff = BACKOFF_MIN;
+        while let Some(mut part) = todo.pop() {
+            let count = samples_in(&part);
+            if count == 0 {
+                continue;
+            }
+            match self.post(link, body(&mut part)).await {
+                Ok(()) => {
+                    self.stats
+                        .samples_sent
+                        .fetch_add(count as u64, Ordering::Relaxed);
+                    backoff = BACKOFF_MIN;
+                    self.recovered();
+                }
+                Err(e) => match verdict(&e) {
+                    Verdict::Split if count > 1 => {
+                        let (first, second) = halves(part);
+                        todo.push(second);
+                        todo.push(first);
+                    }
+                    Verdict::Split => {
+                        self.stats.samples_failed.fetch_add(1, Ordering::Relaxed);
+                        self.refused(&e);
+                    }
+                    Verdict::Retry => {
+                        self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+                        self.fail(&e.to_string());
+                        *link = None;
+                        self.pause(backoff).await?;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        todo.push(part);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn post(&self, link: &mut Option<Link>, body: Bytes) -> Result<(), PostError> {
+        let target = &self.destination.target;
+        if !link.as_ref().is_some_and(Link::is_open) {
+            *link = Some(target.connect().await?);
+        }
+        let request = target.request(
+            "",
+            &[
+                (header::CONTENT_TYPE, "application/x-protobuf"),
+                (header::CONTENT_ENCODING, "snappy"),
+                (
+                    header::HeaderName::from_static("x-prometheus-remote-write-version"),
+                    "0.1.0",
+                ),
+            ],
+            body,
+        )?;
+        let Some(open) = link.as_mut() else {
+            return Err(PostError::Http {
+                reason: "no connection".into(),
+            });
+        };
+        let result = open.send(RECEIVER, request).await;
+        if result.is_err() {
+            *link = None;
+        }
+        result
+    }
+}
+
+/// The background task of one destination.
+struct Worker {
+    shared: Arc<Shared>,
+    store: Arc<Store>,
+    labels: LabelCache,
+    /// One kept-alive connection per shard.
+    links: Vec<Option<Link>>,
+}
+
+impl Worker {
+    async fn run(mut self, mut cursor: u64) {
+        loop {
+            let began = std::time::Instant::now();
+            let store = self.store.clone();
+            let read = smol::unblock(move || store.read_sequenced(cursor, READ_ROWS)).await;
+            let batch = match read {
+                Ok(b) => b,
+                Err(e) => {
+                    self.shared.fail(&format!("cannot read the store: {e}"));
+                    if self.shared.pause(BACKOFF_MAX).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let full = batch.rows.len() >= READ_ROWS;
+            if let Some(first) = batch.rows.first() {
+                self.shared
+                    .stats
+                    .first_unsent_ms
+                    .store(first.time_ms, Ordering::Relaxed);
+            }
+            if batch.through > cursor {
+                let parts = parts_of(
+                    &batch.rows,
+                    &self.store,
+                    &mut self.labels,
+                    self.shared.destination.max_samples_per_send,
+                );
+                drop(batch.rows);
+                if self.send(parts).await.is_err() {
+                    return;
+                }
+                match self.record(batch.through).await {
+                    Ok(()) => cursor = batch.through,
+                    Err(Stopped) => return,
+                }
+            }
+            if !full {
+                let wait = SEND_EVERY.saturating_sub(began.elapsed());
+                if self.shared.pause(wait).await.is_err() {
+                    return;
+                }
+            } else if self.shared.stopped.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Sends the parts of one read, up to [`SHARDS`] at once, each on its own connection.
+    async fn send(&mut self, parts: Vec<Part>) -> Result<(), Stopped> {
+        let queue = Arc::new(Mutex::new(parts));
+        let mut shards = Vec::new();
+        for link in &mut self.links {
+            let mut link = link.take();
+            let queue = queue.clone();
+            let shared = self.shared.clone();
+            shards.push(smol::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(part) = next else {
+                        return (link, Ok(()));
+                    };
+                    if let Err(stopped) = shared.deliver(&mut link, part).await {
+                        return (link, Err(stopped));
+                    }
+                }
+            }));
+        }
+        let mut result = Ok(());
+        for (i, shard) in shards.into_iter().enumerate() {
+            let (link, outcome) = shard.await;
+            self.links[i] = link;
+            if outcome.is_err() {
+                result = Err(Stopped);
+            }
+        }
+        result
+    }
+
+    /// Records the cursor durably (retried until the store takes it).
+    async fn record(&mut self, cursor: u64) -> Result<(), Stopped> {
+        let name = self.shared.destination.cursor_name();
+        loop {
+            let store = self.store.clone();
+            let n = name.clone();
+            match smol::unblock(move || store.set_cursor(&n, cursor)).await {
+                Ok(()) => {
+                    self.shared.stats.cursor.store(cursor, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.shared
+                        .fail(&format!("cannot record how far it got: {e}"));
+                    self.shared.pause(BACKOFF_MAX).await?;
+                }
+            }
+        }
     }
 }
 
@@ -669,27 +726,22 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn pending(seq: u64) -> Pending {
-        Pending {
-            seq,
-            key: (1, 1),
-            time_ms: 0,
-            value: 0.0,
-        }
+    fn part(sizes: &[usize]) -> Part {
+        let labels = Arc::new(SeriesLabels::new(&[("__name__", "x")]));
+        sizes
+            .iter()
+            .map(|n| (labels.clone(), (0..*n as i64).map(|t| (t, 1.0)).collect()))
+            .collect()
     }
 
     #[test]
-    fn requests_hold_whole_reports_and_at_most_the_limit() {
-        // Reports of 3, 3, 2 and 4 samples.
-        let samples: Vec<Pending> = [1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 4]
-            .into_iter()
-            .map(pending)
-            .collect();
-        assert_eq!(requests(&samples, 6), vec![(0, 6), (6, 12)]);
-        assert_eq!(requests(&samples, 5), vec![(0, 3), (3, 8), (8, 12)]);
-        // A report larger than the limit goes alone.
-        assert_eq!(requests(&samples, 2), vec![(0, 3), (3, 6), (6, 8), (8, 12)]);
-        assert_eq!(requests(&[], 10), Vec::<(usize, usize)>::new());
+    fn a_refused_part_splits_down_to_single_samples() {
+        let (a, b) = halves(part(&[3, 2, 4]));
+        assert_eq!((samples_in(&a), samples_in(&b)), (3, 6));
+        let (a, b) = halves(part(&[5]));
+        assert_eq!((samples_in(&a), samples_in(&b)), (2, 3));
+        let (a, b) = halves(part(&[1]));
+        assert_eq!((samples_in(&a), samples_in(&b)), (0, 1));
     }
 
     #[test]
