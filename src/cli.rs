@@ -477,6 +477,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     pub alertmanager_ca_file: Option<PathBuf>,
 
+    /// The HTTP API of another server that serves the same agents (their --server lists name
+    /// both), e.g. http://monitor-b.example.net:9470; repeat for each. An agent silent here
+    /// that a peer serves (it moved there) is not reported down. Peers are asked with this
+    /// server's API token when their reads need one.
+    #[arg(long = "peer", value_name = "URL")]
+    pub peers: Vec<String>,
+
     /// Send every stored metrics report to a Prometheus remote-write receiver at this URL
     /// (e.g. http://127.0.0.1:9090/api/v1/write; Mimir, Thanos, Cortex and VictoriaMetrics
     /// take it too); repeat for several. Each has a durable cursor: after an outage or a

@@ -203,6 +203,8 @@ pub struct ServerSettings {
     pub alertmanager: Option<OneOrMany>,
     pub alertmanager_auth_file: Option<PathBuf>,
     pub alertmanager_ca_file: Option<PathBuf>,
+    /// The HTTP APIs of the other servers that serve the same agents.
+    pub peer: Option<OneOrMany>,
     /// Remote-write receivers (`[[remote-write]]` tables).
     pub remote_write: Option<Vec<RemoteWriteSettings>>,
     pub external_url: Option<String>,

@@ -226,6 +226,18 @@ fn server_options(
     }
     let alertmanagers = alertmanager_targets(args, &file, from)?;
     let remote_writes = remote_write_destinations(args, &file, from)?;
+    let peers = if args.peers.is_empty() {
+        file.peer.clone().map(|p| p.into_list()).unwrap_or_default()
+    } else {
+        args.peers.clone()
+    };
+    let peers = peers
+        .iter()
+        .map(|p| {
+            nms::server::check_external_url(p)
+                .map_err(|_| anyhow::anyhow!("--peer {p:?}: give another server's HTTP API, e.g. http://monitor-b.example.net:9470"))
+        })
+        .collect::<anyhow::Result<Vec<String>>>()?;
     let external_url = args
         .external_url
         .clone()
@@ -309,6 +321,7 @@ fn server_options(
         local_agent: args.local_agent.clone().or(file.local_agent.clone()),
         verbose: args.log.verbose > 0,
         alertmanagers,
+        peers,
         remote_writes,
         external_url,
         store: nms::store::StoreOptions {

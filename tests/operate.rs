@@ -378,6 +378,7 @@ fn a_server_started_in_process_stops_when_its_signal_says_so() {
         verbose: false,
         alertmanagers: Vec::new(),
         remote_writes: Vec::new(),
+        peers: Vec::new(),
         external_url: None,
         store: nms::store::StoreOptions::default(),
         max_agents: 100,

@@ -62,6 +62,9 @@ pub struct ServerOptions {
     /// Forward alerts to each of these Alertmanagers (every one gets every alert): base URLs,
     /// with their credentials ([`alertmanager::Target`]).
     pub alertmanagers: Vec<alertmanager::Target>,
+    /// The HTTP APIs of the other servers that serve the same agents: an agent silent here
+    /// that one of them serves (it moved there) is not reported down.
+    pub peers: Vec<String>,
     /// Send every stored report to each of these remote-write receivers.
     pub remote_writes: Vec<remote_write::Destination>,
     /// The URL others reach the HTTP API at (behind a proxy, say): alerts' `generatorURL` and
@@ -114,6 +117,8 @@ pub struct State {
     pub dispatch: Dispatch,
     /// Agents whose AGENT_DOWN was raised, with that alert's id (resolved when they return).
     down_alerted: std::collections::HashMap<u32, u64>,
+    /// Agents silent here that a `--peer` serves now, until when that answer holds.
+    served_elsewhere: std::collections::HashMap<u32, u64>,
     started_ms: u64,
     /// Registrations of new names, rate-limited without keys.
     new_agents: NewAgentBucket,
@@ -591,6 +596,7 @@ pub async fn run(
             registry,
             dispatch,
             down_alerted,
+            served_elsewhere: std::collections::HashMap::new(),
             started_ms: log::now_ms(),
             new_agents: NewAgentBucket::default(),
             refused_new_agents: 0,
@@ -1432,35 +1438,76 @@ async fn liveness(shared: Arc<Shared>) {
     loop {
         async_io::Timer::after(Duration::from_millis(250)).await;
         let now_ms = log::now_ms();
-        let mut state = shared.state();
-        forget_unreported(&shared, &mut state, now_ms);
-        let started = state.started_ms;
-        let mut newly_down = Vec::new();
-        for record in state.registry.iter_mut() {
-            // An agent that never sent anything is not reported down: it is forgotten instead
-            // (spoofed registrations would otherwise each store an alert at every start).
-            if !record.reported {
-                continue;
-            }
-            let since = record.last_seen_ms.max(started);
-            if now_ms.saturating_sub(since) <= limit_ms {
-                continue;
-            }
-            match record.status {
-                Status::Up => {
-                    record.status = Status::Down;
-                    newly_down.push((record.id, record.name.clone(), now_ms - record.last_seen_ms));
+        let candidates = {
+            let mut state = shared.state();
+            forget_unreported(&shared, &mut state, now_ms);
+            let started = state.started_ms;
+            let mut newly_down = Vec::new();
+            for record in state.registry.iter_mut() {
+                // An agent that never sent anything is not reported down: it is forgotten instead
+                // (spoofed registrations would otherwise each store an alert at every start).
+                if !record.reported {
+                    continue;
                 }
-                Status::Down => newly_down.push((
-                    record.id,
-                    record.name.clone(),
-                    now_ms.saturating_sub(record.last_seen_ms),
-                )),
+                let since = record.last_seen_ms.max(started);
+                if now_ms.saturating_sub(since) <= limit_ms {
+                    continue;
+                }
+                match record.status {
+                    Status::Up => {
+                        record.status = Status::Down;
+                        newly_down.push((
+                            record.id,
+                            record.name.clone(),
+                            now_ms - record.last_seen_ms,
+                        ));
+                    }
+                    Status::Down => newly_down.push((
+                        record.id,
+                        record.name.clone(),
+                        now_ms.saturating_sub(record.last_seen_ms),
+                    )),
+                }
             }
-        }
+            newly_down
+                .into_iter()
+                .filter(|(id, ..)| {
+                    !state.down_alerted.contains_key(id)
+                        && !state
+                            .served_elsewhere
+                            .get(id)
+                            .is_some_and(|until| *until > now_ms)
+                })
+                .collect::<Vec<(u32, String, u64)>>()
+        };
+        // Agents another server serves now are not down: the peers are asked (outside the
+        // state lock) before an AGENT_DOWN is raised.
+        let elsewhere = if candidates.is_empty() || shared.options.peers.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            served_by_peers(&shared).await
+        };
+        let mut state = shared.state();
         // One write for every agent found silent in this pass, however many.
         let mut alerts = Vec::new();
-        for (id, name, silent_ms) in newly_down {
+        for (id, name, silent_ms) in candidates {
+            if let Some(peer) = elsewhere.get(&name) {
+                let known = state
+                    .served_elsewhere
+                    .insert(id, now_ms + PEER_ANSWER_HOLDS.as_millis() as u64);
+                if known.is_none() {
+                    log::event(
+                        Level::Info,
+                        "MOVED",
+                        format_args!(
+                            "{name} silent here for {:.1} s, and served by {peer}: not reported down",
+                            silent_ms as f64 / 1000.0
+                        ),
+                    );
+                }
+                continue;
+            }
+            state.served_elsewhere.remove(&id);
             if state.down_alerted.contains_key(&id) {
                 continue;
             }
@@ -1483,6 +1530,37 @@ async fn liveness(shared: Arc<Shared>) {
         drop(state);
         shared.store_alerts_logged(alerts);
     }
+}
+
+/// How long a peer's word that it serves an agent holds before it is asked again.
+const PEER_ANSWER_HOLDS: Duration = Duration::from_secs(30);
+/// How long a peer has to answer.
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The agents the peers report up, with the peer that serves each. A peer that does not
+/// answer serves nobody (then the agent is down as far as this server can tell).
+async fn served_by_peers(shared: &Shared) -> std::collections::HashMap<String, String> {
+    let token = shared.api().token;
+    let mut served = std::collections::HashMap::new();
+    for peer in &shared.options.peers {
+        let ask = crate::client::get_json_as(peer, token.as_deref(), "/api/agents");
+        let answer = futures_lite::future::or(async { ask.await.ok() }, async {
+            async_io::Timer::after(PEER_TIMEOUT).await;
+            None
+        })
+        .await;
+        let Some(list) = answer.as_ref().and_then(|a| a.as_array()) else {
+            continue;
+        };
+        for agent in list {
+            if agent["status"] == "up"
+                && let Some(name) = agent["name"].as_str()
+            {
+                served.insert(name.to_string(), peer.clone());
+            }
+        }
+    }
+    served
 }
 
 /// Says once, when it happens, that an iperf test could not be given a time slot (and so is
