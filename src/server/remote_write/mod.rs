@@ -7,14 +7,16 @@
 //!   time, in the family's base unit. Rates are left out, as in `/metrics`.
 //! - **A durable cursor per destination.** The store numbers every report it accepts
 //!   ([`crate::store::sequence`]); a destination reads them in that order, from the head or
-//!   from the chunks wherever their times are, and after each request the receiver accepted
-//!   the store records how far it got (a catalogue fact, one synced commit). After an outage
-//!   of the receiver or a restart of nms, sending resumes after the last accepted request:
-//!   nothing is sent twice (a crash can repeat one request, which receivers take as
-//!   duplicates of equal samples) and nothing is skipped while raw retention keeps it.
-//! - **Batching and back-off.** A destination sends whatever is stored, at most
-//!   [`DEFAULT_MAX_SAMPLES_PER_SEND`] samples a request, then waits up to [`SEND_EVERY`] for
-//!   more. A failure the receiver may get over (no connection, 5xx, 429, 401/403/404 until an
+//!   from the chunks wherever their times are, and once the receiver accepted every request
+//!   of a read the store records how far it got (a catalogue fact, one synced commit). After
+//!   an outage of the receiver or a restart of nms, sending resumes after the last read sent
+//!   whole: nothing is sent twice (a crash can repeat the requests of one read, which
+//!   receivers take as duplicates of equal samples) and nothing is skipped while raw
+//!   retention keeps it.
+//! - **Batching and back-off.** A destination reads what is stored every [`SEND_EVERY`]
+//!   (sooner while behind), groups the samples by series, and sends them in requests of at
+//!   most [`DEFAULT_MAX_SAMPLES_PER_SEND`] samples, [`SHARDS`] at once on kept-alive
+//!   connections. A failure the receiver may get over (no connection, 5xx, 429, 401/403/404 until an
 //!   operator fixes the URL or credentials) is retried with exponential back-off, the same
 //!   request again; a refusal of the samples themselves (400, 413, 422: out of order, too
 //!   old, too large) splits the request in halves until the refused samples stand alone,
