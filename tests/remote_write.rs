@@ -310,3 +310,146 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     assert_eq!(cpu.len(), host.len(), "CPU samples vs host reports");
     assert_eq!(rtt.len(), pings.len(), "RTT samples vs ping reports");
 }
+
+/// A receiver that answers the first requests 503, then refuses any request with a sample of
+/// `refused_family` (400, as Prometheus does for an out-of-order sample) and keeps the rest:
+/// (family, time in ms) of every sample it took.
+struct FakeReceiver {
+    url: String,
+    taken: std::sync::Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+impl FakeReceiver {
+    fn start(refused_family: &'static str, unavailable_first: usize) -> FakeReceiver {
+        use std::io::{BufRead, Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let kept = taken.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (kept, requests) = (kept.clone(), requests.clone());
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut length = 0;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim().to_ascii_lowercase();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = l.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let n = requests.fetch_add(1, Ordering::SeqCst);
+                        let request = nms::server::remote_write::proto::decode(&body).unwrap();
+                        let refused = request.timeseries.iter().any(|ts| {
+                            ts.labels
+                                .iter()
+                                .any(|l| l.name == "__name__" && l.value == refused_family)
+                        });
+                        let answer = if n < unavailable_first {
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy"
+                        } else if refused {
+                            "HTTP/1.1 400 Bad Request\r\ncontent-length: 19\r\n\r\nout of order sample"
+                        } else {
+                            let mut kept = kept.lock().unwrap();
+                            for ts in &request.timeseries {
+                                let name = ts.labels.iter().find(|l| l.name == "__name__");
+                                for s in &ts.samples {
+                                    kept.push((name.unwrap().value.clone(), s.timestamp));
+                                }
+                            }
+                            "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeReceiver { url, taken }
+    }
+}
+
+#[test]
+fn refused_samples_are_split_out_and_counted_and_the_rest_is_delivered_after_a_503() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let task = dir.path().join("task.json");
+    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    let receiver = FakeReceiver::start("nms_memory_usage_ratio", 2);
+    let mut server = live::NmsServer::start(
+        dir.path(),
+        &[
+            "--config",
+            task.to_str().unwrap(),
+            "--remote-write",
+            &receiver.url,
+        ],
+    );
+    let mut agent = server.agent(dir.path(), AGENT);
+    let http = server.http.clone();
+    // Enough reports; then the agent stops and everything stored is sent (the receiver was
+    // unavailable at first, then refused every RAM sample).
+    wait_for(
+        "reports sent",
+        Duration::from_secs(90),
+        &mut [&mut server.process, &mut agent],
+        || (remote(&http)?["cursor"].as_u64()? >= 12).then_some(()),
+    );
+    agent.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let r = wait_for(
+        "every stored report sent",
+        Duration::from_secs(60),
+        &mut [&mut server.process],
+        || {
+            let r = remote(&http)?;
+            (r["reports_pending"].as_u64()? == 0).then_some(r)
+        },
+    );
+    assert!(r["requests_failed"].as_u64().unwrap() >= 2, "{r}");
+    let reports = stored(&http).expect("stored reports");
+    let host: Vec<i64> = reports
+        .iter()
+        .filter(|r| r["ram_percent"].is_number())
+        .filter_map(|r| r["time_ms"].as_i64())
+        .collect();
+    let taken = receiver.taken.lock().unwrap().clone();
+    assert!(
+        !taken.iter().any(|(f, _)| f == "nms_memory_usage_ratio"),
+        "a refused sample was kept"
+    );
+    // Every refused RAM sample was dropped alone, counted; every CPU sample came through.
+    assert_eq!(
+        r["samples_failed"].as_u64().unwrap() as usize,
+        host.len(),
+        "{r}"
+    );
+    for t in &host {
+        assert!(
+            taken
+                .iter()
+                .any(|(f, at)| f == "nms_cpu_usage_ratio" && at == t),
+            "the CPU sample at {t} was not delivered"
+        );
+    }
+    let logged = server.process.output();
+    assert!(logged.contains("was refused and dropped"), "{logged}");
+    assert!(logged.contains("accepts samples again"), "{logged}");
+}

@@ -51,10 +51,10 @@ pub const RECEIVER: Service = Service {
 
 /// Samples in one request at most, unless the destination says otherwise.
 pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 10_000;
-/// Reports read from the store at once (about five seconds of 10,000 agents reporting every
-/// second): their samples are grouped by series, so that a series' labels travel once for
-/// several of its samples.
-const READ_ROWS: usize = 50_000;
+/// Reports read from the store at once (ten seconds of 10,000 agents reporting every second):
+/// their samples are grouped by series, so that a series' labels travel once for several of
+/// its samples.
+const READ_ROWS: usize = 100_000;
 /// How often a destination that has sent everything looks for more (Prometheus'
 /// `batch_send_deadline`): what waits longer than this is sent.
 pub const SEND_EVERY: Duration = Duration::from_secs(5);
@@ -251,7 +251,7 @@ impl Writer {
                 refused_logged_ms: AtomicU64::new(0),
             }),
             store,
-            labels: LabelCache::default(),
+            grouping: Grouping::default(),
             links: (0..SHARDS).map(|_| None).collect(),
         };
         let task = smol::spawn(worker.run(cursor));
@@ -353,98 +353,128 @@ type IdMap<V> = HashMap<(u32, u32), V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// What a (series, column) becomes: its encoded labels, and how a stored integer becomes a
 /// value in the family's base unit.
-#[derive(Clone)]
 struct Exported {
-    labels: Arc<SeriesLabels>,
+    labels: SeriesLabels,
     field: &'static crate::schema::FieldDef,
 }
 
-/// The labels of each (series, column) met so far, encoded; `None` for what is not exported.
+/// One (series, column): what it is exported as (`None`: it is not), and its samples of the
+/// read being sent, in time order.
+struct Slot {
+    exported: Option<Exported>,
+    points: Vec<(i64, f64)>,
+}
+
+/// One request: ranges of the samples of series, (series, column, start, end).
+type Part = Vec<((u32, u32), usize, usize)>;
+
+/// The samples of one read, grouped by series. Kept from read to read (each series' labels
+/// are encoded once, and its buffer is reused), so grouping costs one lookup per sample.
 #[derive(Default)]
-struct LabelCache {
-    labels: IdMap<Option<Exported>>,
+struct Grouping {
+    slots: IdMap<Slot>,
+    /// The series with samples in this read, in the order they were first met.
+    order: Vec<(u32, u32)>,
 }
 
-impl LabelCache {
-    fn get(&mut self, store: &Store, series: u32, column: u32) -> Option<&Exported> {
-        self.labels
-            .entry((series, column))
-            .or_insert_with(|| {
-                let key = store.series_key(series)?;
-                let column_def = store.column(column)?;
-                let def = column_def.field.def();
-                if !super::prometheus::exported(def) {
-                    return None;
-                }
-                let mut labels = super::prometheus::reading_labels(
-                    def,
-                    &key.agent,
-                    &key.task,
-                    key.target.as_deref(),
-                    column_def.instance.as_deref(),
-                );
-                labels.push(("__name__", def.prometheus));
-                Some(Exported {
-                    labels: Arc::new(SeriesLabels::new(&labels)),
-                    field: def,
-                })
-            })
-            .as_ref()
-    }
-}
-
-/// The samples of one series in a request: (time in Unix ms, value).
-type Points = Vec<(i64, f64)>;
-/// What one request carries: series with their samples.
-type Part = Vec<(Arc<SeriesLabels>, Points)>;
-
-/// The samples of `rows`, grouped by series (in the order the series are first met), cut into
-/// requests of at most `max` samples.
-fn parts_of(rows: &[Sequenced], store: &Store, cache: &mut LabelCache, max: usize) -> Vec<Part> {
-    let mut order: Vec<(u32, u32)> = Vec::new();
-    let mut points: IdMap<(Arc<SeriesLabels>, Points)> = IdMap::default();
-    for row in rows {
-        let time = row.time_ms.min(i64::MAX as u64) as i64;
-        for (column, stored) in &row.values {
-            let Some(exported) = cache.get(store, row.series, *column) else {
-                continue;
-            };
-            let value = exported.field.value(*stored) / exported.field.prometheus_divisor;
-            points
-                .entry((row.series, *column))
-                .or_insert_with(|| {
-                    order.push((row.series, *column));
-                    (exported.labels.clone(), Vec::new())
-                })
-                .1
-                .push((time, value));
-        }
-    }
-    let max = max.max(1);
-    let mut parts = Vec::new();
-    let mut part: Part = Vec::new();
-    let mut in_part = 0;
-    for key in order {
-        let Some((labels, all)) = points.remove(&key) else {
-            continue;
-        };
-        for chunk in all.chunks(max) {
-            if in_part + chunk.len() > max && !part.is_empty() {
-                parts.push(std::mem::take(&mut part));
-                in_part = 0;
+impl Grouping {
+    /// Groups the samples of `rows` (the previous read's are dropped).
+    fn fill(&mut self, rows: &[Sequenced], store: &Store) {
+        for key in self.order.drain(..) {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.points.clear();
             }
-            in_part += chunk.len();
-            part.push((labels.clone(), chunk.to_vec()));
+        }
+        for row in rows {
+            let time = row.time_ms.min(i64::MAX as u64) as i64;
+            for (column, stored) in &row.values {
+                let key = (row.series, *column);
+                let slot = self.slots.entry(key).or_insert_with(|| Slot {
+                    exported: exported(store, row.series, *column),
+                    points: Vec::new(),
+                });
+                let Some(e) = &slot.exported else {
+                    continue;
+                };
+                if slot.points.is_empty() {
+                    self.order.push(key);
+                }
+                slot.points
+                    .push((time, e.field.value(*stored) / e.field.prometheus_divisor));
+            }
+        }
+        for key in &self.order {
+            if let Some(slot) = self.slots.get_mut(key)
+                && !slot.points.is_sorted_by_key(|(t, _)| *t)
+            {
+                slot.points.sort_by_key(|(t, _)| *t);
+            }
         }
     }
-    if !part.is_empty() {
-        parts.push(part);
+
+    /// The read cut into requests of at most `max` samples.
+    fn parts(&self, max: usize) -> Vec<Part> {
+        let max = max.max(1);
+        let mut parts = Vec::new();
+        let mut part: Part = Vec::new();
+        let mut in_part = 0;
+        for key in &self.order {
+            let n = self.slots.get(key).map_or(0, |s| s.points.len());
+            let mut start = 0;
+            while start < n {
+                let end = (start + max).min(n);
+                if in_part + (end - start) > max && !part.is_empty() {
+                    parts.push(std::mem::take(&mut part));
+                    in_part = 0;
+                }
+                in_part += end - start;
+                part.push((*key, start, end));
+                start = end;
+            }
+        }
+        if !part.is_empty() {
+            parts.push(part);
+        }
+        parts
     }
-    parts
+
+    /// The body of a request, and how many samples it carries.
+    fn body(&self, part: &Part) -> (Bytes, usize) {
+        let mut builder = RequestBuilder::default();
+        for (key, start, end) in part {
+            if let Some(Slot {
+                exported: Some(e),
+                points,
+            }) = self.slots.get(key)
+            {
+                builder.series(&e.labels, &points[*start..*end]);
+            }
+        }
+        let n = builder.samples();
+        (Bytes::from(builder.finish()), n)
+    }
 }
 
-fn samples_in(part: &Part) -> usize {
-    part.iter().map(|(_, p)| p.len()).sum()
+/// What a (series, column) of the store is exported as.
+fn exported(store: &Store, series: u32, column: u32) -> Option<Exported> {
+    let key = store.series_key(series)?;
+    let column_def = store.column(column)?;
+    let def = column_def.field.def();
+    if !super::prometheus::exported(def) {
+        return None;
+    }
+    let mut labels = super::prometheus::reading_labels(
+        def,
+        &key.agent,
+        &key.task,
+        key.target.as_deref(),
+        column_def.instance.as_deref(),
+    );
+    labels.push(("__name__", def.prometheus));
+    Some(Exported {
+        labels: SeriesLabels::new(&labels),
+        field: def,
+    })
 }
 
 /// A part cut in two: its series in halves, or the samples of its one series.
@@ -453,23 +483,26 @@ fn halves(mut part: Part) -> (Part, Part) {
         let second = part.split_off(part.len() / 2);
         return (part, second);
     }
-    let Some((labels, mut points)) = part.pop() else {
+    let Some((key, start, end)) = part.pop() else {
         return (Vec::new(), Vec::new());
     };
-    let second = points.split_off(points.len() / 2);
-    (vec![(labels.clone(), points)], vec![(labels, second)])
+    let middle = start + (end - start) / 2;
+    (vec![(key, start, middle)], vec![(key, middle, end)])
 }
 
-fn body(part: &mut Part) -> Bytes {
-    let mut builder = RequestBuilder::default();
-    for (labels, points) in part.iter_mut() {
-        builder.series(labels, points);
-    }
-    Bytes::from(builder.finish())
+fn samples_in(part: &Part) -> usize {
+    part.iter().map(|(_, start, end)| end - start).sum()
 }
 
 /// Sending was asked to stop.
 struct Stopped;
+
+/// What became of a request.
+enum Sent {
+    Accepted,
+    /// The receiver refused (some of) its samples: the request is to be split.
+    Refused(PostError),
+}
 
 /// What the connections (shards) of one destination share.
 struct Shared {
@@ -541,46 +574,33 @@ impl Shared {
         );
     }
 
-    /// Delivers one part on `link`: retried while the receiver may get over its failure,
-    /// split while it refuses some of its samples (those alone are dropped, counted).
-    async fn deliver(&self, link: &mut Option<Link>, part: Part) -> Result<(), Stopped> {
-        let mut todo = vec![part];
+    /// Posts one body on `link`, again and again while the receiver may get over its failure.
+    async fn deliver(
+        &self,
+        link: &mut Option<Link>,
+        body: Bytes,
+        count: usize,
+    ) -> Result<Sent, Stopped> {
         let mut backoff = BACKOFF_MIN;
-        while let Some(mut part) = todo.pop() {
-            let count = samples_in(&part);
-            if count == 0 {
-                continue;
-            }
-            match self.post(link, body(&mut part)).await {
+        loop {
+            match self.post(link, body.clone()).await {
                 Ok(()) => {
                     self.stats
                         .samples_sent
                         .fetch_add(count as u64, Ordering::Relaxed);
-                    backoff = BACKOFF_MIN;
                     self.recovered();
+                    return Ok(Sent::Accepted);
                 }
-                Err(e) => match verdict(&e) {
-                    Verdict::Split if count > 1 => {
-                        let (first, second) = halves(part);
-                        todo.push(second);
-                        todo.push(first);
-                    }
-                    Verdict::Split => {
-                        self.stats.samples_failed.fetch_add(1, Ordering::Relaxed);
-                        self.refused(&e);
-                    }
-                    Verdict::Retry => {
-                        self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
-                        self.fail(&e.to_string());
-                        *link = None;
-                        self.pause(backoff).await?;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        todo.push(part);
-                    }
-                },
+                Err(e) if verdict(&e) == Verdict::Split => return Ok(Sent::Refused(e)),
+                Err(e) => {
+                    self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+                    self.fail(&e.to_string());
+                    *link = None;
+                    self.pause(backoff).await?;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
             }
         }
-        Ok(())
     }
 
     async fn post(&self, link: &mut Option<Link>, body: Bytes) -> Result<(), PostError> {
@@ -617,7 +637,7 @@ impl Shared {
 struct Worker {
     shared: Arc<Shared>,
     store: Arc<Store>,
-    labels: LabelCache,
+    grouping: Grouping,
     /// One kept-alive connection per shard.
     links: Vec<Option<Link>>,
 }
@@ -646,14 +666,9 @@ impl Worker {
                     .store(first.time_ms, Ordering::Relaxed);
             }
             if batch.through > cursor {
-                let parts = parts_of(
-                    &batch.rows,
-                    &self.store,
-                    &mut self.labels,
-                    self.shared.destination.max_samples_per_send,
-                );
+                self.grouping.fill(&batch.rows, &self.store);
                 drop(batch.rows);
-                if self.send(parts).await.is_err() {
+                if self.send().await.is_err() {
                     return;
                 }
                 match self.record(batch.through).await {
@@ -672,35 +687,96 @@ impl Worker {
         }
     }
 
-    /// Sends the parts of one read, up to [`SHARDS`] at once, each on its own connection.
-    async fn send(&mut self, parts: Vec<Part>) -> Result<(), Stopped> {
-        let queue = Arc::new(Mutex::new(parts));
+    /// Sends the grouped read, up to [`SHARDS`] requests at once, each shard on its own
+    /// connection; then splits what the receiver refused until the refused samples stand
+    /// alone (dropped, counted).
+    async fn send(&mut self) -> Result<(), Stopped> {
+        let parts = self
+            .grouping
+            .parts(self.shared.destination.max_samples_per_send);
+        let bodies: Vec<(usize, Bytes, usize)> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let (body, count) = self.grouping.body(part);
+                (i, body, count)
+            })
+            .collect();
+        let queue = Arc::new(Mutex::new(bodies));
         let mut shards = Vec::new();
         for link in &mut self.links {
             let mut link = link.take();
             let queue = queue.clone();
             let shared = self.shared.clone();
             shards.push(smol::spawn(async move {
+                let mut refused = Vec::new();
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some(part) = next else {
-                        return (link, Ok(()));
+                    let Some((i, body, count)) = next else {
+                        return (link, Ok(refused));
                     };
-                    if let Err(stopped) = shared.deliver(&mut link, part).await {
-                        return (link, Err(stopped));
+                    match shared.deliver(&mut link, body, count).await {
+                        Ok(Sent::Accepted) => {}
+                        Ok(Sent::Refused(e)) => refused.push((i, e)),
+                        Err(stopped) => return (link, Err(stopped)),
                     }
                 }
             }));
         }
-        let mut result = Ok(());
-        for (i, shard) in shards.into_iter().enumerate() {
+        let mut refused = Vec::new();
+        let mut stopped = false;
+        for (n, shard) in shards.into_iter().enumerate() {
             let (link, outcome) = shard.await;
-            self.links[i] = link;
-            if outcome.is_err() {
-                result = Err(Stopped);
+            self.links[n] = link;
+            match outcome {
+                Ok(r) => refused.extend(r),
+                Err(Stopped) => stopped = true,
             }
         }
-        result
+        if stopped {
+            return Err(Stopped);
+        }
+        let mut todo: Vec<Part> = Vec::new();
+        for (i, e) in refused {
+            if samples_in(&parts[i]) <= 1 {
+                self.shared
+                    .stats
+                    .samples_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.refused(&e);
+            } else {
+                todo.push(parts[i].clone());
+            }
+        }
+        let mut link = self.links[0].take();
+        let outcome = async {
+            while let Some(part) = todo.pop() {
+                for half in <[Part; 2]>::from(halves(part)) {
+                    let (body, count) = self.grouping.body(&half);
+                    if count == 0 {
+                        continue;
+                    }
+                    match self.shared.deliver(&mut link, body, count).await? {
+                        Sent::Accepted => {}
+                        Sent::Refused(e) => {
+                            if count == 1 {
+                                self.shared
+                                    .stats
+                                    .samples_failed
+                                    .fetch_add(1, Ordering::Relaxed);
+                                self.shared.refused(&e);
+                            } else {
+                                todo.push(half);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.links[0] = link;
+        outcome
     }
 
     /// Records the cursor durably (retried until the store takes it).
@@ -728,21 +804,14 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn part(sizes: &[usize]) -> Part {
-        let labels = Arc::new(SeriesLabels::new(&[("__name__", "x")]));
-        sizes
-            .iter()
-            .map(|n| (labels.clone(), (0..*n as i64).map(|t| (t, 1.0)).collect()))
-            .collect()
-    }
-
     #[test]
     fn a_refused_part_splits_down_to_single_samples() {
-        let (a, b) = halves(part(&[3, 2, 4]));
+        let part: Part = vec![((1, 1), 0, 3), ((1, 2), 0, 2), ((2, 1), 0, 4)];
+        let (a, b) = halves(part);
         assert_eq!((samples_in(&a), samples_in(&b)), (3, 6));
-        let (a, b) = halves(part(&[5]));
-        assert_eq!((samples_in(&a), samples_in(&b)), (2, 3));
-        let (a, b) = halves(part(&[1]));
+        let (a, b) = halves(vec![((1, 1), 10, 15)]);
+        assert_eq!((a, b), (vec![((1, 1), 10, 12)], vec![((1, 1), 12, 15)]));
+        let (a, b) = halves(vec![((1, 1), 0, 1)]);
         assert_eq!((samples_in(&a), samples_in(&b)), (0, 1));
     }
 

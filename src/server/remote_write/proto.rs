@@ -95,9 +95,8 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
-    /// Adds a series with its samples, (time in Unix ms, value), sorted here by time.
-    pub fn series(&mut self, labels: &SeriesLabels, samples: &mut [(i64, f64)]) {
-        samples.sort_by_key(|(t, _)| *t);
+    /// Adds a series with its samples, (time in Unix ms, value), in time order.
+    pub fn series(&mut self, labels: &SeriesLabels, samples: &[(i64, f64)]) {
         let samples_len: usize = samples
             .iter()
             .map(|(t, _)| {
@@ -163,11 +162,8 @@ mod tests {
             ("agent", "r1"),
         ]);
         let mut b = RequestBuilder::default();
-        b.series(
-            &cpu,
-            &mut [(1_795_000_001_000, 0.25), (1_795_000_000_000, 0.0)],
-        );
-        b.series(&rtt, &mut [(1_795_000_000_500, 0.000029)]);
+        b.series(&cpu, &[(1_795_000_000_000, 0.0), (1_795_000_001_000, 0.25)]);
+        b.series(&rtt, &[(1_795_000_000_500, 0.000029)]);
         assert_eq!(b.samples(), 3);
         let request = decode(&b.finish()).unwrap();
         let label = |n: &str, v: &str| Label {
@@ -211,7 +207,7 @@ mod tests {
         );
         // The same bytes as prost's own encoding of that message.
         let mut b2 = RequestBuilder::default();
-        b2.series(&rtt, &mut [(1_795_000_000_500, 0.000029)]);
+        b2.series(&rtt, &[(1_795_000_000_500, 0.000029)]);
         let ours = b2.bytes().to_vec();
         let theirs = prost::Message::encode_to_vec(&WriteRequest {
             timeseries: vec![request.timeseries[1].clone()],
