@@ -749,6 +749,7 @@ async fn serve(
         // event loop and outside the state lock: a hand-off to another thread cost the agents
         // more in acknowledgement latency (and so throughput) than the sync itself.
         let gather_until = Instant::now() + EVENT_BATCH_WINDOW;
+        let mut window = async_io::Timer::at(gather_until);
         loop {
             while batch.len() < EVENT_BATCH_MAX {
                 match event_rx.try_recv() {
@@ -759,7 +760,17 @@ async fn serve(
             if batch.len() >= EVENT_BATCH_MAX || Instant::now() >= gather_until {
                 break;
             }
-            async_io::Timer::at(gather_until).await;
+            // The next event or the window's end, whichever comes first: a full batch goes
+            // at once.
+            let next = futures_lite::future::or(async { event_rx.recv().await.ok() }, async {
+                (&mut window).await;
+                None
+            })
+            .await;
+            match next {
+                Some(e) => batch.push(e),
+                None => break,
+            }
         }
         if let Some(job) = handle_events(&shared, batch) {
             store_batch(&shared, job);
