@@ -102,7 +102,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             retention: Retention::default(),
-            head_max_reports: 1_000_000,
+            head_max_reports: 500_000,
             background: true,
             max_future: DAY,
             clock: Arc::new(crate::log::now_ms),
@@ -618,6 +618,11 @@ impl Inner {
             let mut head = lock(&self.head);
             for row in rows {
                 head.insert(row, segment, now_ms);
+            }
+            // Past its budget the head is emptied now, not at the next pass.
+            if head.over_budget() {
+                drop(head);
+                self.wake();
             }
         }
         let mut stats = self.stats();
