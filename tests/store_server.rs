@@ -186,7 +186,8 @@ fn an_older_stores_json_logs_are_imported_when_the_server_starts() {
     let server = sandbox.start_server(&[], &[]);
     let status = wait_for(WAIT, "the import", || {
         let s = server.try_get("/api/status")?;
-        (s["store"]["imported_metrics"] == 300).then_some(s)
+        (s["store"]["imported_metrics"] == 300 && data.join("metrics.jsonl.imported").exists())
+            .then_some(s)
     });
     assert_eq!(status["store"]["imported_metrics"], 300);
     let records = server.get(&format!(

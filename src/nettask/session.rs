@@ -37,6 +37,13 @@ pub(crate) enum SessionEvent {
     Malformed(String),
 }
 
+/// The sequence numbers of one held message: one packet (most messages), or its fragments.
+#[derive(Debug)]
+enum HeldSeqs {
+    One(u16),
+    Many(Vec<u16>),
+}
+
 /// A whole message as handed to `send`, kept until every packet of it is acknowledged so it
 /// can be sent again in a new session.
 #[derive(Debug, Clone)]
@@ -94,7 +101,7 @@ pub(crate) struct Session {
     /// Message types whose acknowledgement waits for the application.
     held_types: HeldTypes,
     /// Held acknowledgements by receipt: the sequence numbers of the message's packets.
-    receipts: HashMap<u32, Vec<u16>>,
+    receipts: HashMap<u32, HeldSeqs>,
     /// Every held sequence number (a copy of one is neither delivered nor acknowledged).
     held_seqs: HashSet<u16>,
     /// Sequence numbers of the fragments of incomplete held messages, by message id.
@@ -358,7 +365,7 @@ impl Session {
                         match Message::decode_body(kind, &mut r) {
                             Ok(m) => {
                                 stats.reassembled_messages += 1;
-                                let receipt = seqs.map(|seqs| self.hold(seqs));
+                                let receipt = seqs.map(|seqs| self.hold(HeldSeqs::Many(seqs)));
                                 self.events.push_back(SessionEvent::Message(m, receipt));
                             }
                             Err(e) => {
@@ -376,7 +383,7 @@ impl Session {
                         // No room now: not acknowledged, so the peer sends it again later.
                         stats.reassembly_dropped += 1;
                         let seqs = self.held_fragments.remove(&message_id);
-                        self.forget_held(seqs);
+                        self.forget_held(seqs.into_iter().flatten());
                     }
                     Err(e) => {
                         stats.reassembly_dropped += 1;
@@ -389,7 +396,7 @@ impl Session {
             }
             other if held => {
                 self.held_seqs.insert(seq);
-                let receipt = self.hold(vec![seq]);
+                let receipt = self.hold(HeldSeqs::One(seq));
                 self.events
                     .push_back(SessionEvent::Message(other, Some(receipt)));
             }
@@ -402,22 +409,22 @@ impl Session {
     }
 
     /// Files the sequence numbers of a delivered held message under a new receipt.
-    fn hold(&mut self, seqs: Vec<u16>) -> u32 {
+    fn hold(&mut self, seqs: HeldSeqs) -> u32 {
         let receipt = self.next_receipt;
         self.next_receipt = self.next_receipt.wrapping_add(1);
         self.receipts.insert(receipt, seqs);
         receipt
     }
 
-    fn acknowledge_held(&mut self, seqs: Vec<u16>) {
+    fn acknowledge_held(&mut self, seqs: impl IntoIterator<Item = u16>) {
         for seq in seqs {
             self.held_seqs.remove(&seq);
             self.acks.push(seq);
         }
     }
 
-    fn forget_held(&mut self, seqs: Option<Vec<u16>>) {
-        for seq in seqs.unwrap_or_default() {
+    fn forget_held(&mut self, seqs: impl IntoIterator<Item = u16>) {
+        for seq in seqs {
             self.held_seqs.remove(&seq);
             self.window.forget(seq);
         }
@@ -431,10 +438,14 @@ impl Session {
         let Some(seqs) = self.receipts.remove(&receipt) else {
             return;
         };
+        let seqs: &[u16] = match &seqs {
+            HeldSeqs::One(seq) => std::slice::from_ref(seq),
+            HeldSeqs::Many(seqs) => seqs,
+        };
         if kept {
-            self.acknowledge_held(seqs);
+            self.acknowledge_held(seqs.iter().copied());
         } else {
-            self.forget_held(Some(seqs));
+            self.forget_held(seqs.iter().copied());
         }
     }
 
@@ -580,7 +591,7 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant, stats: &mut Stats) {
         for message_id in self.reassembler.expire(now) {
             let seqs = self.held_fragments.remove(&message_id);
-            self.forget_held(seqs);
+            self.forget_held(seqs.into_iter().flatten());
         }
         let mut newly_lost = false;
         for p in &mut self.in_flight {

@@ -186,7 +186,6 @@ pub struct Shared {
     pub alertmanagers: Vec<alertmanager::Forwarder>,
     /// Where stored reports are sent, one per `--remote-write`.
     pub remote_writers: Vec<remote_write::Writer>,
-    ingest: Sender<IngestJob>,
     /// Who may use the HTTP API (the token is read again on SIGHUP).
     api: Mutex<http::ApiAccess>,
     /// The alerts firing now.
@@ -284,19 +283,12 @@ impl Shared {
     }
 }
 
-/// The store's writer: stores each batch of reports (one sync for whatever is waiting), then
-/// releases their acknowledgements; a batch that could not be stored is released unkept, so
-/// the agents send it again.
-fn ingest(shared: Arc<Shared>, jobs: smol::channel::Receiver<IngestJob>) {
-    while let Ok(first) = jobs.recv_blocking() {
-        let mut batch = vec![first];
-        while batch.len() < 64
-            && let Ok(job) = jobs.try_recv()
-        {
-            batch.push(job);
-        }
-        let reports: Vec<Report> = batch.iter_mut().flat_map(|j| j.reports.drain(..)).collect();
-        let receipts: Vec<Receipt> = batch.into_iter().flat_map(|j| j.receipts).collect();
+/// Stores a batch of reports (one log write and one sync) and then releases their
+/// acknowledgements; a batch that could not be stored is released unkept, so the agents send
+/// it again. Called by the event loop after it let go of the state lock.
+fn store_batch(shared: &Shared, job: IngestJob) {
+    {
+        let IngestJob { reports, receipts } = job;
         let kept = match shared.store.append(&reports, log::now_ms()) {
             Ok(outcomes) => {
                 if shared.options.verbose {
@@ -456,7 +448,6 @@ struct Started {
     http: smol::Task<()>,
     background: Vec<smol::Task<()>>,
     local_agent: Option<(smol::Task<()>, Sender<()>)>,
-    ingest: std::thread::JoinHandle<()>,
 }
 
 /// Starts a server on `listeners`; it runs until `shutdown` completes (the binary: SIGTERM or
@@ -551,7 +542,7 @@ pub async fn run(
         initial_timeout: options.initial_timeout,
         max_retransmissions: options.max_retransmissions,
         keys: options.keys.clone(),
-        // A report is acknowledged once it is stored and synced ([`ingest`]).
+        // A report is acknowledged once it is stored and synced ([`store_batch`]).
         held_types: crate::nettask::HeldTypes::of(&[crate::wire::PacketType::Metrics]),
         ..Config::default()
     };
@@ -589,7 +580,6 @@ pub async fn run(
     }
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(65536);
-    let (ingest_tx, ingest_rx) = smol::channel::bounded(256);
     let socket_stats = Arc::new(SocketStats::default());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -608,7 +598,6 @@ pub async fn run(
         store,
         alertmanagers: forwarders,
         remote_writers,
-        ingest: ingest_tx,
         api: Mutex::new(options.api.clone()),
         firing: Mutex::new(firing),
         silences: Mutex::new(silences),
@@ -657,13 +646,6 @@ pub async fn run(
     })
     .detach();
 
-    let ingest_thread = {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("nms-ingest".into())
-            .spawn(move || ingest(shared, ingest_rx))
-            .context("cannot start the store's writer thread")?
-    };
     let driver_task = smol::spawn(driver::run(
         socket,
         endpoint,
@@ -737,7 +719,6 @@ pub async fn run(
         http: http_task,
         background,
         local_agent,
-        ingest: ingest_thread,
     };
     let weak = Arc::downgrade(&shared);
     let done = smol::spawn(serve(shared, event_rx, stopped(), started));
@@ -785,10 +766,11 @@ async fn serve(
         };
         let mut batch = vec![first];
         // Group commit: what arrives within a few milliseconds of the first event is handled
-        // (and written, with one fdatasync) together. Reports are acknowledged after that
-        // sync, so the window is short; it saves a wake-up and a sync per event when many
-        // agents report slowly.
+        // and stored, with one fdatasync, together. The store is written right here, on the
+        // event loop and outside the state lock: a hand-off to another thread cost the agents
+        // more in acknowledgement latency (and so throughput) than the sync itself.
         let gather_until = Instant::now() + EVENT_BATCH_WINDOW;
+        let mut window = async_io::Timer::at(gather_until);
         loop {
             while batch.len() < EVENT_BATCH_MAX {
                 match event_rx.try_recv() {
@@ -799,12 +781,20 @@ async fn serve(
             if batch.len() >= EVENT_BATCH_MAX || Instant::now() >= gather_until {
                 break;
             }
-            async_io::Timer::at(gather_until).await;
+            // The next event or the window's end, whichever comes first: a full batch goes
+            // at once.
+            let next = futures_lite::future::or(async { event_rx.recv().await.ok() }, async {
+                (&mut window).await;
+                None
+            })
+            .await;
+            match next {
+                Some(e) => batch.push(e),
+                None => break,
+            }
         }
-        if let Some(job) = handle_events(&shared, batch)
-            && shared.ingest.send(job).await.is_err()
-        {
-            break Err(anyhow::anyhow!("the store's writer stopped"));
+        if let Some(job) = handle_events(&shared, batch) {
+            store_batch(&shared, job);
         }
     };
     shut_down(shared, started).await;
@@ -826,7 +816,6 @@ async fn shut_down(shared: Arc<Shared>, started: Started) {
         http,
         background,
         local_agent,
-        ingest,
     } = started;
     for task in background {
         task.cancel().await;
@@ -837,10 +826,8 @@ async fn shut_down(shared: Arc<Shared>, started: Started) {
         stop.close();
         task.await;
     }
-    // The writer stores what is queued, then releases (acknowledges) it through the driver.
-    shared.ingest.close();
-    let _ = smol::unblock(move || ingest.join()).await;
-    // The driver sends those acknowledgements, then ends when its command channel is closed.
+    // The last batch was stored and released by the event loop before it ended; the driver
+    // sends those acknowledgements, then ends when its command channel is closed.
     shared.commands.close();
     driver.await;
     for forwarder in &shared.alertmanagers {
@@ -870,10 +857,12 @@ fn http_base(http: SocketAddr) -> String {
 }
 
 /// How long the event loop gathers events before handling them as one batch (one store write
-/// and one fdatasync per batch; the store's writer also joins batches that wait for it).
+/// and one fdatasync per batch): many slow agents then cost a sync per few dozen reports.
 const EVENT_BATCH_WINDOW: Duration = Duration::from_millis(8);
-/// Most events handled as one batch.
-const EVENT_BATCH_MAX: usize = 1024;
+/// Most events handled as one batch: under load a batch fills long before the window ends, so
+/// acknowledgements wait for a small batch's sync, not for the window (measured in
+/// BENCHMARKS.md: larger batches cut the throughput the agents' windows allow).
+const EVENT_BATCH_MAX: usize = 256;
 
 /// The loopback address of the family the server listens on (its own agent connects there).
 fn loopback_of(listen: IpAddr) -> IpAddr {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A buffer is moved into a chunk once it is this old, so the log read at start stays short.
-pub const FLUSH_AGE_MS: u64 = 5 * 60_000;
+pub const FLUSH_AGE_MS: u64 = 2 * 60_000;
 /// Marks a value a report did not carry.
 const ABSENT: i64 = i64::MIN;
 
@@ -290,6 +290,11 @@ impl Head {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Whether the head holds more reports than its budget (maintenance should run now).
+    pub fn over_budget(&self) -> bool {
+        self.rows > self.max_rows
     }
 
     /// Past twice its budget the head refuses reports: maintenance cannot move them to disk.

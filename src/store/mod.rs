@@ -104,7 +104,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             retention: Retention::default(),
-            head_max_reports: 1_000_000,
+            head_max_reports: 500_000,
             background: true,
             max_future: DAY,
             clock: Arc::new(crate::log::now_ms),
@@ -705,11 +705,16 @@ impl Inner {
             for row in rows {
                 head.insert(row, segment, now_ms);
             }
+            // Past its budget the head is emptied now, not at the next pass.
+            let over_budget = head.over_budget();
             drop(head);
             // Published while the log is still locked: a reader in sequence order finds every
             // report below it in the head.
             self.committed_seq.store(wal.next_seq(), Ordering::SeqCst);
             sequence::note_commit(self, first_seq, now_ms);
+            if over_budget {
+                self.wake();
+            }
         }
         let mut stats = self.stats();
         for o in &outcomes {
