@@ -242,7 +242,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agent)
-            opts="-v -q -h -V --settings --server --id --data-dir --key-file --verbose --quiet --log-format --color --help --version"
+            opts="-v -q -h -V --settings --server --prefer-first --id --data-dir --key-file --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,7 +732,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__bench)
-            opts="-v -q -h -V --agents --rate --seconds --server --http --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --api-token-file --settings --store --days --json --verbose --quiet --log-format --color --help --version"
+            opts="-v -q -h -V --agents --rate --seconds --server --http --remote-write --alerts --alert-rate --threads --window --ceiling-seconds --key-file --work-dir --keep --kill-every --api-token-file --settings --store --days --json --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -755,6 +755,10 @@ _nms() {
                     return 0
                     ;;
                 --http)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-write)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1334,7 +1338,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__server)
-            opts="-v -q -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --quiet --log-format --alertmanager --alertmanager-auth-file --alertmanager-ca-file --external-url --retention-raw --retention-minute --retention-hour --retention-alerts --max-store-size --api-token-file --public-read --insecure-api --max-agents --new-agents-per-second --forget-unreported-after-s --color --help --version"
+            opts="-v -q -h -V --settings --config --listen --nettask-port --alertflow-port --advertise-alertflow-port --http --data-dir --key-file --keys-file --heartbeat-ms --missed-heartbeats --timeout-ms --max-retransmissions --local-agent --verbose --quiet --log-format --alertmanager --alertmanager-auth-file --alertmanager-ca-file --peer --remote-write --remote-write-auth-file --remote-write-ca-file --external-url --retention-raw --retention-minute --retention-hour --retention-alerts --max-store-size --api-token-file --public-read --insecure-api --max-agents --new-agents-per-second --forget-unreported-after-s --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1413,6 +1417,22 @@ _nms() {
                     return 0
                     ;;
                 --alertmanager-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-write)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-write-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-write-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

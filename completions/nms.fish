@@ -62,6 +62,10 @@ json\t''"
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager -d 'Forward every alert, and its resolution, to Prometheus Alertmanager at this base URL (its v2 API), e.g. http://127.0.0.1:9093 or https://am.example.net; repeat for each member of a cluster (each gets every alert)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager-auth-file -d 'Credentials for Alertmanager, in a file: `bearer TOKEN`, or `basic USER:PASSWORD` (never logged)' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l alertmanager-ca-file -d 'CA certificates (PEM) that Alertmanager\'s https certificate is checked against, in addition to the system\'s' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l peer -d 'The HTTP API of another server that serves the same agents (their --server lists name both), e.g. http://monitor-b.example.net:9470; repeat for each. An agent silent here that a peer serves (it moved there) is not reported down. Peers are asked with this server\'s API token when their reads need one' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l remote-write -d 'Send every stored metrics report to a Prometheus remote-write receiver at this URL (e.g. http://127.0.0.1:9090/api/v1/write; Mimir, Thanos, Cortex and VictoriaMetrics take it too); repeat for several. Each has a durable cursor: after an outage or a restart it sends what it missed, in order' -r
+complete -c nms -n "__fish_nms_using_subcommand server" -l remote-write-auth-file -d 'Credentials for the --remote-write receivers, in a file: `bearer TOKEN`, or `basic USER:PASSWORD` (never logged)' -r -F
+complete -c nms -n "__fish_nms_using_subcommand server" -l remote-write-ca-file -d 'CA certificates (PEM) that https remote-write receivers are checked against, in addition to the system\'s' -r -F
 complete -c nms -n "__fish_nms_using_subcommand server" -l external-url -d 'The URL the HTTP API is reached at by others (a reverse proxy in front, say), for the links in forwarded alerts (generatorURL) [default: http://ADDR:PORT of --http]' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l retention-raw -d 'How long raw metrics reports are kept (e.g. 15d, 6w)' -r
 complete -c nms -n "__fish_nms_using_subcommand server" -l retention-minute -d 'How long per-minute rollups are kept' -r
@@ -83,7 +87,7 @@ complete -c nms -n "__fish_nms_using_subcommand server" -l insecure-api -d 'Serv
 complete -c nms -n "__fish_nms_using_subcommand server" -s h -l help -d 'Print help'
 complete -c nms -n "__fish_nms_using_subcommand server" -s V -l version -d 'Print version'
 complete -c nms -n "__fish_nms_using_subcommand agent" -l settings -d 'Settings file (TOML) [default: ~/.config/nms/agent.toml, then /etc/nms/agent.toml, if present]. Flags given on the command line win over it' -r -F
-complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\'s NetTask address: HOST or HOST:PORT (default port 8081). Required here or in the settings file' -r
+complete -c nms -n "__fish_nms_using_subcommand agent" -l server -d 'The server\'s NetTask address: HOST or HOST:PORT (default port 8081), or several, comma-separated (A,B): the agent registers with the first that answers and moves to the next when its server is lost, carrying its unacknowledged reports. Required here or in the settings file' -r
 complete -c nms -n "__fish_nms_using_subcommand agent" -l id -d 'This agent\'s name, matched against `device_id` in task files [default: the host name]' -r
 complete -c nms -n "__fish_nms_using_subcommand agent" -l data-dir -d 'Where unacknowledged alerts are kept [default: a per-id folder in the user\'s data directory, e.g. ~/.local/share/nms/agents/NAME]' -r -F
 complete -c nms -n "__fish_nms_using_subcommand agent" -l key-file -d 'Pre-shared key (hex text, 32+ digits), the same as the server\'s' -r -F
@@ -92,6 +96,7 @@ json\t''"
 complete -c nms -n "__fish_nms_using_subcommand agent" -l color -d 'When to colour the output: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c nms -n "__fish_nms_using_subcommand agent" -l prefer-first -d 'With several servers: go back to the first one when it answers again (tried every 30 s) [default: stay with the server that serves the agent]'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s h -l help -d 'Print help'
@@ -137,6 +142,7 @@ complete -c nms -n "__fish_nms_using_subcommand bench" -l rate -d 'Metrics repor
 complete -c nms -n "__fish_nms_using_subcommand bench" -l seconds -d 'Seconds to measure, after every agent registered' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l server -d 'A running server\'s NetTask address instead of a server the bench starts itself' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l http -d 'That server\'s HTTP API [default: the --server host, port 9470]' -r
+complete -c nms -n "__fish_nms_using_subcommand bench" -l remote-write -d 'The started server also sends every report to this remote-write receiver (e.g. a Prometheus on loopback started with --web.enable-remote-write-receiver); the run then reports the destination\'s lag and backlog while measuring, and how long it took to send the rest afterwards' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l alert-rate -d 'Alerts per second, all agents together, with --alerts' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l threads -d 'Threads (one UDP socket each) the simulated agents run on' -r
 complete -c nms -n "__fish_nms_using_subcommand bench" -l window -d 'Reports each agent keeps unacknowledged when no --rate is given' -r

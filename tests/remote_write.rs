@@ -38,7 +38,7 @@ fn start_server(dir: &Path, ports: &Ports, task: &Path, receiver: &str, run: u32
     let p = |n: u16| n.to_string();
     let (nettask, alertflow) = (p(ports.nettask), p(ports.alertflow));
     let http = format!("127.0.0.1:{}", ports.http);
-    let process = Process::start(
+    Process::start(
         &format!("nms server {run}"),
         &live::nms(),
         &[
@@ -59,8 +59,7 @@ fn start_server(dir: &Path, ports: &Ports, task: &Path, receiver: &str, run: u32
             receiver,
         ],
         dir,
-    );
-    process
+    )
 }
 
 fn start_prometheus(dir: &Path, port: u16, run: u32) -> Process {

@@ -1462,10 +1462,10 @@ async fn liveness(shared: Arc<Shared>) {
                 .into_iter()
                 .filter(|(id, ..)| {
                     !state.down_alerted.contains_key(id)
-                        && !state
+                        && state
                             .served_elsewhere
                             .get(id)
-                            .is_some_and(|until| *until > now_ms)
+                            .is_none_or(|until| *until <= now_ms)
                 })
                 .collect::<Vec<(u32, String, u64)>>()
         };

@@ -147,7 +147,10 @@ pub enum Verdict {
 /// How a failure is handled (see the module's notes).
 pub fn verdict(e: &PostError) -> Verdict {
     match e {
-        PostError::Status { status, .. } if matches!(status, 400 | 413 | 422) => Verdict::Split,
+        PostError::Status {
+            status: 400 | 413 | 422,
+            ..
+        } => Verdict::Split,
         _ => Verdict::Retry,
     }
 }
