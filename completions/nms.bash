@@ -242,7 +242,7 @@ _nms() {
             return 0
             ;;
         nms__subcmd__agent)
-            opts="-v -q -h -V --settings --server --prefer-first --id --data-dir --key-file --verbose --quiet --log-format --color --help --version"
+            opts="-v -q -h -V --settings --server --prefer-first --spread --id --data-dir --key-file --verbose --quiet --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -97,6 +97,7 @@ complete -c nms -n "__fish_nms_using_subcommand agent" -l color -d 'When to colo
 always\t''
 never\t''"
 complete -c nms -n "__fish_nms_using_subcommand agent" -l prefer-first -d 'With several servers: go back to the first one when it answers again (tried every 30 s) [default: stay with the server that serves the agent]'
+complete -c nms -n "__fish_nms_using_subcommand agent" -l spread -d 'With several servers: try them in an order of this agent\'s own, from a hash of its name and each server\'s (rendezvous hashing), instead of as listed. Agents given the same list spread evenly over it, and each has its own second choice, so the agents of a lost server are shared among the others (docs/SCALING.md)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s v -l verbose -d 'Log more: debug lines too (the server: every stored metrics report)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s q -l quiet -d 'Log less: only warnings and errors (-qq: only errors)'
 complete -c nms -n "__fish_nms_using_subcommand agent" -s h -l help -d 'Print help'

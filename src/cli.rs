@@ -576,6 +576,13 @@ pub struct AgentArgs {
     #[arg(long)]
     pub prefer_first: bool,
 
+    /// With several servers: try them in an order of this agent's own, from a hash of its
+    /// name and each server's (rendezvous hashing), instead of as listed. Agents given the
+    /// same list spread evenly over it, and each has its own second choice, so the agents of
+    /// a lost server are shared among the others (docs/SCALING.md).
+    #[arg(long)]
+    pub spread: bool,
+
     /// This agent's name, matched against `device_id` in task files [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub id: Option<String>,

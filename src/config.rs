@@ -285,6 +285,26 @@ pub fn server_list(given: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The server list in the order an agent named `agent` tries it with `--spread`: rendezvous
+/// (highest random weight) hashing. Each server's weight is the first eight bytes of SHA-256 of
+/// `"SERVER/AGENT"` (the server as written in the list); the heaviest comes first. Every agent
+/// given the same list gets its own order, the agents spread evenly over the servers, and
+/// adding or removing a server moves only the agents that must move: those whose first server
+/// is gone go to their second, each to its own.
+pub fn spread_servers(servers: &[String], agent: &str) -> Vec<String> {
+    use sha2::Digest;
+    let weight = |server: &str| {
+        let digest = sha2::Sha256::digest(format!("{server}/{agent}").as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    };
+    let mut ranked: Vec<(u64, &String)> = servers.iter().map(|s| (weight(s), s)).collect();
+    // Heaviest first; equal weights (never seen in practice) keep the list's order.
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+    ranked.into_iter().map(|(_, s)| s.clone()).collect()
+}
+
 /// A retention: a duration such as `15d`, `6w`, `2y` (at least an hour).
 pub fn retention(what: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     let d = humantime::parse_duration(text.trim())
@@ -333,6 +353,7 @@ pub struct AgentSettings {
     /// One server, a comma-separated list, or a list of them.
     pub server: Option<OneOrMany>,
     pub prefer_first: Option<bool>,
+    pub spread: Option<bool>,
     pub id: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
@@ -391,6 +412,49 @@ pub fn relative_to(settings_file: Option<&Path>, p: PathBuf) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_orders_spread_agents_evenly_and_a_lost_server_moves_only_its_own() {
+        let servers: Vec<String> = (0..10).map(|i| format!("nms-{i}.example.net")).collect();
+        let mut first = std::collections::HashMap::<String, usize>::new();
+        for a in 0..10_000 {
+            let agent = format!("host-{a}");
+            let order = spread_servers(&servers, &agent);
+            // A permutation of the list, the same every time for the same agent.
+            let mut sorted = order.clone();
+            sorted.sort();
+            let mut given = servers.clone();
+            given.sort();
+            assert_eq!(sorted, given);
+            assert_eq!(order, spread_servers(&servers, &agent));
+            *first.entry(order[0].clone()).or_default() += 1;
+            // Without server 3, an agent whose first was another server keeps it; one whose
+            // first was server 3 goes to its own second choice.
+            let without: Vec<String> = servers
+                .iter()
+                .filter(|s| *s != &servers[3])
+                .cloned()
+                .collect();
+            let after = spread_servers(&without, &agent);
+            let expected = if order[0] == servers[3] {
+                &order[1]
+            } else {
+                &order[0]
+            };
+            assert_eq!(&after[0], expected, "{agent}");
+        }
+        assert_eq!(
+            first.len(),
+            10,
+            "every server is someone's first: {first:?}"
+        );
+        for (server, n) in &first {
+            assert!(
+                (850..=1150).contains(n),
+                "{server} is first for {n} of 10,000 agents"
+            );
+        }
+    }
 
     #[test]
     fn group_or_world_readable_secrets_are_told_apart() {

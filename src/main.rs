@@ -578,8 +578,19 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(nms::config::read_key)
         .transpose()?;
+    let mut servers = nms::config::server_list(&servers)?;
+    if args.spread || file.spread.unwrap_or(false) {
+        servers = nms::config::spread_servers(&servers, &id);
+        if servers.len() > 1 {
+            nms::log::event(
+                nms::log::Level::Info,
+                "SERVERS",
+                format_args!("in this agent's order (--spread): {}", servers.join(", ")),
+            );
+        }
+    }
     let options = nms::agent::AgentOptions {
-        servers: nms::config::server_list(&servers)?,
+        servers,
         prefer_first: args.prefer_first || file.prefer_first.unwrap_or(false),
         id,
         data_dir,

@@ -214,8 +214,8 @@ fn a_killed_agent_is_marked_down_with_an_alert() {
         &["r1", "r2"],
         &["--heartbeat-ms", "300", "--missed-heartbeats", "3"],
     );
-    wait_for(WAIT, "r1 and r2 up", || {
-        server.agents_are(&["r1", "r2"], "up").then_some(())
+    wait_for(WAIT, "r1 and r2 up, r1 reporting", || {
+        (server.agents_are(&["r1", "r2"], "up") && !server.metrics("r1").is_empty()).then_some(())
     });
 
     sandbox.kill("r1");

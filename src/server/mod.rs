@@ -1030,7 +1030,13 @@ fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Option<Ingest
                     ),
                 }
             }
-            ServerEvent::Acknowledged { .. } => {}
+            ServerEvent::Acknowledged { agent_id, .. } => {
+                // An agent that acknowledged what was sent to it (its task, a cancel) is a real
+                // one at the address it registered from: killed before its first report, it is
+                // still reported down rather than forgotten as a spoofed registration.
+                mark_heard(&mut state, agent_id, now_ms, &mut alerts);
+                state.registry.mark_reported(agent_id);
+            }
             ServerEvent::Dropped { agent_id, id } => log::event(
                 Level::Warn,
                 "DROPPED",
