@@ -441,6 +441,20 @@ impl Grouping {
         parts
     }
 
+    /// The read cut into requests of at most `max` samples, each encoded.
+    fn encode(&self, max: usize) -> Encoded {
+        let parts = self.parts(max);
+        let bodies = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let (body, count) = self.body(part);
+                (i, body, count)
+            })
+            .collect();
+        Encoded { parts, bodies }
+    }
+
     /// The body of a request, and how many samples it carries.
     fn body(&self, part: &Part) -> (Bytes, usize) {
         let mut builder = RequestBuilder::default();
@@ -456,6 +470,13 @@ impl Grouping {
         let n = builder.samples();
         (Bytes::from(builder.finish()), n)
     }
+}
+
+/// A read cut into requests: the parts (kept to split a refused one) and their bodies, each
+/// with its part's index and how many samples it carries.
+struct Encoded {
+    parts: Vec<Part>,
+    bodies: Vec<(usize, Bytes, usize)>,
 }
 
 /// What a (series, column) of the store is exported as.
@@ -669,9 +690,21 @@ impl Worker {
                     .store(first.time_ms, Ordering::Relaxed);
             }
             if batch.through > cursor {
-                self.grouping.fill(&batch.rows, &self.store);
-                drop(batch.rows);
-                if self.send().await.is_err() {
+                // Grouping and encoding (protobuf, snappy) are seconds of CPU at a large
+                // backlog: done on a blocking thread, not on the executor that also runs the
+                // event loop, so that acknowledgements are not held up behind them.
+                let mut grouping = std::mem::take(&mut self.grouping);
+                let store = self.store.clone();
+                let max = self.shared.destination.max_samples_per_send;
+                let (grouping, encoded) = smol::unblock(move || {
+                    grouping.fill(&batch.rows, &store);
+                    drop(batch.rows);
+                    let encoded = grouping.encode(max);
+                    (grouping, encoded)
+                })
+                .await;
+                self.grouping = grouping;
+                if self.send(encoded).await.is_err() {
                     return;
                 }
                 match self.record(batch.through).await {
@@ -693,18 +726,8 @@ impl Worker {
     /// Sends the grouped read, up to [`SHARDS`] requests at once, each shard on its own
     /// connection; then splits what the receiver refused until the refused samples stand
     /// alone (dropped, counted).
-    async fn send(&mut self) -> Result<(), Stopped> {
-        let parts = self
-            .grouping
-            .parts(self.shared.destination.max_samples_per_send);
-        let bodies: Vec<(usize, Bytes, usize)> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let (body, count) = self.grouping.body(part);
-                (i, body, count)
-            })
-            .collect();
+    async fn send(&mut self, encoded: Encoded) -> Result<(), Stopped> {
+        let Encoded { parts, bodies } = encoded;
         let queue = Arc::new(Mutex::new(bodies));
         let mut shards = Vec::new();
         for link in &mut self.links {
