@@ -91,6 +91,9 @@ pub struct WorkerResult {
     pub latencies: Latencies,
     /// Reports never acknowledged by the end.
     pub unacknowledged: u64,
+    /// Per agent with any: the numbers of its reports never acknowledged (still in flight at
+    /// the end, or given up on). Not storing one of those breaks no promise.
+    pub never_acknowledged: Vec<(usize, Vec<u64>)>,
     pub send_errors: u64,
     /// Registrations the server answered, re-registrations included.
     pub registrations: u64,
@@ -168,9 +171,11 @@ struct SimAgent {
     scheduled: Option<Instant>,
     /// Reports handed to NetTask (also the offset of the next report's time).
     sent: u64,
-    /// Unacknowledged reports: message id and when it was handed over (`None`: before the
-    /// measurement, not timed).
-    in_flight: VecDeque<(u64, Option<Instant>)>,
+    /// Unacknowledged reports: message id, when it was handed over (`None`: before the
+    /// measurement, not timed) and the report's number.
+    in_flight: VecDeque<(u64, Option<Instant>, u64)>,
+    /// Numbers of the reports NetTask gave up on (never acknowledged).
+    dropped: Vec<u64>,
     last_sent: Instant,
     heartbeat: Duration,
     /// The tick-heap time currently valid for this agent.
@@ -214,6 +219,7 @@ impl Worker {
                 scheduled: None,
                 sent: 0,
                 in_flight: VecDeque::new(),
+                dropped: Vec::new(),
                 last_sent: now,
                 heartbeat: Duration::from_secs(1),
                 tick: None,
@@ -260,6 +266,11 @@ impl Worker {
         for a in &self.agents {
             self.result.sent.push((a.name_index, a.sent));
             self.result.unacknowledged += a.in_flight.len() as u64;
+            let mut never: Vec<u64> = a.in_flight.iter().map(|(_, _, k)| *k).collect();
+            never.extend(&a.dropped);
+            if !never.is_empty() {
+                self.result.never_acknowledged.push((a.name_index, never));
+            }
         }
         self.result
     }
@@ -318,9 +329,9 @@ impl Worker {
         };
         let report = typical_report(task, self.config.base_ms + a.sent);
         let id = ep.send(now, &Message::Metrics(report));
+        a.in_flight.push_back((id, Some(now), a.sent));
         a.sent += 1;
         a.last_sent = now;
-        a.in_flight.push_back((id, Some(now)));
         self.control.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -498,10 +509,10 @@ impl Worker {
                 }
                 AgentEvent::Acknowledged(id) => {
                     let a = &mut self.agents[idx];
-                    let Some(pos) = a.in_flight.iter().position(|(m, _)| *m == id) else {
+                    let Some(pos) = a.in_flight.iter().position(|(m, ..)| *m == id) else {
                         continue; // a heartbeat
                     };
-                    let (_, sent_at) = a.in_flight.remove(pos).unwrap_or((id, None));
+                    let sent_at = a.in_flight.remove(pos).and_then(|(_, at, _)| at);
                     self.control.outstanding.fetch_sub(1, Ordering::Relaxed);
                     if phase == Phase::Measure {
                         if let Some(t) = sent_at {
@@ -517,8 +528,10 @@ impl Worker {
                 }
                 AgentEvent::Dropped(id) => {
                     let a = &mut self.agents[idx];
-                    if let Some(pos) = a.in_flight.iter().position(|(m, _)| *m == id) {
-                        a.in_flight.remove(pos);
+                    if let Some(pos) = a.in_flight.iter().position(|(m, ..)| *m == id) {
+                        if let Some((.., k)) = a.in_flight.remove(pos) {
+                            a.dropped.push(k);
+                        }
                         self.control.outstanding.fetch_sub(1, Ordering::Relaxed);
                     }
                 }

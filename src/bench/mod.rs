@@ -98,9 +98,13 @@ pub struct BenchReport {
     pub ceiling_ratio: f64,
     pub sent: u64,
     pub stored: u64,
+    /// Acknowledged reports the store does not hold (the promise: always 0).
     pub lost: u64,
     pub duplicated: u64,
     pub unacknowledged: u64,
+    /// Reports never acknowledged (still in flight when the run ended) that are not stored:
+    /// the agents would send them again.
+    pub unacknowledged_missing: u64,
     pub ack_p50_ms: Option<f64>,
     pub ack_p99_ms: Option<f64>,
     pub ack_max_ms: Option<f64>,
@@ -458,6 +462,7 @@ fn measure(
     let mut latencies = latency::Latencies::default();
     let mut sent: HashMap<String, u64> = HashMap::new();
     let mut unacknowledged = 0;
+    let mut never_acknowledged: HashMap<String, std::collections::HashSet<u64>> = HashMap::new();
     for w in workers {
         let r = w
             .join()
@@ -467,20 +472,27 @@ fn measure(
         for (i, n) in r.sent {
             sent.insert(names[i].clone(), n);
         }
+        for (i, reports) in r.never_acknowledged {
+            never_acknowledged.insert(names[i].clone(), reports.into_iter().collect());
+        }
     }
     let sent_total: u64 = sent.values().sum();
     let delivery = match target.data_dir.clone() {
         Some(dir) => {
             // Stopped the hard way: what the store holds is what a crash would leave.
             target.kill();
-            verify::check_store(&dir, base_ms, &sent).map_err(|e| {
+            verify::check_store(&dir, base_ms, &sent, &never_acknowledged).map_err(|e| {
                 BenchError::Server(format!("reading the store in {}: {e}", dir.display()))
             })?
         }
         None => {
+            // A running server's counters tell how many, not which: missing reports count as
+            // lost beyond those never acknowledged.
             let stored = stored_total.saturating_sub(stored_before);
+            let missing = sent_total.saturating_sub(stored);
             verify::Delivery {
-                lost: sent_total.saturating_sub(stored),
+                lost: missing.saturating_sub(unacknowledged),
+                unacknowledged_missing: missing.min(unacknowledged),
                 duplicated: stored.saturating_sub(sent_total),
                 stored,
             }
@@ -522,6 +534,7 @@ fn measure(
         lost: delivery.lost,
         duplicated: delivery.duplicated,
         unacknowledged,
+        unacknowledged_missing: delivery.unacknowledged_missing,
         ack_p50_ms: ack_summary.p50_ms,
         ack_p99_ms: ack_summary.p99_ms,
         ack_max_ms: ack_summary.max_ms,
@@ -578,8 +591,13 @@ impl BenchReport {
             self.ceiling_ratio * 100.0
         );
         out += &format!(
-            "whole run          {} sent, {} stored, {} lost, {} duplicated, {} unacknowledged (every report of the run, warm-up included)\n",
-            self.sent, self.stored, self.lost, self.duplicated, self.unacknowledged
+            "whole run          {} sent, {} stored, {} lost (acknowledged, not stored), {} duplicated, {} unacknowledged ({} of them not stored) (every report of the run, warm-up included)\n",
+            self.sent,
+            self.stored,
+            self.lost,
+            self.duplicated,
+            self.unacknowledged,
+            self.unacknowledged_missing
         );
         out += &format!(
             "ack latency        p50 {}  p99 {}  max {}\n",

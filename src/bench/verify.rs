@@ -2,16 +2,19 @@
 //! store holds. Every report a bench agent sends carries `time_ms = base + k` for its k-th
 //! report, so the store tells exactly which reports arrived and how often: after the server
 //! is stopped, the bench opens its store (replaying its write-ahead log, as a restart would) and
-//! counts every copy of every report.
+//! counts every copy of every report. A report missing from the store is *lost* only if the
+//! server acknowledged it; one never acknowledged is still the agent's to send again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// The comparison.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivery {
-    /// Reports sent that the store does not hold.
+    /// Reports the server acknowledged that the store does not hold.
     pub lost: u64,
+    /// Reports never acknowledged (in flight when the run ended) that the store does not hold.
+    pub unacknowledged_missing: u64,
     /// Extra copies of reports the store holds more than once.
     pub duplicated: u64,
     /// Reports of the bench's agents found in the store.
@@ -24,6 +27,7 @@ pub fn check_store(
     data_dir: &Path,
     base_ms: u64,
     sent: &HashMap<String, u64>,
+    never_acknowledged: &HashMap<String, HashSet<u64>>,
 ) -> Result<Delivery, crate::store::StoreError> {
     let store = crate::store::Store::open(
         data_dir,
@@ -37,12 +41,17 @@ pub fn check_store(
         .into_iter()
         .map(|(key, t)| (key.agent, t))
         .collect();
-    Ok(compare(times, base_ms, sent))
+    Ok(compare(times, base_ms, sent, never_acknowledged))
 }
 
-/// Counts, per agent of `sent`, which report numbers (`time - base_ms`) are missing or held
-/// more than once.
-pub fn compare(times: Vec<(String, u64)>, base_ms: u64, sent: &HashMap<String, u64>) -> Delivery {
+/// Counts, per agent of `sent`, which report numbers (`time - base_ms`) are missing (lost when
+/// acknowledged, see `never_acknowledged`) or held more than once.
+pub fn compare(
+    times: Vec<(String, u64)>,
+    base_ms: u64,
+    sent: &HashMap<String, u64>,
+    never_acknowledged: &HashMap<String, HashSet<u64>>,
+) -> Delivery {
     let mut seen: HashMap<&str, Vec<u8>> = sent
         .iter()
         .map(|(name, n)| (name.as_str(), vec![0u8; *n as usize]))
@@ -68,10 +77,20 @@ pub fn compare(times: Vec<(String, u64)>, base_ms: u64, sent: &HashMap<String, u
             None => delivery.duplicated += 1,
         }
     }
-    delivery.lost = seen
-        .values()
-        .map(|counts| counts.iter().filter(|c| **c == 0).count() as u64)
-        .sum();
+    let none = HashSet::new();
+    for (agent, counts) in &seen {
+        let never = never_acknowledged.get(*agent).unwrap_or(&none);
+        for (k, c) in counts.iter().enumerate() {
+            if *c > 0 {
+                continue;
+            }
+            if never.contains(&(k as u64)) {
+                delivery.unacknowledged_missing += 1;
+            } else {
+                delivery.lost += 1;
+            }
+        }
+    }
     delivery
 }
 
@@ -88,12 +107,15 @@ mod tests {
             ("b".to_string(), 100),
             ("other".to_string(), 100),
         ];
-        let sent = HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
-        let d = compare(times, 100, &sent);
+        let sent = HashMap::from([("a".to_string(), 3), ("b".to_string(), 2)]);
+        // b's second report (101) was never acknowledged: missing, but not lost.
+        let never = HashMap::from([("b".to_string(), HashSet::from([1]))]);
+        let d = compare(times, 100, &sent, &never);
         assert_eq!(
             d,
             Delivery {
                 lost: 1,
+                unacknowledged_missing: 1,
                 duplicated: 1,
                 stored: 4
             }
