@@ -28,7 +28,7 @@ pub mod sequence;
 pub mod wal;
 
 pub use alerts::{AlertQuery, AlertRecord};
-pub use head::HeadStats;
+pub use head::{HeadStats, IdHash};
 pub use query::{MetricRecord, RawPage, RawQuery, StepQuery, StepSeries};
 pub use sequence::{Sequenced, SequencedBatch};
 

@@ -331,28 +331,8 @@ impl Writer {
     }
 }
 
-/// A hasher for the (series, column) ids of one store run: small numbers, hashed by a
-/// multiplication (one lookup per sample).
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0.rotate_left(32) ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type IdMap<V> = HashMap<(u32, u32), V, std::hash::BuildHasherDefault<IdHasher>>;
+/// (series, column) ids of one store run, hashed as the store hashes its ids.
+type IdMap<V> = HashMap<(u32, u32), V, crate::store::IdHash>;
 
 /// What a (series, column) becomes: its encoded labels, and how a stored integer becomes a
 /// value in the family's base unit.
@@ -580,7 +560,9 @@ impl Shared {
         }
     }
 
-    fn refused(&self, e: &PostError) {
+    /// A sample the receiver refused on its own: dropped, counted, logged at most once a minute.
+    fn dropped_refused(&self, e: &PostError) {
+        self.stats.samples_failed.fetch_add(1, Ordering::Relaxed);
         let now = log::now_ms();
         let last = self.refused_logged_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < 60_000 {
@@ -765,11 +747,7 @@ impl Worker {
         let mut todo: Vec<Part> = Vec::new();
         for (i, e) in refused {
             if samples_in(&parts[i]) <= 1 {
-                self.shared
-                    .stats
-                    .samples_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                self.shared.refused(&e);
+                self.shared.dropped_refused(&e);
             } else {
                 todo.push(parts[i].clone());
             }
@@ -786,11 +764,7 @@ impl Worker {
                         Sent::Accepted => {}
                         Sent::Refused(e) => {
                             if count == 1 {
-                                self.shared
-                                    .stats
-                                    .samples_failed
-                                    .fetch_add(1, Ordering::Relaxed);
-                                self.shared.refused(&e);
+                                self.shared.dropped_refused(&e);
                             } else {
                                 todo.push(half);
                             }
