@@ -672,8 +672,8 @@ impl Worker {
                     .store(first.time_ms, Ordering::Relaxed);
             }
             if batch.through > cursor {
-                // Grouping and encoding (protobuf, snappy) are seconds of CPU at a large
-                // backlog: done on a blocking thread, not on the executor that also runs the
+                // Grouping and encoding (protobuf, snappy) of a full read take a few hundred
+                // ms of CPU: done on a blocking thread, not on the executor that also runs the
                 // event loop, so that acknowledgements are not held up behind them.
                 let mut grouping = std::mem::take(&mut self.grouping);
                 let store = self.store.clone();
