@@ -634,6 +634,14 @@ fn render_task(doc: &mut Doc, task: &TaskAssignment) {
     for (i, item) in task.items.iter().enumerate() {
         let label = format!("item {}", i + 1);
         match item {
+            WorkItem::Probe(p) => {
+                doc.field(1, &label, "PROBE");
+                doc.field(2, "probe", &p.probe);
+                for param in &p.params {
+                    doc.field(2, &param.name, param.value.to_string());
+                }
+                doc.field(2, "frequency", every(p.frequency_s));
+            }
             WorkItem::MetricsGathering {
                 cpu,
                 ram,
@@ -774,6 +782,19 @@ fn render_metrics(doc: &mut Doc, report: &MetricsReport) {
     doc.field(1, "samples", report.samples.len().to_string());
     for sample in &report.samples {
         match sample {
+            Sample::Probe(p) => {
+                let name = crate::probes::by_number(p.probe)
+                    .map_or_else(|| format!("probe {}", p.probe), |d| d.name.to_string());
+                doc.field(1, &name, "");
+                let mut defs = crate::schema::probe_fields(p.probe);
+                for (i, v) in p.values.iter().enumerate() {
+                    let (label, unit) = defs.next().map_or((format!("value {}", i + 1), ""), |d| {
+                        (d.label.to_string(), d.unit)
+                    });
+                    let v = doc.measured(*v, unit);
+                    doc.field(2, &label, v);
+                }
+            }
             Sample::Cpu { percent } | Sample::Ram { percent } => {
                 let name = if matches!(sample, Sample::Cpu { .. }) {
                     "cpu"

@@ -32,6 +32,8 @@ pub enum SampleKind {
     Interface,
     Ping,
     Iperf,
+    /// A pluggable probe's sample (`crate::probes::probe`), by the probe's number.
+    Probe(u8),
 }
 
 /// Every measured field. The numbers are stored in the store's files: never renumber one.
@@ -63,6 +65,9 @@ pub enum Field {
     TxDropped = 22,
     PingSent = 23,
     PingReceived = 24,
+    DnsTimeMs = 25,
+    DnsAnswers = 26,
+    DnsExpected = 27,
 }
 
 /// What the schema says of one field.
@@ -143,7 +148,7 @@ const fn interface_counter(
 }
 
 /// The schema, indexed by `Field as usize`.
-pub const FIELDS: [FieldDef; 25] = [
+pub const FIELDS: [FieldDef; 28] = [
     FieldDef {
         field: Field::CpuPercent,
         sample: SampleKind::Cpu,
@@ -446,6 +451,48 @@ pub const FIELDS: [FieldDef; 25] = [
         decimals: 0,
         distribution: false,
     },
+    FieldDef {
+        field: Field::DnsTimeMs,
+        sample: SampleKind::Probe(crate::probes::dns::NUMBER),
+        name: "dns_time_ms",
+        key: "time_ms",
+        label: "DNS time",
+        unit: "ms",
+        prometheus: "nms_dns_lookup_seconds",
+        prometheus_divisor: 1000.0,
+        help: "Time the resolver took to answer the lookup.",
+        rollup: Rollup::Gauge,
+        decimals: 3,
+        distribution: true,
+    },
+    FieldDef {
+        field: Field::DnsAnswers,
+        sample: SampleKind::Probe(crate::probes::dns::NUMBER),
+        name: "dns_answers",
+        key: "answers",
+        label: "DNS answers",
+        unit: "addresses",
+        prometheus: "nms_dns_answers",
+        prometheus_divisor: 1.0,
+        help: "Addresses the lookup returned (0: the name does not resolve).",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
+    FieldDef {
+        field: Field::DnsExpected,
+        sample: SampleKind::Probe(crate::probes::dns::NUMBER),
+        name: "dns_expected",
+        key: "expected",
+        label: "DNS expected",
+        unit: "",
+        prometheus: "nms_dns_expected_answer",
+        prometheus_divisor: 1.0,
+        help: "1 when the expected address was among the answers, 0 when it was not.",
+        rollup: Rollup::Gauge,
+        decimals: 0,
+        distribution: false,
+    },
 ];
 
 impl Field {
@@ -588,7 +635,23 @@ pub fn sample_values(sample: &Sample) -> (SampleKind, Option<&str>, Vec<(Field, 
                 (Field::IperfLossPercent, f64::from(*loss_percent)),
             ],
         ),
+        // A probe's values are its schema fields in table order.
+        Sample::Probe(sample) => (
+            SampleKind::Probe(sample.probe),
+            None,
+            probe_fields(sample.probe)
+                .zip(&sample.values)
+                .map(|(def, v)| (def.field, f64::from(*v)))
+                .collect(),
+        ),
     }
+}
+
+/// The fields of the probe numbered `probe`, in the order its samples carry their values.
+pub fn probe_fields(probe: u8) -> impl Iterator<Item = &'static FieldDef> {
+    FIELDS
+        .iter()
+        .filter(move |d| d.sample == SampleKind::Probe(probe))
 }
 
 /// An `f32` from the wire as the `f64` with the same shortest decimal form (0.024, not

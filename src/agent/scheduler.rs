@@ -13,7 +13,10 @@ use crate::log::{self, Level};
 use crate::probes::iperf::{IperfListener, ListenerStatus};
 use crate::probes::{self, Destination, ProbeError, SystemSampler, Tools};
 use crate::rules::{RaisedAlert, RuleSet, SampleInput};
-use crate::wire::{Alert, AlertType, MetricsReport, Sample, Severity, TaskAssignment, WorkItem};
+use crate::wire::{
+    Alert, AlertType, MetricsReport, ParamValue, ProbeSample, Sample, Severity, TaskAssignment,
+    WorkItem,
+};
 use smol::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -571,6 +574,26 @@ async fn measure(
             Ok((vec![sample], Vec::new()))
         }
         WorkItem::IperfServer { .. } => Ok((Vec::new(), Vec::new())),
+        WorkItem::Probe(item) => {
+            let def = probes::by_name(&item.probe).ok_or_else(|| {
+                ProbeError::InvalidArgument(format!(
+                    "this agent has no probe {:?}; it runs: {}",
+                    item.probe,
+                    probes::PROBES
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            def.check(item).map_err(ProbeError::InvalidArgument)?;
+            let values = (def.run)(item).await?;
+            let sample = Sample::Probe(ProbeSample {
+                probe: def.number,
+                values,
+            });
+            Ok((vec![sample], Vec::new()))
+        }
     }
 }
 
@@ -582,6 +605,13 @@ fn source_name(item: &WorkItem) -> String {
             format!("iperf3 client to {server_address}")
         }
         WorkItem::IperfServer { port, .. } => format!("iperf3 server on port {port}"),
+        WorkItem::Probe(item) => std::iter::once(item.probe.clone())
+            .chain(item.params.iter().filter_map(|p| match &p.value {
+                ParamValue::Text(t) => Some(t.clone()),
+                ParamValue::Integer(_) => None,
+            }))
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 

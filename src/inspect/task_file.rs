@@ -238,6 +238,7 @@ pub fn describe(item: &PlannedItem) -> String {
         Transport::Udp => "udp",
     };
     match item {
+        PlannedItem::Probe(p) => p.describe(),
         PlannedItem::MetricsGathering {
             cpu,
             ram,

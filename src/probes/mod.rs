@@ -5,11 +5,13 @@
 //! agent raises as an ERROR or TIMEOUT alert.
 
 pub mod destination;
+pub mod dns;
 pub mod error;
 pub mod guard;
 pub mod iperf;
 pub mod link;
 pub mod ping;
+pub mod probe;
 pub mod runner;
 pub mod system;
 
@@ -17,5 +19,19 @@ pub use destination::{Destination, MAX_DESTINATION_LEN};
 pub use error::{DestinationError, ProbeError};
 pub use iperf::{IperfResult, IperfRole, run_iperf_client, run_iperf_server};
 pub use ping::{PingResult, run_ping};
+pub use probe::{ParamDef, ParamKind, ProbeDef};
 pub use runner::Tools;
 pub use system::SystemSampler;
+
+/// Every pluggable probe ([`probe`]); a new one is a module and a line here.
+pub static PROBES: &[&ProbeDef] = &[&dns::PROBE];
+
+/// The probe named `name` (`dns`).
+pub fn by_name(name: &str) -> Option<&'static ProbeDef> {
+    PROBES.iter().copied().find(|p| p.name == name)
+}
+
+/// The probe numbered `number` on the wire.
+pub fn by_number(number: u8) -> Option<&'static ProbeDef> {
+    PROBES.iter().copied().find(|p| p.number == number)
+}

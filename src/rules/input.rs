@@ -76,6 +76,11 @@ impl<'a> SampleInput<'a> {
         let mut iperf = Dynamic::UNIT;
         let mut interfaces = Array::new();
         let mut samples = Array::new();
+        // Each probe's variable (`dns`): its first sample of the report, `()` without one.
+        let mut probes: Vec<(&'static str, Dynamic)> = crate::probes::PROBES
+            .iter()
+            .map(|p| (p.name, Dynamic::UNIT))
+            .collect();
         for sample in self.samples {
             let map = sample_map(sample);
             samples.push(map.clone().into());
@@ -86,6 +91,14 @@ impl<'a> SampleInput<'a> {
                 Sample::Ping { .. } if ping.is_unit() => ping = map.into(),
                 Sample::Iperf { .. } if iperf.is_unit() => iperf = map.into(),
                 Sample::Interface { .. } => interfaces.push(map.into()),
+                Sample::Probe(p) => {
+                    let name = crate::probes::by_number(p.probe).map(|d| d.name);
+                    if let Some((_, v)) = probes.iter_mut().find(|(n, _)| Some(*n) == name)
+                        && v.is_unit()
+                    {
+                        *v = map.into();
+                    }
+                }
                 _ => {}
             }
         }
@@ -99,6 +112,9 @@ impl<'a> SampleInput<'a> {
         scope.push_constant_dynamic("iperf", iperf);
         scope.push_constant("interfaces", interfaces);
         scope.push_constant("samples", samples);
+        for (name, value) in probes {
+            scope.push_constant_dynamic(name, value);
+        }
         scope
     }
 }
@@ -108,8 +124,11 @@ impl<'a> SampleInput<'a> {
 /// constants, so that the optimizer does not fold the placeholder values into the rule.
 pub(crate) fn declaration_scope() -> Scope<'static> {
     let mut scope = Scope::new();
-    for name in VARIABLES {
-        scope.push_dynamic(name, Dynamic::UNIT);
+    for name in VARIABLES
+        .iter()
+        .chain(crate::probes::PROBES.iter().map(|p| &p.name))
+    {
+        scope.push_dynamic(*name, Dynamic::UNIT);
     }
     scope
 }
@@ -201,6 +220,14 @@ fn sample_map(sample: &Sample) -> Map {
             put("offered_bps", number(*offered_bps));
             put("jitter_ms", number(*jitter_ms));
             put("loss_percent", number(*loss_percent));
+        }
+        // A probe's values under their schema keys (`dns.time_ms`).
+        Sample::Probe(p) => {
+            let name = crate::probes::by_number(p.probe).map_or("probe", |d| d.name);
+            put("kind", name.into());
+            for (def, v) in crate::schema::probe_fields(p.probe).zip(&p.values) {
+                put(def.key, number(*v));
+            }
         }
     }
     map

@@ -63,7 +63,7 @@ pub fn exported(def: &crate::schema::FieldDef) -> bool {
 }
 
 /// The labels of a reading's series, the same in `/metrics` and in remote write: `agent`; for
-/// ping and iperf the `task`, `destination` and `transport`; for interfaces the `interface`.
+/// ping, iperf and probes the `task`, `destination` and `transport`; for interfaces the `interface`.
 /// CPU, RAM and interfaces are the host's, so they carry no `task` label.
 pub fn reading_labels<'a>(
     def: &crate::schema::FieldDef,
@@ -74,7 +74,7 @@ pub fn reading_labels<'a>(
 ) -> Labels<'a> {
     let mut labels = vec![("agent", agent)];
     match def.sample {
-        SampleKind::Ping | SampleKind::Iperf => {
+        SampleKind::Ping | SampleKind::Iperf | SampleKind::Probe(_) => {
             labels.push(("task", task));
             if let Some(t) = target {
                 labels.push(("destination", t));

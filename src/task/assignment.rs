@@ -8,6 +8,7 @@
 use super::dialect::{AssignmentDevice, AssignmentTask, IperfEntry, PingEntry, Role};
 use super::error::{JsonPath, TaskError};
 use super::model::{Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
+use super::probe_entry;
 use super::validate::{Checker, DEFAULT_PING_INTERVAL_MS, DEFAULT_UDP_RATE_BPS, Unmeasured};
 use crate::wire::Transport;
 
@@ -116,6 +117,15 @@ fn own_checks<'a>(
         let link_path = path.key("link_metrics");
         if let Some(entry) = &link.latency {
             items.push(ping_item(c, &link_path.key("latency"), entry, frequency_s)?);
+        }
+        for entry in &link.probes {
+            items.extend(probe_entry::item(
+                c,
+                &link_path,
+                entry,
+                Dialect::Assignment,
+                frequency_s,
+            )?);
         }
         for (name, entry) in [
             ("bandwidth", &link.bandwidth),

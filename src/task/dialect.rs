@@ -7,10 +7,11 @@
 
 use super::error::JsonPath;
 use super::model::Dialect;
+use crate::probes::ProbeDef;
 use crate::wire::Transport;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-use serde_json::{Number, Value};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Number, Value};
 use std::fmt;
 
 /// A `task_id` or `device_id`: a string, or a whole number taken as its decimal text.
@@ -93,13 +94,114 @@ pub(super) struct RawDevice<L> {
 pub(super) type AssignmentTask = RawTask<AssignmentLinkMetrics>;
 pub(super) type AssignmentDevice = RawDevice<AssignmentLinkMetrics>;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a link_metrics object")]
+/// Read by [`link_metrics`]: the built-in entries, and any probe's entry under its name.
+#[derive(Debug, Default)]
 pub(super) struct AssignmentLinkMetrics {
     pub bandwidth: Option<IperfEntry>,
     pub jitter: Option<IperfEntry>,
     pub packet_loss: Option<IperfEntry>,
     pub latency: Option<PingEntry>,
+    pub probes: Vec<ProbeEntry>,
+}
+
+/// A probe's entry of `link_metrics`, as written: checked by `probe_entry.rs`.
+#[derive(Debug)]
+pub(super) struct ProbeEntry {
+    /// The key it was written under (`dns`, `dns_parameters`).
+    pub key: String,
+    pub probe: &'static ProbeDef,
+    pub fields: Map<String, Value>,
+}
+
+impl LinkFields for AssignmentLinkMetrics {
+    const BUILT_IN: &'static [&'static str] = &["bandwidth", "jitter", "packet_loss", "latency"];
+    const SUFFIX: &'static str = "";
+    fn read_built_in<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "bandwidth" => self.bandwidth = map.next_value()?,
+            "jitter" => self.jitter = map.next_value()?,
+            "packet_loss" => self.packet_loss = map.next_value()?,
+            _ => self.latency = map.next_value()?,
+        }
+        Ok(())
+    }
+    fn probes(&mut self) -> &mut Vec<ProbeEntry> {
+        &mut self.probes
+    }
+}
+
+impl<'de> Deserialize<'de> for AssignmentLinkMetrics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(LinkVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A dialect's `link_metrics`: its built-in entries, and the entries of probes, each under
+/// the probe's name followed by `SUFFIX`.
+pub(super) trait LinkFields: Default {
+    const BUILT_IN: &'static [&'static str];
+    const SUFFIX: &'static str;
+    /// Reads the value of the built-in entry `key` (one of `BUILT_IN`).
+    fn read_built_in<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+    fn probes(&mut self) -> &mut Vec<ProbeEntry>;
+}
+
+/// Reads a `link_metrics` object: a built-in key into its typed entry, a key that names a
+/// probe into a [`ProbeEntry`], and anything else refused as serde's derive refuses an
+/// unknown field, listing every accepted key.
+struct LinkVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: LinkFields> Visitor<'de> for LinkVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a link_metrics object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut out = T::default();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            seen.push(key.clone());
+            if T::BUILT_IN.contains(&key.as_str()) {
+                out.read_built_in(&key, &mut map)?;
+                continue;
+            }
+            let Some(probe) = key.strip_suffix(T::SUFFIX).and_then(crate::probes::by_name) else {
+                return Err(de::Error::unknown_field(&key, accepted::<T>()));
+            };
+            let fields = map.next_value::<Map<String, Value>>()?;
+            out.probes().push(ProbeEntry { key, probe, fields });
+        }
+        Ok(out)
+    }
+}
+
+/// Every key a dialect's `link_metrics` accepts: its built-in ones, then each probe's.
+fn accepted<T: LinkFields>() -> &'static [&'static str] {
+    static LISTS: std::sync::Mutex<Vec<(&'static str, &'static [&'static str])>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, list)) = lists.iter().find(|(first, _)| *first == T::BUILT_IN[0]) {
+        return list;
+    }
+    let mut keys: Vec<&'static str> = T::BUILT_IN.to_vec();
+    for probe in crate::probes::PROBES {
+        let key: &'static str = Box::leak(format!("{}{}", probe.name, T::SUFFIX).into_boxed_str());
+        keys.push(key);
+    }
+    let list: &'static [&'static str] = Box::leak(keys.into_boxed_slice());
+    lists.push((T::BUILT_IN[0], list));
+    list
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -156,11 +258,37 @@ pub(super) struct PingEntry {
 pub(super) type OriginalTask = RawTask<OriginalLinkMetrics>;
 pub(super) type OriginalDevice = RawDevice<OriginalLinkMetrics>;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a link_metrics object")]
+/// Read by [`LinkVisitor`]: the built-in entries, and any probe's as `NAME_parameters`.
+#[derive(Debug, Default)]
 pub(super) struct OriginalLinkMetrics {
     pub iperf_parameters: Option<IperfParameters>,
     pub ping_parameters: Option<PingParameters>,
+    pub probes: Vec<ProbeEntry>,
+}
+
+impl LinkFields for OriginalLinkMetrics {
+    const BUILT_IN: &'static [&'static str] = &["iperf_parameters", "ping_parameters"];
+    const SUFFIX: &'static str = "_parameters";
+    fn read_built_in<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "iperf_parameters" => self.iperf_parameters = map.next_value()?,
+            _ => self.ping_parameters = map.next_value()?,
+        }
+        Ok(())
+    }
+    fn probes(&mut self) -> &mut Vec<ProbeEntry> {
+        &mut self.probes
+    }
+}
+
+impl<'de> Deserialize<'de> for OriginalLinkMetrics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(LinkVisitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,9 +353,19 @@ pub(super) fn detect(document: &Value) -> Result<Dialect, (JsonPath, String)> {
             let Some(link) = device.get("link_metrics").and_then(Value::as_object) else {
                 continue;
             };
-            let dialect = if link.keys().any(|k| ORIGINAL_KEYS.contains(&k.as_str())) {
+            // A probe's entry is `NAME` in the assignment dialect, `NAME_parameters` in the
+            // original one.
+            let probe_key = |k: &str, suffix: &str| {
+                k.strip_suffix(suffix)
+                    .is_some_and(|name| crate::probes::by_name(name).is_some())
+            };
+            let dialect = if link.keys().any(|k| {
+                ORIGINAL_KEYS.contains(&k.as_str()) || probe_key(k, OriginalLinkMetrics::SUFFIX)
+            }) {
                 Dialect::Original
-            } else if link.keys().any(|k| ASSIGNMENT_KEYS.contains(&k.as_str())) {
+            } else if link.keys().any(|k| {
+                ASSIGNMENT_KEYS.contains(&k.as_str()) || probe_key(k, AssignmentLinkMetrics::SUFFIX)
+            }) {
                 Dialect::Assignment
             } else {
                 continue;

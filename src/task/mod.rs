@@ -22,6 +22,7 @@ mod model;
 mod original;
 pub mod plan;
 mod position;
+mod probe_entry;
 mod split;
 mod validate;
 

@@ -2,7 +2,7 @@
 //! devices, each device a list of planned measurements, its alert thresholds and its hand-written
 //! rule files. Everything here has passed validation.
 
-use crate::wire::{AlertConditions, Transport};
+use crate::wire::{AlertConditions, ProbeItem, Transport};
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -99,6 +99,8 @@ pub enum PlannedItem {
         #[serde(skip_serializing_if = "Option::is_none")]
         address: Option<String>,
     },
+    /// A pluggable probe (`crate::probes::probe`), its fields checked.
+    Probe(ProbeItem),
 }
 
 /// Where an iperf client connects.
@@ -135,6 +137,7 @@ impl PlannedItem {
             | PlannedItem::Ping { frequency_s, .. }
             | PlannedItem::IperfClient { frequency_s, .. }
             | PlannedItem::IperfServer { frequency_s, .. } => *frequency_s,
+            PlannedItem::Probe(item) => item.frequency_s,
         }
     }
 }

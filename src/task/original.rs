@@ -16,6 +16,7 @@
 use super::dialect::{IperfParameters, OriginalDevice, OriginalTask, PingParameters};
 use super::error::{JsonPath, TaskError};
 use super::model::{Dialect, IperfMetrics, IperfTarget, PlannedItem, Task};
+use super::probe_entry;
 use super::validate::{
     Checker, DEFAULT_UDP_RATE_BPS, ORIGINAL_DEFAULT_PING_INTERVAL_MS, Unmeasured,
 };
@@ -41,9 +42,24 @@ pub(super) fn task(
     for (d, device) in raw.devices.iter().enumerate() {
         ids.push(c.device_id(&devices_path.index(d), &device.device_id, &ids)?);
     }
-    let link_items = match raw.devices.as_slice() {
-        [device] => vec![ping_item(c, &devices_path.index(0), device, frequency_s)?],
-        [_, _] => pair_items(c, &devices_path, raw, &ids, frequency_s)?,
+    let link_items: Vec<Option<PlannedItem>> = match raw.devices.as_slice() {
+        // A device that runs probes is a ping task only when it enables ping.
+        [device]
+            if !probe_items(c, &devices_path.index(0), device, frequency_s)?.is_empty()
+                && !link_parts(device).1.is_some_and(|p| p.enabled) =>
+        {
+            vec![None]
+        }
+        [device] => vec![Some(ping_item(
+            c,
+            &devices_path.index(0),
+            device,
+            frequency_s,
+        )?)],
+        [_, _] => pair_items(c, &devices_path, raw, &ids, frequency_s)?
+            .into_iter()
+            .map(Some)
+            .collect(),
         _ => Vec::new(),
     };
 
@@ -61,7 +77,8 @@ pub(super) fn task(
         )? {
             items.push(item);
         }
-        items.push(link_item);
+        items.extend(link_item);
+        items.extend(probe_items(c, &device_path, raw_device, frequency_s)?);
         devices.push(c.finish_device(
             &device_path,
             device_id,
@@ -85,6 +102,27 @@ fn link_parts(device: &OriginalDevice) -> (Option<&IperfParameters>, Option<&Pin
             link.ping_parameters.as_ref(),
         )
     })
+}
+
+/// The device's enabled probe entries (`NAME_parameters`) as items at the task's frequency.
+fn probe_items(
+    c: &Checker<'_>,
+    device_path: &JsonPath,
+    device: &OriginalDevice,
+    task_frequency_s: u32,
+) -> Result<Vec<PlannedItem>, TaskError> {
+    let link_path = device_path.key("link_metrics");
+    let mut items = Vec::new();
+    for entry in device.link_metrics.iter().flat_map(|l| &l.probes) {
+        items.extend(probe_entry::item(
+            c,
+            &link_path,
+            entry,
+            Dialect::Original,
+            task_frequency_s,
+        )?);
+    }
+    Ok(items)
 }
 
 /// The one device of a ping task.

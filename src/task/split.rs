@@ -127,6 +127,7 @@ impl Task {
                 transport: *transport,
                 frequency_s: *frequency_s,
             },
+            PlannedItem::Probe(item) => WorkItem::Probe(item.clone()),
         })
     }
 

@@ -126,6 +126,7 @@ impl Figures {
                     Transport::Tcp => f.tcp_client = true,
                 },
                 PlannedItem::IperfServer { .. } => f.iperf_server = true,
+                PlannedItem::Probe(_) => {}
             }
         }
         f

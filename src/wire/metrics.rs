@@ -8,6 +8,7 @@
 //! and replies received so far: `varint`s, so Prometheus can be given real `_total` counters.
 
 use super::codec::{DecodeError, Reader, Writer, invalid};
+use super::probe::ProbeSample;
 use super::task::{Transport, bounded_count, transport};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,8 @@ pub enum Sample {
         jitter_ms: f32,
         loss_percent: f32,
     },
+    /// What a pluggable probe measured (`crate::probes::probe`).
+    Probe(ProbeSample),
 }
 
 /// An interface's raw counters, as the kernel keeps them (`/proc/net/dev`,
@@ -196,6 +199,7 @@ const KIND_RAM: u8 = 2;
 const KIND_INTERFACE: u8 = 3;
 const KIND_PING: u8 = 4;
 const KIND_IPERF: u8 = 5;
+const KIND_PROBE: u8 = 6;
 
 impl Sample {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -252,6 +256,10 @@ impl Sample {
                 for v in [bandwidth_bps, offered_bps, jitter_ms, loss_percent] {
                     out.put_f32(*v);
                 }
+            }
+            Sample::Probe(sample) => {
+                out.put_u8(KIND_PROBE);
+                sample.encode(out);
             }
         }
     }
@@ -330,6 +338,7 @@ impl Sample {
                     loss_percent: value(r, "loss percent")?,
                 }
             }
+            KIND_PROBE => Sample::Probe(ProbeSample::decode(r)?),
             v => {
                 return Err(DecodeError::Unknown {
                     what: "sample kind",
@@ -342,7 +351,7 @@ impl Sample {
 }
 
 /// A measured value: NaN (not measured) or a finite number; infinities are refused.
-fn value(r: &mut Reader<'_>, what: &'static str) -> Result<f32, DecodeError> {
+pub(super) fn value(r: &mut Reader<'_>, what: &'static str) -> Result<f32, DecodeError> {
     let at = r.offset();
     let v = r.f32(what)?;
     if v.is_infinite() {

@@ -6,6 +6,7 @@ pub mod alertflow;
 pub mod codec;
 pub mod metrics;
 pub mod packet;
+pub mod probe;
 pub mod tag;
 pub mod task;
 
@@ -17,6 +18,7 @@ pub use packet::{
     Ack, Body, Cancel, Fragment, Header, Heartbeat, Message, Noack, NoackReason, Packet,
     PacketType, Registered, Registration,
 };
+pub use probe::{ParamValue, ProbeItem, ProbeParam, ProbeSample};
 pub use tag::{Key, TAG_LEN};
 pub use task::{AlertConditions, RuleSource, TaskAssignment, Transport, WorkItem};
 

@@ -5,6 +5,7 @@
 //! replaces that work.
 
 use super::codec::{DecodeError, MAX_RULE_SOURCE_LEN, MAX_STRING_LEN, Reader, Writer, invalid};
+use super::probe::ProbeItem;
 use serde::{Deserialize, Serialize};
 
 /// Most work items in one assignment.
@@ -74,6 +75,9 @@ pub enum WorkItem {
         transport: Transport,
         frequency_s: u32,
     },
+    /// A pluggable probe (`crate::probes::probe`), named with its parameters.
+    #[serde(rename = "PROBE")]
+    Probe(ProbeItem),
 }
 
 /// Thresholds from a task file's `alertflow_conditions`; `None` means no condition.
@@ -107,6 +111,7 @@ const KIND_METRICS: u8 = 1;
 const KIND_PING: u8 = 2;
 const KIND_IPERF_CLIENT: u8 = 3;
 const KIND_IPERF_SERVER: u8 = 4;
+const KIND_PROBE: u8 = 5;
 
 impl WorkItem {
     /// A few words for logs and API answers: `ping 10.0.0.1 x5 every 20s`.
@@ -163,6 +168,7 @@ impl WorkItem {
             WorkItem::IperfServer {
                 port, frequency_s, ..
             } => format!("iperf3 server on port {port} every {frequency_s}s"),
+            WorkItem::Probe(item) => item.describe(),
         }
     }
 
@@ -172,6 +178,7 @@ impl WorkItem {
             | WorkItem::Ping { frequency_s, .. }
             | WorkItem::IperfClient { frequency_s, .. }
             | WorkItem::IperfServer { frequency_s, .. } => *frequency_s,
+            WorkItem::Probe(item) => item.frequency_s,
         }
     }
 
@@ -232,6 +239,10 @@ impl WorkItem {
                 out.put_varint((*duration_s).into());
                 out.put_u8(*transport as u8);
                 out.put_varint((*frequency_s).into());
+            }
+            WorkItem::Probe(item) => {
+                out.put_u8(KIND_PROBE);
+                item.encode(out);
             }
         }
     }
@@ -313,6 +324,7 @@ impl WorkItem {
                 transport: transport(r)?,
                 frequency_s: frequency(r)?,
             },
+            KIND_PROBE => WorkItem::Probe(ProbeItem::decode(r)?),
             v => {
                 return Err(DecodeError::Unknown {
                     what: "work item kind",
