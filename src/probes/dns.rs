@@ -253,4 +253,48 @@ mod tests {
             assert!(e.contains(want), "{entry}: {e}");
         }
     }
+
+    #[test]
+    fn the_shipped_rule_fires_on_what_an_operator_watches() {
+        use crate::rules::{RuleSet, SampleInput};
+        use crate::wire::{AlertType, MetricsReport, Severity};
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/dns_lookup.rhai"),
+        )
+        .unwrap();
+        let rule = [crate::wire::RuleSource {
+            name: "rules/dns_lookup.rhai".into(),
+            source,
+        }];
+        let cases = [
+            (vec![3.0, 2.0, f32::NAN], None),
+            (
+                vec![3.0, 0.0, f32::NAN],
+                Some((AlertType::Custom, Severity::Critical)),
+            ),
+            (
+                vec![3.0, 2.0, 0.0],
+                Some((AlertType::Custom, Severity::Critical)),
+            ),
+            (
+                vec![900.0, 2.0, 1.0],
+                Some((AlertType::Latency, Severity::Warning)),
+            ),
+        ];
+        for (i, (values, want)) in cases.into_iter().enumerate() {
+            // A fresh rule set each time: a firing alert is not raised again.
+            let mut rules = RuleSet::compile(&rule).unwrap();
+            let report = MetricsReport {
+                task_number: 1,
+                time_ms: 1_700_000_000_000 + i as u64 * 1000,
+                samples: vec![Sample::Probe(ProbeSample {
+                    probe: NUMBER,
+                    values: values.clone(),
+                })],
+            };
+            let raised = rules.evaluate(&SampleInput::new("a", "t", &report)).raised;
+            let got = raised.first().map(|a| (a.kind, a.severity));
+            assert_eq!(got, want, "{values:?}: {raised:?}");
+        }
+    }
 }

@@ -49,6 +49,8 @@ pub(super) fn item(
             _ => params.push(param(c, &at, entry, name, value)?),
         }
     }
+    // In the order the probe declares its fields, whatever the file's order.
+    params.sort_by_key(|p: &ProbeParam| probe.params.iter().position(|d| d.name == p.name));
     if dialect == Dialect::Original && !entry.fields.contains_key("enabled") {
         return Ok(None);
     }
