@@ -4,46 +4,100 @@
 
 use crate::wire::{AlertConditions, RuleSource};
 
-/// One rule per threshold that is set, in the order cpu, ram, interface, packet loss, jitter.
+/// What a condition needs the device to measure, for a threshold that could never fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Cpu,
+    Ram,
+    Interfaces,
+    /// A figure only ping and UDP iperf measure (its name: `packet loss`, `jitter`).
+    PingOrUdpIperf(&'static str),
+}
+
+/// The range a condition's threshold must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Percent,
+    NonNegative,
+}
+
+/// One condition of `alertflow_conditions`: everything about it is here. A new condition is
+/// an entry of [`CONDITIONS`] (and its slot in the wire's `AlertConditions`).
+pub struct Condition {
+    pub name: &'static str,
+    pub scale: Scale,
+    pub needs: Needs,
+    /// The rule's source for a threshold: its rhai literal and the form shown in messages.
+    pub rule: fn(&str, &str) -> String,
+}
+
+/// Every condition, in wire order ([`crate::wire::task::CONDITION_NAMES`]).
 ///
 /// - `cpu_usage`, `ram_usage`: percent in use above the threshold.
 /// - `interface_stats`: an interface's packets per second above the threshold; fires per
 ///   interface.
 /// - `packet_loss`: ping or iperf loss percent above the threshold (each on its own).
 /// - `jitter`: ping or iperf jitter, milliseconds, above the threshold (each on its own).
+pub const CONDITIONS: [Condition; 5] = [
+    Condition {
+        name: "cpu_usage",
+        scale: Scale::Percent,
+        needs: Needs::Cpu,
+        rule: |limit, shown| usage(limit, shown, "cpu_percent", "cpu", "CPU"),
+    },
+    Condition {
+        name: "ram_usage",
+        scale: Scale::Percent,
+        needs: Needs::Ram,
+        rule: |limit, shown| usage(limit, shown, "ram_percent", "ram", "RAM"),
+    },
+    Condition {
+        name: "interface_stats",
+        scale: Scale::NonNegative,
+        needs: Needs::Interfaces,
+        rule: interface,
+    },
+    Condition {
+        name: "packet_loss",
+        scale: Scale::Percent,
+        needs: Needs::PingOrUdpIperf("packet loss"),
+        rule: |limit, shown| {
+            ping_and_iperf(limit, shown, "loss_percent", "packet_loss", "loss", "%", 1)
+        },
+    },
+    Condition {
+        name: "jitter",
+        scale: Scale::NonNegative,
+        needs: Needs::PingOrUdpIperf("jitter"),
+        rule: |limit, shown| {
+            ping_and_iperf(limit, shown, "jitter_ms", "jitter", "jitter", " ms", 2)
+        },
+    },
+];
+
+/// One rule per threshold that is set, in [`CONDITIONS`] order, named `condition:<name>`.
 ///
 /// A threshold that is not a finite number compiles to a rule that fails with that message, so
 /// that the mistake is reported (as an `error` alert) rather than silently ignored.
 pub fn compile_conditions(conditions: &AlertConditions) -> Vec<RuleSource> {
-    let mut rules = Vec::new();
-    let mut add = |field: &str, threshold: Option<f32>, body: fn(&str, &str) -> String| {
-        if let Some(threshold) = threshold {
+    CONDITIONS
+        .iter()
+        .zip(conditions.values())
+        .filter_map(|(condition, threshold)| {
+            let threshold = threshold?;
+            let field = condition.name;
             let source = match literal(threshold) {
-                Some(limit) => body(&limit, &threshold.to_string()),
+                Some(limit) => (condition.rule)(&limit, &threshold.to_string()),
                 None => format!(
                     "// alertflow_conditions.{field}\nthrow \"the {field} threshold {threshold} is not a finite number\";\n"
                 ),
             };
-            rules.push(RuleSource {
+            Some(RuleSource {
                 name: format!("condition:{field}"),
                 source,
-            });
-        }
-    };
-    add("cpu_usage", conditions.cpu_usage, |limit, shown| {
-        usage(limit, shown, "cpu_percent", "cpu", "CPU")
-    });
-    add("ram_usage", conditions.ram_usage, |limit, shown| {
-        usage(limit, shown, "ram_percent", "ram", "RAM")
-    });
-    add("interface_stats", conditions.interface_stats, interface);
-    add("packet_loss", conditions.packet_loss, |limit, shown| {
-        ping_and_iperf(limit, shown, "loss_percent", "packet_loss", "loss", "%", 1)
-    });
-    add("jitter", conditions.jitter, |limit, shown| {
-        ping_and_iperf(limit, shown, "jitter_ms", "jitter", "jitter", " ms", 2)
-    });
-    rules
+            })
+        })
+        .collect()
 }
 
 /// The name of the built-in rule that raises an INTERFACESTATS alert for a watched interface
@@ -137,4 +191,13 @@ fn literal(threshold: f32) -> Option<String> {
         text.push_str(".0");
     }
     Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_conditions_are_in_wire_order() {
+        let names: Vec<&str> = super::CONDITIONS.iter().map(|c| c.name).collect();
+        assert_eq!(names, crate::wire::task::CONDITION_NAMES);
+    }
 }

@@ -29,7 +29,9 @@ mod error;
 mod input;
 
 pub use api::{MAX_MESSAGE_CHARS, is_rule_kind};
-pub use compile::{LINK_STATE_RULE, builtin_rules, compile_conditions};
+pub use compile::{
+    CONDITIONS, Condition, LINK_STATE_RULE, Needs, Scale, builtin_rules, compile_conditions,
+};
 pub use engine::{
     Evaluation, MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH,
     MAX_FUNCTIONS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE, MAX_VARIABLES, RaisedAlert,

@@ -58,6 +58,20 @@ pub(super) struct RawConditions {
     pub jitter: Option<Number>,
 }
 
+impl RawConditions {
+    /// The threshold written for the condition `name` (`crate::rules::CONDITIONS`).
+    pub fn get(&self, name: &str) -> Option<&Number> {
+        match name {
+            "cpu_usage" => self.cpu_usage.as_ref(),
+            "ram_usage" => self.ram_usage.as_ref(),
+            "interface_stats" => self.interface_stats.as_ref(),
+            "packet_loss" => self.packet_loss.as_ref(),
+            "jitter" => self.jitter.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// `device_metrics`, shared by both dialects.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a device_metrics object")]

@@ -7,6 +7,7 @@ use super::error::{JsonPath, TaskError};
 use super::model::{Device, PlannedItem};
 use super::position::PositionIndex;
 use crate::probes::ping::MAX_PACKET_COUNT;
+use crate::rules::{CONDITIONS, Needs, Scale};
 use crate::wire::codec::MAX_STRING_LEN;
 use crate::wire::metrics::MAX_INTERFACE_NAME;
 use crate::wire::task::{MAX_INTERFACES, MAX_RULES};
@@ -69,13 +70,6 @@ pub(super) struct Checker<'a> {
     pub base_dir: &'a Path,
 }
 
-/// The kinds of thresholds.
-#[derive(Clone, Copy)]
-enum Scale {
-    Percent,
-    NonNegative,
-}
-
 /// What to do with a threshold on a figure the device does not measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unmeasured {
@@ -130,6 +124,17 @@ impl Figures {
             }
         }
         f
+    }
+
+    /// Why a condition's figure is never measured by the device, if it is not.
+    fn why_missing(&self, needs: Needs) -> Option<String> {
+        match needs {
+            Needs::Cpu => (!self.cpu).then(|| "device_metrics.cpu_usage is not enabled".to_owned()),
+            Needs::Ram => (!self.ram).then(|| "device_metrics.ram_usage is not enabled".to_owned()),
+            Needs::Interfaces => (!self.interfaces)
+                .then(|| "device_metrics.interface_stats names no interface".to_owned()),
+            Needs::PingOrUdpIperf(figure) => self.why_no_udp_figure(figure),
+        }
     }
 
     /// Why jitter or packet loss (ping, or a UDP iperf client) is never measured, if it is not.
@@ -469,45 +474,13 @@ impl Checker<'_> {
             return Ok(AlertConditions::default());
         };
         let figures = Figures::of(items);
-        let checks: [(&str, &Option<Number>, Scale, Option<String>); 5] = [
-            (
-                "cpu_usage",
-                &raw.cpu_usage,
-                Scale::Percent,
-                (!figures.cpu).then(|| "device_metrics.cpu_usage is not enabled".to_owned()),
-            ),
-            (
-                "ram_usage",
-                &raw.ram_usage,
-                Scale::Percent,
-                (!figures.ram).then(|| "device_metrics.ram_usage is not enabled".to_owned()),
-            ),
-            (
-                "interface_stats",
-                &raw.interface_stats,
-                Scale::NonNegative,
-                (!figures.interfaces)
-                    .then(|| "device_metrics.interface_stats names no interface".to_owned()),
-            ),
-            (
-                "packet_loss",
-                &raw.packet_loss,
-                Scale::Percent,
-                figures.why_no_udp_figure("packet loss"),
-            ),
-            (
-                "jitter",
-                &raw.jitter,
-                Scale::NonNegative,
-                figures.why_no_udp_figure("jitter"),
-            ),
-        ];
         let mut values = [None; 5];
-        for (slot, (name, value, scale, missing)) in values.iter_mut().zip(checks) {
-            let Some(n) = value else { continue };
+        for (slot, condition) in values.iter_mut().zip(&CONDITIONS) {
+            let name = condition.name;
+            let Some(n) = raw.get(name) else { continue };
             let at = path.key(name);
-            let threshold = self.threshold(&at, n, scale)?;
-            match (missing, unmeasured) {
+            let threshold = self.threshold(&at, n, condition.scale)?;
+            match (figures.why_missing(condition.needs), unmeasured) {
                 (None, _) => *slot = Some(threshold),
                 (Some(why), Unmeasured::Refuse) => {
                     return Err(
@@ -519,14 +492,7 @@ impl Checker<'_> {
                 )),
             }
         }
-        let [cpu_usage, ram_usage, interface_stats, packet_loss, jitter] = values;
-        Ok(AlertConditions {
-            cpu_usage,
-            ram_usage,
-            interface_stats,
-            packet_loss,
-            jitter,
-        })
+        Ok(AlertConditions::from_values(values))
     }
 
     fn threshold(&self, path: &JsonPath, n: &Number, scale: Scale) -> Result<f32, TaskError> {

@@ -392,7 +392,8 @@ pub(crate) fn bounded_count(
     Ok(n)
 }
 
-const CONDITION_NAMES: [&str; 5] = [
+/// The conditions in wire order (bit order); `crate::rules::CONDITIONS` says what each means.
+pub const CONDITION_NAMES: [&str; 5] = [
     "cpu_usage",
     "ram_usage",
     "interface_stats",
@@ -401,7 +402,8 @@ const CONDITION_NAMES: [&str; 5] = [
 ];
 
 impl AlertConditions {
-    fn values(&self) -> [Option<f32>; 5] {
+    /// The thresholds in [`CONDITION_NAMES`] order.
+    pub fn values(&self) -> [Option<f32>; 5] {
         [
             self.cpu_usage,
             self.ram_usage,
@@ -409,6 +411,18 @@ impl AlertConditions {
             self.packet_loss,
             self.jitter,
         ]
+    }
+
+    /// The conditions of thresholds in [`CONDITION_NAMES`] order.
+    pub fn from_values(values: [Option<f32>; 5]) -> Self {
+        let [cpu_usage, ram_usage, interface_stats, packet_loss, jitter] = values;
+        AlertConditions {
+            cpu_usage,
+            ram_usage,
+            interface_stats,
+            packet_loss,
+            jitter,
+        }
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -450,14 +464,7 @@ impl AlertConditions {
                 *slot = Some(v);
             }
         }
-        let [cpu_usage, ram_usage, interface_stats, packet_loss, jitter] = values;
-        Ok(AlertConditions {
-            cpu_usage,
-            ram_usage,
-            interface_stats,
-            packet_loss,
-            jitter,
-        })
+        Ok(AlertConditions::from_values(values))
     }
 }
 
