@@ -624,7 +624,7 @@ fn agent_until_signalled(options: nms::agent::AgentOptions) -> anyhow::Result<()
         }
     };
     nms::notify::ready("measuring");
-    smol::block_on(nms::agent::run(options, stop))
+    smol::block_on(nms::agent::run(options, stop)).map_err(Into::into)
 }
 
 /// The API token a client sends (see [`nms::config::client_token`]).

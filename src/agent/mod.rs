@@ -12,7 +12,10 @@
 //! (and its alerts: AlertFlow follows the server); with `--prefer-first` it goes back to the
 //! first when that answers again ([`crate::nettask::AgentEndpoint::with_servers`]).
 
+mod reporter;
 pub mod scheduler;
+
+pub use reporter::Reporter;
 
 use crate::alertflow::client::{AlertClient, AlertClientConfig, Destination};
 use crate::log::{self, Level};
@@ -20,8 +23,7 @@ use crate::nettask::driver::{self, Command, SocketStats};
 use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys};
 use crate::probes::Tools;
 use crate::wire::packet::{CAP_IPERF3, CAP_PING};
-use crate::wire::{Alert, Heartbeat, Key, Message, MetricsReport};
-use anyhow::Context;
+use crate::wire::{Alert, Heartbeat, Key, Message};
 use scheduler::{Scheduler, ServerClock};
 use smol::channel::Sender;
 use std::net::SocketAddr;
@@ -29,6 +31,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Why an agent could not start or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A setting that cannot work (a server address, mixed address families).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the alert spool")]
+    Spool {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the NetTask driver stopped")]
+    DriverStopped,
+}
 
 /// The default NetTask port of a server.
 pub const DEFAULT_SERVER_PORT: u16 = 8081;
@@ -45,66 +68,8 @@ pub struct AgentOptions {
     pub key: Option<Key>,
 }
 
-/// How workers hand over reports and alerts.
-#[derive(Clone)]
-pub struct Reporter {
-    commands: Sender<Command<AgentEndpoint>>,
-    alerts: Sender<Alert>,
-    last_sent_ms: Arc<AtomicU64>,
-    last_report_time_ms: Arc<AtomicU64>,
-}
-
-impl Reporter {
-    /// The time of a new report: now, but always later than the agent's previous report. The
-    /// server stores one report per (agent, task, time), so two measurements that end in the
-    /// same millisecond must not share a time.
-    pub fn report_time(&self) -> u64 {
-        next_report_time(&self.last_report_time_ms, log::now_ms())
-    }
-
-    /// Queues a metrics report for the server.
-    pub fn report(&self, report: MetricsReport) {
-        self.last_sent_ms.store(log::now_ms(), Ordering::Relaxed);
-        let message = Message::Metrics(report);
-        let _ = self.commands.try_send(Box::new(move |ep, now| {
-            ep.send(now, &message);
-        }));
-    }
-
-    /// Spools an alert and sends it over AlertFlow.
-    pub fn raise(&self, alert: Alert) {
-        if scheduler::log_reports() {
-            if alert.resolves == 0 {
-                log::event(
-                    Level::Info,
-                    "RAISED",
-                    format_args!(
-                        "{:016x} {} {}",
-                        alert.alert_id,
-                        alert.task,
-                        alert.alert_type.name()
-                    ),
-                );
-            } else {
-                log::event(
-                    Level::Info,
-                    "RESOLVING",
-                    format_args!(
-                        "{:016x} resolves {:016x} {} {}",
-                        alert.alert_id,
-                        alert.resolves,
-                        alert.task,
-                        alert.alert_type.name()
-                    ),
-                );
-            }
-        }
-        let _ = self.alerts.try_send(alert);
-    }
-}
-
 /// Resolves `HOST[:PORT]` (default port 8081).
-pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
+pub fn resolve_server(server: &str) -> Result<SocketAddr, AgentError> {
     use std::net::ToSocketAddrs;
     if let Some((_, port)) = server.rsplit_once(':')
         && !port.is_empty()
@@ -112,18 +77,22 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
         && port.parse::<u16>().is_err()
         && !server.ends_with(']')
     {
-        anyhow::bail!("server address {server:?}: port {port} is out of range (1-65535)");
+        return Err(AgentError::Invalid(format!(
+            "server address {server:?}: port {port} is out of range (1-65535)"
+        )));
     }
     if let Some((_, port)) = server.rsplit_once(':')
         && port.parse::<u16>() == Ok(0)
         && !server.ends_with(']')
     {
-        anyhow::bail!("server address {server:?}: port 0 is not a port a server listens on");
+        return Err(AgentError::Invalid(format!(
+            "server address {server:?}: port 0 is not a port a server listens on"
+        )));
     }
     let with_port = if server.parse::<SocketAddr>().is_ok() {
         server.to_string()
-    } else if server.parse::<std::net::IpAddr>().is_ok() {
-        SocketAddr::new(server.parse()?, DEFAULT_SERVER_PORT).to_string()
+    } else if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        SocketAddr::new(ip, DEFAULT_SERVER_PORT).to_string()
     } else if server
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
@@ -134,9 +103,14 @@ pub fn resolve_server(server: &str) -> anyhow::Result<SocketAddr> {
     };
     with_port
         .to_socket_addrs()
-        .with_context(|| format!("cannot resolve the server address {server:?}"))?
+        .map_err(|source| AgentError::Io {
+            what: format!("cannot resolve the server address {server:?}"),
+            source,
+        })?
         .next()
-        .with_context(|| format!("the server address {server:?} resolves to nothing"))
+        .ok_or_else(|| {
+            AgentError::Invalid(format!("the server address {server:?} resolves to nothing"))
+        })
 }
 
 /// How long a stopping agent waits for the server to acknowledge the reports it sent.
@@ -148,35 +122,39 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(
     options: AgentOptions,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), AgentError> {
     use futures_lite::FutureExt;
     if options.servers.is_empty() {
-        anyhow::bail!("no server given");
+        return Err(AgentError::Invalid("no server given".into()));
     }
     let servers = options
         .servers
         .iter()
         .map(|s| resolve_server(s))
-        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+        .collect::<Result<Vec<SocketAddr>, _>>()?;
     let server = servers[0];
     if let Some(other) = servers.iter().find(|s| s.is_ipv4() != server.is_ipv4()) {
-        anyhow::bail!(
+        return Err(AgentError::Invalid(format!(
             "the servers {server} and {other} are of different address families: give all \
              servers as IPv4 or all as IPv6 (the agent sends from one socket)"
-        );
+        )));
     }
-    std::fs::create_dir_all(&options.data_dir).with_context(|| {
-        format!(
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| AgentError::Io {
+        what: format!(
             "cannot create data directory {}",
             options.data_dir.display()
-        )
+        ),
+        source,
     })?;
     let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse()?
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        "[::]:0".parse()?
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = driver::bind(bind, 1024 * 1024).context("cannot open a UDP socket")?;
+    let socket = driver::bind(bind, 1024 * 1024).map_err(|source| AgentError::Io {
+        what: "cannot open a UDP socket".into(),
+        source,
+    })?;
     let config = Config {
         keys: Keys::single(options.key.clone()),
         ..Config::default()
@@ -196,67 +174,31 @@ pub async fn run(
     );
     let (command_tx, command_rx) = smol::channel::unbounded();
     let (event_tx, event_rx) = smol::channel::bounded(1024);
-    smol::spawn(driver::run(
-        socket,
-        endpoint,
-        command_rx,
-        event_tx,
-        Arc::new(SocketStats::default()),
-    ))
-    .detach();
-
+    // The agent's background tasks: stopped when `run` returns (dropped with this).
+    let mut background: Vec<smol::Task<()>> = Vec::new();
+    background.push(smol::spawn(async move {
+        let _ = driver::run(
+            socket,
+            endpoint,
+            command_rx,
+            event_tx,
+            Arc::new(SocketStats::default()),
+        )
+        .await;
+    }));
     let mut alert_config = AlertClientConfig::new(options.data_dir.join("alerts"));
     alert_config.key = options.key.clone();
-    let client = AlertClient::open(alert_config).context("cannot open the alert spool")?;
+    let client = AlertClient::open(alert_config).map_err(|source| AgentError::Spool {
+        source: Box::new(source),
+    })?;
     let sender = client.sender();
     let pending = sender.counts().pending;
-    smol::spawn(client.run()).detach();
+    background.push(smol::spawn(async move {
+        let _ = client.run().await;
+    }));
     let (alert_tx, alert_rx) = smol::channel::unbounded::<Alert>();
-    {
-        let sender = sender.clone();
-        smol::spawn(async move {
-            while let Ok(alert) = alert_rx.recv().await {
-                match sender.raise(alert).await {
-                    Err(e) => log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}")),
-                    Ok(pushed) => {
-                        if let Some(why) = pushed.kept_in_memory {
-                            log::event(
-                                Level::Bad,
-                                "ALERT",
-                                format_args!(
-                                    "not spooled ({why}): kept in memory and sent when the \
-                                     server is reachable; spooled when the disk takes it"
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-        })
-        .detach();
-    }
-
-    log::event(
-        Level::Info,
-        "START",
-        format_args!(
-            "nms agent {} registering with {}; data in {}{}",
-            options.id,
-            servers
-                .iter()
-                .map(SocketAddr::to_string)
-                .collect::<Vec<_>>()
-                .join(" or "),
-            std::path::absolute(&options.data_dir)
-                .unwrap_or_else(|_| options.data_dir.clone())
-                .display(),
-            if pending > 0 {
-                format!("; {pending} alert(s) waiting to be delivered")
-            } else {
-                String::new()
-            }
-        ),
-    );
+    background.push(smol::spawn(spool_alerts(sender.clone(), alert_rx)));
+    log_start(&options, &servers, pending);
 
     let last_sent_ms = Arc::new(AtomicU64::new(0));
     let reporter = Reporter {
@@ -266,18 +208,23 @@ pub async fn run(
         last_report_time_ms: Arc::new(AtomicU64::new(0)),
     };
     let clock = Arc::new(ServerClock::default());
-    let mut scheduler = Scheduler::new(&options.id, reporter, Tools::for_agent(), clock.clone());
     let heartbeat_ms = Arc::new(AtomicU64::new(0));
-    smol::spawn(heartbeats(
+    background.push(smol::spawn(heartbeats(
         command_tx.clone(),
         heartbeat_ms.clone(),
         last_sent_ms,
-    ))
-    .detach();
+    )));
+    let mut running = Running {
+        scheduler: Scheduler::new(&options.id, reporter, Tools::for_agent(), clock.clone()),
+        sender,
+        clock,
+        heartbeat_ms,
+        current: server,
+        servers,
+        id: options.id.clone(),
+    };
 
     let mut shutdown = std::pin::pin!(shutdown);
-    // The server the endpoint registers with now.
-    let mut current = server;
     loop {
         let event = async { Some(event_rx.recv().await) }
             .or(async {
@@ -289,17 +236,45 @@ pub async fn run(
             break;
         };
         let Ok(event) = event else {
-            anyhow::bail!("the NetTask driver stopped")
+            return Err(AgentError::DriverStopped);
         };
+        running.handle(event);
+    }
+    log::event(Level::Info, "STOPPING", "stopping the measurements");
+    running.scheduler.stop().await;
+    drain(&command_tx).await;
+    command_tx.close();
+    log::event(Level::Good, "STOPPED", "the agent stopped");
+    drop(background);
+    Ok(())
+}
+
+/// What a registered agent works with while it runs.
+struct Running {
+    scheduler: Scheduler,
+    sender: crate::alertflow::client::AlertSender,
+    clock: Arc<ServerClock>,
+    heartbeat_ms: Arc<AtomicU64>,
+    /// The server the endpoint registers with now.
+    current: SocketAddr,
+    servers: Vec<SocketAddr>,
+    id: String,
+}
+
+impl Running {
+    /// Acts on one event of the NetTask endpoint: a registration, a task, a server change.
+    /// One short arm per event kind, most of them a log line: longer than 80 lines as a list.
+    fn handle(&mut self, event: AgentEvent) {
         match event {
             AgentEvent::Registered {
                 agent_id,
                 registered,
             } => {
-                heartbeat_ms.store(registered.heartbeat_ms.into(), Ordering::Relaxed);
-                clock.set(registered.server_time_ms, log::now_ms());
-                let alertflow = SocketAddr::new(current.ip(), registered.alertflow_port);
-                sender.set_destination(Destination {
+                self.heartbeat_ms
+                    .store(registered.heartbeat_ms.into(), Ordering::Relaxed);
+                self.clock.set(registered.server_time_ms, log::now_ms());
+                let alertflow = SocketAddr::new(self.current.ip(), registered.alertflow_port);
+                self.sender.set_destination(Destination {
                     server: alertflow,
                     agent_id,
                     instance: registered.instance,
@@ -307,11 +282,14 @@ pub async fn run(
                 log::event(
                     Level::Good,
                     "REGISTERED",
-                    format_args!("with {current} as agent {agent_id}; alerts to tcp/{alertflow}"),
+                    format_args!(
+                        "with {} as agent {agent_id}; alerts to tcp/{alertflow}",
+                        self.current
+                    ),
                 );
             }
-            AgentEvent::Message(Message::Task(assignment)) => scheduler.install(assignment),
-            AgentEvent::Message(Message::Cancel(c)) => scheduler.cancel(c.task_number),
+            AgentEvent::Message(Message::Task(assignment)) => self.scheduler.install(assignment),
+            AgentEvent::Message(Message::Cancel(c)) => self.scheduler.cancel(c.task_number),
             AgentEvent::Message(other) => log::event(
                 Level::Warn,
                 "UNEXPECTED",
@@ -338,13 +316,13 @@ pub async fn run(
             ),
             AgentEvent::Malformed(reason) => log::event(Level::Warn, "MALFORMED", reason),
             AgentEvent::SwitchedServer { from, to, carried } => {
-                current = to;
+                self.current = to;
                 log::event(
                     Level::Warn,
                     "SERVER",
                     format_args!(
                         "moving from {from} to {to}{}; {carried} unacknowledged message(s) go there",
-                        if servers.first() == Some(&to) {
+                        if self.servers.first() == Some(&to) {
                             " (the first server)"
                         } else {
                             ""
@@ -356,10 +334,10 @@ pub async fn run(
                 Level::Bad,
                 "SERVER",
                 format_args!(
-                    "no answer from {current} after {attempts} registration attempts: is `nms server` \
-                     running there (its NetTask port)? With keys: does it use this agent's key, and \
-                     does its keys file have the name {:?}? Still trying.",
-                    options.id
+                    "no answer from {} after {attempts} registration attempts: is `nms server` \
+                 running there (its NetTask port)? With keys: does it use this agent's key, and \
+                 does its keys file have the name {:?}? Still trying.",
+                    self.current, self.id
                 ),
             ),
             AgentEvent::RegistrationRefused {
@@ -370,14 +348,17 @@ pub async fn run(
                 Level::Bad,
                 "REFUSED",
                 format_args!(
-                    "{current} refused the registration ({count} in a row): {}; registering again in 5 s",
+                    "{} refused the registration ({count} in a row): {}; registering again in 5 s",
+                    self.current,
                     refusal_text(&refused, registration_time_ms)
                 ),
             ),
         }
     }
-    log::event(Level::Info, "STOPPING", "stopping the measurements");
-    scheduler.stop().await;
+}
+
+/// Waits up to [`SHUTDOWN_GRACE`] for the server to acknowledge the reports sent.
+async fn drain(command_tx: &Sender<Command<AgentEndpoint>>) {
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     loop {
         let (tx, rx) = smol::channel::bounded(1);
@@ -404,9 +385,55 @@ pub async fn run(
         }
         async_io::Timer::after(Duration::from_millis(50)).await;
     }
-    command_tx.close();
-    log::event(Level::Good, "STOPPED", "the agent stopped");
-    Ok(())
+}
+
+/// Hands the workers' alerts to the AlertFlow spool.
+async fn spool_alerts(
+    sender: crate::alertflow::client::AlertSender,
+    alert_rx: smol::channel::Receiver<Alert>,
+) {
+    while let Ok(alert) = alert_rx.recv().await {
+        match sender.raise(alert).await {
+            Err(e) => log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}")),
+            Ok(pushed) => {
+                if let Some(why) = pushed.kept_in_memory {
+                    log::event(
+                        Level::Bad,
+                        "ALERT",
+                        format_args!(
+                            "not spooled ({why}): kept in memory and sent when the \
+                             server is reachable; spooled when the disk takes it"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The START line: the servers, the data folder, the alerts waiting from an earlier run.
+fn log_start(options: &AgentOptions, servers: &[SocketAddr], pending: u64) {
+    log::event(
+        Level::Info,
+        "START",
+        format_args!(
+            "nms agent {} registering with {}; data in {}{}",
+            options.id,
+            servers
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            std::path::absolute(&options.data_dir)
+                .unwrap_or_else(|_| options.data_dir.clone())
+                .display(),
+            if pending > 0 {
+                format!("; {pending} alert(s) waiting to be delivered")
+            } else {
+                String::new()
+            }
+        ),
+    );
 }
 
 /// What the server objected to, in words an operator can act on.
@@ -432,16 +459,6 @@ fn refusal_text(refused: &crate::wire::packet::Refused, registration_time_ms: u6
                 .to_string()
         }
     }
-}
-
-/// `now_ms`, or one more than the last time handed out when that is not earlier; remembers it.
-fn next_report_time(last: &AtomicU64, now_ms: u64) -> u64 {
-    let previous = last
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |prev| {
-            Some(now_ms.max(prev + 1))
-        })
-        .unwrap_or(now_ms);
-    now_ms.max(previous + 1)
 }
 
 /// Sends a HEARTBEAT whenever nothing was sent for one heartbeat interval.
@@ -506,15 +523,5 @@ mod tests {
         let e = resolve_server("127.0.0.1:0").unwrap_err().to_string();
         assert!(e.contains("port 0"), "{e}");
         assert!(resolve_server("127.0.0.1:8081").is_ok());
-    }
-
-    #[test]
-    fn report_times_never_repeat() {
-        let last = AtomicU64::new(0);
-        assert_eq!(next_report_time(&last, 1000), 1000);
-        assert_eq!(next_report_time(&last, 1000), 1001);
-        assert_eq!(next_report_time(&last, 1000), 1002);
-        assert_eq!(next_report_time(&last, 999), 1003, "a clock going back");
-        assert_eq!(next_report_time(&last, 2000), 2000);
     }
 }

@@ -8,7 +8,7 @@
 //! measurement works again. A task received again with the same number replaces the running
 //! one; a task that stops (replaced, cancelled) stops its programs and resolves its alerts.
 
-use super::Reporter;
+use super::reporter::{Reporter, log_reports};
 use crate::log::{self, Level};
 use crate::probes::iperf::{IperfListener, ListenerStatus};
 use crate::probes::{self, Destination, ProbeError, SystemSampler, Tools};
@@ -20,7 +20,7 @@ use crate::wire::{
 use smol::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How long after receiving its task an iperf3 client waits at least before its first test,
@@ -613,16 +613,6 @@ fn source_name(item: &WorkItem) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     }
-}
-
-/// Whether the environment variable `NMS_LOG_REPORTS` (set, not empty, not `0`) asks for one
-/// `REPORT <task> <time_ms>` line per metrics report and one `RAISED <alert_id> ...` line per
-/// alert, so that what an agent produced can be compared with what the server stored.
-pub fn log_reports() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        std::env::var_os("NMS_LOG_REPORTS").is_some_and(|v| !v.is_empty() && v != "0")
-    })
 }
 
 /// Sends a report and evaluates the task's rules on it.
