@@ -9,6 +9,7 @@
 //! one; a task that stops (replaced, cancelled) stops its programs and resolves its alerts.
 
 use super::reporter::{Reporter, log_reports};
+use crate::alertflow::random_id;
 use crate::log::{self, Level};
 use crate::probes::iperf::{IperfListener, ListenerStatus};
 use crate::probes::{self, Destination, ProbeError, SystemSampler, Tools};
@@ -736,15 +737,6 @@ fn error_alert(agent: &str, task: &str, kind: AlertType, source: &str, message: 
         message,
         subject: String::new(),
     }
-}
-
-/// A random 64-bit id (alerts are stored once per id).
-pub fn random_id() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        return fastrand::u64(..);
-    }
-    u64::from_be_bytes(b)
 }
 
 #[cfg(test)]

@@ -40,3 +40,12 @@ fn set_keepalive(stream: &async_net::TcpStream) {
     let keepalive = socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(60));
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
+
+/// A random 64-bit id (alerts are stored once per id).
+pub fn random_id() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return fastrand::u64(..);
+    }
+    u64::from_be_bytes(b)
+}

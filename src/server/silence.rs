@@ -272,7 +272,7 @@ impl SilenceRequest {
             )));
         }
         Ok(Silence {
-            id: format!("{:016x}", crate::agent::scheduler::random_id()),
+            id: format!("{:016x}", crate::alertflow::random_id()),
             matchers,
             starts_ms,
             ends_ms,
