@@ -89,6 +89,7 @@ pub(super) async fn shut_down(shared: Arc<Shared>, started: Started) {
         "no new connections; storing what arrived",
     );
     let Started {
+        shutdown_signal,
         driver,
         alertflow,
         http,
@@ -121,6 +122,8 @@ pub(super) async fn shut_down(shared: Arc<Shared>, started: Started) {
     }
     // The store's maintenance thread is joined when the last handle goes.
     smol::unblock(move || drop(shared)).await;
+    // Done by now: the other parts stopped on the signal it passed on.
+    shutdown_signal.cancel().await;
     log::event(Level::Good, "STOPPED", "the server stopped cleanly");
 }
 

@@ -114,6 +114,8 @@ impl RunningServer {
 
 /// The parts [`run`] starts, stopped in order when the shutdown signal comes.
 pub(super) struct Started {
+    /// Waits for the shutdown signal and closes the stop channel (done before the rest stop).
+    pub(super) shutdown_signal: smol::Task<()>,
     pub(super) driver: smol::Task<()>,
     pub(super) alertflow: smol::Task<()>,
     pub(super) http: smol::Task<()>,
@@ -133,37 +135,179 @@ pub async fn run(
     for url in &options.alertmanagers {
         alertmanager::check_target(url)?;
     }
-    std::fs::create_dir_all(&options.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            options.data_dir.display()
-        )
-    })?;
-    let store = Arc::new(Store::open(&options.data_dir, options.store.clone())?);
-    let registry = Registry::open(&options.data_dir)?;
-    let mut dispatch = Dispatch::open(&options.data_dir)?;
-    let silences = silence::Silences::open(&options.data_dir)?;
-    let acks = ack::Acknowledgements::open(&options.data_dir)?;
-    let firing = firing::Firing::load(&store).context("cannot read the firing alerts")?;
-    // An agent already down when the server stopped is still down: its AGENT_DOWN fires on,
-    // and no second one is raised.
-    let down_alerted: std::collections::HashMap<u32, u64> = firing
-        .matching(|r| r.kind == AlertType::AgentDown)
-        .into_iter()
-        .filter_map(|a| Some((registry.by_name(&a.record.agent)?.id, a.record.alert_id)))
-        .collect();
-    if !firing.is_empty() {
-        log::event(
-            Level::Info,
-            "ALERTS",
-            format_args!(
-                "{} alert(s) firing, {} of them AGENT_DOWN",
-                firing.len(),
-                down_alerted.len()
-            ),
-        );
+    let mut opened = Opened::open(&options)?;
+    load_tasks(&options, &mut opened.dispatch)?;
+
+    let bound = listeners.bound()?;
+    let Listeners {
+        nettask: socket,
+        alertflow: alert_listener,
+        http: http_listener,
+    } = listeners;
+    let endpoint = new_endpoint(&options, &opened.registry);
+    let (command_tx, command_rx) = smol::channel::unbounded();
+    let (event_tx, event_rx) = smol::channel::bounded(65536);
+    let shared = opened.into_shared(&options, bound, command_tx)?;
+    log_start(&options, bound);
+
+    // Closed when the shutdown signal comes: every part waits on it.
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let stopped = move || {
+        let stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.recv().await;
+        }
+    };
+    let shutdown_signal = smol::spawn(async move {
+        shutdown.await;
+        stop_tx.close();
+    });
+
+    let driver_task = smol::spawn(driver::run(
+        socket,
+        endpoint,
+        command_rx,
+        event_tx,
+        shared.socket_stats.clone(),
+    ));
+    let alertflow_task = start_alertflow(&shared, &options, alert_listener, stopped());
+    let http_task = smol::spawn(http::serve(http_listener, shared.clone(), stopped()));
+    let background = vec![
+        smol::spawn(liveness(shared.clone())),
+        smol::spawn(stats_refresh(shared.clone())),
+    ];
+    let local_agent = match &options.local_agent {
+        Some(name) => Some(start_local_agent(&options, name, bound)?),
+        None => None,
+    };
+    let started = Started {
+        shutdown_signal,
+        driver: driver_task,
+        alertflow: alertflow_task,
+        http: http_task,
+        background,
+        local_agent,
+    };
+    let weak = Arc::downgrade(&shared);
+    let done = smol::spawn(serve(shared, event_rx, stopped(), started));
+    Ok(RunningServer {
+        bound,
+        shared: weak,
+        done,
+    })
+}
+
+/// What [`run`] opens in the data directory before anything is started.
+struct Opened {
+    store: Arc<Store>,
+    registry: Registry,
+    dispatch: Dispatch,
+    silences: silence::Silences,
+    acks: ack::Acknowledgements,
+    firing: firing::Firing,
+    down_alerted: std::collections::HashMap<u32, u64>,
+}
+
+impl Opened {
+    /// Creates the data directory and opens the store, registry, tasks, silences,
+    /// acknowledgements and firing alerts kept in it.
+    fn open(options: &ServerOptions) -> anyhow::Result<Opened> {
+        std::fs::create_dir_all(&options.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                options.data_dir.display()
+            )
+        })?;
+        let store = Arc::new(Store::open(&options.data_dir, options.store.clone())?);
+        let registry = Registry::open(&options.data_dir)?;
+        let dispatch = Dispatch::open(&options.data_dir)?;
+        let silences = silence::Silences::open(&options.data_dir)?;
+        let acks = ack::Acknowledgements::open(&options.data_dir)?;
+        let firing = firing::Firing::load(&store).context("cannot read the firing alerts")?;
+        // An agent already down when the server stopped is still down: its AGENT_DOWN fires
+        // on, and no second one is raised.
+        let down_alerted: std::collections::HashMap<u32, u64> = firing
+            .matching(|r| r.kind == AlertType::AgentDown)
+            .into_iter()
+            .filter_map(|a| Some((registry.by_name(&a.record.agent)?.id, a.record.alert_id)))
+            .collect();
+        if !firing.is_empty() {
+            log::event(
+                Level::Info,
+                "ALERTS",
+                format_args!(
+                    "{} alert(s) firing, {} of them AGENT_DOWN",
+                    firing.len(),
+                    down_alerted.len()
+                ),
+            );
+        }
+        Ok(Opened {
+            store,
+            registry,
+            dispatch,
+            silences,
+            acks,
+            firing,
+            down_alerted,
+        })
     }
 
+    /// The shared parts built around what was opened: the Alertmanager forwarders and
+    /// remote writers are started here.
+    fn into_shared(
+        self,
+        options: &ServerOptions,
+        bound: Bound,
+        commands: Sender<crate::nettask::driver::Command<ServerEndpoint>>,
+    ) -> anyhow::Result<Arc<Shared>> {
+        let external = options
+            .external_url
+            .clone()
+            .unwrap_or_else(|| http_base(bound.http));
+        let forwarders = start_forwarders(options, &external, &self.silences, &self.firing)?;
+        let mut remote_writers = Vec::new();
+        for destination in &options.remote_writes {
+            remote_writers.push(remote_write::Writer::start(
+                destination.clone(),
+                self.store.clone(),
+            )?);
+        }
+        Ok(Arc::new(Shared {
+            state: Mutex::new(State {
+                registry: self.registry,
+                dispatch: self.dispatch,
+                down_alerted: self.down_alerted,
+                served_elsewhere: std::collections::HashMap::new(),
+                started_ms: log::now_ms(),
+                new_agents: NewAgentBucket::default(),
+                refused_new_agents: 0,
+                refused_alerts: 0,
+                throttles: Throttles::default(),
+                shared_names: SharedNames::default(),
+            }),
+            commands,
+            store: self.store,
+            alertmanagers: forwarders,
+            remote_writers,
+            api: Mutex::new(options.api.clone()),
+            firing: Mutex::new(self.firing),
+            silences: Mutex::new(self.silences),
+            acks: Mutex::new(self.acks),
+            external_url: external,
+            options: options.clone(),
+            endpoint_stats: Mutex::new(Stats::default()),
+            socket_stats: Arc::new(SocketStats::default()),
+            alertflow_port: options
+                .advertise_alertflow_port
+                .unwrap_or(bound.alertflow.port()),
+        }))
+    }
+}
+
+/// Installs the tasks of the task files, then restores the tasks posted over the HTTP API
+/// before the restart.
+fn load_tasks(options: &ServerOptions, dispatch: &mut Dispatch) -> anyhow::Result<()> {
     for path in &options.task_files {
         let tasks = Dispatch::read_file(path)?;
         for (task, rules) in tasks {
@@ -201,14 +345,11 @@ pub async fn run(
         }
     }
     report_unscheduled(&dispatch.take_plan_changes().unplaced);
+    Ok(())
+}
 
-    let bound = listeners.bound()?;
-    let Listeners {
-        nettask: socket,
-        alertflow: alert_listener,
-        http: http_listener,
-    } = listeners;
-
+/// The NetTask endpoint, knowing the agents of the registry.
+fn new_endpoint(options: &ServerOptions, registry: &Registry) -> ServerEndpoint {
     let mut config = Config {
         initial_timeout: options.initial_timeout,
         max_retransmissions: options.max_retransmissions,
@@ -224,13 +365,19 @@ pub async fn run(
         endpoint.know_agent(agent.id, &agent.name);
         endpoint.remember_registration(&agent.name, agent.last_registration_ms);
     }
-    let external = options
-        .external_url
-        .clone()
-        .unwrap_or_else(|| http_base(bound.http));
+    endpoint
+}
+
+/// One forwarder per `--alertmanager`, each told the silences and the alerts firing now.
+fn start_forwarders(
+    options: &ServerOptions,
+    external: &str,
+    silences: &silence::Silences,
+    firing: &firing::Firing,
+) -> anyhow::Result<Vec<alertmanager::Forwarder>> {
     let mut forwarders = Vec::new();
     for target in &options.alertmanagers {
-        let forwarder = alertmanager::Forwarder::start(target, Some(external.clone()))?;
+        let forwarder = alertmanager::Forwarder::start(target, Some(external.to_string()))?;
         log::event(
             Level::Info,
             "ALERTMGR",
@@ -242,46 +389,11 @@ pub async fn run(
         }
         forwarders.push(forwarder);
     }
-    let mut remote_writers = Vec::new();
-    for destination in &options.remote_writes {
-        remote_writers.push(remote_write::Writer::start(
-            destination.clone(),
-            store.clone(),
-        )?);
-    }
-    let (command_tx, command_rx) = smol::channel::unbounded();
-    let (event_tx, event_rx) = smol::channel::bounded(65536);
-    let socket_stats = Arc::new(SocketStats::default());
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            registry,
-            dispatch,
-            down_alerted,
-            served_elsewhere: std::collections::HashMap::new(),
-            started_ms: log::now_ms(),
-            new_agents: NewAgentBucket::default(),
-            refused_new_agents: 0,
-            refused_alerts: 0,
-            throttles: Throttles::default(),
-            shared_names: SharedNames::default(),
-        }),
-        commands: command_tx,
-        store,
-        alertmanagers: forwarders,
-        remote_writers,
-        api: Mutex::new(options.api.clone()),
-        firing: Mutex::new(firing),
-        silences: Mutex::new(silences),
-        acks: Mutex::new(acks),
-        external_url: external,
-        options: options.clone(),
-        endpoint_stats: Mutex::new(Stats::default()),
-        socket_stats: socket_stats.clone(),
-        alertflow_port: options
-            .advertise_alertflow_port
-            .unwrap_or(bound.alertflow.port()),
-    });
+    Ok(forwarders)
+}
 
+/// Says where the server listens, and warns when traffic is not authenticated.
+fn log_start(options: &ServerOptions, bound: Bound) {
     log::event(
         Level::Good,
         "START",
@@ -302,102 +414,70 @@ pub async fn run(
             "no --key-file: NetTask and AlertFlow traffic is not authenticated (integrity tag only)",
         );
     }
+}
 
-    // Closed when the shutdown signal comes: every part waits on it.
-    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-    let stopped = move || {
-        let stop_rx = stop_rx.clone();
-        async move {
-            let _ = stop_rx.recv().await;
-        }
-    };
+/// The AlertFlow server, storing what arrives until `stop`.
+fn start_alertflow(
+    shared: &Arc<Shared>,
+    options: &ServerOptions,
+    alert_listener: async_net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> smol::Task<()> {
+    let shared = shared.clone();
+    let keys = options.keys.clone();
     smol::spawn(async move {
-        shutdown.await;
-        stop_tx.close();
+        let lookup_shared = Arc::downgrade(&shared);
+        // A frame is tagged with the session key of the agent's latest registration (kept
+        // in the registry, so it holds across a server restart). An id that is not
+        // registered, or whose name has no key while keys are configured, gets nothing.
+        let lookup: crate::alertflow::KeyLookup = Arc::new(move |agent_id| {
+            let shared = lookup_shared.upgrade()?;
+            let state = shared.state();
+            let record = state.registry.get(agent_id)?;
+            if !keys.admits(&record.name) {
+                return None;
+            }
+            Some(keys.session_key(&record.name, record.instance))
+        });
+        crate::alertflow::server::AlertServer::new(
+            Arc::new(AlertIngest(Arc::downgrade(&shared))),
+            lookup,
+        )
+        .run(alert_listener, stop)
+        .await
     })
-    .detach();
+}
 
-    let driver_task = smol::spawn(driver::run(
-        socket,
-        endpoint,
-        command_rx,
-        event_tx,
-        socket_stats,
-    ));
-    let alertflow_task = {
-        let shared = shared.clone();
-        let keys = options.keys.clone();
-        let stop = stopped();
-        smol::spawn(async move {
-            let lookup_shared = Arc::downgrade(&shared);
-            // A frame is tagged with the session key of the agent's latest registration (kept
-            // in the registry, so it holds across a server restart). An id that is not
-            // registered, or whose name has no key while keys are configured, gets nothing.
-            let lookup: crate::alertflow::KeyLookup = Arc::new(move |agent_id| {
-                let shared = lookup_shared.upgrade()?;
-                let state = shared.state();
-                let record = state.registry.get(agent_id)?;
-                if !keys.admits(&record.name) {
-                    return None;
-                }
-                Some(keys.session_key(&record.name, record.instance))
-            });
-            crate::alertflow::server::AlertServer::new(
-                Arc::new(AlertIngest(Arc::downgrade(&shared))),
-                lookup,
-            )
-            .run(alert_listener, stop)
-            .await
-        })
+/// The agent `--local-agent` runs in this process, and the sender that stops it.
+fn start_local_agent(
+    options: &ServerOptions,
+    name: &str,
+    bound: Bound,
+) -> anyhow::Result<(smol::Task<()>, Sender<()>)> {
+    crate::config::check_agent_name(name)?;
+    let agent = crate::agent::AgentOptions {
+        servers: vec![
+            SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
+        ],
+        prefer_first: false,
+        id: name.to_string(),
+        data_dir: options.data_dir.join("local-agent").join(name),
+        key: options.keys.for_agent(name).cloned(),
     };
-    let http_task = smol::spawn(http::serve(http_listener, shared.clone(), stopped()));
-    let background = vec![
-        smol::spawn(liveness(shared.clone())),
-        smol::spawn(stats_refresh(shared.clone())),
-    ];
-    let local_agent = match &options.local_agent {
-        Some(name) => {
-            crate::config::check_agent_name(name)?;
-            let agent = crate::agent::AgentOptions {
-                servers: vec![
-                    SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
-                ],
-                prefer_first: false,
-                id: name.clone(),
-                data_dir: options.data_dir.join("local-agent").join(name),
-                key: options.keys.for_agent(name).cloned(),
-            };
-            let (agent_stop_tx, agent_stop_rx) = smol::channel::bounded::<()>(1);
-            let task = smol::spawn(async move {
-                let stop = async move {
-                    let _ = agent_stop_rx.recv().await;
-                };
-                if let Err(e) = crate::agent::run(agent, stop).await {
-                    log::event(
-                        Level::Bad,
-                        "AGENT",
-                        format_args!("the local agent stopped: {e:#}"),
-                    );
-                }
-            });
-            Some((task, agent_stop_tx))
+    let (agent_stop_tx, agent_stop_rx) = smol::channel::bounded::<()>(1);
+    let task = smol::spawn(async move {
+        let stop = async move {
+            let _ = agent_stop_rx.recv().await;
+        };
+        if let Err(e) = crate::agent::run(agent, stop).await {
+            log::event(
+                Level::Bad,
+                "AGENT",
+                format_args!("the local agent stopped: {e:#}"),
+            );
         }
-        None => None,
-    };
-    let started = Started {
-        driver: driver_task,
-        alertflow: alertflow_task,
-        http: http_task,
-        background,
-        local_agent,
-    };
-    let weak = Arc::downgrade(&shared);
-    let done = smol::spawn(serve(shared, event_rx, stopped(), started));
-    Ok(RunningServer {
-        bound,
-        shared: weak,
-        done,
-    })
+    });
+    Ok((task, agent_stop_tx))
 }
 
 /// The base URL of the HTTP API as others reach it (the host name when it listens everywhere).
