@@ -192,106 +192,225 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
     };
     let write = method != Method::GET;
     if !shared.api().allows(&req, write) {
-        let mut reply = error(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "{method} {path} needs the API token: send `Authorization: Bearer TOKEN` (the \
-                 server's --api-token-file; `nms send-task`, `nms inspect` and `nms agents` read \
-                 it from --api-token-file, NMS_API_TOKEN or the settings file)"
-            ),
-        );
-        reply.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer realm=\"nms\""),
-        );
-        return reply;
+        return unauthorized(&method, &path);
     }
-    if let Some(name) = path.strip_prefix("/api/agents/") {
-        return match method {
-            Method::DELETE => forget_agent(shared, name),
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path} (DELETE forgets the agent)"),
-            ),
-        };
-    }
-    if let Some(id) = path.strip_prefix("/api/tasks/") {
-        return match method {
-            Method::DELETE => remove_task(shared, &percent_decoded(id)),
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path} (DELETE removes the task)"),
-            ),
-        };
-    }
-    if let Some(rest) = path.strip_prefix("/api/alerts/") {
-        return match (method.clone(), rest.strip_suffix("/ack")) {
-            (Method::POST, Some(id)) => acknowledge(shared, id, req).await,
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "{method} is not allowed on {path} (POST /api/alerts/ID/ack acknowledges alert ID)"
-                ),
-            ),
-        };
-    }
-    if let Some(id) = path.strip_prefix("/api/silences/") {
-        return match method {
-            Method::DELETE => expire_silence(shared, &percent_decoded(id)),
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path} (DELETE expires the silence)"),
-            ),
-        };
-    }
-    match (method.clone(), path.as_str()) {
-        (Method::GET, "/api/agents") => agents(shared),
-        (Method::GET, "/api/alerts") => match parse_alert_query(&query) {
+    let Some((endpoint, rest)) = find_endpoint(&path) else {
+        return error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"));
+    };
+    let rest = rest.to_string();
+    match (endpoint.route, method.clone()) {
+        (Route::Agent, Method::DELETE) => forget_agent(shared, &rest),
+        (Route::Task, Method::DELETE) => remove_task(shared, &percent_decoded(&rest)),
+        (Route::Alert, Method::POST) if rest.ends_with("/ack") => {
+            let id = rest.strip_suffix("/ack").unwrap_or_default();
+            acknowledge(shared, id, req).await
+        }
+        (Route::Silence, Method::DELETE) => expire_silence(shared, &percent_decoded(&rest)),
+        (Route::Agents, Method::GET) => agents(shared),
+        (Route::Alerts, Method::GET) => match parse_alert_query(&query) {
             Ok(q) => alerts(shared, q).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (Method::GET, "/api/metrics") => match parse_metrics_query(&query) {
+        (Route::Metrics, Method::GET) => match parse_metrics_query(&query) {
             Ok(q) => metrics(shared, q, &path).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (Method::GET, "/api/tasks") => tasks(shared),
-        (Method::POST, "/api/tasks") => post_task(shared, req).await,
-        (Method::GET, "/api/silences") => silences(shared),
-        (Method::POST, "/api/silences") => add_silence(shared, req).await,
-        (Method::GET, "/-/healthy") => plain(StatusCode::OK, "nms is Healthy.\n"),
-        (Method::GET, "/-/ready") => plain(StatusCode::OK, "nms is Ready.\n"),
-        (Method::GET, "/api/status") => status(shared),
-        (Method::GET, "/metrics") => {
-            let endpoint = shared
-                .endpoint_stats
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or_default();
-            let text = prometheus::render(shared, &endpoint);
-            Response::builder()
-                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                .body(Full::new(Bytes::from(text)))
-                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-        }
-        (Method::GET, "/") => status_page(shared, &query).await,
-        (Method::GET, "/api") => json_reply(
-            StatusCode::OK,
-            &json!({
-                "service": "nms",
-                "version": env!("CARGO_PKG_VERSION"),
-                "endpoints": ["/", "/api/agents", "/api/agents/NAME (DELETE)", "/api/alerts?agent=&from=&to=&limit=&firing=", "/api/alerts/ID/ack (POST)", "/api/silences (GET, POST)", "/api/silences/ID (DELETE)", "/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after=", "/api/tasks (GET, POST)", "/api/tasks/ID (DELETE)", "/api/status", "/metrics", "/-/healthy", "/-/ready"],
-            }),
-        ),
-        (
-            _,
-            "/api/agents" | "/api/alerts" | "/api/metrics" | "/api/tasks" | "/api/status"
-            | "/api/silences" | "/metrics" | "/" | "/api" | "/-/healthy" | "/-/ready",
-        ) => error(
+        (Route::Tasks, Method::GET) => tasks(shared),
+        (Route::Tasks, Method::POST) => post_task(shared, req).await,
+        (Route::Silences, Method::GET) => silences(shared),
+        (Route::Silences, Method::POST) => add_silence(shared, req).await,
+        (Route::Healthy, Method::GET) => plain(StatusCode::OK, "nms is Healthy.\n"),
+        (Route::Ready, Method::GET) => plain(StatusCode::OK, "nms is Ready.\n"),
+        (Route::Status, Method::GET) => status(shared),
+        (Route::Exposition, Method::GET) => exposition(shared),
+        (Route::Page, Method::GET) => status_page(shared, &query).await,
+        (Route::Index, Method::GET) => index(),
+        _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}"),
+            format!("{method} is not allowed on {path}{}", endpoint.allowed),
         ),
-        _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
+}
+
+/// What an endpoint of [`ENDPOINTS`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Page,
+    Index,
+    Agents,
+    Agent,
+    Alerts,
+    Alert,
+    Silences,
+    Silence,
+    Metrics,
+    Tasks,
+    Task,
+    Status,
+    Exposition,
+    Healthy,
+    Ready,
+}
+
+/// One path of the API: the path itself, or (ending in `/`) the start of the paths that name
+/// one thing under it.
+struct Endpoint {
+    path: &'static str,
+    route: Route,
+    /// Its line in the index at `/api` (`None`: not listed).
+    listed: Option<&'static str>,
+    /// Said after the path when a method is not allowed on it.
+    allowed: &'static str,
+}
+
+/// Every path the HTTP API answers, in the order the index lists them.
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        path: "/",
+        route: Route::Page,
+        listed: Some("/"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/agents",
+        route: Route::Agents,
+        listed: Some("/api/agents"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/agents/",
+        route: Route::Agent,
+        listed: Some("/api/agents/NAME (DELETE)"),
+        allowed: " (DELETE forgets the agent)",
+    },
+    Endpoint {
+        path: "/api/alerts",
+        route: Route::Alerts,
+        listed: Some("/api/alerts?agent=&from=&to=&limit=&firing="),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/alerts/",
+        route: Route::Alert,
+        listed: Some("/api/alerts/ID/ack (POST)"),
+        allowed: " (POST /api/alerts/ID/ack acknowledges alert ID)",
+    },
+    Endpoint {
+        path: "/api/silences",
+        route: Route::Silences,
+        listed: Some("/api/silences (GET, POST)"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/silences/",
+        route: Route::Silence,
+        listed: Some("/api/silences/ID (DELETE)"),
+        allowed: " (DELETE expires the silence)",
+    },
+    Endpoint {
+        path: "/api/metrics",
+        route: Route::Metrics,
+        listed: Some("/api/metrics?agent=&task=&from=&to=&step=&fields=&limit=&after="),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/tasks",
+        route: Route::Tasks,
+        listed: Some("/api/tasks (GET, POST)"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api/tasks/",
+        route: Route::Task,
+        listed: Some("/api/tasks/ID (DELETE)"),
+        allowed: " (DELETE removes the task)",
+    },
+    Endpoint {
+        path: "/api/status",
+        route: Route::Status,
+        listed: Some("/api/status"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/metrics",
+        route: Route::Exposition,
+        listed: Some("/metrics"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/-/healthy",
+        route: Route::Healthy,
+        listed: Some("/-/healthy"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/-/ready",
+        route: Route::Ready,
+        listed: Some("/-/ready"),
+        allowed: "",
+    },
+    Endpoint {
+        path: "/api",
+        route: Route::Index,
+        listed: None,
+        allowed: "",
+    },
+];
+
+/// The endpoint that answers `path`, with what follows a prefix endpoint's path (empty for
+/// the others).
+fn find_endpoint(path: &str) -> Option<(&'static Endpoint, &str)> {
+    ENDPOINTS.iter().find_map(|e| {
+        if e.path.len() > 1 && e.path.ends_with('/') {
+            path.strip_prefix(e.path).map(|rest| (e, rest))
+        } else {
+            (path == e.path).then_some((e, ""))
+        }
+    })
+}
+
+/// 401 with the header that says which scheme the token goes in.
+fn unauthorized(method: &Method, path: &str) -> Reply {
+    let mut reply = error(
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "{method} {path} needs the API token: send `Authorization: Bearer TOKEN` (the \
+             server's --api-token-file; `nms send-task`, `nms inspect` and `nms agents` read \
+             it from --api-token-file, NMS_API_TOKEN or the settings file)"
+        ),
+    );
+    reply.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Bearer realm=\"nms\""),
+    );
+    reply
+}
+
+/// `GET /api`: the index of the endpoints.
+fn index() -> Reply {
+    let endpoints: Vec<&str> = ENDPOINTS.iter().filter_map(|e| e.listed).collect();
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "service": "nms",
+            "version": env!("CARGO_PKG_VERSION"),
+            "endpoints": endpoints,
+        }),
+    )
+}
+
+/// `GET /metrics`: the Prometheus exposition.
+fn exposition(shared: &Arc<Shared>) -> Reply {
+    let endpoint = shared
+        .endpoint_stats
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let text = prometheus::render(shared, &endpoint);
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        .body(Full::new(Bytes::from(text)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 /// What the status page may load: nothing but its own inline style sheet and `data:` images.
