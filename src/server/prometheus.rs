@@ -27,7 +27,7 @@
 //! | `nms_alerts_silenced`, `nms_silences_active` | | silences |
 //! | `nms_*_total`, `nms_alertmanager_*{alertmanager}` | | the server's own counters (store, NetTask, each Alertmanager) |
 
-use super::registry::Status;
+use super::registry::{AgentRecord, Status};
 use super::{Shared, State};
 use crate::nettask::Stats;
 use crate::schema::{Rollup, SampleKind};
@@ -143,6 +143,17 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
         vec![(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
     );
     let agents = state.registry.all();
+    agent_families(&mut x, &agents);
+    report_families(&mut x, shared, state, &agents);
+    server_counters(&mut x, shared, endpoint);
+    alerts_into(&mut x, alerts);
+    alertmanager_families(&mut x, shared);
+    remote_write_families(&mut x, shared);
+    x.out
+}
+
+/// `nms_agent_up` and `nms_agent_last_seen_timestamp_seconds`, one series per agent.
+fn agent_families(x: &mut Exposition, agents: &[&AgentRecord]) {
     x.family(
         "nms_agent_up",
         "gauge",
@@ -169,7 +180,11 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             })
             .collect(),
     );
+}
 
+/// The latest values of the agents' reports: one family per field of the schema, and when
+/// each task last reported.
+fn report_families(x: &mut Exposition, shared: &Shared, state: &State, agents: &[&AgentRecord]) {
     // Only what is measured now: the agent is up (a down or forgotten agent's series go at
     // once, as an exporter's do when its target is gone), and its tasks still measure it
     // (after a task changes its destination, the old destination's values are not current).
@@ -223,7 +238,10 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             .map(|((agent, task), ms)| (vec![("agent", agent), ("task", task)], ms as f64 / 1000.0))
             .collect(),
     );
+}
 
+/// The server's own counters: the store's and the NetTask endpoint's.
+fn server_counters(x: &mut Exposition, shared: &Shared, endpoint: &Stats) {
     let s = &shared.store.stats();
     let counters: Vec<(&str, &str, u64)> = vec![
         (
@@ -305,10 +323,6 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     for (name, help, v) in counters {
         x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
     }
-    alerts_into(&mut x, alerts);
-    alertmanager_families(&mut x, shared);
-    remote_write_families(&mut x, shared);
-    x.out
 }
 
 /// The remote-write destinations' counters and gauges, one series per destination (labels
