@@ -162,6 +162,9 @@ pub(super) fn forget_unreported(shared: &Arc<Shared>, state: &mut State, now_ms:
     );
 }
 
+/// An agent found silent too long: its id, name, and how long it was silent.
+type Silent = (u32, String, u64);
+
 /// Marks agents down when they were silent for too long, and raises AGENT_DOWN.
 pub(super) async fn liveness(shared: Arc<Shared>) {
     let limit_ms = (shared.options.heartbeat * shared.options.missed_heartbeats).as_millis() as u64;
@@ -171,44 +174,7 @@ pub(super) async fn liveness(shared: Arc<Shared>) {
         let candidates = {
             let mut state = shared.state();
             forget_unreported(&shared, &mut state, now_ms);
-            let started = state.started_ms;
-            let mut newly_down = Vec::new();
-            for record in state.registry.iter_mut() {
-                // An agent that never sent anything is not reported down: it is forgotten instead
-                // (spoofed registrations would otherwise each store an alert at every start).
-                if !record.reported {
-                    continue;
-                }
-                let since = record.last_seen_ms.max(started);
-                if now_ms.saturating_sub(since) <= limit_ms {
-                    continue;
-                }
-                match record.status {
-                    Status::Up => {
-                        record.status = Status::Down;
-                        newly_down.push((
-                            record.id,
-                            record.name.clone(),
-                            now_ms - record.last_seen_ms,
-                        ));
-                    }
-                    Status::Down => newly_down.push((
-                        record.id,
-                        record.name.clone(),
-                        now_ms.saturating_sub(record.last_seen_ms),
-                    )),
-                }
-            }
-            newly_down
-                .into_iter()
-                .filter(|(id, ..)| {
-                    !state.down_alerted.contains_key(id)
-                        && state
-                            .served_elsewhere
-                            .get(id)
-                            .is_none_or(|until| *until <= now_ms)
-                })
-                .collect::<Vec<(u32, String, u64)>>()
+            silent_agents(&mut state, now_ms, limit_ms)
         };
         // Agents another server serves now are not down: the peers are asked (outside the
         // state lock) before an AGENT_DOWN is raised.
@@ -218,48 +184,99 @@ pub(super) async fn liveness(shared: Arc<Shared>) {
             served_by_peers(&shared).await
         };
         let mut state = shared.state();
-        // One write for every agent found silent in this pass, however many.
-        let mut alerts = Vec::new();
-        for (id, name, silent_ms) in candidates {
-            if let Some(peer) = elsewhere.get(&name) {
-                let known = state
-                    .served_elsewhere
-                    .insert(id, now_ms + PEER_ANSWER_HOLDS.as_millis() as u64);
-                if known.is_none() {
-                    log::event(
-                        Level::Info,
-                        "MOVED",
-                        format_args!(
-                            "{name} silent here for {:.1} s, and served by {peer}: not reported down",
-                            silent_ms as f64 / 1000.0
-                        ),
-                    );
-                }
-                continue;
-            }
-            state.served_elsewhere.remove(&id);
-            if state.down_alerted.contains_key(&id) {
-                continue;
-            }
-            log::event(
-                Level::Bad,
-                "DOWN",
-                format_args!("{name} silent for {:.1} s", silent_ms as f64 / 1000.0),
-            );
-            let alert = server_alert(
-                &name,
-                AlertType::AgentDown,
-                Severity::Critical,
-                silent_ms as f64 / 1000.0,
-                limit_ms as f64 / 1000.0,
-                format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
-            );
-            state.down_alerted.insert(id, alert.alert_id);
-            alerts.push(AlertRecord::from_alert(&alert, now_ms));
-        }
+        let alerts = raise_down(&mut state, candidates, &elsewhere, now_ms, limit_ms);
         drop(state);
         shared.store_alerts_logged(alerts);
     }
+}
+
+/// Marks the agents silent past `limit_ms` down; returns those not alerted yet and not known
+/// to be served elsewhere.
+fn silent_agents(state: &mut State, now_ms: u64, limit_ms: u64) -> Vec<Silent> {
+    let started = state.started_ms;
+    let mut newly_down = Vec::new();
+    for record in state.registry.iter_mut() {
+        // An agent that never sent anything is not reported down: it is forgotten instead
+        // (spoofed registrations would otherwise each store an alert at every start).
+        if !record.reported {
+            continue;
+        }
+        let since = record.last_seen_ms.max(started);
+        if now_ms.saturating_sub(since) <= limit_ms {
+            continue;
+        }
+        match record.status {
+            Status::Up => {
+                record.status = Status::Down;
+                newly_down.push((record.id, record.name.clone(), now_ms - record.last_seen_ms));
+            }
+            Status::Down => newly_down.push((
+                record.id,
+                record.name.clone(),
+                now_ms.saturating_sub(record.last_seen_ms),
+            )),
+        }
+    }
+    newly_down
+        .into_iter()
+        .filter(|(id, ..)| {
+            !state.down_alerted.contains_key(id)
+                && state
+                    .served_elsewhere
+                    .get(id)
+                    .is_none_or(|until| *until <= now_ms)
+        })
+        .collect()
+}
+
+/// Raises AGENT_DOWN for each silent agent no peer serves; returns the alerts, stored by the
+/// caller with one write for every agent found silent in this pass, however many.
+fn raise_down(
+    state: &mut State,
+    candidates: Vec<Silent>,
+    elsewhere: &std::collections::HashMap<String, String>,
+    now_ms: u64,
+    limit_ms: u64,
+) -> Vec<AlertRecord> {
+    let mut alerts = Vec::new();
+    for (id, name, silent_ms) in candidates {
+        if let Some(peer) = elsewhere.get(&name) {
+            let known = state
+                .served_elsewhere
+                .insert(id, now_ms + PEER_ANSWER_HOLDS.as_millis() as u64);
+            if known.is_none() {
+                log::event(
+                    Level::Info,
+                    "MOVED",
+                    format_args!(
+                        "{name} silent here for {:.1} s, and served by {peer}: not reported down",
+                        silent_ms as f64 / 1000.0
+                    ),
+                );
+            }
+            continue;
+        }
+        state.served_elsewhere.remove(&id);
+        if state.down_alerted.contains_key(&id) {
+            continue;
+        }
+        log::event(
+            Level::Bad,
+            "DOWN",
+            format_args!("{name} silent for {:.1} s", silent_ms as f64 / 1000.0),
+        );
+        let alert = server_alert(
+            &name,
+            AlertType::AgentDown,
+            Severity::Critical,
+            silent_ms as f64 / 1000.0,
+            limit_ms as f64 / 1000.0,
+            format!("agent {name} silent for {:.1} s", silent_ms as f64 / 1000.0),
+        );
+        state.down_alerted.insert(id, alert.alert_id);
+        alerts.push(AlertRecord::from_alert(&alert, now_ms));
+    }
+    alerts
 }
 
 /// How long a peer's word that it serves an agent holds before it is asked again.
