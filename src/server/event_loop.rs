@@ -1,6 +1,7 @@
 //! The event loop: endpoint events gathered into batches (one store write and one sync each),
 //! the endpoint's counters copied for the API, and the orderly shutdown.
 
+use super::ServerError;
 use super::{Shared, Started, handle_events, store_batch};
 use crate::log::{self, Level};
 use crate::nettask::ServerEvent;
@@ -15,7 +16,7 @@ pub(super) async fn serve(
     event_rx: smol::channel::Receiver<ServerEvent>,
     stop: impl std::future::Future<Output = ()>,
     started: Started,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     use futures_lite::FutureExt;
     enum Next {
         Event(ServerEvent),
@@ -40,7 +41,7 @@ pub(super) async fn serve(
         let first = match next {
             Next::Event(e) => e,
             Next::Stop => break Ok(()),
-            Next::DriverGone => break Err(anyhow::anyhow!("the NetTask driver stopped")),
+            Next::DriverGone => break Err(ServerError::DriverStopped),
         };
         let mut batch = vec![first];
         // Group commit: what arrives within a few milliseconds of the first event is handled

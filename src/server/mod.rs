@@ -22,6 +22,7 @@ pub use operate::reload;
 
 mod admission;
 mod alert_ingest;
+mod error;
 mod event_loop;
 mod ingest;
 mod liveness;
@@ -31,6 +32,7 @@ mod state;
 mod task_delivery;
 
 pub use admission::{NEW_AGENTS_BURST, NewAgentBucket};
+pub use error::ServerError;
 pub use ingest::summarize;
 pub use liveness::forget_agent;
 pub(crate) use liveness::server_alert;
@@ -44,6 +46,7 @@ pub use task_delivery::{DeviceOutcome, TaskOutcome, install_upload};
 
 use admission::{SharedNames, admit_registration};
 use alert_ingest::AlertIngest;
+use error::chain;
 use event_loop::{serve, stats_refresh};
 use ingest::{handle_events, store_batch};
 use liveness::{liveness, mark_heard};

@@ -1,6 +1,7 @@
 //! The validated configuration of a server ([`ServerOptions`]) and the checks and defaults
 //! of its command-line values.
 
+use super::ServerError;
 use super::{alertmanager, http, remote_write};
 use crate::nettask::Keys;
 use crate::store::StoreOptions;
@@ -59,19 +60,21 @@ pub struct ServerOptions {
 pub const HTTP_ORIGIN: &str = "HTTP API";
 
 /// Checks `--external-url`: an `http://` or `https://` URL with a host, no query.
-pub fn check_external_url(url: &str) -> anyhow::Result<String> {
+pub fn check_external_url(url: &str) -> Result<String, ServerError> {
     let uri: hyper::Uri = url
         .trim()
         .parse()
-        .map_err(|_| anyhow::anyhow!("--external-url {url:?}: not a URL"))?;
+        .map_err(|_| ServerError::ExternalUrl(format!("--external-url {url:?}: not a URL")))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
-        anyhow::bail!(
+        return Err(ServerError::ExternalUrl(format!(
             "--external-url {url:?}: give the URL the HTTP API is reached at, e.g. \
              https://monitor.example.net/nms"
-        );
+        )));
     }
     if uri.query().is_some() {
-        anyhow::bail!("--external-url {url:?}: a base URL has no query");
+        return Err(ServerError::ExternalUrl(format!(
+            "--external-url {url:?}: a base URL has no query"
+        )));
     }
     Ok(url.trim().trim_end_matches('/').to_string())
 }

@@ -4,16 +4,15 @@
 use super::dispatch::Dispatch;
 use super::registry::Registry;
 use super::{
-    AlertIngest, HTTP_ORIGIN, NewAgentBucket, ServerOptions, Shared, SharedNames, State, Throttles,
-    ack, alertmanager, firing, http, liveness, remote_write, report_unscheduled, serve, silence,
-    stats_refresh,
+    AlertIngest, HTTP_ORIGIN, NewAgentBucket, ServerError, ServerOptions, Shared, SharedNames,
+    State, Throttles, ack, alertmanager, chain, firing, http, liveness, remote_write,
+    report_unscheduled, serve, silence, stats_refresh,
 };
 use crate::log::{self, Level};
 use crate::nettask::driver::{self, SocketStats};
 use crate::nettask::{Config, ServerEndpoint, Stats};
 use crate::store::Store;
 use crate::wire::AlertType;
-use anyhow::Context;
 use smol::channel::Sender;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -58,17 +57,26 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds the NetTask, AlertFlow and HTTP addresses of `options`.
-    pub async fn bind(options: &ServerOptions) -> anyhow::Result<Listeners> {
+    pub async fn bind(options: &ServerOptions) -> Result<Listeners, ServerError> {
         let nettask_addr = SocketAddr::new(options.listen, options.nettask_port);
-        let nettask = driver::bind(nettask_addr, 8 * 1024 * 1024)
-            .with_context(|| format!("cannot bind the NetTask port udp/{nettask_addr}"))?;
+        let nettask =
+            driver::bind(nettask_addr, 8 * 1024 * 1024).map_err(|source| ServerError::Bind {
+                what: format!("NetTask port udp/{nettask_addr}"),
+                source,
+            })?;
         let alertflow_addr = SocketAddr::new(options.listen, options.alertflow_port);
         let alertflow = async_net::TcpListener::bind(alertflow_addr)
             .await
-            .with_context(|| format!("cannot bind the AlertFlow port tcp/{alertflow_addr}"))?;
+            .map_err(|source| ServerError::Bind {
+                what: format!("AlertFlow port tcp/{alertflow_addr}"),
+                source,
+            })?;
         let http = async_net::TcpListener::bind(options.http)
             .await
-            .with_context(|| format!("cannot bind the HTTP API on {}", options.http))?;
+            .map_err(|source| ServerError::Bind {
+                what: format!("HTTP API on {}", options.http),
+                source,
+            })?;
         Ok(Listeners {
             nettask,
             alertflow,
@@ -90,7 +98,7 @@ impl Listeners {
 pub struct RunningServer {
     pub bound: Bound,
     shared: std::sync::Weak<Shared>,
-    done: smol::Task<anyhow::Result<()>>,
+    done: smol::Task<Result<(), ServerError>>,
 }
 
 impl RunningServer {
@@ -107,7 +115,7 @@ impl RunningServer {
     /// Waits for the server to stop: `Ok` once its shutdown signal came and it stopped cleanly
     /// (nothing accepted any more, the last batch stored and acknowledged, the local agent and
     /// its probes stopped, the store closed); `Err` if it failed while running.
-    pub async fn stopped(self) -> anyhow::Result<()> {
+    pub async fn stopped(self) -> Result<(), ServerError> {
         self.done.await
     }
 }
@@ -130,7 +138,7 @@ pub async fn run(
     options: ServerOptions,
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<RunningServer> {
+) -> Result<RunningServer, ServerError> {
     raise_open_file_limit();
     for url in &options.alertmanagers {
         alertmanager::check_target(url)?;
@@ -211,19 +219,19 @@ struct Opened {
 impl Opened {
     /// Creates the data directory and opens the store, registry, tasks, silences,
     /// acknowledgements and firing alerts kept in it.
-    fn open(options: &ServerOptions) -> anyhow::Result<Opened> {
-        std::fs::create_dir_all(&options.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {}",
-                options.data_dir.display()
-            )
+    fn open(options: &ServerOptions) -> Result<Opened, ServerError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| {
+            ServerError::DataDirectory {
+                path: options.data_dir.clone(),
+                source,
+            }
         })?;
         let store = Arc::new(Store::open(&options.data_dir, options.store.clone())?);
         let registry = Registry::open(&options.data_dir)?;
         let dispatch = Dispatch::open(&options.data_dir)?;
         let silences = silence::Silences::open(&options.data_dir)?;
         let acks = ack::Acknowledgements::open(&options.data_dir)?;
-        let firing = firing::Firing::load(&store).context("cannot read the firing alerts")?;
+        let firing = firing::Firing::load(&store).map_err(ServerError::FiringAlerts)?;
         // An agent already down when the server stopped is still down: its AGENT_DOWN fires
         // on, and no second one is raised.
         let down_alerted: std::collections::HashMap<u32, u64> = firing
@@ -260,7 +268,7 @@ impl Opened {
         options: &ServerOptions,
         bound: Bound,
         commands: Sender<crate::nettask::driver::Command<ServerEndpoint>>,
-    ) -> anyhow::Result<Arc<Shared>> {
+    ) -> Result<Arc<Shared>, ServerError> {
         let external = options
             .external_url
             .clone()
@@ -307,7 +315,7 @@ impl Opened {
 
 /// Installs the tasks of the task files, then restores the tasks posted over the HTTP API
 /// before the restart.
-fn load_tasks(options: &ServerOptions, dispatch: &mut Dispatch) -> anyhow::Result<()> {
+fn load_tasks(options: &ServerOptions, dispatch: &mut Dispatch) -> Result<(), ServerError> {
     for path in &options.task_files {
         let tasks = Dispatch::read_file(path)?;
         for (task, rules) in tasks {
@@ -322,10 +330,7 @@ fn load_tasks(options: &ServerOptions, dispatch: &mut Dispatch) -> anyhow::Resul
     }
     report_unscheduled(&dispatch.take_plan_changes().unplaced);
     for (path, upload) in dispatch.persisted_uploads() {
-        match upload
-            .map_err(anyhow::Error::msg)
-            .and_then(|u| Dispatch::read_upload(&u).map_err(anyhow::Error::from))
-        {
+        match upload.and_then(|u| Dispatch::read_upload(&u).map_err(|e| chain(&e))) {
             Ok(tasks) => {
                 for (task, rules) in tasks {
                     let id = task.task_id.clone();
@@ -374,7 +379,7 @@ fn start_forwarders(
     external: &str,
     silences: &silence::Silences,
     firing: &firing::Firing,
-) -> anyhow::Result<Vec<alertmanager::Forwarder>> {
+) -> Result<Vec<alertmanager::Forwarder>, ServerError> {
     let mut forwarders = Vec::new();
     for target in &options.alertmanagers {
         let forwarder = alertmanager::Forwarder::start(target, Some(external.to_string()))?;
@@ -453,8 +458,8 @@ fn start_local_agent(
     options: &ServerOptions,
     name: &str,
     bound: Bound,
-) -> anyhow::Result<(smol::Task<()>, Sender<()>)> {
-    crate::config::check_agent_name(name)?;
+) -> Result<(smol::Task<()>, Sender<()>), ServerError> {
+    crate::config::check_agent_name(name).map_err(|e| ServerError::LocalAgent(format!("{e:#}")))?;
     let agent = crate::agent::AgentOptions {
         servers: vec![
             SocketAddr::new(loopback_of(options.listen), bound.nettask.port()).to_string(),
