@@ -53,40 +53,8 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
             .store_alerts(vec![record])
             .map(|o| o.first().copied().unwrap_or(Stored::Duplicate));
         match stored {
-            Ok(Stored::New) if alert.resolves != 0 => {
-                log::event(
-                    Level::Good,
-                    "RESOLVED",
-                    format_args!(
-                        "{} {} {}: {} (rule {})",
-                        alert.agent,
-                        alert.alert_type.name(),
-                        alert.task,
-                        alert.message,
-                        alert.rule
-                    ),
-                );
-                Ok(crate::alertflow::server::StoreOutcome::Stored)
-            }
             Ok(Stored::New) => {
-                log::event(
-                    if alert.severity == Severity::Critical {
-                        Level::Bad
-                    } else {
-                        Level::Warn
-                    },
-                    "ALERT",
-                    format_args!(
-                        "{} {} {}: {} (value {}, threshold {}, rule {}) from {peer}",
-                        alert.agent,
-                        alert.alert_type.name(),
-                        alert.task,
-                        alert.message,
-                        alert.value,
-                        alert.threshold,
-                        alert.rule
-                    ),
-                );
+                log_stored(&alert, peer);
                 Ok(crate::alertflow::server::StoreOutcome::Stored)
             }
             // Refused (dated outside what the store keeps): acknowledged, never stored.
@@ -96,4 +64,41 @@ impl crate::alertflow::server::AlertHandler for AlertIngest {
             Err(e) => Err(Box::new(e)),
         }
     }
+}
+
+/// Logs an alert stored for the first time: a resolution, or an alert raised (from `peer`).
+fn log_stored(alert: &Alert, peer: SocketAddr) {
+    if alert.resolves != 0 {
+        log::event(
+            Level::Good,
+            "RESOLVED",
+            format_args!(
+                "{} {} {}: {} (rule {})",
+                alert.agent,
+                alert.alert_type.name(),
+                alert.task,
+                alert.message,
+                alert.rule
+            ),
+        );
+        return;
+    }
+    log::event(
+        if alert.severity == Severity::Critical {
+            Level::Bad
+        } else {
+            Level::Warn
+        },
+        "ALERT",
+        format_args!(
+            "{} {} {}: {} (value {}, threshold {}, rule {}) from {peer}",
+            alert.agent,
+            alert.alert_type.name(),
+            alert.task,
+            alert.message,
+            alert.value,
+            alert.threshold,
+            alert.rule
+        ),
+    );
 }

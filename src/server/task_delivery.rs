@@ -88,6 +88,32 @@ pub(super) fn dispatch_device(
             reason: Some("the agent is not connected; it gets the task when it registers".into()),
         };
     };
+    send_assignment(
+        shared,
+        state,
+        loaded,
+        (device, agent_id),
+        assignment,
+        &items,
+    );
+    DeviceOutcome {
+        device: device.to_string(),
+        status: "sent",
+        agent_id: Some(agent_id),
+        items,
+        reason: None,
+    }
+}
+
+/// Sends `device`'s agent (up, as `agent_id`) its assignment, and notes that it runs the task.
+fn send_assignment(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    loaded: &LoadedTask,
+    (device, agent_id): (&str, u32),
+    assignment: crate::wire::TaskAssignment,
+    items: &[String],
+) {
     state
         .dispatch
         .assigned
@@ -114,13 +140,6 @@ pub(super) fn dispatch_device(
             items.join(", ")
         ),
     );
-    DeviceOutcome {
-        device: device.to_string(),
-        status: "sent",
-        agent_id: Some(agent_id),
-        items,
-        reason: None,
-    }
 }
 
 /// Sends a newly registered agent every task naming it, and re-sends the iperf clients that
