@@ -241,6 +241,9 @@ fn report_families(x: &mut Exposition, shared: &Shared, state: &State, agents: &
 }
 
 /// The server's own counters: the store's and the NetTask endpoint's.
+///
+/// Long only because it is a table: one (name, help, value) row per counter, in the order
+/// they are exported.
 fn server_counters(x: &mut Exposition, shared: &Shared, endpoint: &Stats) {
     let s = &shared.store.stats();
     let counters: Vec<(&str, &str, u64)> = vec![

@@ -132,36 +132,11 @@ pub async fn serve(
                 continue;
             }
         };
-        let shared = shared.clone();
-        open.push(smol::spawn(async move {
-            let _permit = permit;
-            let opened = std::time::Instant::now();
-            let mut stream = crate::limits::Deadlined::new(
-                stream,
-                opened + REQUEST_DEADLINE,
-                opened + RESPONSE_DEADLINE,
-            );
-            let head = match super::http_head::read_first_head(&mut stream).await {
-                super::http_head::Head::Ok(head) => head,
-                super::http_head::Head::Refused(status, message) => {
-                    super::http_head::refuse(&mut stream, status, &message).await;
-                    return;
-                }
-                super::http_head::Head::Gone => return,
-            };
-            let io = smol_hyper::rt::FuturesIo::new(super::http_head::Prefixed::new(head, stream));
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(smol_hyper::rt::SmolTimer::new())
-                .header_read_timeout(REQUEST_DEADLINE)
-                .keep_alive(false)
-                .max_buf_size(64 * 1024)
-                .serve_connection(io, service)
-                .await;
-        }));
+        open.push(smol::spawn(serve_connection(
+            shared.clone(),
+            stream,
+            permit,
+        )));
     }
     drop(listener);
     let grace = async_io::Timer::after(SHUTDOWN_GRACE);
@@ -178,6 +153,42 @@ pub async fn serve(
     for task in open {
         task.cancel().await;
     }
+}
+
+/// Answers the one request of a connection: its head must arrive within [`REQUEST_DEADLINE`],
+/// the answer be written within [`RESPONSE_DEADLINE`]; the permit is held until it is closed.
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: async_net::TcpStream,
+    permit: crate::limits::ConnectionPermit,
+) {
+    let _permit = permit;
+    let opened = std::time::Instant::now();
+    let mut stream = crate::limits::Deadlined::new(
+        stream,
+        opened + REQUEST_DEADLINE,
+        opened + RESPONSE_DEADLINE,
+    );
+    let head = match super::http_head::read_first_head(&mut stream).await {
+        super::http_head::Head::Ok(head) => head,
+        super::http_head::Head::Refused(status, message) => {
+            super::http_head::refuse(&mut stream, status, &message).await;
+            return;
+        }
+        super::http_head::Head::Gone => return,
+    };
+    let io = smol_hyper::rt::FuturesIo::new(super::http_head::Prefixed::new(head, stream));
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(smol_hyper::rt::SmolTimer::new())
+        .header_read_timeout(REQUEST_DEADLINE)
+        .keep_alive(false)
+        .max_buf_size(64 * 1024)
+        .serve_connection(io, service)
+        .await;
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Reply {
