@@ -73,6 +73,14 @@ impl Shared {
         let _ = self.commands.try_send(Box::new(f));
     }
 
+    /// The endpoint's counters as last copied (the default when the lock was poisoned).
+    pub fn endpoint_counters(&self) -> Stats {
+        self.endpoint_stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
     /// Who may use the HTTP API now.
     pub fn api(&self) -> http::ApiAccess {
         self.api.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -358,11 +358,7 @@ pub(super) fn tasks(shared: &Arc<Shared>) -> Reply {
 }
 
 pub(super) fn status(shared: &Arc<Shared>) -> Reply {
-    let endpoint = shared
-        .endpoint_stats
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let endpoint = shared.endpoint_counters();
     let (agents, up, tasks, refused_new_agents, refused_alerts) = {
         let state = shared.state();
         let up = state

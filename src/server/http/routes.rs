@@ -178,11 +178,7 @@ pub(super) fn index() -> Reply {
 
 /// `GET /metrics`: the Prometheus exposition.
 pub(super) fn exposition(shared: &Arc<Shared>) -> Reply {
-    let endpoint = shared
-        .endpoint_stats
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let endpoint = shared.endpoint_counters();
     let text = prometheus::render(shared, &endpoint);
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
