@@ -27,10 +27,12 @@
 //! | `nms_alerts_silenced`, `nms_silences_active` | | silences |
 //! | `nms_*_total`, `nms_alertmanager_*{alertmanager}` | | the server's own counters (store, NetTask, each Alertmanager) |
 
+use super::Shared;
+use super::dispatch::Dispatch;
 use super::registry::{AgentRecord, Status};
-use super::{Shared, State};
 use crate::nettask::Stats;
 use crate::schema::{Rollup, SampleKind};
+use crate::store::{Store, StoreStats};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
@@ -129,7 +131,8 @@ impl Exposition {
     }
 }
 
-/// Renders the exposition.
+/// Renders the exposition. Only this reads the server's shared parts (taking their locks in
+/// the order the server allows); each family below is given just what it reads.
 pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     let mut x = Exposition::default();
     // Taken before the state lock (the firing set is never locked inside it).
@@ -144,11 +147,11 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     );
     let agents = state.registry.all();
     agent_families(&mut x, &agents);
-    report_families(&mut x, shared, state, &agents);
-    server_counters(&mut x, shared, endpoint);
+    report_families(&mut x, &shared.store, &state.dispatch, &agents);
+    server_counters(&mut x, &shared.store.stats(), endpoint);
     alerts_into(&mut x, alerts);
-    alertmanager_families(&mut x, shared);
-    remote_write_families(&mut x, shared);
+    alertmanager_families(&mut x, &shared.alertmanagers);
+    remote_write_families(&mut x, &shared.store, &shared.remote_writers);
     x.out
 }
 
@@ -184,7 +187,12 @@ fn agent_families(x: &mut Exposition, agents: &[&AgentRecord]) {
 
 /// The latest values of the agents' reports: one family per field of the schema, and when
 /// each task last reported.
-fn report_families(x: &mut Exposition, shared: &Shared, state: &State, agents: &[&AgentRecord]) {
+fn report_families(
+    x: &mut Exposition,
+    store: &Store,
+    dispatch: &Dispatch,
+    agents: &[&AgentRecord],
+) {
     // Only what is measured now: the agent is up (a down or forgotten agent's series go at
     // once, as an exporter's do when its target is gone), and its tasks still measure it
     // (after a task changes its destination, the old destination's values are not current).
@@ -193,8 +201,8 @@ fn report_families(x: &mut Exposition, shared: &Shared, state: &State, agents: &
         .filter(|a| a.status == Status::Up)
         .map(|a| a.name.as_str())
         .collect();
-    let mut latest = shared.store.latest();
-    latest.retain(|r| up.contains(r.agent.as_str()) && is_current(state, r));
+    let mut latest = store.latest();
+    latest.retain(|r| up.contains(r.agent.as_str()) && is_current(dispatch, r));
     // Newest first, so that a host measured by two tasks shows its newest value once.
     latest.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
     // One family per field of the schema, in base units. The rates of interfaces are left
@@ -244,8 +252,7 @@ fn report_families(x: &mut Exposition, shared: &Shared, state: &State, agents: &
 ///
 /// Long only because it is a table: one (name, help, value) row per counter, in the order
 /// they are exported.
-fn server_counters(x: &mut Exposition, shared: &Shared, endpoint: &Stats) {
-    let s = &shared.store.stats();
+fn server_counters(x: &mut Exposition, s: &StoreStats, endpoint: &Stats) {
     let counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
@@ -330,13 +337,13 @@ fn server_counters(x: &mut Exposition, shared: &Shared, endpoint: &Stats) {
 
 /// The remote-write destinations' counters and gauges, one series per destination (labels
 /// `remote_name` and `url`, without credentials).
-fn remote_write_families(x: &mut Exposition, shared: &Shared) {
+fn remote_write_families(
+    x: &mut Exposition,
+    store: &Store,
+    writers: &[super::remote_write::Writer],
+) {
     let now = crate::log::now_ms();
-    let statuses: Vec<_> = shared
-        .remote_writers
-        .iter()
-        .map(|w| w.status(&shared.store, now))
-        .collect();
+    let statuses: Vec<_> = writers.iter().map(|w| w.status(store, now)).collect();
     let per = |pick: fn(&super::remote_write::WriteStatus) -> f64| -> Vec<(Labels<'_>, f64)> {
         statuses
             .iter()
@@ -463,8 +470,8 @@ fn label_name(name: &str) -> Option<&'static str> {
 
 /// The forwarders' counters and gauges, one series per Alertmanager (label `alertmanager`,
 /// its URL without credentials).
-fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
-    let statuses: Vec<_> = shared.alertmanagers.iter().map(|f| f.status()).collect();
+fn alertmanager_families(x: &mut Exposition, forwarders: &[super::alertmanager::Forwarder]) {
+    let statuses: Vec<_> = forwarders.iter().map(|f| f.status()).collect();
     let per = |pick: fn(&super::alertmanager::ForwardStatus) -> u64| -> Vec<(Labels<'_>, f64)> {
         statuses
             .iter()
@@ -505,14 +512,14 @@ fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
 
 /// Whether a stored record belongs to a task and target that are still measured: the task is
 /// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
-fn is_current(state: &State, r: &crate::store::Report) -> bool {
-    let Some(task) = state.dispatch.get(&r.task) else {
+fn is_current(dispatch: &Dispatch, r: &crate::store::Report) -> bool {
+    let Some(task) = dispatch.get(&r.task) else {
         return false;
     };
     let Some(target) = &r.target else {
         return task.task.device(&r.agent).is_some();
     };
-    let (ping, iperf) = state.dispatch.targets(task.number, &r.agent);
+    let (ping, iperf) = dispatch.targets(task.number, &r.agent);
     ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
 }
 
