@@ -548,6 +548,7 @@ fn server(args: ServerArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> 
         })
         .await
     })
+    .map_err(anyhow::Error::from)
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<()> {

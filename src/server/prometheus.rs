@@ -27,10 +27,12 @@
 //! | `nms_alerts_silenced`, `nms_silences_active` | | silences |
 //! | `nms_*_total`, `nms_alertmanager_*{alertmanager}` | | the server's own counters (store, NetTask, each Alertmanager) |
 
-use super::registry::Status;
-use super::{Shared, State};
+use super::Shared;
+use super::dispatch::Dispatch;
+use super::registry::{AgentRecord, Status};
 use crate::nettask::Stats;
 use crate::schema::{Rollup, SampleKind};
+use crate::store::{Store, StoreStats};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
@@ -129,7 +131,8 @@ impl Exposition {
     }
 }
 
-/// Renders the exposition.
+/// Renders the exposition. Only this reads the server's shared parts (taking their locks in
+/// the order the server allows); each family below is given just what it reads.
 pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     let mut x = Exposition::default();
     // Taken before the state lock (the firing set is never locked inside it).
@@ -143,6 +146,17 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
         vec![(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
     );
     let agents = state.registry.all();
+    agent_families(&mut x, &agents);
+    report_families(&mut x, &shared.store, &state.dispatch, &agents);
+    server_counters(&mut x, &shared.store.stats(), endpoint);
+    alerts_into(&mut x, alerts);
+    alertmanager_families(&mut x, &shared.alertmanagers);
+    remote_write_families(&mut x, &shared.store, &shared.remote_writers);
+    x.out
+}
+
+/// `nms_agent_up` and `nms_agent_last_seen_timestamp_seconds`, one series per agent.
+fn agent_families(x: &mut Exposition, agents: &[&AgentRecord]) {
     x.family(
         "nms_agent_up",
         "gauge",
@@ -169,7 +183,16 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             })
             .collect(),
     );
+}
 
+/// The latest values of the agents' reports: one family per field of the schema, and when
+/// each task last reported.
+fn report_families(
+    x: &mut Exposition,
+    store: &Store,
+    dispatch: &Dispatch,
+    agents: &[&AgentRecord],
+) {
     // Only what is measured now: the agent is up (a down or forgotten agent's series go at
     // once, as an exporter's do when its target is gone), and its tasks still measure it
     // (after a task changes its destination, the old destination's values are not current).
@@ -178,8 +201,8 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
         .filter(|a| a.status == Status::Up)
         .map(|a| a.name.as_str())
         .collect();
-    let mut latest = shared.store.latest();
-    latest.retain(|r| up.contains(r.agent.as_str()) && is_current(state, r));
+    let mut latest = store.latest();
+    latest.retain(|r| up.contains(r.agent.as_str()) && is_current(dispatch, r));
     // Newest first, so that a host measured by two tasks shows its newest value once.
     latest.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
     // One family per field of the schema, in base units. The rates of interfaces are left
@@ -223,8 +246,13 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
             .map(|((agent, task), ms)| (vec![("agent", agent), ("task", task)], ms as f64 / 1000.0))
             .collect(),
     );
+}
 
-    let s = &shared.store.stats();
+/// The server's own counters: the store's and the NetTask endpoint's.
+///
+/// Long only because it is a table: one (name, help, value) row per counter, in the order
+/// they are exported.
+fn server_counters(x: &mut Exposition, s: &StoreStats, endpoint: &Stats) {
     let counters: Vec<(&str, &str, u64)> = vec![
         (
             "nms_metrics_reports_stored_total",
@@ -305,21 +333,17 @@ pub fn render(shared: &Shared, endpoint: &Stats) -> String {
     for (name, help, v) in counters {
         x.family(name, "counter", help, vec![(Vec::new(), v as f64)]);
     }
-    alerts_into(&mut x, alerts);
-    alertmanager_families(&mut x, shared);
-    remote_write_families(&mut x, shared);
-    x.out
 }
 
 /// The remote-write destinations' counters and gauges, one series per destination (labels
 /// `remote_name` and `url`, without credentials).
-fn remote_write_families(x: &mut Exposition, shared: &Shared) {
+fn remote_write_families(
+    x: &mut Exposition,
+    store: &Store,
+    writers: &[super::remote_write::Writer],
+) {
     let now = crate::log::now_ms();
-    let statuses: Vec<_> = shared
-        .remote_writers
-        .iter()
-        .map(|w| w.status(&shared.store, now))
-        .collect();
+    let statuses: Vec<_> = writers.iter().map(|w| w.status(store, now)).collect();
     let per = |pick: fn(&super::remote_write::WriteStatus) -> f64| -> Vec<(Labels<'_>, f64)> {
         statuses
             .iter()
@@ -446,8 +470,8 @@ fn label_name(name: &str) -> Option<&'static str> {
 
 /// The forwarders' counters and gauges, one series per Alertmanager (label `alertmanager`,
 /// its URL without credentials).
-fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
-    let statuses: Vec<_> = shared.alertmanagers.iter().map(|f| f.status()).collect();
+fn alertmanager_families(x: &mut Exposition, forwarders: &[super::alertmanager::Forwarder]) {
+    let statuses: Vec<_> = forwarders.iter().map(|f| f.status()).collect();
     let per = |pick: fn(&super::alertmanager::ForwardStatus) -> u64| -> Vec<(Labels<'_>, f64)> {
         statuses
             .iter()
@@ -488,14 +512,14 @@ fn alertmanager_families(x: &mut Exposition, shared: &Shared) {
 
 /// Whether a stored record belongs to a task and target that are still measured: the task is
 /// loaded, names the agent, and (for a ping or iperf record) still measures towards its target.
-fn is_current(state: &State, r: &crate::store::Report) -> bool {
-    let Some(task) = state.dispatch.get(&r.task) else {
+fn is_current(dispatch: &Dispatch, r: &crate::store::Report) -> bool {
+    let Some(task) = dispatch.get(&r.task) else {
         return false;
     };
     let Some(target) = &r.target else {
         return task.task.device(&r.agent).is_some();
     };
-    let (ping, iperf) = state.dispatch.targets(task.number, &r.agent);
+    let (ping, iperf) = dispatch.targets(task.number, &r.agent);
     ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
 }
 

@@ -152,65 +152,9 @@ impl StatusPage {
     /// state lock, then graphs from the store's steps (outside it).
     pub fn gather(shared: &Shared, now_ms: u64, range: Range) -> StatusPage {
         let start_ms = now_ms.saturating_sub(range.span_ms());
-        let (agents, tasks) = {
-            let state = shared.state();
-            let agents: Vec<AgentStatus> = state
-                .registry
-                .all()
-                .into_iter()
-                .map(|a| AgentStatus {
-                    id: a.id,
-                    name: a.name.clone(),
-                    up: a.status == Status::Up,
-                    address: a.address.map(|x| x.to_string()),
-                    last_seen_ms: a.last_seen_ms,
-                    tasks: state
-                        .dispatch
-                        .tasks()
-                        .filter(|t| t.task.device(&a.name).is_some())
-                        .map(|t| t.task.task_id.clone())
-                        .collect(),
-                    graphs: Vec::new(),
-                })
-                .collect();
-            (agents, state.dispatch.tasks().count())
-        };
-        let mut agents = agents;
+        let (mut agents, tasks) = agent_statuses(shared);
         agents.sort_by(|a, b| a.name.cmp(&b.name));
-        let step_ms = range.step_ms();
-        let mut newest_ms = now_ms;
-        let mut tier = crate::store::query::tier_for(
-            &shared.store.options().retention,
-            now_ms,
-            start_ms,
-            step_ms,
-        )
-        .dir_name();
-        let agents = agents
-            .into_iter()
-            .map(|mut a| {
-                let steps = shared
-                    .store
-                    .steps(&StepQuery {
-                        agent: Some(a.name.clone()),
-                        task: None,
-                        from_ms: start_ms,
-                        to_ms: now_ms + CLOCK_SKEW_MS,
-                        step_ms,
-                        fields: Vec::new(),
-                    })
-                    .unwrap_or_default();
-                for s in &steps {
-                    tier = s.tier;
-                    if let Some(last) = s.steps.last() {
-                        newest_ms =
-                            newest_ms.max((last.start_ms + step_ms).min(now_ms + CLOCK_SKEW_MS));
-                    }
-                }
-                a.graphs = series::graphs(&steps);
-                a
-            })
-            .collect();
+        let graphed = graph_agents(shared, agents, now_ms, start_ms, range.step_ms());
         let mut alerts = shared
             .store
             .alerts(&AlertQuery {
@@ -246,9 +190,9 @@ impl StatusPage {
             now_ms,
             range,
             start_ms,
-            end_ms: newest_ms,
-            tier,
-            agents,
+            end_ms: graphed.newest_ms,
+            tier: graphed.tier,
+            agents: graphed.agents,
             tasks,
             metrics_stored: stats.metrics_stored,
             alerts_stored: stats.alerts_stored,
@@ -263,5 +207,84 @@ impl StatusPage {
     /// The page as an HTML document.
     pub fn render(&self) -> String {
         html::render(self)
+    }
+}
+
+/// Each agent's row (without graphs), and how many tasks there are, copied under the state
+/// lock.
+fn agent_statuses(shared: &Shared) -> (Vec<AgentStatus>, usize) {
+    let state = shared.state();
+    let agents: Vec<AgentStatus> = state
+        .registry
+        .all()
+        .into_iter()
+        .map(|a| AgentStatus {
+            id: a.id,
+            name: a.name.clone(),
+            up: a.status == Status::Up,
+            address: a.address.map(|x| x.to_string()),
+            last_seen_ms: a.last_seen_ms,
+            tasks: state
+                .dispatch
+                .tasks()
+                .filter(|t| t.task.device(&a.name).is_some())
+                .map(|t| t.task.task_id.clone())
+                .collect(),
+            graphs: Vec::new(),
+        })
+        .collect();
+    (agents, state.dispatch.tasks().count())
+}
+
+/// The agents with their graphs, and what the graphs span.
+struct Graphed {
+    agents: Vec<AgentStatus>,
+    /// The end of the newest step shown.
+    newest_ms: u64,
+    /// The store tier the steps came from.
+    tier: &'static str,
+}
+
+/// Gives each agent its graphs from the store's steps (outside the state lock).
+fn graph_agents(
+    shared: &Shared,
+    agents: Vec<AgentStatus>,
+    now_ms: u64,
+    start_ms: u64,
+    step_ms: u64,
+) -> Graphed {
+    let mut newest_ms = now_ms;
+    let mut tier =
+        crate::store::query::tier_for(&shared.store.options().retention, now_ms, start_ms, step_ms)
+            .dir_name();
+    let agents = agents
+        .into_iter()
+        .map(|mut a| {
+            let steps = shared
+                .store
+                .steps(&StepQuery {
+                    agent: Some(a.name.clone()),
+                    task: None,
+                    from_ms: start_ms,
+                    to_ms: now_ms + CLOCK_SKEW_MS,
+                    step_ms,
+                    fields: Vec::new(),
+                })
+                .unwrap_or_default();
+            for s in &steps {
+                tier = s.tier;
+                if let Some(last) = s.steps.last() {
+                    newest_ms =
+                        newest_ms.max((last.start_ms + step_ms).min(now_ms + CLOCK_SKEW_MS));
+                }
+            }
+            a.graphs = series::graphs(&steps);
+            a
+        })
+        .collect();
+    Graphed {
+        agents,
+        newest_ms,
+        tier,
     }
 }
