@@ -473,6 +473,23 @@ impl Dispatch {
         }
         (ping, iperf)
     }
+
+    /// What the device's item of the probe numbered `probe` measures towards: its first host
+    /// field (a DNS probe's `query`).
+    pub fn probe_target(&self, number: u32, device: &str, probe: u8) -> Option<String> {
+        let def = crate::probes::by_number(probe)?;
+        let host = def
+            .params
+            .iter()
+            .find(|p| matches!(p.kind, crate::probes::ParamKind::Host))?;
+        let d = self.by_number(number)?.device(device)?;
+        d.items.iter().find_map(|item| match item {
+            PlannedItem::Probe(p) if p.probe == def.name => {
+                crate::probes::probe::text(p, host.name).map(str::to_owned)
+            }
+            _ => None,
+        })
+    }
 }
 
 /// Reads and checks the rule files of every device of a task.

@@ -283,7 +283,14 @@ fn store_report(state: &State, name: String, report: crate::wire::MetricsReport)
         let (ping, iperf) = state.dispatch.targets(report.task_number, &name);
         if has_ping { ping } else { iperf }
     } else {
-        None
+        report.samples.iter().find_map(|s| match s {
+            crate::wire::Sample::Probe(p) => {
+                state
+                    .dispatch
+                    .probe_target(report.task_number, &name, p.probe)
+            }
+            _ => None,
+        })
     };
     Some(Report {
         agent: name,
@@ -377,7 +384,16 @@ pub fn summarize(r: &Report) -> String {
                     .push(format!("{:.0} {}", reading.value, def.unit));
                 continue;
             }
-            _ => format!("{} {} {}", def.name, reading.value, def.unit),
+            // Any other field (a probe's): its name and value at the precision it is stored at.
+            _ => format!(
+                "{} {:.*} {}",
+                def.name,
+                usize::from(def.decimals),
+                reading.value,
+                def.unit
+            )
+            .trim_end()
+            .to_string(),
         };
         parts.push(text);
     }
