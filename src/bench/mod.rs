@@ -252,6 +252,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
+/// One run: ceiling, setup, load, drain, ceiling again, then the figures.
+///
+/// Still long (about 180 lines) because its second half is the `BenchReport` literal, one
+/// field a line; the steps before it are named functions below.
 fn measure(
     options: &BenchOptions,
     target: &mut Target,
@@ -642,6 +646,9 @@ fn join_workers(
 
 impl BenchReport {
     /// The report as text, one figure a line.
+    ///
+    /// Long because it is a flat list, one line per figure; splitting it would only scatter the
+    /// order of the lines.
     pub fn to_text(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
         let opt =
