@@ -252,6 +252,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
+/// One run: ceiling, setup, load, drain, ceiling again, then the figures.
+///
+/// Still long (about 180 lines) because its second half is the `BenchReport` literal, one
+/// field a line; the steps before it are named functions below.
 fn measure(
     options: &BenchOptions,
     target: &mut Target,
@@ -260,37 +264,7 @@ fn measure(
 ) -> Result<BenchReport, BenchError> {
     std::thread::sleep(Duration::from_millis(500));
     let baseline = target.sample();
-    let report_bytes = Packet {
-        keyed: options.key.is_some(),
-        agent_id: options.agents as u32,
-        body: Body::Reliable {
-            seq: 0xfff0,
-            message: Message::Metrics(fleet::typical_report(1, crate::log::now_ms())),
-        },
-    }
-    .encode(options.key.as_ref())
-    .len();
-    let ack = |earlier| {
-        Packet {
-            keyed: options.key.is_some(),
-            agent_id: options.agents as u32,
-            body: Body::Ack(Ack {
-                seq: 0xfff0,
-                earlier,
-            }),
-        }
-        .encode(options.key.as_ref())
-        .len()
-    };
-    // The fullest ACK the server sends this agent id: as many earlier packets as its bitmap
-    // may hold.
-    let bits = crate::nettask::ack_bitmap_bits(options.agents as u32);
-    let fullest = if bits == 0 {
-        0
-    } else {
-        u32::MAX >> (32 - bits)
-    };
-    let (ack_bytes, ack_bytes_max) = (ack(0), ack(fullest));
+    let (report_bytes, ack_bytes, ack_bytes_max) = packet_sizes(options);
 
     let window = options.window.max(1);
     let ceiling_config = ceiling::CeilingConfig {
@@ -332,35 +306,7 @@ fn measure(
     })?;
     let stop = |control: &Control| control.set_phase(Phase::Exit);
 
-    // Setup: every agent registers and receives its task.
-    let setup_start = Instant::now();
-    let mut last_ready = 0;
-    let mut last_change = Instant::now();
-    let mut last_print = Instant::now();
-    loop {
-        let ready = control.ready.load(Ordering::Relaxed) as usize;
-        if ready >= options.agents {
-            break;
-        }
-        if ready != last_ready {
-            last_ready = ready;
-            last_change = Instant::now();
-        }
-        if last_change.elapsed() > Duration::from_secs(30) {
-            stop(&control);
-            return Err(BenchError::Server(format!(
-                "only {ready} of {} agents were registered and given a task after {:.0} s",
-                options.agents,
-                setup_start.elapsed().as_secs_f64()
-            )));
-        }
-        if last_print.elapsed() > Duration::from_secs(2) {
-            last_print = Instant::now();
-            progress(format!("{ready} of {} agents ready", options.agents));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let setup_seconds = setup_start.elapsed().as_secs_f64();
+    let setup_seconds = wait_for_setup(options, &control, progress)?;
     progress(format!(
         "{} agents ready in {setup_seconds:.1} s; measuring for {} s",
         options.agents, options.seconds
@@ -383,34 +329,7 @@ fn measure(
         let (server, rate, key) = (target.nettask, options.alert_rate, options.key.clone());
         std::thread::spawn(move || alerts::run(server, control, rate, 8, key))
     });
-    let mut server_kills = 0;
-    match options.kill_every {
-        Some(every) => {
-            let end = started + Duration::from_secs_f64(options.seconds);
-            while Instant::now() + Duration::from_secs_f64(every) < end {
-                std::thread::sleep(Duration::from_secs_f64(every));
-                progress("killing the server (SIGKILL) and starting it again".to_string());
-                target.restart()?;
-                server_kills += 1;
-            }
-            std::thread::sleep(end.saturating_duration_since(Instant::now()));
-        }
-        None => {
-            let end = started + Duration::from_secs_f64(options.seconds);
-            loop {
-                let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                std::thread::sleep(left.min(Duration::from_secs(1)));
-                if let Some(figures) = remote_figures.as_mut()
-                    && let Ok(status) = target.status()
-                {
-                    figures.sample(&status);
-                }
-            }
-        }
-    }
+    let server_kills = run_load(options, target, started, remote_figures.as_mut(), progress)?;
     control.set_phase(Phase::Drain);
     let elapsed = started.elapsed().as_secs_f64();
     let server_after = target.sample();
@@ -418,64 +337,22 @@ fn measure(
     let stored_after = target.metrics_stored()?;
     let acknowledged = control.acknowledged.load(Ordering::Relaxed);
 
-    // Drain: every report acknowledged, then stored.
-    progress("waiting for outstanding reports".into());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while control.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut stored_total = target.metrics_stored()?;
-    let mut still = Instant::now();
-    while still.elapsed() < Duration::from_millis(1000) {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = target.metrics_stored()?;
-        if now != stored_total {
-            stored_total = now;
-            still = Instant::now();
-        }
-    }
+    let stored_total = drain(target, &control, progress)?;
     stop(&control);
     if let Some(figures) = remote_figures.as_mut() {
-        figures.finish_halves();
-        progress("waiting for remote write to send the rest".into());
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let Ok(status) = target.status() else { break };
-            let pending = status["remote_write"][0]["reports_pending"]
-                .as_u64()
-                .unwrap_or(0);
-            if pending == 0 {
-                figures.caught_up_seconds = Some(started.elapsed().as_secs_f64() - elapsed);
-                figures.samples_sent = status["remote_write"][0]["samples_sent"]
-                    .as_u64()
-                    .unwrap_or(0);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_remote_write(target, figures, started, elapsed, progress);
     }
     let ceiling_after = measure_ceiling()?;
     let ceiling_per_sec = (ceiling_before + ceiling_after) / 2.0;
     let alert_result = raiser
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_default();
-    let mut latencies = latency::Latencies::default();
-    let mut sent: HashMap<String, u64> = HashMap::new();
-    let mut unacknowledged = 0;
-    let mut never_acknowledged: HashMap<String, std::collections::HashSet<u64>> = HashMap::new();
-    for w in workers {
-        let r = w
-            .join()
-            .map_err(|_| BenchError::Setup("a simulated-agent thread panicked".into()))?;
-        latencies.merge(r.latencies);
-        unacknowledged += r.unacknowledged;
-        for (i, n) in r.sent {
-            sent.insert(names[i].clone(), n);
-        }
-        for (i, reports) in r.never_acknowledged {
-            never_acknowledged.insert(names[i].clone(), reports.into_iter().collect());
-        }
-    }
+    let Joined {
+        mut latencies,
+        sent,
+        unacknowledged,
+        never_acknowledged,
+    } = join_workers(workers, &names)?;
     let sent_total: u64 = sent.values().sum();
     let delivery = match target.data_dir.clone() {
         Some(dir) => {
@@ -563,8 +440,215 @@ fn measure(
     })
 }
 
+/// The encoded sizes of a typical metrics report, of the emptiest ACK and of the fullest ACK
+/// the server sends this agent id.
+fn packet_sizes(options: &BenchOptions) -> (usize, usize, usize) {
+    let report_bytes = Packet {
+        keyed: options.key.is_some(),
+        agent_id: options.agents as u32,
+        body: Body::Reliable {
+            seq: 0xfff0,
+            message: Message::Metrics(fleet::typical_report(1, crate::log::now_ms())),
+        },
+    }
+    .encode(options.key.as_ref())
+    .len();
+    let ack = |earlier| {
+        Packet {
+            keyed: options.key.is_some(),
+            agent_id: options.agents as u32,
+            body: Body::Ack(Ack {
+                seq: 0xfff0,
+                earlier,
+            }),
+        }
+        .encode(options.key.as_ref())
+        .len()
+    };
+    // The fullest ACK the server sends this agent id: as many earlier packets as its bitmap
+    // may hold.
+    let bits = crate::nettask::ack_bitmap_bits(options.agents as u32);
+    let fullest = if bits == 0 {
+        0
+    } else {
+        u32::MAX >> (32 - bits)
+    };
+    let (ack_bytes, ack_bytes_max) = (ack(0), ack(fullest));
+    (report_bytes, ack_bytes, ack_bytes_max)
+}
+
+/// Waits until every agent has registered and received its task; gives up (and stops the
+/// fleet) when the count has not moved for 30 s. Returns the seconds it took.
+fn wait_for_setup(
+    options: &BenchOptions,
+    control: &Control,
+    progress: &dyn Fn(String),
+) -> Result<f64, BenchError> {
+    // Setup: every agent registers and receives its task.
+    let setup_start = Instant::now();
+    let mut last_ready = 0;
+    let mut last_change = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let ready = control.ready.load(Ordering::Relaxed) as usize;
+        if ready >= options.agents {
+            break;
+        }
+        if ready != last_ready {
+            last_ready = ready;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > Duration::from_secs(30) {
+            control.set_phase(Phase::Exit);
+            return Err(BenchError::Server(format!(
+                "only {ready} of {} agents were registered and given a task after {:.0} s",
+                options.agents,
+                setup_start.elapsed().as_secs_f64()
+            )));
+        }
+        if last_print.elapsed() > Duration::from_secs(2) {
+            last_print = Instant::now();
+            progress(format!("{ready} of {} agents ready", options.agents));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(setup_start.elapsed().as_secs_f64())
+}
+
+/// Holds the load for `options.seconds` from `started`: kills and restarts the server every
+/// `kill_every` seconds when asked, or else samples remote write's figures once a second.
+/// Returns how many times the server was killed.
+fn run_load(
+    options: &BenchOptions,
+    target: &mut Target,
+    started: Instant,
+    mut remote_figures: Option<&mut RemoteWriteFigures>,
+    progress: &dyn Fn(String),
+) -> Result<u64, BenchError> {
+    let mut server_kills = 0;
+    match options.kill_every {
+        Some(every) => {
+            let end = started + Duration::from_secs_f64(options.seconds);
+            while Instant::now() + Duration::from_secs_f64(every) < end {
+                std::thread::sleep(Duration::from_secs_f64(every));
+                progress("killing the server (SIGKILL) and starting it again".to_string());
+                target.restart()?;
+                server_kills += 1;
+            }
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        }
+        None => {
+            let end = started + Duration::from_secs_f64(options.seconds);
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+                if let Some(figures) = remote_figures.as_deref_mut()
+                    && let Ok(status) = target.status()
+                {
+                    figures.sample(&status);
+                }
+            }
+        }
+    }
+    Ok(server_kills)
+}
+
+/// Waits (at most 20 s) for every report to be acknowledged, then until the stored count has
+/// stood still for a second. Returns that count.
+fn drain(target: &Target, control: &Control, progress: &dyn Fn(String)) -> Result<u64, BenchError> {
+    // Drain: every report acknowledged, then stored.
+    progress("waiting for outstanding reports".into());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while control.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stored_total = target.metrics_stored()?;
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_millis(1000) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = target.metrics_stored()?;
+        if now != stored_total {
+            stored_total = now;
+            still = Instant::now();
+        }
+    }
+    Ok(stored_total)
+}
+
+/// Waits (at most 120 s) for remote write to send what is pending, and records when it caught
+/// up and how many samples it sent.
+fn wait_for_remote_write(
+    target: &Target,
+    figures: &mut RemoteWriteFigures,
+    started: Instant,
+    elapsed: f64,
+    progress: &dyn Fn(String),
+) {
+    figures.finish_halves();
+    progress("waiting for remote write to send the rest".into());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let Ok(status) = target.status() else { break };
+        let pending = status["remote_write"][0]["reports_pending"]
+            .as_u64()
+            .unwrap_or(0);
+        if pending == 0 {
+            figures.caught_up_seconds = Some(started.elapsed().as_secs_f64() - elapsed);
+            figures.samples_sent = status["remote_write"][0]["samples_sent"]
+                .as_u64()
+                .unwrap_or(0);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What the simulated-agent threads report, merged and keyed by agent name.
+struct Joined {
+    latencies: latency::Latencies,
+    sent: HashMap<String, u64>,
+    unacknowledged: u64,
+    never_acknowledged: HashMap<String, std::collections::HashSet<u64>>,
+}
+
+/// Joins the simulated-agent threads and merges what they report.
+fn join_workers(
+    workers: Vec<std::thread::JoinHandle<fleet::WorkerResult>>,
+    names: &[String],
+) -> Result<Joined, BenchError> {
+    let mut latencies = latency::Latencies::default();
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut unacknowledged = 0;
+    let mut never_acknowledged: HashMap<String, std::collections::HashSet<u64>> = HashMap::new();
+    for w in workers {
+        let r = w
+            .join()
+            .map_err(|_| BenchError::Setup("a simulated-agent thread panicked".into()))?;
+        latencies.merge(r.latencies);
+        unacknowledged += r.unacknowledged;
+        for (i, n) in r.sent {
+            sent.insert(names[i].clone(), n);
+        }
+        for (i, reports) in r.never_acknowledged {
+            never_acknowledged.insert(names[i].clone(), reports.into_iter().collect());
+        }
+    }
+    Ok(Joined {
+        latencies,
+        sent,
+        unacknowledged,
+        never_acknowledged,
+    })
+}
+
 impl BenchReport {
     /// The report as text, one figure a line.
+    ///
+    /// Long because it is a flat list, one line per figure; splitting it would only scatter the
+    /// order of the lines.
     pub fn to_text(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
         let opt =
