@@ -12,14 +12,16 @@
 //! Needs `prometheus-alertmanager` (Debian package of that name, which .ci/run installs): the
 //! test fails, saying so, when it is missing.
 
-mod live;
+mod support;
 
-use live::{NmsServer, Process, free_port, require, wait_for};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use support::ports::free_tcp_port;
+use support::process::{NmsServer, Process, require};
+use support::wait::wait_for_processes;
 
 /// A rule that fires from the 2nd to the 10th report with a CPU value, then never again: one
 /// alert, raised once and resolved once, with some seconds in between. (Its kind is `cpu`: a
@@ -98,7 +100,7 @@ fn alertmanager_with(
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = free_tcp_port();
     let mut args = vec![
         format!("--config.file={}", config.display()),
         format!("--storage.path={}", dir.join("alertmanager").display()),
@@ -124,18 +126,18 @@ fn alertmanager_with(
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut process = Process::start("alertmanager", &program, &args, dir);
-    wait_for(
+    wait_for_processes(
         "Alertmanager listening",
         Duration::from_secs(30),
         &mut [&mut process],
         || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
     );
     if tls.is_none() {
-        wait_for(
+        wait_for_processes(
             "Alertmanager ready",
             Duration::from_secs(30),
             &mut [&mut process],
-            || live::get_text(&base, "/-/ready"),
+            || support::http::get_text(&base, "/-/ready"),
         );
     }
     (process, base)
@@ -143,7 +145,7 @@ fn alertmanager_with(
 
 /// Alertmanager's active alerts whose labels include all of `want`.
 fn active(base: &str, want: &[(&str, &str)]) -> Vec<Value> {
-    let Some(Value::Array(alerts)) = live::get_json(base, "/api/v2/alerts") else {
+    let Some(Value::Array(alerts)) = support::http::get_json(base, "/api/v2/alerts") else {
         return Vec::new();
     };
     alerts
@@ -185,7 +187,7 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     let task = dir.path().join("task.json");
     std::fs::write(
         &task,
-        live::every_second_task("am-test", &["second"], &["window.rhai"]),
+        support::fixtures::every_second_task("am-test", &["second"], &["window.rhai"]),
     )
     .unwrap();
     let mut server = NmsServer::start(
@@ -211,7 +213,7 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
         ("kind", "cpu"),
         ("severity", "critical"),
     ];
-    let firing = wait_for(
+    let firing = wait_for_processes(
         "the rule's alert active in Alertmanager",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
@@ -235,7 +237,8 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
         "{firing}"
     );
     // nms stored the same alert.
-    let stored = live::get_json(&server.http, "/api/alerts?agent=second").unwrap_or_default();
+    let stored =
+        support::http::get_json(&server.http, "/api/alerts?agent=second").unwrap_or_default();
     assert!(
         stored
             .as_array()
@@ -244,7 +247,7 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     );
 
     // The rule stops firing: Alertmanager resolves the alert and says so.
-    let resolution = wait_for(
+    let resolution = wait_for_processes(
         "the rule's alert resolved in Alertmanager",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
@@ -266,7 +269,7 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
         ("severity", "critical"),
         ("rule", "liveness"),
     ];
-    let down = wait_for(
+    let down = wait_for_processes(
         "agent_down active in Alertmanager",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut am],
@@ -277,14 +280,14 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
         .unwrap()
         .to_string();
     // Alertmanager does not tell of an alert resolved before it notified of it firing.
-    wait_for(
+    wait_for_processes(
         "agent_down notified as firing",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut am],
         || notified(&notifications, &down_id, "firing"),
     );
     let mut agent = server.agent(dir.path(), "second");
-    let up = wait_for(
+    let up = wait_for_processes(
         "agent_down resolved in Alertmanager once the agent is back",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
@@ -292,7 +295,7 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     );
     assert_ended(&up);
 
-    let status = live::get_json(&server.http, "/api/status").expect("/api/status");
+    let status = support::http::get_json(&server.http, "/api/status").expect("/api/status");
     let forwarding = &status["alertmanagers"][0];
     assert_eq!(forwarding["url"], am_url.as_str(), "{status}");
     assert!(forwarding["sent"].as_u64() >= Some(4), "{status}");
@@ -303,10 +306,14 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
 fn an_unreachable_alertmanager_delays_no_alert_and_its_failures_are_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A port nothing listens on.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://127.0.0.1:{}", free_tcp_port());
     let task = dir.path().join("task.json");
-    let mut task_json: Value =
-        serde_json::from_str(&live::every_second_task("am-down", &["local"], &[])).unwrap();
+    let mut task_json: Value = serde_json::from_str(&support::fixtures::every_second_task(
+        "am-down",
+        &["local"],
+        &[],
+    ))
+    .unwrap();
     // RAM above 1%: fires on the first report on any machine.
     task_json["devices"][0]["alertflow_conditions"] = serde_json::json!({"ram_usage": 1});
     std::fs::write(&task, task_json.to_string()).unwrap();
@@ -322,12 +329,12 @@ fn an_unreachable_alertmanager_delays_no_alert_and_its_failures_are_counted() {
         ],
     );
     let http = server.http.clone();
-    wait_for(
+    wait_for_processes(
         "the RAM alert stored although Alertmanager is unreachable",
         Duration::from_secs(30),
         &mut [&mut server.process],
         || {
-            let alerts = live::get_json(&http, "/api/alerts?agent=local")?;
+            let alerts = support::http::get_json(&http, "/api/alerts?agent=local")?;
             alerts
                 .as_array()?
                 .iter()
@@ -335,12 +342,12 @@ fn an_unreachable_alertmanager_delays_no_alert_and_its_failures_are_counted() {
                 .then_some(())
         },
     );
-    let status = wait_for(
+    let status = wait_for_processes(
         "a failed post counted in /api/status",
         Duration::from_secs(30),
         &mut [&mut server.process],
         || {
-            let status = live::get_json(&http, "/api/status")?;
+            let status = support::http::get_json(&http, "/api/status")?;
             (status["alertmanagers"][0]["failed_requests"].as_u64()? >= 1).then_some(status)
         },
     );
@@ -349,7 +356,7 @@ fn an_unreachable_alertmanager_delays_no_alert_and_its_failures_are_counted() {
     assert!(forwarding["pending"].as_u64() >= Some(1), "{status}");
     let error = forwarding["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("is Alertmanager running?"), "{status}");
-    let metrics = live::get_text(&http, "/metrics").unwrap_or_default();
+    let metrics = support::http::get_text(&http, "/metrics").unwrap_or_default();
     assert!(
         metrics
             .lines()
@@ -367,7 +374,7 @@ fn an_unreachable_alertmanager_delays_no_alert_and_its_failures_are_counted() {
 fn ram_task(dir: &std::path::Path, task_id: &str, devices: &[&str]) -> std::path::PathBuf {
     let task = dir.join(format!("{task_id}.json"));
     let mut json: Value =
-        serde_json::from_str(&live::every_second_task(task_id, devices, &[])).unwrap();
+        serde_json::from_str(&support::fixtures::every_second_task(task_id, devices, &[])).unwrap();
     for d in json["devices"].as_array_mut().unwrap() {
         d["alertflow_conditions"] = serde_json::json!({"ram_usage": 1});
     }
@@ -394,7 +401,7 @@ fn a_restart_while_an_alert_fires_keeps_exactly_one_firing_copy_in_alertmanager(
         ("agent", "edge"),
         ("task", "restart"),
     ];
-    let before = wait_for(
+    let before = wait_for_processes(
         "the RAM alert active in Alertmanager",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
@@ -404,12 +411,12 @@ fn a_restart_while_an_alert_fires_keeps_exactly_one_firing_copy_in_alertmanager(
     // The server restarts (the agent goes on, and keeps its alert firing).
     server.process.kill();
     let mut server = NmsServer::start(dir.path(), &args);
-    wait_for(
+    wait_for_processes(
         "the restarted server forwarding again",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
         || {
-            let status = live::get_json(&server.http, "/api/status")?;
+            let status = support::http::get_json(&server.http, "/api/status")?;
             (status["alertmanagers"][0]["sent"].as_u64()? >= 1).then_some(())
         },
     );
@@ -453,12 +460,12 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
     .expect("POST /api/silences");
     let mut agent = server.agent(dir.path(), "edge");
     let labels = [("alertname", "NmsRam"), ("agent", "edge")];
-    let held = wait_for(
+    let held = wait_for_processes(
         "the RAM alert stored, silenced",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent, &mut am],
         || {
-            let firing = live::get_json(&server.http, "/api/alerts?firing=true")?;
+            let firing = support::http::get_json(&server.http, "/api/alerts?firing=true")?;
             firing
                 .as_array()?
                 .iter()
@@ -467,7 +474,7 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
         },
     );
     assert_eq!(held["silenced_by"], silence["id"], "{held}");
-    let page = live::get_text(&server.http, "/").unwrap_or_default();
+    let page = support::http::get_text(&server.http, "/").unwrap_or_default();
     assert!(
         page.contains("silenced (see Silences)"),
         "the page's firing list holds it back"
@@ -477,14 +484,14 @@ fn a_silence_keeps_an_agents_alerts_from_alertmanager_until_it_ends() {
         "a silenced alert reached Alertmanager"
     );
     // The silence ends: the alert, still firing, arrives.
-    let arrived = wait_for(
+    let arrived = wait_for_processes(
         "the RAM alert in Alertmanager once the silence ended",
         Duration::from_secs(40),
         &mut [&mut server.process, &mut agent, &mut am],
         || active(&am_url, &labels).into_iter().next(),
     );
     assert_eq!(arrived["annotations"]["alert_id"], held["alert_id"]);
-    let metrics = live::get_text(&server.http, "/metrics").unwrap_or_default();
+    let metrics = support::http::get_text(&server.http, "/metrics").unwrap_or_default();
     assert!(
         metrics
             .lines()
@@ -589,16 +596,16 @@ fn https_with_a_ca_file_and_credentials_that_never_reach_the_log() {
         ],
     );
     // nms's own status says what Alertmanager accepted over https.
-    wait_for(
+    wait_for_processes(
         "alerts accepted by Alertmanager over https",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut am],
         || {
-            let status = live::get_json(&server.http, "/api/status")?;
+            let status = support::http::get_json(&server.http, "/api/status")?;
             (status["alertmanagers"][0]["sent"].as_u64()? >= 1).then_some(())
         },
     );
-    let status = live::get_json(&server.http, "/api/status").unwrap();
+    let status = support::http::get_json(&server.http, "/api/status").unwrap();
     let text = status.to_string();
     assert!(
         !text.contains("s3cret"),
@@ -670,7 +677,7 @@ fn credentials_are_sent_to_every_alertmanager_and_shown_nowhere() {
             auth.to_str().unwrap(),
         ],
     );
-    wait_for(
+    wait_for_processes(
         "both Alertmanagers posted to",
         Duration::from_secs(30),
         &mut [&mut server.process],
@@ -685,11 +692,11 @@ fn credentials_are_sent_to_every_alertmanager_and_shown_nowhere() {
             .iter()
             .all(|(_, v)| v == "Bearer t0ken-for-the-proxy")
     );
-    let status = live::get_json(&server.http, "/api/status").unwrap();
+    let status = support::http::get_json(&server.http, "/api/status").unwrap();
     assert_eq!(status["alertmanagers"].as_array().map(Vec::len), Some(2));
     assert!(!status.to_string().contains("t0ken"));
     assert!(!server.process.output().contains("t0ken"));
-    let metrics = live::get_text(&server.http, "/metrics").unwrap_or_default();
+    let metrics = support::http::get_text(&server.http, "/metrics").unwrap_or_default();
     for url in &urls {
         assert!(
             metrics.contains(&format!(

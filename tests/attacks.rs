@@ -11,7 +11,9 @@ use nms::wire::{
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
-use support::{Sandbox, Server, WAIT, http_request, http_request_as, wait_for};
+use support::http::{http_request, http_request_as};
+use support::sandbox::{Sandbox, Server};
+use support::wait::{WAIT, wait_for};
 
 /// A REGISTRATION of `name`, plain (no key).
 fn registration(name: &str, instance: u64) -> Vec<u8> {
@@ -97,7 +99,7 @@ fn writes_to_the_api_need_the_token_and_an_open_bind_needs_one_to_start() {
         http_request(addr, "DELETE", path, None).unwrap().status,
         401
     );
-    let out = std::process::Command::new(support::nms_binary())
+    let out = std::process::Command::new(support::process::nms_binary())
         .args([
             "agents",
             "forget",
@@ -121,8 +123,8 @@ fn writes_to_the_api_need_the_token_and_an_open_bind_needs_one_to_start() {
     assert_eq!(register_raw(&server, "old-host", 8), Some(2));
 
     // On an address other hosts reach, the server does not start without a token.
-    let port = support::free_tcp_port();
-    let out = std::process::Command::new(support::nms_binary())
+    let port = support::ports::free_tcp_port();
+    let out = std::process::Command::new(support::process::nms_binary())
         .args(["server", "--http", &format!("0.0.0.0:{port}")])
         .args([
             "--nettask-port",

@@ -14,13 +14,14 @@
 //! tests' own and are deleted afterwards, even when a test fails. Without the means to make
 //! them (not root, no `ip`/`bash`) a test says why and passes.
 
-mod support_faults;
+mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support_faults::netns;
-use support_faults::process::{Process, nms_bin, wait_until};
+use support::faults::netns;
+use support::process::{Process, nms_binary};
+use support::wait::wait_until;
 
 const NETTASK_PORT: u16 = 8081;
 const ALERTFLOW_PORT: u16 = 8080;
@@ -119,7 +120,7 @@ impl Namespaces {
             "netns".to_string(),
             "exec".to_string(),
             self.name(i).to_string(),
-            nms_bin().display().to_string(),
+            nms_binary().display().to_string(),
         ];
         full.extend_from_slice(args);
         Process::spawn(name, Path::new("ip"), &full, env, log.to_path_buf())

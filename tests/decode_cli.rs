@@ -1,13 +1,13 @@
 //! `nms decode` as a user runs it: the real binary on the golden packets (raw, hex, JSON, keyed)
 //! and on damaged copies of them, checking exit status, output and error messages.
 
-mod util;
+mod support;
 
 use nms::wire::Decoded;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use util::{Golden, golden_packets, test_key_path};
+use support::golden::{Golden, golden_packets, test_key_path};
 
 /// Runs `nms ARGS` with `stdin` as standard input, colours off by default.
 fn nms(args: &[&str], stdin: &[u8]) -> Output {
@@ -54,7 +54,7 @@ fn decode_args(golden: &Golden) -> Vec<String> {
         args.push("--key-file".to_string());
         args.push(test_key_path().display().to_string());
         args.push("--instance".to_string());
-        args.push(format!("{:#x}", util::INSTANCE));
+        args.push(format!("{:#x}", support::golden::INSTANCE));
     }
     args
 }
@@ -115,7 +115,7 @@ fn every_golden_packet_decodes_as_text_and_as_json() {
 
 #[test]
 fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
-    let dir = util::golden_dir();
+    let dir = support::golden::golden_dir();
     let out = nms(
         &["decode"],
         &std::fs::read(dir.join("metrics_typical.bin")).unwrap(),
@@ -152,7 +152,7 @@ fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
 
 #[test]
 fn colour_is_used_only_when_asked_and_no_color_is_unset() {
-    let bytes = std::fs::read(util::golden_dir().join("alertflow_alert.bin")).unwrap();
+    let bytes = std::fs::read(support::golden::golden_dir().join("alertflow_alert.bin")).unwrap();
     let out = nms(&["--color", "always", "decode"], &bytes);
     assert!(text(&out.stdout).contains('\x1b'));
     let out = nms(&["--color", "never", "decode"], &bytes);
@@ -161,7 +161,7 @@ fn colour_is_used_only_when_asked_and_no_color_is_unset() {
 
 #[test]
 fn hex_input_and_files_are_accepted() {
-    let path = util::golden_dir().join("ack_multi.bin");
+    let path = support::golden::golden_dir().join("ack_multi.bin");
     let bytes = std::fs::read(&path).unwrap();
     let spaced: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let hex = format!("0x{}\n", spaced.join(" "));

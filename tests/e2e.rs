@@ -7,7 +7,10 @@ mod support;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::PathBuf;
-use support::{Sandbox, Server, WAIT, fixture, free_tcp_port, set_everywhere, wait_for};
+use support::fixtures::{fixture, set_everywhere};
+use support::ports::free_tcp_port;
+use support::sandbox::{Sandbox, Server};
+use support::wait::{WAIT, wait_for};
 
 /// Copies a task fixture into the sandbox with every iperf `port` set to a free one (tests run
 /// in parallel, and iperf3's default port may be taken).
@@ -326,7 +329,7 @@ fn a_restarted_server_keeps_its_data_and_agents_come_back() {
 #[test]
 fn a_bad_task_file_stops_the_server_with_its_position() {
     let mut sandbox = Sandbox::new();
-    let fixture_path = support::fixtures_dir().join("bad-threshold.json");
+    let fixture_path = support::fixtures::fixtures_dir().join("bad-threshold.json");
     let text = std::fs::read_to_string(&fixture_path).expect("the fixture");
     // Where the bad value is: the error must point there.
     let (line, column) = text
@@ -337,7 +340,7 @@ fn a_bad_task_file_stops_the_server_with_its_position() {
     let bad = sandbox.path().join("bad-threshold.json");
     std::fs::write(&bad, &text).expect("copy of the fixture");
 
-    let ports = support::Ports::pick();
+    let ports = support::ports::Ports::pick();
     let data_dir = sandbox.path().join("data/server");
     let args: Vec<std::ffi::OsString> = vec![
         "server".into(),
@@ -368,7 +371,7 @@ fn a_bad_task_file_stops_the_server_with_its_position() {
     );
     assert!(log.starts_with("nms: "), "one error line:\n{log}");
     assert!(
-        support::http_get(
+        support::http::http_get(
             std::net::SocketAddr::from(([127, 0, 0, 1], ports.http)),
             "/api/status"
         )

@@ -5,12 +5,14 @@
 //! (`--peer`) and does not report the agent down. Nothing here is timed: how fast the reports
 //! move is measured by `scripts/failover-time.py` (BENCHMARKS.md).
 
-mod live;
+mod support;
 
-use live::{Process, free_port, wait_for};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+use support::ports::free_tcp_port;
+use support::process::Process;
+use support::wait::wait_for_processes;
 
 const AGENT: &str = "fo-agent";
 const TASK: &str = "fo-test";
@@ -33,8 +35,8 @@ impl Server {
             name,
             dir,
             nettask: udp.local_addr().unwrap().to_string(),
-            alertflow: free_port(),
-            http: format!("http://127.0.0.1:{}", free_port()),
+            alertflow: free_tcp_port(),
+            http: format!("http://127.0.0.1:{}", free_tcp_port()),
         }
     }
 
@@ -42,7 +44,7 @@ impl Server {
         let data = self.dir.join("server");
         let process = Process::start(
             &format!("nms server {} {run}", self.name),
-            &live::nms(),
+            &support::process::nms_binary(),
             &[
                 "server",
                 "--listen",
@@ -62,11 +64,11 @@ impl Server {
             ],
             &self.dir,
         );
-        wait_for(
+        wait_for_processes(
             &format!("server {} answering", self.name),
             Duration::from_secs(30),
             &mut [],
-            || live::get_json(&self.http, "/api/status"),
+            || support::http::get_json(&self.http, "/api/status"),
         );
         process
     }
@@ -74,7 +76,7 @@ impl Server {
 
 /// The times of the agent's reports a server stored (from its HTTP API).
 fn stored_times(http: &str) -> Option<BTreeSet<u64>> {
-    let answer = live::get_json(
+    let answer = support::http::get_json(
         http,
         &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"),
     )?;
@@ -89,7 +91,7 @@ fn stored_times(http: &str) -> Option<BTreeSet<u64>> {
 
 /// The times of the agent's reports a store holds, read from its files (its server is dead).
 fn exported_times(data_dir: &Path) -> BTreeSet<u64> {
-    let out = std::process::Command::new(live::nms())
+    let out = std::process::Command::new(support::process::nms_binary())
         .args([
             "store",
             "export",
@@ -126,7 +128,11 @@ fn made_times(log: &str) -> BTreeSet<u64> {
 fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_unacknowledged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let task = dir.path().join("task.json");
-    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    std::fs::write(
+        &task,
+        support::fixtures::every_second_task(TASK, &[AGENT], &[]),
+    )
+    .unwrap();
     let task = task.to_str().unwrap();
     let (a, b) = (Server::new(dir.path(), "a"), Server::new(dir.path(), "b"));
     let mut process_a = a.start(task, &b, 1);
@@ -135,7 +141,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     let agent_data = dir.path().join("agent");
     let mut agent = Process::start_with_env(
         "nms agent",
-        &live::nms(),
+        &support::process::nms_binary(),
         &[
             "agent",
             "--server",
@@ -150,7 +156,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     );
 
     // It registers with the first, which stores its reports; the second has none.
-    wait_for(
+    wait_for_processes(
         "reports stored by the first server",
         Duration::from_secs(60),
         &mut [&mut process_a, &mut process_b, &mut agent],
@@ -160,7 +166,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
 
     // The first dies; the agent's reports go to the second.
     process_a.kill();
-    wait_for(
+    wait_for_processes(
         "reports stored by the second server",
         Duration::from_secs(60),
         &mut [&mut process_b, &mut agent],
@@ -174,7 +180,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     // The first comes back while the agent stays with the second: it does not report the
     // agent down, since its peer serves it.
     let mut process_a = a.start(task, &b, 2);
-    wait_for(
+    wait_for_processes(
         "the restarted first server to learn that its peer serves the agent",
         Duration::from_secs(60),
         &mut [&mut process_b, &mut agent],
@@ -187,7 +193,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     );
     let out_a = process_a.output();
     assert!(out_a.contains(&format!("served by {}", b.http)), "{out_a}");
-    let firing = live::get_json(&a.http, "/api/alerts?firing=true").expect("alerts of A");
+    let firing = support::http::get_json(&a.http, "/api/alerts?firing=true").expect("alerts of A");
     assert!(
         !firing.to_string().contains("agent_down"),
         "the first server reported the agent down: {firing}"
@@ -196,7 +202,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     // Stop the agent cleanly (what it made is acknowledged before it exits).
     agent.terminate();
     let made = made_times(&agent.output());
-    let on_b = wait_for(
+    let on_b = wait_for_processes(
         "the second server's store to settle",
         Duration::from_secs(30),
         &mut [&mut process_b],
@@ -212,7 +218,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
         "{} of {} reports lost with the first server: {lost:?}\n--- agent ---\n{}",
         lost.len(),
         made.len(),
-        live::tail(&agent.output(), 40)
+        support::process::tail(&agent.output(), 40)
     );
     // Each report is stored once by the second server (a report the first stored and never
     // acknowledged may be in both stores; that is the agent's resend).

@@ -7,12 +7,12 @@
 //! After a deliberate change to the wire format, regenerate the files and PROTOCOL.md's examples:
 //! `NMS_REGENERATE_GOLDEN=1 cargo test --test golden -- --ignored`.
 
-mod util;
+mod support;
 
 use nms::wire::{Decoded, decode_any};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use util::{Golden, golden_dir, golden_packets};
+use support::golden::{Golden, golden_dir, golden_packets};
 
 const BEGIN: &str = "<!-- BEGIN GOLDEN EXAMPLES";
 const END: &str = "<!-- END GOLDEN EXAMPLES -->";
@@ -83,7 +83,7 @@ fn a_keyed_packet_is_refused_without_its_key_and_a_plain_one_with_a_key() {
     assert!(decode_any(&bytes, None).is_err());
     assert!(decode_any(&bytes, keyed.key().as_ref()).is_ok());
     let plain = by_name("ack.bin").read_file();
-    assert!(decode_any(&plain, Some(&util::test_key())).is_err());
+    assert!(decode_any(&plain, Some(&support::golden::test_key())).is_err());
 }
 
 #[test]

@@ -6,9 +6,10 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use support::{Sandbox, http_request_as};
+use support::http::http_request_as;
+use support::sandbox::Sandbox;
 
-fn error_of(response: &support::HttpResponse) -> String {
+fn error_of(response: &support::http::HttpResponse) -> String {
     response.json()["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no JSON error in {:?}", response.body))

@@ -2,7 +2,7 @@
 //! colour off, sparklines, bandwidth in human units, agents never seen), and `nms inspect
 //! --task` run as the real binary on a valid file, on an invalid one and on a bad rule file.
 
-mod fake_http;
+mod support;
 
 use nms::inspect::{Snapshot, age, human_bandwidth, render, sparkline};
 use serde_json::{Value, json};
@@ -378,7 +378,7 @@ fn inspect_task_shows_which_rule_file_fails_and_where() {
 fn inspect_asks_for_each_agents_metrics_and_alerts_and_prints_one_json_object() {
     let fixed = snapshot();
     let served = fixed.clone();
-    let (url, received) = fake_http::serve(move |target| {
+    let (url, received) = support::fake_http::serve(move |target| {
         let answer = match target {
             "/api/agents" => json!(served.agents),
             "/api/metrics?agent=edge-router-1&limit=60" => json!(served.metrics["edge-router-1"]),
@@ -421,7 +421,7 @@ fn inspect_asks_for_each_agents_metrics_and_alerts_and_prints_one_json_object() 
 
 #[test]
 fn inspect_reports_the_servers_error_message() {
-    let (url, _received) = fake_http::serve(|_| {
+    let (url, _received) = support::fake_http::serve(|_| {
         (
             "500 Internal Server Error",
             json!({"error": "the store is locked"}),

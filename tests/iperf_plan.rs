@@ -9,7 +9,9 @@ mod support;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{Sandbox, Server, WAIT, free_tcp_port, wait_for};
+use support::ports::free_tcp_port;
+use support::sandbox::{Sandbox, Server};
+use support::wait::{WAIT, wait_for};
 
 /// A course-style task: r1 pings r2's address, r2 is iperf server for bandwidth (TCP) and
 /// jitter and packet loss (UDP), every entry with the `server_address` course files give, r3
@@ -141,7 +143,7 @@ fn tcp_and_udp_tests_to_one_server_take_turns_and_run_every_cycle() {
         );
     }
     // The status page graphs them apart too.
-    let page = support::http_get(server.http_addr(), "/").expect("the status page");
+    let page = support::http::http_get(server.http_addr(), "/").expect("the status page");
     for title in [
         "TCP bandwidth to 127.0.0.1",
         "UDP bandwidth to 127.0.0.1",

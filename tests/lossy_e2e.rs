@@ -6,19 +6,20 @@
 //! stored, and the server counted the corruption it rejected. The seed is printed; replay a run
 //! with `NMS_FAULT_SEED=...`.
 
-mod support_faults;
+mod support;
 
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use support_faults::check::{self, Delivery};
-use support_faults::process::{
-    AgentLog, Process, free_tcp_port, free_udp_port, http_get_json, nms_bin, wait_until, write_key,
-    write_task,
-};
-use support_faults::tcp::TcpFaultProxy;
-use support_faults::udp::{Direction, Faults, UdpFaultProxy};
+use support::faults::agents::{AgentLog, write_key, write_task};
+use support::faults::check::{self, Delivery};
+use support::faults::tcp::TcpFaultProxy;
+use support::faults::udp::{Direction, Faults, UdpFaultProxy};
+use support::http::http_get_json;
+use support::ports::{free_tcp_port, free_udp_port};
+use support::process::{Process, nms_binary};
+use support::wait::wait_until;
 
 const LOCALHOST: [u8; 4] = [127, 0, 0, 1];
 
@@ -65,7 +66,7 @@ fn start_server(
     if let Some(k) = key {
         args.extend(["--key-file".into(), k.display().to_string()]);
     }
-    let mut process = Process::spawn("server", &nms_bin(), &args, &[], dir.join("server.log"));
+    let mut process = Process::spawn("server", &nms_binary(), &args, &[], dir.join("server.log"));
     let up = wait_until(Duration::from_secs(15), || {
         !process.is_running() || http_get_json(http, "/api/status").is_ok()
     });
@@ -96,7 +97,7 @@ fn start_agent(dir: &Path, name: &str, server: SocketAddr, key: Option<&Path>) -
     }
     Process::spawn(
         name,
-        &nms_bin(),
+        &nms_binary(),
         &args,
         &[("NMS_LOG_REPORTS", "1")],
         dir.join(format!("{name}.log")),

@@ -7,14 +7,16 @@
 //! the means to make them (not root, no CAP_NET_ADMIN, no `ip`/`nft`/`bash`) the test says why
 //! and passes.
 
-mod support_faults;
+mod support;
 
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-use support_faults::check;
-use support_faults::netns::{self, run};
-use support_faults::process::{AgentLog, Process, nms_bin, wait_until, write_task};
+use support::faults::agents::{AgentLog, write_task};
+use support::faults::check;
+use support::faults::netns::{self, run};
+use support::process::{Process, nms_binary};
+use support::wait::wait_until;
 
 const SERVER_ADDR: &str = "169.254.77.1";
 const AGENT_ADDR: &str = "169.254.77.2";
@@ -177,7 +179,7 @@ fn in_namespace(
         "netns".to_string(),
         "exec".to_string(),
         namespace.to_string(),
-        nms_bin().display().to_string(),
+        nms_binary().display().to_string(),
     ];
     full.extend_from_slice(args);
     Process::spawn(name, Path::new("ip"), &full, env, log.to_path_buf())

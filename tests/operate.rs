@@ -6,16 +6,17 @@
 //! agent resolves its alerts for good. Also: SIGTERM stops the server cleanly (exit 0, no ping
 //! left behind), and a server started in-process stops when its signal says so.
 
-mod live;
+mod support;
 
-use live::{NmsServer, nms, wait_for};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
+use support::process::{NmsServer, nms_binary};
+use support::wait::wait_for_processes;
 
 /// `nms ARGS --server URL --json` against the server; its JSON answer, or its error text.
 fn nms_json(server: &NmsServer, dir: &Path, args: &[&str]) -> Result<Value, String> {
-    let out = std::process::Command::new(nms())
+    let out = std::process::Command::new(nms_binary())
         .args(args)
         .args(["--server", &server.http, "--json"])
         .env("NMS_API_TOKEN", token(dir))
@@ -38,7 +39,7 @@ fn token(dir: &Path) -> String {
 /// A task file for `devices` whose RAM threshold of 1% fires at once.
 fn ram_task(task_id: &str, devices: &[&str]) -> String {
     let mut json: Value =
-        serde_json::from_str(&live::every_second_task(task_id, devices, &[])).unwrap();
+        serde_json::from_str(&support::fixtures::every_second_task(task_id, devices, &[])).unwrap();
     for d in json["devices"].as_array_mut().unwrap() {
         d["alertflow_conditions"] = serde_json::json!({"ram_usage": 1});
     }
@@ -47,7 +48,7 @@ fn ram_task(task_id: &str, devices: &[&str]) -> String {
 
 /// The firing alerts of `agent` (of `kind`, when given).
 fn firing(http: &str, agent: &str, kind: &str) -> Vec<Value> {
-    live::get_json(http, &format!("/api/alerts?firing=true&agent={agent}"))
+    support::http::get_json(http, &format!("/api/alerts?firing=true&agent={agent}"))
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
         .into_iter()
@@ -57,7 +58,7 @@ fn firing(http: &str, agent: &str, kind: &str) -> Vec<Value> {
 
 /// The stored AGENT_DOWN alerts of `agent`.
 fn agent_downs(http: &str, agent: &str) -> usize {
-    live::get_json(http, &format!("/api/alerts?agent={agent}"))
+    support::http::get_json(http, &format!("/api/alerts?agent={agent}"))
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
         .iter()
@@ -69,7 +70,11 @@ fn agent_downs(http: &str, agent: &str) -> usize {
 fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = dir.path().join("base.json");
-    std::fs::write(&base, live::every_second_task("base", &["edge"], &[])).unwrap();
+    std::fs::write(
+        &base,
+        support::fixtures::every_second_task("base", &["edge"], &[]),
+    )
+    .unwrap();
     let args = [
         "--config",
         base.to_str().unwrap(),
@@ -85,7 +90,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     // A task posted over the API (as nms send-task does), with an alert that fires at once.
     let posted = dir.path().join("posted.json");
     std::fs::write(&posted, ram_task("posted", &["edge"])).unwrap();
-    let sent = std::process::Command::new(nms())
+    let sent = std::process::Command::new(nms_binary())
         .args([
             "send-task",
             posted.to_str().unwrap(),
@@ -100,7 +105,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         "{}",
         String::from_utf8_lossy(&sent.stderr)
     );
-    let alert = wait_for(
+    let alert = wait_for_processes(
         "the posted task's RAM alert firing",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent],
@@ -125,7 +130,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         .cloned()
         .expect("the alert in nms alerts list --firing");
     assert_eq!(shown["acknowledged"]["comment"], "replacing RAM");
-    let page = live::get_text(&server.http, "/").unwrap();
+    let page = support::http::get_text(&server.http, "/").unwrap();
     assert!(
         page.contains("ops</span>: replacing RAM"),
         "the page shows who acknowledged"
@@ -150,7 +155,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     )
     .expect("nms alerts silence");
     let silence_id = silence["id"].as_str().unwrap().to_string();
-    let page = live::get_text(&server.http, "/").unwrap();
+    let page = support::http::get_text(&server.http, "/").unwrap();
     let firing_section = page.split("<h2>Firing</h2>").nth(1).unwrap_or_default();
     let firing_section = firing_section
         .split("</section>")
@@ -166,12 +171,12 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     );
     let silences = nms_json(&server, dir.path(), &["alerts", "silences"]).unwrap();
     assert_eq!(silences[0]["state"], "active", "{silences}");
-    wait_for(
+    wait_for_processes(
         "the alert back in the page's firing list after the silence",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent],
         || {
-            let page = live::get_text(&http, "/")?;
+            let page = support::http::get_text(&http, "/")?;
             let section = page
                 .split("<h2>Firing</h2>")
                 .nth(1)?
@@ -191,7 +196,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     // is gone; a task from a --config file is refused.
     let removed = nms_json(&server, dir.path(), &["tasks", "remove", "posted"]).unwrap();
     assert_eq!(removed["removed"]["cancelled"][0], "edge", "{removed}");
-    wait_for(
+    wait_for_processes(
         "the agent told to cancel the task",
         Duration::from_secs(30),
         &mut [&mut server.process, &mut agent],
@@ -218,7 +223,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
 
     // The agent dies: one AGENT_DOWN, and still one after the server restarts.
     agent.kill();
-    wait_for(
+    wait_for_processes(
         "AGENT_DOWN for the killed agent",
         Duration::from_secs(30),
         &mut [&mut server.process],
@@ -229,16 +234,16 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let http = server.http.clone();
     // Long enough for liveness to have judged the agent (5 missed heartbeats of 200 ms),
     // measured by the server's own log rather than a clock: its next AGENT_DOWN would be logged.
-    wait_for(
+    wait_for_processes(
         "the restarted server's liveness pass",
         Duration::from_secs(30),
         &mut [&mut server.process],
         || {
-            let up = live::get_json(&http, "/api/agents")?;
+            let up = support::http::get_json(&http, "/api/agents")?;
             (up[0]["status"] == "down").then_some(())
         },
     );
-    let tasks = live::get_json(&server.http, "/api/tasks").unwrap();
+    let tasks = support::http::get_json(&server.http, "/api/tasks").unwrap();
     assert!(
         tasks
             .as_array()
@@ -264,7 +269,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let http = server.http.clone();
     let agents = nms_json(&server, dir.path(), &["agents", "list"]).unwrap();
     assert_eq!(agents, serde_json::json!([]), "the forgotten agent is back");
-    let all = live::get_json(&http, "/api/alerts?firing=true").unwrap();
+    let all = support::http::get_json(&http, "/api/alerts?firing=true").unwrap();
     assert_eq!(
         all,
         serde_json::json!([]),
@@ -301,8 +306,12 @@ fn children(pid: u32) -> Vec<u32> {
 fn sigterm_stops_the_server_cleanly_and_leaves_no_probe_running() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Pings that last a few seconds each, so that one runs when the signal comes.
-    let mut task: Value =
-        serde_json::from_str(&live::every_second_task("term", &["local"], &[])).unwrap();
+    let mut task: Value = serde_json::from_str(&support::fixtures::every_second_task(
+        "term",
+        &["local"],
+        &[],
+    ))
+    .unwrap();
     task["devices"][0]["link_metrics"]["latency"]["packet_count"] = 20.into();
     task["devices"][0]["link_metrics"]["latency"]["frequency"] = 30.into();
     let file = dir.path().join("term.json");
@@ -312,7 +321,7 @@ fn sigterm_stops_the_server_cleanly_and_leaves_no_probe_running() {
         &["--config", file.to_str().unwrap(), "--local-agent", "local"],
     );
     let pid = server.process.id();
-    let pings = wait_for(
+    let pings = wait_for_processes(
         "a ping running under the local agent",
         Duration::from_secs(30),
         &mut [&mut server.process],
@@ -326,7 +335,7 @@ fn sigterm_stops_the_server_cleanly_and_leaves_no_probe_running() {
         .status()
         .expect("kill -TERM");
     assert!(status.success());
-    let exit = wait_for(
+    let exit = wait_for_processes(
         "the server to exit after SIGTERM",
         Duration::from_secs(30),
         &mut [],

@@ -11,12 +11,14 @@
 //! Needs `promtool` and `prometheus` (Debian package `prometheus`, which .ci/run installs): the
 //! test fails, saying so, when they are missing.
 
-mod live;
+mod support;
 
-use live::{NmsServer, Process, free_port, require, wait_for};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::ports::free_tcp_port;
+use support::process::{NmsServer, Process, require};
+use support::wait::wait_for_processes;
 
 const AGENTS: [&str; 2] = ["local", "second"];
 
@@ -70,7 +72,7 @@ fn query(prometheus: &str, query: &str) -> Option<serde_json::Value> {
     let q: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("query", query)
         .finish();
-    let answer = live::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
+    let answer = support::http::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
     (answer["status"] == "success").then_some(answer)
 }
 
@@ -139,7 +141,7 @@ fn instant_value(prometheus: &str, query: &str) -> Option<f64> {
     let q: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("query", query)
         .finish();
-    let answer = live::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
+    let answer = support::http::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
     let first = answer.pointer("/data/result/0/value/1")?.as_str()?;
     first.parse().ok()
 }
@@ -150,7 +152,11 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     let prometheus_bin = require("prometheus", "prometheus");
     let dir = tempfile::tempdir().expect("temp dir");
     let task = dir.path().join("task.json");
-    std::fs::write(&task, live::every_second_task("prom-test", &AGENTS, &[])).unwrap();
+    std::fs::write(
+        &task,
+        support::fixtures::every_second_task("prom-test", &AGENTS, &[]),
+    )
+    .unwrap();
 
     let mut server = NmsServer::start(
         dir.path(),
@@ -160,12 +166,12 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     let http = server.http.clone();
 
     // Both agents' CPU, RAM and ping reports have arrived.
-    let text = wait_for(
+    let text = wait_for_processes(
         "/metrics with CPU, RAM and ping series of both agents",
         Duration::from_secs(45),
         &mut [&mut server.process, &mut second],
         || {
-            let text = live::get_text(&http, "/metrics")?;
+            let text = support::http::get_text(&http, "/metrics")?;
             AGENTS
                 .iter()
                 .all(|a| PER_AGENT.iter().all(|f| has_series(&text, f, a)))
@@ -196,7 +202,7 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     );
 
     // A real Prometheus scraping the server every second.
-    let port = free_port();
+    let port = free_tcp_port();
     let config = dir.path().join("prometheus.yml");
     // The shipped rules, with their `for:` waits cut to nothing (the test cannot wait minutes).
     let rules = std::fs::read_to_string(shipped("nms-rules.yml")).expect("shipped rules");
@@ -238,7 +244,7 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
             ("nms_cpu_usage_ratio", 0.0, 1.0),
         ] {
             let query = format!("{metric}{{agent=\"{agent}\",job=\"nms\"}}");
-            let value = wait_for(
+            let value = wait_for_processes(
                 &format!("Prometheus answering {query}"),
                 Duration::from_secs(60),
                 &mut [&mut server.process, &mut second, &mut prometheus],
@@ -259,7 +265,7 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     let queries = dashboard_queries();
     assert!(queries.len() >= 10, "{queries:?}");
     for (title, expr) in &queries {
-        let answer = wait_for(
+        let answer = wait_for_processes(
             &format!("Prometheus answering the dashboard's {title:?} panel: {expr}"),
             Duration::from_secs(60),
             &mut [&mut server.process, &mut second, &mut prometheus],
@@ -272,7 +278,7 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
             || expr.contains("_drop_total") && !expr.contains("errors")
             || expr.contains("nms_alert_firing"));
         if measured_here {
-            wait_for(
+            wait_for_processes(
                 &format!("results for the {title:?} panel: {expr} (last answer {answer})"),
                 Duration::from_secs(60),
                 &mut [&mut server.process, &mut second, &mut prometheus],
@@ -289,12 +295,12 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     // The second agent dies: its series leave /metrics as soon as it is down, and the shipped
     // NmsAgentDown rule fires for it.
     second.kill();
-    let text = wait_for(
+    let text = wait_for_processes(
         "the killed agent down in /metrics",
         Duration::from_secs(60),
         &mut [&mut server.process, &mut prometheus],
         || {
-            let text = live::get_text(&http, "/metrics")?;
+            let text = support::http::get_text(&http, "/metrics")?;
             text.lines()
                 .any(|l| l == "nms_agent_up{agent=\"second\"} 0")
                 .then_some(text)
@@ -310,7 +316,7 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
             "{family} gone for local too"
         );
     }
-    wait_for(
+    wait_for_processes(
         "NmsAgentDown firing in Prometheus for the killed agent",
         Duration::from_secs(60),
         &mut [&mut server.process, &mut prometheus],

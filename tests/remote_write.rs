@@ -8,13 +8,15 @@
 //!
 //! Needs `prometheus` (Debian package `prometheus`, which .ci/run installs).
 
-mod live;
+mod support;
 
-use live::{Process, free_port, require, wait_for};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use support::ports::free_tcp_port;
+use support::process::{Process, require};
+use support::wait::wait_for_processes;
 
 const AGENT: &str = "rw-agent";
 const TASK: &str = "rw-test";
@@ -40,7 +42,7 @@ fn start_server(dir: &Path, ports: &Ports, task: &Path, receiver: &str, run: u32
     let http = format!("127.0.0.1:{}", ports.http);
     Process::start(
         &format!("nms server {run}"),
-        &live::nms(),
+        &support::process::nms_binary(),
         &[
             "server",
             "--listen",
@@ -83,7 +85,7 @@ fn start_prometheus(dir: &Path, port: u16, run: u32) -> Process {
 }
 
 fn status(http: &str) -> Option<Value> {
-    live::get_json(http, "/api/status")
+    support::http::get_json(http, "/api/status")
 }
 
 fn remote(http: &str) -> Option<Value> {
@@ -95,7 +97,7 @@ fn samples(prometheus: &str, selector: &str) -> Option<BTreeMap<i64, f64>> {
     let q: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("query", &format!("{selector}[1h]"))
         .finish();
-    let answer = live::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
+    let answer = support::http::get_json(prometheus, &format!("/api/v1/query?{q}"))?;
     if answer["status"] != "success" {
         return None;
     }
@@ -112,7 +114,7 @@ fn samples(prometheus: &str, selector: &str) -> Option<BTreeMap<i64, f64>> {
 
 /// The reports the server stored of the agent, oldest first.
 fn stored(http: &str) -> Option<Vec<Value>> {
-    let answer = live::get_json(
+    let answer = support::http::get_json(
         http,
         &format!("/api/metrics?agent={AGENT}&from=0&limit=100000"),
     )?;
@@ -130,26 +132,30 @@ fn close(a: f64, b: f64) -> bool {
 fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_server_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let task = dir.path().join("task.json");
-    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    std::fs::write(
+        &task,
+        support::fixtures::every_second_task(TASK, &[AGENT], &[]),
+    )
+    .unwrap();
     let ports = Ports {
         nettask: free_udp_port(),
-        alertflow: free_port(),
-        http: free_port(),
+        alertflow: free_tcp_port(),
+        http: free_tcp_port(),
     };
-    let prom_port = free_port();
+    let prom_port = free_tcp_port();
     let prom = format!("http://127.0.0.1:{prom_port}");
     let receiver = format!("{prom}/api/v1/write");
     let http = format!("http://127.0.0.1:{}", ports.http);
 
     let mut prometheus = start_prometheus(dir.path(), prom_port, 1);
-    wait_for(
+    wait_for_processes(
         "Prometheus ready",
         Duration::from_secs(60),
         &mut [&mut prometheus],
-        || live::get_text(&prom, "/-/ready"),
+        || support::http::get_text(&prom, "/-/ready"),
     );
     let mut server = start_server(dir.path(), &ports, &task, &receiver, 1);
-    wait_for(
+    wait_for_processes(
         "the server's HTTP API",
         Duration::from_secs(30),
         &mut [&mut server],
@@ -158,7 +164,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     let agent_data = dir.path().join("agent");
     let mut agent = Process::start(
         "nms agent",
-        &live::nms(),
+        &support::process::nms_binary(),
         &[
             "agent",
             "--server",
@@ -172,7 +178,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     );
 
     // Reports flow into Prometheus.
-    wait_for(
+    wait_for_processes(
         "samples sent to Prometheus",
         Duration::from_secs(60),
         &mut [&mut server, &mut agent, &mut prometheus],
@@ -181,7 +187,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
 
     // Prometheus stops; reports keep being stored and wait.
     prometheus.kill();
-    let pending_since = wait_for(
+    let pending_since = wait_for_processes(
         "reports waiting while Prometheus is down",
         Duration::from_secs(60),
         &mut [&mut server, &mut agent],
@@ -195,7 +201,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     // The server is killed while Prometheus is still down, and starts again on its data.
     server.kill();
     let mut server = start_server(dir.path(), &ports, &task, &receiver, 2);
-    wait_for(
+    wait_for_processes(
         "the restarted server storing reports",
         Duration::from_secs(60),
         &mut [&mut server, &mut agent],
@@ -211,11 +217,11 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     );
     // Prometheus comes back: everything waiting reaches it.
     let mut prometheus = start_prometheus(dir.path(), prom_port, 2);
-    wait_for(
+    wait_for_processes(
         "Prometheus ready again",
         Duration::from_secs(60),
         &mut [&mut prometheus],
-        || live::get_text(&prom, "/-/ready"),
+        || support::http::get_text(&prom, "/-/ready"),
     );
     // The backlog is what was stored by now: sent once the cursor passes it (the agent goes on
     // reporting, so "nothing pending" may never be seen while it does).
@@ -223,7 +229,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         let r = remote(&http).expect("status");
         r["cursor"].as_u64().expect("cursor") + r["reports_pending"].as_u64().expect("pending")
     };
-    wait_for(
+    wait_for_processes(
         "the backlog sent",
         Duration::from_secs(90),
         &mut [&mut server, &mut agent, &mut prometheus],
@@ -235,7 +241,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     // Stop measuring, and let the last reports through.
     agent.kill();
     std::thread::sleep(Duration::from_secs(3));
-    wait_for(
+    wait_for_processes(
         "nothing pending",
         Duration::from_secs(60),
         &mut [&mut server, &mut prometheus],
@@ -309,7 +315,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         missing.len(),
         host.len() + pings.len(),
         missing.join("\n"),
-        live::tail(&server.output(), 30)
+        support::process::tail(&server.output(), 30)
     );
     // Nothing more than the stored reports either: one sample per report and series.
     assert_eq!(cpu.len(), host.len(), "CPU samples vs host reports");
@@ -396,9 +402,13 @@ impl FakeReceiver {
 fn refused_samples_are_split_out_and_counted_and_the_rest_is_delivered_after_a_503() {
     let dir = tempfile::tempdir().expect("temp dir");
     let task = dir.path().join("task.json");
-    std::fs::write(&task, live::every_second_task(TASK, &[AGENT], &[])).unwrap();
+    std::fs::write(
+        &task,
+        support::fixtures::every_second_task(TASK, &[AGENT], &[]),
+    )
+    .unwrap();
     let receiver = FakeReceiver::start("nms_memory_usage_ratio", 2);
-    let mut server = live::NmsServer::start(
+    let mut server = support::process::NmsServer::start(
         dir.path(),
         &[
             "--config",
@@ -411,7 +421,7 @@ fn refused_samples_are_split_out_and_counted_and_the_rest_is_delivered_after_a_5
     let http = server.http.clone();
     // Enough reports; then the agent stops and everything stored is sent (the receiver was
     // unavailable at first, then refused every RAM sample).
-    wait_for(
+    wait_for_processes(
         "reports sent",
         Duration::from_secs(90),
         &mut [&mut server.process, &mut agent],
@@ -419,7 +429,7 @@ fn refused_samples_are_split_out_and_counted_and_the_rest_is_delivered_after_a_5
     );
     agent.kill();
     std::thread::sleep(Duration::from_secs(2));
-    let r = wait_for(
+    let r = wait_for_processes(
         "every stored report sent",
         Duration::from_secs(60),
         &mut [&mut server.process],

@@ -3,18 +3,18 @@
 //! (the file's text and its rule sources), what is printed, and the errors a user meets: a bad
 //! rule file (caught before anything is sent), a refused upload, and no server at all.
 
-mod fake_http;
+mod support;
 
-use fake_http::Request;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::mpsc;
+use support::fake_http::Request;
 
 /// Answers every request with `status` and `answer`.
 fn fake_server(status: &'static str, answer: Value) -> (String, mpsc::Receiver<Request>) {
-    fake_http::serve(move |_| (status, answer.clone()))
+    support::fake_http::serve(move |_| (status, answer.clone()))
 }
 
 fn nms(dir: &Path, args: &[&str]) -> Output {

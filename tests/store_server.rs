@@ -10,7 +10,9 @@ use nms::store::{Report, Store, StoreOptions};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-use support::{Sandbox, WAIT, http_get, wait_for};
+use support::http::http_get;
+use support::sandbox::Sandbox;
+use support::wait::{WAIT, wait_for};
 
 const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
@@ -60,7 +62,7 @@ fn write_history(data_dir: &Path, end_ms: u64, hours: u64) -> u64 {
     n
 }
 
-fn get(server: &support::Server, path: &str) -> support::HttpResponse {
+fn get(server: &support::sandbox::Server, path: &str) -> support::http::HttpResponse {
     http_get(server.http_addr(), path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 

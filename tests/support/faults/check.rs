@@ -6,7 +6,8 @@
 //! nothing doubled, nothing stored that the agent did not produce (a corrupted datagram that
 //! got through would show up there), every value plausible.
 
-use super::process::{AgentLog, Process};
+use super::agents::AgentLog;
+use crate::support::process::Process;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -207,7 +208,7 @@ pub fn settle(
     limit: Duration,
 ) -> Vec<Delivery> {
     let mut last = Vec::new();
-    super::process::wait_until(limit, || {
+    crate::support::wait::wait_until(limit, || {
         last = agents
             .iter()
             .zip(snapshots)

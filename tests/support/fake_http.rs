@@ -2,7 +2,6 @@
 //! thread, that answers each request (one per connection) with the canned JSON for its path and
 //! records what it received (before answering, so a request is recorded once its client has
 //! the answer).
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

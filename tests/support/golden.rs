@@ -1,8 +1,5 @@
-//! Test helpers shared by the integration tests: the golden packets (what each file in
-//! `tests/fixtures/packets/` holds, built from realistic values), and where to find them.
-//!
-//! Each test crate that says `mod util;` uses only part of this module.
-#![allow(dead_code)]
+//! The golden packets: what each file in `tests/fixtures/packets/` holds, built from realistic
+//! values, and where to find them.
 
 use nms::wire::packet::{CAP_IPERF3, CAP_PING, RefusalReason, Refused};
 use nms::wire::{

@@ -1,14 +1,29 @@
-//! Helpers for tests that run real processes on loopback: the `nms` binary (server and agents)
-//! and third-party daemons (Prometheus, Alertmanager). Every child is killed when its handle is
-//! dropped, so a failing test leaves nothing running; each writes its output to a log file
-//! that a failure message quotes.
-#![allow(dead_code)]
+//! Running programs as child processes: the `nms` binary cargo built ([`nms_binary`], and
+//! [`nms_in`] for one command in a given folder), a [`Process`] whose standard output and error
+//! go to a log file and that is killed when dropped, a running `nms server` and its agents
+//! ([`NmsServer`]), and third-party daemons the tests need ([`require`]).
 
-use serde_json::Value;
-use std::net::{SocketAddr, TcpListener};
+use super::wait::wait_for_processes;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The `nms` binary cargo built for this test run.
+pub fn nms_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nms"))
+}
+
+/// `nms` to be run in `dir`, colours off and no `NMS_SERVER` from the caller's environment;
+/// the caller adds the arguments and runs it.
+pub fn nms_in(dir: &Path) -> Command {
+    let mut command = Command::new(nms_binary());
+    command
+        .current_dir(dir)
+        .env_remove("NMS_SERVER")
+        .env("NO_COLOR", "1");
+    command
+}
 
 /// The path of a program the test needs; a missing one fails the test and says how to install
 /// it (a test that passed without it would prove nothing).
@@ -26,20 +41,11 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     })
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (for daemons that cannot report the
-/// port they bound).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
-/// A running child process, killed on drop.
+/// A running child process, killed (and reaped) when dropped.
 pub struct Process {
     pub name: String,
-    child: std::process::Child,
     pub log: PathBuf,
+    child: Child,
 }
 
 impl Process {
@@ -56,28 +62,52 @@ impl Process {
         env: &[(&str, &str)],
         dir: &Path,
     ) -> Process {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("create a log file");
-        let err = out.try_clone().expect("clone the log file");
+        Process::spawn(name, program, args, env, dir.join(format!("{name}.log")))
+    }
+
+    /// Starts `program args...` with `env` added, standard error and output to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[impl AsRef<OsStr>],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Process {
+        let file = std::fs::File::create(&log).expect("create a log file");
+        let out = file.try_clone().expect("clone the log file");
         let child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(file))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+            .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
         Process {
             name: name.to_string(),
-            child,
             log,
+            child,
         }
     }
 
     /// What the process wrote so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The complete lines logged so far.
+    pub fn log_text(&self) -> String {
+        let text = self.output();
+        match text.rfind('\n') {
+            Some(end) => text[..=end].to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The last lines of the complete lines logged, for failure messages.
+    pub fn tail(&self, lines: usize) -> String {
+        tail(&self.log_text(), lines)
     }
 
     /// Panics if the process has exited, quoting its output.
@@ -89,6 +119,11 @@ impl Process {
                 tail(&self.output(), 60)
             );
         }
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn kill(&mut self) {
@@ -127,37 +162,6 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Calls `probe` every 200 ms until it gives a value; after `limit`, panics with `what` and
-/// the output of `processes`.
-pub fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    processes: &mut [&mut Process],
-    mut probe: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        for p in processes.iter_mut() {
-            p.check_running();
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> = processes
-                .iter()
-                .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.output(), 40)))
-                .collect();
-            panic!(
-                "{what}: not within {} s\n{}",
-                limit.as_secs(),
-                logs.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// A running `nms server` on loopback, with the addresses it bound.
 pub struct NmsServer {
     pub process: Process,
@@ -187,8 +191,8 @@ impl NmsServer {
             data,
         ];
         args.extend_from_slice(extra);
-        let mut process = Process::start("nms server", &nms(), &args, dir);
-        let (nettask, http) = wait_for(
+        let mut process = Process::start("nms server", &nms_binary(), &args, dir);
+        let (nettask, http) = wait_for_processes(
             "nms server listening",
             Duration::from_secs(30),
             &mut [&mut process],
@@ -215,7 +219,7 @@ impl NmsServer {
         let data = dir.join(format!("agent-{name}"));
         Process::start(
             &format!("nms agent {name}"),
-            &nms(),
+            &nms_binary(),
             &[
                 "agent",
                 "--server",
@@ -228,50 +232,4 @@ impl NmsServer {
             dir,
         )
     }
-}
-
-/// `GET base + path` answered with JSON, or `None` on any failure (for polling).
-pub fn get_json(base: &str, path: &str) -> Option<Value> {
-    smol::block_on(nms::client::get_json(base, path)).ok()
-}
-
-/// `GET base + path` answered with text, or `None` on any failure (for polling).
-pub fn get_text(base: &str, path: &str) -> Option<String> {
-    smol::block_on(nms::client::get_text(base, path)).ok()
-}
-
-/// The `nms` binary under test.
-pub fn nms() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_nms"))
-}
-
-/// The address part of an `http://HOST:PORT` URL.
-pub fn socket_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://")
-        .parse()
-        .expect("an http://IP:PORT URL")
-}
-
-/// A task file for `devices`: CPU, RAM and a ping of 127.0.0.1 every second, plus `rules`
-/// (rule files) for each device.
-pub fn every_second_task(task_id: &str, devices: &[&str], rules: &[&str]) -> String {
-    let devices: Vec<Value> = devices
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "device_id": d,
-                "device_metrics": {"cpu_usage": true, "ram_usage": true, "interface_stats": ["lo"]},
-                "link_metrics": {
-                    "latency": {"tool": "ping", "destination": "127.0.0.1", "packet_count": 1, "frequency": 1}
-                },
-                "rules": rules,
-            })
-        })
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({
-        "task_id": task_id,
-        "frequency": 1,
-        "devices": devices,
-    }))
-    .expect("JSON")
 }
