@@ -976,39 +976,16 @@ fn alert_unit(t: AlertType) -> &'static str {
     }
 }
 
-/// Unix milliseconds as `1764236400000 ms (2025-11-27 09:40:00.000 UTC)`.
+/// Unix milliseconds as `1764236400000 (2025-11-27 09:40:00.000 UTC)`.
 pub fn utc_time(ms: u64) -> String {
     // Up to the end of year 9999; later values are shown as the bare number.
-    const MAX: u64 = 253_402_300_800_000;
-    if ms >= MAX {
+    if !crate::log::writable_time(ms) {
         return format!("{ms} ms since 1970");
     }
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
     format!(
-        "{ms} ({y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC)",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
+        "{ms} ({} UTC)",
+        crate::log::time_text(ms, crate::log::TimeText::Millis)
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A decimal (SI) rendering: 94300000 -> "94.3 M".

@@ -186,11 +186,41 @@ pub fn now_ms() -> u64 {
 /// The first millisecond of the year 10000, which RFC 3339 cannot write.
 const YEAR_10000_MS: u64 = 253_402_300_800_000;
 
-/// RFC 3339 text (UTC, milliseconds) of Unix milliseconds; times from the year 10000 on, which
-/// RFC 3339 cannot write, are written as the last millisecond of 9999.
+/// How [`time_text`] writes a time (always UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeText {
+    /// `2025-11-27T09:40:00.000Z`: logs, JSON, the API.
+    Rfc3339Millis,
+    /// `2025-11-27 09:40:00`: the status page.
+    Seconds,
+    /// `2025-11-27 09:40:00.000`: `decode`.
+    Millis,
+}
+
+/// The one time formatter: Unix milliseconds as UTC text in `style`; times from the year
+/// 10000 on, which RFC 3339 cannot write, are written as the last millisecond of 9999.
+pub fn time_text(ms: u64, style: TimeText) -> String {
+    let at = UNIX_EPOCH + std::time::Duration::from_millis(ms.min(YEAR_10000_MS - 1));
+    let text = match style {
+        TimeText::Seconds => humantime::format_rfc3339_seconds(at).to_string(),
+        TimeText::Rfc3339Millis | TimeText::Millis => {
+            humantime::format_rfc3339_millis(at).to_string()
+        }
+    };
+    match style {
+        TimeText::Rfc3339Millis => text,
+        TimeText::Seconds | TimeText::Millis => text.trim_end_matches('Z').replacen('T', " ", 1),
+    }
+}
+
+/// RFC 3339 text (UTC, milliseconds) of Unix milliseconds ([`time_text`]).
 pub fn rfc3339(ms: u64) -> String {
-    let ms = ms.min(YEAR_10000_MS - 1);
-    humantime::format_rfc3339_millis(UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+    time_text(ms, TimeText::Rfc3339Millis)
+}
+
+/// Whether `ms` is before the year 10000, the last [`time_text`] can write.
+pub fn writable_time(ms: u64) -> bool {
+    ms < YEAR_10000_MS
 }
 
 /// Parses a time given as Unix milliseconds or RFC 3339 text.

@@ -196,9 +196,7 @@ fn short(value: f64, decimals: usize) -> String {
 
 /// UTC date and time to the second: `2025-11-27 09:40:40Z`.
 fn utc_time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-        .to_string()
-        .replacen('T', " ", 1)
+    crate::log::time_text(ms, crate::log::TimeText::Seconds) + "Z"
 }
 
 fn dash() -> Cell {

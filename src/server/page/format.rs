@@ -1,8 +1,6 @@
 //! How the status page writes times and numbers: UTC clock times, "3 s ago", and short decimal
 //! values for tick labels and table cells.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 const MS_PER_MINUTE: u64 = 60_000;
 const MINUTES_PER_DAY: u64 = 24 * 60;
 
@@ -20,9 +18,7 @@ pub fn day(ms: u64) -> String {
 
 /// The UTC date and time as `YYYY-MM-DD HH:MM:SS`.
 pub fn date_time(ms: u64) -> String {
-    let text =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string();
-    text.trim_end_matches('Z').replacen('T', " ", 1)
+    crate::log::time_text(ms, crate::log::TimeText::Seconds)
 }
 
 /// How long ago `then_ms` was, seen at `now_ms`: "now", "12 s ago", "4 min ago", "3 h ago",
