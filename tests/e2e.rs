@@ -470,3 +470,55 @@ fn alerts_raised_while_the_server_is_down_are_stored_once_after_it_returns() {
         "alerts were raised during the outage"
     );
 }
+
+#[test]
+fn a_dns_probe_is_measured_stored_exported_and_alerted_on() {
+    // A probe added through its module alone (src/probes/dns.rs) works end to end: task file,
+    // agent, store, API, /metrics and the shipped rule.
+    let mut sandbox = Sandbox::new();
+    let entry = |expect: &str| json!({"dns": {"tool": "dns", "query": "localhost", "expect": expect, "frequency": 1}});
+    let task = json!({"task_id": "dns", "frequency": 1, "devices": [
+        {"device_id": "d1", "link_metrics": entry("127.0.0.1"), "rules": ["dns_lookup.rhai"]},
+        {"device_id": "d2", "link_metrics": entry("192.0.2.7"), "rules": ["dns_lookup.rhai"]},
+    ]});
+    let path = sandbox.write_json("dns.json", &task);
+    let rule = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/dns_lookup.rhai");
+    std::fs::copy(rule, path.with_file_name("dns_lookup.rhai")).expect("copy the rule");
+    let server = sandbox.start_server(&[path], &[]);
+    sandbox.start_agent("d1", &server);
+    sandbox.start_agent("d2", &server);
+
+    let good = wait_for_field(&server, "d1", "dns_time_ms");
+    assert!(
+        good["dns_time_ms"].as_f64().is_some_and(|t| t >= 0.0),
+        "{good}"
+    );
+    assert_eq!(
+        good["dns_answers"],
+        json!(1.0),
+        "localhost has one address: {good}"
+    );
+    assert_eq!(good["dns_expected"], json!(1.0), "{good}");
+    let moved = wait_for_field(&server, "d2", "dns_expected");
+    assert_eq!(
+        moved["dns_expected"],
+        json!(0.0),
+        "192.0.2.7 is not localhost: {moved}"
+    );
+    wait_for(WAIT, "the rule's alert for d2's unexpected answer", || {
+        server
+            .alerts()
+            .into_iter()
+            .find(|a| a["agent"] == "d2" && a["kind"] == "custom" && a["severity"] == "critical")
+    });
+    assert!(
+        !server.alerts().iter().any(|a| a["agent"] == "d1"),
+        "d1's answer is the expected one: {:?}",
+        server.alerts()
+    );
+    let line = r#"nms_dns_answers{agent="d1",task="dns",destination="localhost"} 1"#;
+    wait_for(WAIT, "d1's DNS answers in /metrics", || {
+        let text = server.get_text("/metrics");
+        text.lines().any(|l| l.trim() == line).then_some(())
+    });
+}

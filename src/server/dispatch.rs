@@ -474,6 +474,17 @@ impl Dispatch {
         (ping, iperf)
     }
 
+    /// Whether `target` is what one of the device's link measurements (ping, iperf, a probe)
+    /// measures towards now.
+    pub fn is_target(&self, number: u32, device: &str, target: &str) -> bool {
+        let (ping, iperf) = self.targets(number, device);
+        ping.as_deref() == Some(target)
+            || iperf.as_deref() == Some(target)
+            || crate::probes::PROBES
+                .iter()
+                .any(|p| self.probe_target(number, device, p.number).as_deref() == Some(target))
+    }
+
     /// What the device's item of the probe numbered `probe` measures towards: its first host
     /// field (a DNS probe's `query`).
     pub fn probe_target(&self, number: u32, device: &str, probe: u8) -> Option<String> {

@@ -519,8 +519,7 @@ fn is_current(dispatch: &Dispatch, r: &crate::store::Report) -> bool {
     let Some(target) = &r.target else {
         return task.task.device(&r.agent).is_some();
     };
-    let (ping, iperf) = dispatch.targets(task.number, &r.agent);
-    ping.as_deref() == Some(target.as_str()) || iperf.as_deref() == Some(target.as_str())
+    dispatch.is_target(task.number, &r.agent, target)
 }
 
 #[cfg(test)]
