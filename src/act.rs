@@ -8,12 +8,8 @@ use crate::inspect::age;
 use serde_json::{Value, json};
 use std::io::Write;
 
-/// Where the answer goes and how it looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text,
-    Json,
-}
+/// How the answer looks (its text is not coloured).
+pub use crate::output::Output;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod log;
 pub mod nettask;
 pub mod notify;
+pub mod output;
 pub mod persist;
 pub mod probes;
 pub mod rules;

@@ -375,6 +375,18 @@ fn format_line(settled: &Settled, level: Level, kind: &str, text: &str, time_ms:
     }
 }
 
+/// An error and its sources, `outer: inner: ...`, as the binary prints errors.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -642,11 +642,7 @@ fn send_task(args: SendTaskArgs, color: bool) -> anyhow::Result<()> {
         file: args.file,
         token: client_token(&args.token)?,
         server: args.server,
-        output: if args.json {
-            nms::send_task::Output::Json
-        } else {
-            nms::send_task::Output::Text { color }
-        },
+        output: nms::send_task::Output::chosen(args.json, color),
     };
     smol::block_on(nms::send_task::run(&options, &mut std::io::stdout().lock()))?;
     Ok(())
@@ -679,11 +675,7 @@ fn inspect(args: InspectArgs, color: bool) -> anyhow::Result<()> {
     let options = nms::inspect::Options {
         token: client_token(&args.token)?,
         server: args.server,
-        output: if args.json {
-            nms::inspect::Output::Json
-        } else {
-            nms::inspect::Output::Text { color }
-        },
+        output: nms::inspect::Output::chosen(args.json, color),
         watch: args.watch,
         clear_screen: std::io::stdout().is_terminal(),
     };
@@ -700,11 +692,7 @@ where
     F: std::future::Future<Output = Result<Vec<u8>, nms::act::ActError>>,
 {
     let token = client_token(&api.token)?;
-    let output = if api.json {
-        nms::act::Output::Json
-    } else {
-        nms::act::Output::Text
-    };
+    let output = nms::act::Output::chosen(api.json, false);
     let text = smol::block_on(verb(api.server.clone(), token, output))?;
     std::io::stdout()
         .lock()
@@ -836,11 +824,7 @@ fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
         hex: args.hex,
         key_file: args.key_file,
         instance: args.instance,
-        output: if args.json {
-            nms::decode::Output::Json
-        } else {
-            nms::decode::Output::Text { color }
-        },
+        output: nms::decode::Output::chosen(args.json, color),
     };
     nms::decode::run(
         &options,

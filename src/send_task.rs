@@ -20,14 +20,9 @@ use thiserror::Error;
 /// Where the server takes task uploads.
 pub const TASKS_PATH: &str = "/api/tasks";
 
-/// How the server's answer is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// One line per task and per device; ANSI colours when `color` is true.
-    Text { color: bool },
-    /// The server's JSON answer, pretty-printed.
-    Json,
-}
+/// How the server's answer is shown: a line per task and per device, or the server's JSON
+/// answer, pretty-printed.
+pub use crate::output::Output;
 
 /// Everything `nms send-task` needs, validated from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

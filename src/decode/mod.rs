@@ -49,14 +49,9 @@ impl Input {
     }
 }
 
-/// How the decoded packet is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// Aligned `field  value` lines; ANSI colours when `color` is true.
-    Text { color: bool },
-    /// One JSON object on one line.
-    Json,
-}
+/// How the decoded packet is shown: aligned `field  value` lines, or one JSON object on one
+/// line.
+pub use crate::output::Output;
 
 /// Everything `nms decode` needs, validated from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,15 +40,9 @@ pub struct Snapshot {
     pub alerts: Vec<Value>,
 }
 
-/// How the snapshot is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text {
-        color: bool,
-    },
-    /// One JSON object (one line per refresh with `--watch`).
-    Json,
-}
+/// How the snapshot is shown: tables, or one JSON object (one line per refresh with
+/// `--watch`).
+pub use crate::output::Output;
 
 /// Everything `nms inspect` (of a server) needs, validated from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -111,7 +111,7 @@ fn check_device(device: &Device) -> DeviceCheck {
                 let problem = rules::check(&shown, &source).err().map(|e| e.to_string());
                 (Some(source), problem)
             }
-            Err(e) => (None, Some(with_sources(&e))),
+            Err(e) => (None, Some(crate::log::error_chain(&e))),
         };
         checks.push(RuleCheck {
             // The server names a rule file's rule by its file name.
@@ -217,18 +217,6 @@ fn task_json(check: &TaskCheck) -> Value {
         }
     }
     value
-}
-
-/// An error and its sources, `: `-separated, as `nms: ...` prints them.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20s`.

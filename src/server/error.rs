@@ -53,12 +53,5 @@ pub enum ServerError {
 
 /// An error and its sources, `outer: inner: ...` (as the binary prints errors).
 pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+    crate::log::error_chain(error)
 }
