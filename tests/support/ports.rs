@@ -11,8 +11,17 @@ pub fn free_udp_port() -> u16 {
         .expect("cannot bind a UDP socket on 127.0.0.1")
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range
+/// (32768 and up): a port from that range can be taken, before the daemon told of it binds
+/// it, by an outgoing connection of a test running beside (an iperf3 listener then fails with
+/// "Address already in use").
 pub fn free_tcp_port() -> u16 {
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
