@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Its number on the wire and in the schema.
-pub const NUMBER: u8 = 16;
+pub const NUMBER: u8 = crate::schema::DNS_PROBE;
 
 pub static PROBE: ProbeDef = ProbeDef {
     number: NUMBER,
