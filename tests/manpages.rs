@@ -1,10 +1,10 @@
 //! The man pages in docs/man/ are generated from the same clap definitions as the command line
-//! (src/cli.rs). This test regenerates them and fails when the committed ones differ.
+//! (src/cli/). This test regenerates them and fails when the committed ones differ.
 //! Regenerate with: `NMS_REGENERATE_MAN=1 cargo test --test manpages`.
 //! Install with: `install -m 0644 docs/man/*.1 /usr/local/share/man/man1/`.
 
-#[allow(dead_code)]
-#[path = "../src/cli.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../src/cli/mod.rs"]
 mod cli;
 
 use clap::CommandFactory;
