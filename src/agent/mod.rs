@@ -12,24 +12,21 @@
 //! (and its alerts: AlertFlow follows the server); with `--prefer-first` it goes back to the
 //! first when that answers again ([`crate::nettask::AgentEndpoint::with_servers`]).
 
+mod events;
 mod reporter;
 pub mod scheduler;
+mod start;
 
 pub use reporter::Reporter;
+pub use start::{DEFAULT_SERVER_PORT, resolve_server};
+use start::{Started, resolved_servers, start};
 
-use crate::alertflow::client::{AlertClient, AlertClientConfig, Destination};
 use crate::log::{self, Level};
-use crate::nettask::driver::{self, Command, SocketStats};
-use crate::nettask::{AgentEndpoint, AgentEvent, AgentIdentity, Config, Keys};
-use crate::probes::Tools;
-use crate::wire::packet::{CAP_IPERF3, CAP_PING};
-use crate::wire::{Alert, Heartbeat, Key, Message};
-use scheduler::{Scheduler, ServerClock};
+use crate::nettask::AgentEndpoint;
+use crate::nettask::driver::Command;
+use crate::wire::Key;
 use smol::channel::Sender;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Why an agent could not start or stopped on its own.
@@ -53,9 +50,6 @@ pub enum AgentError {
     DriverStopped,
 }
 
-/// The default NetTask port of a server.
-pub const DEFAULT_SERVER_PORT: u16 = 8081;
-
 /// The validated configuration of an agent.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -66,51 +60,6 @@ pub struct AgentOptions {
     pub id: String,
     pub data_dir: PathBuf,
     pub key: Option<Key>,
-}
-
-/// Resolves `HOST[:PORT]` (default port 8081).
-pub fn resolve_server(server: &str) -> Result<SocketAddr, AgentError> {
-    use std::net::ToSocketAddrs;
-    if let Some((_, port)) = server.rsplit_once(':')
-        && !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_err()
-        && !server.ends_with(']')
-    {
-        return Err(AgentError::Invalid(format!(
-            "server address {server:?}: port {port} is out of range (1-65535)"
-        )));
-    }
-    if let Some((_, port)) = server.rsplit_once(':')
-        && port.parse::<u16>() == Ok(0)
-        && !server.ends_with(']')
-    {
-        return Err(AgentError::Invalid(format!(
-            "server address {server:?}: port 0 is not a port a server listens on"
-        )));
-    }
-    let with_port = if server.parse::<SocketAddr>().is_ok() {
-        server.to_string()
-    } else if let Ok(ip) = server.parse::<std::net::IpAddr>() {
-        SocketAddr::new(ip, DEFAULT_SERVER_PORT).to_string()
-    } else if server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        server.to_string()
-    } else {
-        format!("{server}:{DEFAULT_SERVER_PORT}")
-    };
-    with_port
-        .to_socket_addrs()
-        .map_err(|source| AgentError::Io {
-            what: format!("cannot resolve the server address {server:?}"),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| {
-            AgentError::Invalid(format!("the server address {server:?} resolves to nothing"))
-        })
 }
 
 /// How long a stopping agent waits for the server to acknowledge the reports it sent.
@@ -124,21 +73,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     use futures_lite::FutureExt;
-    if options.servers.is_empty() {
-        return Err(AgentError::Invalid("no server given".into()));
-    }
-    let servers = options
-        .servers
-        .iter()
-        .map(|s| resolve_server(s))
-        .collect::<Result<Vec<SocketAddr>, _>>()?;
-    let server = servers[0];
-    if let Some(other) = servers.iter().find(|s| s.is_ipv4() != server.is_ipv4()) {
-        return Err(AgentError::Invalid(format!(
-            "the servers {server} and {other} are of different address families: give all \
-             servers as IPv4 or all as IPv6 (the agent sends from one socket)"
-        )));
-    }
+    let servers = resolved_servers(&options.servers)?;
     std::fs::create_dir_all(&options.data_dir).map_err(|source| AgentError::Io {
         what: format!(
             "cannot create data directory {}",
@@ -146,87 +81,15 @@ pub async fn run(
         ),
         source,
     })?;
-    let bind: SocketAddr = if server.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = driver::bind(bind, 1024 * 1024).map_err(|source| AgentError::Io {
-        what: "cannot open a UDP socket".into(),
-        source,
-    })?;
-    let config = Config {
-        keys: Keys::single(options.key.clone()),
-        ..Config::default()
-    };
-    let mut identity = AgentIdentity::new(&options.id);
-    identity.capabilities = tool_capabilities();
-    let mut seed = [0u8; 8];
-    let _ = getrandom::fill(&mut seed);
-    let endpoint = AgentEndpoint::with_servers(
-        Instant::now(),
-        log::now_ms(),
-        config,
-        servers.clone(),
-        options.prefer_first,
-        identity,
-        u64::from_le_bytes(seed),
-    );
-    let (command_tx, command_rx) = smol::channel::unbounded();
-    let (event_tx, event_rx) = smol::channel::bounded(1024);
-    // The agent's background tasks: stopped when `run` returns (dropped with this).
-    let mut background: Vec<smol::Task<()>> = Vec::new();
-    background.push(smol::spawn(async move {
-        let _ = driver::run(
-            socket,
-            endpoint,
-            command_rx,
-            event_tx,
-            Arc::new(SocketStats::default()),
-        )
-        .await;
-    }));
-    let mut alert_config = AlertClientConfig::new(options.data_dir.join("alerts"));
-    alert_config.key = options.key.clone();
-    let client = AlertClient::open(alert_config).map_err(|source| AgentError::Spool {
-        source: Box::new(source),
-    })?;
-    let sender = client.sender();
-    let pending = sender.counts().pending;
-    background.push(smol::spawn(async move {
-        let _ = client.run().await;
-    }));
-    let (alert_tx, alert_rx) = smol::channel::unbounded::<Alert>();
-    background.push(smol::spawn(spool_alerts(sender.clone(), alert_rx)));
-    log_start(&options, &servers, pending);
-
-    let last_sent_ms = Arc::new(AtomicU64::new(0));
-    let reporter = Reporter {
-        commands: command_tx.clone(),
-        alerts: alert_tx,
-        last_sent_ms: last_sent_ms.clone(),
-        last_report_time_ms: Arc::new(AtomicU64::new(0)),
-    };
-    let clock = Arc::new(ServerClock::default());
-    let heartbeat_ms = Arc::new(AtomicU64::new(0));
-    background.push(smol::spawn(heartbeats(
-        command_tx.clone(),
-        heartbeat_ms.clone(),
-        last_sent_ms,
-    )));
-    let mut running = Running {
-        scheduler: Scheduler::new(&options.id, reporter, Tools::for_agent(), clock.clone()),
-        sender,
-        clock,
-        heartbeat_ms,
-        current: server,
-        servers,
-        id: options.id.clone(),
-    };
-
+    let Started {
+        commands,
+        events,
+        background,
+        mut running,
+    } = start(&options, servers)?;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let event = async { Some(event_rx.recv().await) }
+        let event = async { Some(events.recv().await) }
             .or(async {
                 (&mut shutdown).await;
                 None
@@ -242,119 +105,11 @@ pub async fn run(
     }
     log::event(Level::Info, "STOPPING", "stopping the measurements");
     running.scheduler.stop().await;
-    drain(&command_tx).await;
-    command_tx.close();
+    drain(&commands).await;
+    commands.close();
     log::event(Level::Good, "STOPPED", "the agent stopped");
     drop(background);
     Ok(())
-}
-
-/// What a registered agent works with while it runs.
-struct Running {
-    scheduler: Scheduler,
-    sender: crate::alertflow::client::AlertSender,
-    clock: Arc<ServerClock>,
-    heartbeat_ms: Arc<AtomicU64>,
-    /// The server the endpoint registers with now.
-    current: SocketAddr,
-    servers: Vec<SocketAddr>,
-    id: String,
-}
-
-impl Running {
-    /// Acts on one event of the NetTask endpoint: a registration, a task, a server change.
-    /// One short arm per event kind, most of them a log line: longer than 80 lines as a list.
-    fn handle(&mut self, event: AgentEvent) {
-        match event {
-            AgentEvent::Registered {
-                agent_id,
-                registered,
-            } => {
-                self.heartbeat_ms
-                    .store(registered.heartbeat_ms.into(), Ordering::Relaxed);
-                self.clock.set(registered.server_time_ms, log::now_ms());
-                let alertflow = SocketAddr::new(self.current.ip(), registered.alertflow_port);
-                self.sender.set_destination(Destination {
-                    server: alertflow,
-                    agent_id,
-                    instance: registered.instance,
-                });
-                log::event(
-                    Level::Good,
-                    "REGISTERED",
-                    format_args!(
-                        "with {} as agent {agent_id}; alerts to tcp/{alertflow}",
-                        self.current
-                    ),
-                );
-            }
-            AgentEvent::Message(Message::Task(assignment)) => self.scheduler.install(assignment),
-            AgentEvent::Message(Message::Cancel(c)) => self.scheduler.cancel(c.task_number),
-            AgentEvent::Message(other) => log::event(
-                Level::Warn,
-                "UNEXPECTED",
-                format_args!("the server sent a {} message", other.packet_type().name()),
-            ),
-            AgentEvent::Acknowledged(_) => {}
-            AgentEvent::Dropped(id) => log::event(
-                Level::Warn,
-                "DROPPED",
-                format_args!("report {id} dropped: the queue for the server is full"),
-            ),
-            AgentEvent::ServerLost => log::event(
-                Level::Bad,
-                "SERVER",
-                "the server does not answer; measuring on and keeping reports until it does",
-            ),
-            AgentEvent::ServerRecovered => {
-                log::event(Level::Good, "SERVER", "the server answers again")
-            }
-            AgentEvent::Reregistering => log::event(
-                Level::Warn,
-                "SERVER",
-                "the server no longer knows this agent (restarted?); registering again",
-            ),
-            AgentEvent::Malformed(reason) => log::event(Level::Warn, "MALFORMED", reason),
-            AgentEvent::SwitchedServer { from, to, carried } => {
-                self.current = to;
-                log::event(
-                    Level::Warn,
-                    "SERVER",
-                    format_args!(
-                        "moving from {from} to {to}{}; {carried} unacknowledged message(s) go there",
-                        if self.servers.first() == Some(&to) {
-                            " (the first server)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
-            AgentEvent::RegistrationUnanswered { attempts } => log::event(
-                Level::Bad,
-                "SERVER",
-                format_args!(
-                    "no answer from {} after {attempts} registration attempts: is `nms server` \
-                 running there (its NetTask port)? With keys: does it use this agent's key, and \
-                 does its keys file have the name {:?}? Still trying.",
-                    self.current, self.id
-                ),
-            ),
-            AgentEvent::RegistrationRefused {
-                refused,
-                registration_time_ms,
-                count,
-            } => log::event(
-                Level::Bad,
-                "REFUSED",
-                format_args!(
-                    "{} refused the registration ({count} in a row): {}; registering again in 5 s",
-                    self.current,
-                    refusal_text(&refused, registration_time_ms)
-                ),
-            ),
-        }
-    }
 }
 
 /// Waits up to [`SHUTDOWN_GRACE`] for the server to acknowledge the reports sent.
@@ -385,133 +140,6 @@ async fn drain(command_tx: &Sender<Command<AgentEndpoint>>) {
         }
         async_io::Timer::after(Duration::from_millis(50)).await;
     }
-}
-
-/// Hands the workers' alerts to the AlertFlow spool.
-async fn spool_alerts(
-    sender: crate::alertflow::client::AlertSender,
-    alert_rx: smol::channel::Receiver<Alert>,
-) {
-    while let Ok(alert) = alert_rx.recv().await {
-        match sender.raise(alert).await {
-            Err(e) => log::event(Level::Bad, "ALERT", format_args!("not spooled: {e}")),
-            Ok(pushed) => {
-                if let Some(why) = pushed.kept_in_memory {
-                    log::event(
-                        Level::Bad,
-                        "ALERT",
-                        format_args!(
-                            "not spooled ({why}): kept in memory and sent when the \
-                             server is reachable; spooled when the disk takes it"
-                        ),
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// The START line: the servers, the data folder, the alerts waiting from an earlier run.
-fn log_start(options: &AgentOptions, servers: &[SocketAddr], pending: u64) {
-    log::event(
-        Level::Info,
-        "START",
-        format_args!(
-            "nms agent {} registering with {}; data in {}{}",
-            options.id,
-            servers
-                .iter()
-                .map(SocketAddr::to_string)
-                .collect::<Vec<_>>()
-                .join(" or "),
-            std::path::absolute(&options.data_dir)
-                .unwrap_or_else(|_| options.data_dir.clone())
-                .display(),
-            if pending > 0 {
-                format!("; {pending} alert(s) waiting to be delivered")
-            } else {
-                String::new()
-            }
-        ),
-    );
-}
-
-/// What the server objected to, in words an operator can act on.
-fn refusal_text(refused: &crate::wire::packet::Refused, registration_time_ms: u64) -> String {
-    use crate::wire::packet::RefusalReason;
-    match refused.reason {
-        RefusalReason::Clock => {
-            let skew = registration_time_ms as i128 - refused.server_time_ms as i128;
-            format!(
-                "this host's clock is {:.1} s {} the server's ({} there); set it right (NTP)",
-                skew.unsigned_abs() as f64 / 1000.0,
-                if skew > 0 { "ahead of" } else { "behind" },
-                log::rfc3339(refused.server_time_ms)
-            )
-        }
-        RefusalReason::NotNewer => format!(
-            "the server accepted a registration of this name dated {} already, and this one is \
-             not newer (this host's clock went back, or someone replays an old registration)",
-            log::rfc3339(refused.last_accepted_ms)
-        ),
-        RefusalReason::Full => {
-            "the server takes no new agents now (its --max-agents, or too many new names at once)"
-                .to_string()
-        }
-    }
-}
-
-/// Sends a HEARTBEAT whenever nothing was sent for one heartbeat interval.
-async fn heartbeats(
-    commands: Sender<Command<AgentEndpoint>>,
-    interval_ms: Arc<AtomicU64>,
-    last_sent_ms: Arc<AtomicU64>,
-) {
-    loop {
-        let interval = interval_ms.load(Ordering::Relaxed);
-        if interval == 0 {
-            async_io::Timer::after(Duration::from_millis(200)).await;
-            continue;
-        }
-        async_io::Timer::after(Duration::from_millis(interval / 2)).await;
-        let now = log::now_ms();
-        if now.saturating_sub(last_sent_ms.load(Ordering::Relaxed)) < interval {
-            continue;
-        }
-        last_sent_ms.store(now, Ordering::Relaxed);
-        let sent = commands.try_send(Box::new(move |ep: &mut AgentEndpoint, t| {
-            // Anything unacknowledged already tells the server the agent is alive.
-            if ep.is_registered() && ep.unacknowledged() == 0 {
-                let pending = 0;
-                ep.send(
-                    t,
-                    &Message::Heartbeat(Heartbeat {
-                        time_ms: now,
-                        pending_reports: pending,
-                    }),
-                );
-            }
-        }));
-        if sent.is_err() {
-            return;
-        }
-    }
-}
-
-/// Which measurement tools this host has.
-fn tool_capabilities() -> u8 {
-    let on_path = |tool: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-    };
-    let mut caps = 0;
-    if on_path("ping") {
-        caps |= CAP_PING;
-    }
-    if on_path("iperf3") {
-        caps |= CAP_IPERF3;
-    }
-    caps
 }
 
 #[cfg(test)]
