@@ -4,27 +4,10 @@
 mod support;
 
 use nms::wire::Decoded;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use support::golden::{Golden, golden_packets, test_key_path};
-
-/// Runs `nms ARGS` with `stdin` as standard input, colours off by default.
-fn nms(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nms"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run nms");
-    let mut input = child.stdin.take().expect("stdin");
-    // nms may exit before reading everything (bad arguments): a broken pipe is not our concern.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().expect("wait for nms")
-}
+use support::process::nms_with_input;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -66,7 +49,7 @@ fn every_golden_packet_decodes_as_text_and_as_json() {
         let owned = decode_args(&golden);
         let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
 
-        let out = nms(&args, &bytes);
+        let out = nms_with_input(&args, &bytes);
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),
@@ -86,7 +69,7 @@ fn every_golden_packet_decodes_as_text_and_as_json() {
         );
 
         args.push("--json");
-        let out = nms(&args, &bytes);
+        let out = nms_with_input(&args, &bytes);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -116,7 +99,7 @@ fn every_golden_packet_decodes_as_text_and_as_json() {
 #[test]
 fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
     let dir = support::golden::golden_dir();
-    let out = nms(
+    let out = nms_with_input(
         &["decode"],
         &std::fs::read(dir.join("metrics_typical.bin")).unwrap(),
     );
@@ -132,7 +115,7 @@ fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
-    let out = nms(
+    let out = nms_with_input(
         &["decode"],
         &std::fs::read(dir.join("metrics_ping_lost.bin")).unwrap(),
     );
@@ -140,7 +123,7 @@ fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
     assert!(stdout.contains("not measured"), "{stdout}");
     assert!(stdout.contains("100 %"), "{stdout}");
 
-    let out = nms(
+    let out = nms_with_input(
         &["decode", "--json"],
         &std::fs::read(dir.join("metrics_ping_lost.bin")).unwrap(),
     );
@@ -153,9 +136,9 @@ fn fields_are_shown_with_units_and_unmeasured_values_are_named() {
 #[test]
 fn colour_is_used_only_when_asked_and_no_color_is_unset() {
     let bytes = std::fs::read(support::golden::golden_dir().join("alertflow_alert.bin")).unwrap();
-    let out = nms(&["--color", "always", "decode"], &bytes);
+    let out = nms_with_input(&["--color", "always", "decode"], &bytes);
     assert!(text(&out.stdout).contains('\x1b'));
-    let out = nms(&["--color", "never", "decode"], &bytes);
+    let out = nms_with_input(&["--color", "never", "decode"], &bytes);
     assert!(!text(&out.stdout).contains('\x1b'));
 }
 
@@ -165,9 +148,9 @@ fn hex_input_and_files_are_accepted() {
     let bytes = std::fs::read(&path).unwrap();
     let spaced: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let hex = format!("0x{}\n", spaced.join(" "));
-    let from_hex = nms(&["decode", "--hex", "--json"], hex.as_bytes());
+    let from_hex = nms_with_input(&["decode", "--hex", "--json"], hex.as_bytes());
     assert!(from_hex.status.success(), "{}", text(&from_hex.stderr));
-    let from_file = nms(&["decode", "--json", "--file", path.to_str().unwrap()], b"");
+    let from_file = nms_with_input(&["decode", "--json", "--file", path.to_str().unwrap()], b"");
     assert!(from_file.status.success(), "{}", text(&from_file.stderr));
     assert_eq!(from_hex.stdout, from_file.stdout);
     let json: serde_json::Value = serde_json::from_slice(&from_hex.stdout).unwrap();
@@ -177,7 +160,7 @@ fn hex_input_and_files_are_accepted() {
     );
 
     // Hex text fed as raw bytes gets a hint.
-    let out = nms(&["decode"], hex.as_bytes());
+    let out = nms_with_input(&["decode"], hex.as_bytes());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--hex"), "{}", text(&out.stderr));
 }
@@ -194,11 +177,11 @@ fn damaged_packets_are_refused_with_the_byte_offset() {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 0x80 >> (bit % 8);
             let what = format!("{} with bit {bit} flipped", golden.file);
-            assert_refused(&nms(&args, &flipped), &what);
+            assert_refused(&nms_with_input(&args, &flipped), &what);
         }
         for cut in [1, len / 2, len - 1] {
             let what = format!("{} cut to {cut} bytes", golden.file);
-            assert_refused(&nms(&args, &bytes[..cut]), &what);
+            assert_refused(&nms_with_input(&args, &bytes[..cut]), &what);
         }
     }
 }
@@ -212,7 +195,7 @@ fn unusable_input_gets_one_clear_error() {
         (&["decode", "--hex"], b"210", "odd number"),
     ];
     for (args, stdin, expected) in cases {
-        let out = nms(args, stdin);
+        let out = nms_with_input(args, stdin);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
@@ -221,7 +204,7 @@ fn unusable_input_gets_one_clear_error() {
         );
     }
     let missing = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-such-packet.bin");
-    let out = nms(&["decode", "--file", missing.to_str().unwrap()], b"");
+    let out = nms_with_input(&["decode", "--file", missing.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no-such-packet.bin"));
 }
@@ -229,7 +212,7 @@ fn unusable_input_gets_one_clear_error() {
 #[test]
 fn completions_are_generated_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let out = nms(&["completions", shell], b"");
+        let out = nms_with_input(&["completions", shell], b"");
         assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("decode"), "{shell}");
     }

@@ -6,8 +6,9 @@ mod support;
 
 use nms::inspect::{Snapshot, age, human_bandwidth, render, sparkline};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use support::fixtures::repo;
+use support::process::nms_output;
 
 /// 2025-11-27 09:41:00 UTC.
 const NOW: u64 = 1_764_236_460_000;
@@ -237,26 +238,13 @@ fn sparklines_bandwidth_and_ages_read_naturally() {
     assert_eq!(age(NOW + 5_000, NOW), "0 s ago");
 }
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn nms(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nms"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nms")
-}
-
 #[test]
 fn inspect_task_explains_the_default_configuration() {
-    let brief = nms(&repo("."), &["inspect", "--task", "configs/default.json"]);
+    let brief = nms_output(&repo("."), &["inspect", "--task", "configs/default.json"]);
     let brief = String::from_utf8_lossy(&brief.stdout).into_owned();
     assert!(!brief.contains("| "), "the rhai only with --rhai: {brief}");
     assert!(brief.lines().count() < 20, "{brief}");
-    let output = nms(
+    let output = nms_output(
         &repo("."),
         &["inspect", "--task", "configs/default.json", "--rhai"],
     );
@@ -296,7 +284,7 @@ fn inspect_task_explains_the_default_configuration() {
         }
     }
 
-    let output = nms(
+    let output = nms_output(
         &repo("."),
         &["inspect", "--task", "configs/default.json", "--json"],
     );
@@ -314,7 +302,7 @@ fn inspect_task_explains_the_default_configuration() {
 
 #[test]
 fn inspect_task_of_an_invalid_file_names_the_file_and_position_and_fails() {
-    let output = nms(
+    let output = nms_output(
         &repo("."),
         &["inspect", "--task", "tests/fixtures/tasks/bad-syntax.json"],
     );
@@ -327,7 +315,7 @@ fn inspect_task_of_an_invalid_file_names_the_file_and_position_and_fails() {
     assert_eq!(error.trim_end(), format!("nms: {expected}"));
     assert!(error.contains(" at ") && error.contains(':'), "{error}");
 
-    let output = nms(
+    let output = nms_output(
         &repo("."),
         &[
             "inspect",
@@ -361,7 +349,7 @@ fn inspect_task_shows_which_rule_file_fails_and_where() {
             "device_metrics": {"cpu_usage": true}, "rules": ["good.rhai", "bad.rhai"]}]}"#,
     )
     .expect("write task");
-    let output = nms(dir.path(), &["inspect", "--task", "task.json"]);
+    let output = nms_output(dir.path(), &["inspect", "--task", "task.json"]);
     assert_eq!(output.status.code(), Some(1));
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.starts_with("task.json: invalid (1 task)"), "{shown}");
@@ -394,7 +382,7 @@ fn inspect_asks_for_each_agents_metrics_and_alerts_and_prints_one_json_object() 
         };
         ("200 OK", answer)
     });
-    let output = nms(&repo("."), &["inspect", "--json", "--server", &url]);
+    let output = nms_output(&repo("."), &["inspect", "--json", "--server", &url]);
     assert!(
         output.status.success(),
         "{}",
@@ -411,7 +399,7 @@ fn inspect_asks_for_each_agents_metrics_and_alerts_and_prints_one_json_object() 
         .collect();
     assert_eq!(targets.len(), 5, "{targets:?}");
 
-    let output = nms(&repo("."), &["inspect", "--server", &url]);
+    let output = nms_output(&repo("."), &["inspect", "--server", &url]);
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).lines().next(),
@@ -427,7 +415,7 @@ fn inspect_reports_the_servers_error_message() {
             json!({"error": "the store is locked"}),
         )
     });
-    let output = nms(&repo("."), &["inspect", "--server", &url]);
+    let output = nms_output(&repo("."), &["inspect", "--server", &url]);
     assert_eq!(output.status.code(), Some(1));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -456,7 +444,7 @@ fn inspect_task_shows_the_iperf_plan_and_refuses_runs_that_cannot_fit() {
     std::fs::write(dir.path().join("fits.json"), task(5)).unwrap();
     std::fs::write(dir.path().join("crowded.json"), task(12)).unwrap();
 
-    let output = nms(dir.path(), &["inspect", "--task", "fits.json"]);
+    let output = nms_output(dir.path(), &["inspect", "--task", "fits.json"]);
     assert!(output.status.success(), "{output:?}");
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("\niperf plan  ("), "{shown}");
@@ -470,11 +458,11 @@ fn inspect_task_shows_the_iperf_plan_and_refuses_runs_that_cannot_fit() {
             .contains("    +6 s  task course: r3 -> r2 port 5201 (udp, 5 s every 20 s) (6 s slot)"),
         "{shown}"
     );
-    let output = nms(dir.path(), &["inspect", "--task", "fits.json", "--json"]);
+    let output = nms_output(dir.path(), &["inspect", "--task", "fits.json", "--json"]);
     let json: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(json["iperf_plan"]["placed"][1]["offset_ms"], 6000, "{json}");
 
-    let output = nms(dir.path(), &["inspect", "--task", "crowded.json"]);
+    let output = nms_output(dir.path(), &["inspect", "--task", "crowded.json"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let said = format!(
         "{}{}",

@@ -7,28 +7,15 @@ mod support;
 
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::mpsc;
 use support::fake_http::Request;
+use support::fixtures::repo;
+use support::process::nms_output;
 
 /// Answers every request with `status` and `answer`.
 fn fake_server(status: &'static str, answer: Value) -> (String, mpsc::Receiver<Request>) {
     support::fake_http::serve(move |_| (status, answer.clone()))
-}
-
-fn nms(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nms"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NMS_SERVER")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run nms")
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// A folder holding `tasks/ping.json`, which names the rule file `rules/<rule>` beside it.
@@ -71,7 +58,7 @@ fn the_upload_carries_the_file_and_its_rules_and_the_answer_is_shown_per_device(
          "reason": "not connected; gets the task when it registers"}
     ]}]});
     let (url, received) = fake_server("200 OK", answer.clone());
-    let output = nms(
+    let output = nms_output(
         dir.path(),
         &["send-task", "tasks/ping.json", "--server", &url],
     );
@@ -106,7 +93,7 @@ fn the_upload_carries_the_file_and_its_rules_and_the_answer_is_shown_per_device(
 
     // --json prints the server's answer as it came.
     let (url, _received) = fake_server("200 OK", answer.clone());
-    let output = nms(
+    let output = nms_output(
         dir.path(),
         &["send-task", "--json", "tasks/ping.json", "--server", &url],
     );
@@ -121,7 +108,7 @@ fn a_bad_rule_file_is_reported_with_its_line_and_column_before_anything_is_sent(
         std::fs::read_to_string(repo("tests/fixtures/rules/bad_syntax.rhai")).expect("fixture");
     let (dir, _) = task_folder(&bad);
     let (url, received) = fake_server("200 OK", json!({"tasks": []}));
-    let output = nms(
+    let output = nms_output(
         dir.path(),
         &["send-task", "tasks/ping.json", "--server", &url],
     );
@@ -140,7 +127,7 @@ fn a_bad_rule_file_is_reported_with_its_line_and_column_before_anything_is_sent(
 
 #[test]
 fn an_invalid_task_file_names_the_file_path_and_position() {
-    let output = nms(
+    let output = nms_output(
         &repo("."),
         &[
             "send-task",
@@ -166,7 +153,7 @@ fn a_refused_upload_shows_the_servers_message() {
         "400 Bad Request",
         json!({"error": "task-1 is already installed from another origin"}),
     );
-    let output = nms(
+    let output = nms_output(
         dir.path(),
         &["send-task", "tasks/ping.json", "--server", &url],
     );
@@ -187,7 +174,7 @@ fn no_server_listening_is_a_clear_error() {
         .expect("a free port")
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let output = nms(
+    let output = nms_output(
         dir.path(),
         &["send-task", "tasks/ping.json", "--server", &url],
     );

@@ -1,8 +1,14 @@
 //! The end-to-end task files of `tests/fixtures/tasks-e2e/`, read as JSON, and a way to change
-//! one field everywhere in them; plus small task files written for a test.
+//! one field everywhere in them; plus small task files written for a test, and paths inside
+//! the repository.
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A path inside the repository (`configs/default.json`).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
 
 /// The folder of the end-to-end task files.
 pub fn fixtures_dir() -> PathBuf {

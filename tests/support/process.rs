@@ -1,12 +1,12 @@
 //! Running programs as child processes: the `nms` binary cargo built ([`nms_binary`], and
-//! [`nms_in`] for one command in a given folder), a [`Process`] whose standard output and error
+//! [`nms_in`], [`nms_output`] and [`nms_with_input`] for one command), a [`Process`] whose standard output and error
 //! go to a log file and that is killed when dropped, a running `nms server` and its agents
 //! ([`NmsServer`]), and third-party daemons the tests need ([`require`]).
 
 use super::wait::wait_for_processes;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// The `nms` binary cargo built for this test run.
@@ -23,6 +23,30 @@ pub fn nms_in(dir: &Path) -> Command {
         .env_remove("NMS_SERVER")
         .env("NO_COLOR", "1");
     command
+}
+
+/// Runs `nms ARGS` in `dir` (as [`nms_in`] sets it up) and returns what it printed.
+pub fn nms_output(dir: &Path, args: &[&str]) -> Output {
+    nms_in(dir).args(args).output().expect("run nms")
+}
+
+/// Runs `nms ARGS` with `stdin` as its standard input, its colours as it chooses them when
+/// not on a terminal (`NO_COLOR` removed), and returns what it printed.
+pub fn nms_with_input(args: &[impl AsRef<OsStr>], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(nms_binary())
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nms");
+    let mut input = child.stdin.take().expect("stdin");
+    // nms may exit before reading everything (bad arguments): a broken pipe is not our concern.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("wait for nms")
 }
 
 /// The path of a program the test needs; a missing one fails the test and says how to install
