@@ -6,7 +6,9 @@
 
 use crate::rules::{self, RuleSet};
 use crate::send_task::read_rule_file;
-use crate::task::{self, Device, IperfPlan, IperfTarget, PlannedItem, Task, TaskError};
+use crate::task::{
+    self, Device, IperfMetrics, IperfPlan, IperfTarget, PlannedItem, Task, TaskError,
+};
 use crate::wire::{RuleSource, Transport};
 use owo_colors::{OwoColorize, Style};
 use serde_json::{Value, json};
@@ -221,10 +223,6 @@ fn task_json(check: &TaskCheck) -> Value {
 
 /// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20s`.
 pub fn describe(item: &PlannedItem) -> String {
-    let transport = |t: &Transport| match t {
-        Transport::Tcp => "tcp",
-        Transport::Udp => "udp",
-    };
     match item {
         PlannedItem::Probe(p) => p.describe(),
         PlannedItem::MetricsGathering {
@@ -255,7 +253,7 @@ pub fn describe(item: &PlannedItem) -> String {
             server,
             port,
             duration_s,
-            transport: t,
+            transport,
             rate_bps,
             frequency_s,
             measures,
@@ -264,16 +262,6 @@ pub fn describe(item: &PlannedItem) -> String {
                 IperfTarget::Address(a) => a.clone(),
                 IperfTarget::Device(d) => format!("device {d}"),
             };
-            let mut watched = Vec::new();
-            for (on, name) in [
-                (measures.bandwidth, "bandwidth"),
-                (measures.jitter, "jitter"),
-                (measures.packet_loss, "packet loss"),
-            ] {
-                if on {
-                    watched.push(name);
-                }
-            }
             let rate = if *rate_bps > 0 {
                 format!(" at {}", crate::wire::task::rate_text(*rate_bps))
             } else {
@@ -282,14 +270,14 @@ pub fn describe(item: &PlannedItem) -> String {
             format!(
                 "iperf3 client to {server} port {port} ({}{rate}, {duration_s} s) every \
                  {frequency_s} s: {}",
-                transport(t),
-                watched.join(", ")
+                transport_word(*transport),
+                watched(measures).join(", ")
             )
         }
         PlannedItem::IperfServer {
             port,
             duration_s,
-            transport: t,
+            transport,
             frequency_s,
             address,
             ..
@@ -300,10 +288,29 @@ pub fn describe(item: &PlannedItem) -> String {
             format!(
                 "iperf3 server on port {port}{at} for a {} test of {duration_s} s every \
                  {frequency_s} s",
-                transport(t)
+                transport_word(*transport)
             )
         }
     }
+}
+
+fn transport_word(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+    }
+}
+
+/// The figures an iperf client watches, by name.
+fn watched(measures: &IperfMetrics) -> Vec<&'static str> {
+    [
+        (measures.bandwidth, "bandwidth"),
+        (measures.jitter, "jitter"),
+        (measures.packet_loss, "packet loss"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
 }
 
 /// The thresholds that are set: `cpu_usage > 90 %`.
@@ -321,36 +328,44 @@ fn thresholds(device: &Device) -> Vec<String> {
     .collect()
 }
 
-/// The check as text: a verdict line, then per task and device its measurements, thresholds and
-/// rules (each with `ok` or its error; with `show_rhai`, the rhai each threshold compiles to).
-pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
-    let paint = |text: &str, style: Style| {
-        if color {
+/// Paints text with a style when the output is in colour, and leaves it plain when not.
+#[derive(Clone, Copy)]
+struct Painter {
+    color: bool,
+}
+
+impl Painter {
+    fn paint(self, text: &str, style: Style) -> String {
+        if self.color {
             text.style(style).to_string()
         } else {
             text.to_string()
         }
-    };
-    let ok = paint("ok", Style::new().green());
+    }
+}
+
+/// The check as text: a verdict line, then per task and device its measurements, thresholds and
+/// rules (each with `ok` or its error; with `show_rhai`, the rhai each threshold compiles to).
+pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
+    let p = Painter { color };
     let mut out = String::new();
-    let problems = check.problems();
     let tasks = match &check.result {
         Err(e) => {
             let _ = writeln!(
                 out,
                 "{}: {}",
                 check.file,
-                paint("invalid", Style::new().red().bold())
+                p.paint("invalid", Style::new().red().bold())
             );
             let _ = writeln!(out, "  {e}");
             return out;
         }
         Ok(tasks) => tasks,
     };
-    let verdict = if problems.is_empty() {
-        paint("valid", Style::new().green().bold())
+    let verdict = if check.problems().is_empty() {
+        p.paint("valid", Style::new().green().bold())
     } else {
-        paint("invalid", Style::new().red().bold())
+        p.paint("invalid", Style::new().red().bold())
     };
     let count = match tasks.len() {
         1 => "1 task".to_string(),
@@ -358,81 +373,108 @@ pub fn render(check: &FileCheck, color: bool, show_rhai: bool) -> String {
     };
     let _ = writeln!(out, "{}: {verdict} ({count})", check.file);
     for t in tasks {
-        let task = &t.task;
-        let _ = writeln!(
-            out,
-            "\n{} {}  ({} dialect, every {} s)",
-            paint("task", Style::new().bold()),
-            paint(&task.task_id, Style::new().bold()),
-            task.dialect,
-            task.frequency_s
-        );
-        for (device, device_check) in task.devices.iter().zip(&t.devices) {
-            let _ = writeln!(
-                out,
-                "  device {}",
-                paint(&device.device_id, Style::new().bold())
-            );
-            for (i, item) in device.items.iter().enumerate() {
-                let label = if i == 0 { "measures" } else { "" };
-                let _ = writeln!(out, "    {label:<10}  {}", describe(item));
-            }
-            let set = thresholds(device);
-            let shown = if set.is_empty() {
-                "none".to_string()
-            } else {
-                set.join(", ")
-            };
-            let _ = writeln!(out, "    {:<10}  {shown}", "thresholds");
-            for note in &device.notes {
-                let _ = writeln!(
-                    out,
-                    "    {:<10}  {}",
-                    "note",
-                    paint(note, Style::new().yellow())
-                );
-            }
-            for rule in &device_check.rules {
-                let status = match &rule.problem {
-                    None => ok.clone(),
-                    Some(problem) => paint(&format!("error: {problem}"), Style::new().red()),
-                };
-                match &rule.origin {
-                    RuleOrigin::Builtin | RuleOrigin::Condition => {
-                        let _ = writeln!(out, "    rule {}  {status}", rule.name);
-                        if !show_rhai && rule.problem.is_none() {
-                            continue;
-                        }
-                        for line in rule.source.iter().flat_map(|s| s.lines()) {
-                            let _ =
-                                writeln!(out, "      {} {line}", paint("|", Style::new().dimmed()));
-                        }
-                    }
-                    RuleOrigin::File(path) => {
-                        let _ = writeln!(out, "    rule file {}  {status}", path.display());
-                    }
-                }
-            }
-            if let Some(problem) = &device_check.problem {
-                let _ = writeln!(
-                    out,
-                    "    {}",
-                    paint(&format!("error: {problem}"), Style::new().red())
-                );
-            }
-        }
+        render_task(&mut out, p, t, show_rhai);
     }
-    let lines = check.plan.lines();
-    if !lines.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n{}  (each test starts at its offset in every period of its frequency, on the \
-             server's clock; an agent takes part in one test at a time)",
-            paint("iperf plan", Style::new().bold())
-        );
-        for line in lines {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
+    render_plan(&mut out, p, &check.plan);
     out
+}
+
+/// A task's heading, then each of its devices.
+fn render_task(out: &mut String, p: Painter, t: &TaskCheck, show_rhai: bool) {
+    let task = &t.task;
+    let _ = writeln!(
+        out,
+        "\n{} {}  ({} dialect, every {} s)",
+        p.paint("task", Style::new().bold()),
+        p.paint(&task.task_id, Style::new().bold()),
+        task.dialect,
+        task.frequency_s
+    );
+    for (device, device_check) in task.devices.iter().zip(&t.devices) {
+        render_device(out, p, device, device_check, show_rhai);
+    }
+}
+
+/// A device's measurements, thresholds, notes and rules, and why its rules cannot run together.
+fn render_device(
+    out: &mut String,
+    p: Painter,
+    device: &Device,
+    device_check: &DeviceCheck,
+    show_rhai: bool,
+) {
+    let _ = writeln!(
+        out,
+        "  device {}",
+        p.paint(&device.device_id, Style::new().bold())
+    );
+    for (i, item) in device.items.iter().enumerate() {
+        let label = if i == 0 { "measures" } else { "" };
+        let _ = writeln!(out, "    {label:<10}  {}", describe(item));
+    }
+    let set = thresholds(device);
+    let shown = if set.is_empty() {
+        "none".to_string()
+    } else {
+        set.join(", ")
+    };
+    let _ = writeln!(out, "    {:<10}  {shown}", "thresholds");
+    for note in &device.notes {
+        let _ = writeln!(
+            out,
+            "    {:<10}  {}",
+            "note",
+            p.paint(note, Style::new().yellow())
+        );
+    }
+    for rule in &device_check.rules {
+        render_rule(out, p, rule, show_rhai);
+    }
+    if let Some(problem) = &device_check.problem {
+        let _ = writeln!(
+            out,
+            "    {}",
+            p.paint(&format!("error: {problem}"), Style::new().red())
+        );
+    }
+}
+
+/// A rule and its status; a built-in or condition rule shows its rhai when it fails or when
+/// `show_rhai` asks.
+fn render_rule(out: &mut String, p: Painter, rule: &RuleCheck, show_rhai: bool) {
+    let status = match &rule.problem {
+        None => p.paint("ok", Style::new().green()),
+        Some(problem) => p.paint(&format!("error: {problem}"), Style::new().red()),
+    };
+    match &rule.origin {
+        RuleOrigin::Builtin | RuleOrigin::Condition => {
+            let _ = writeln!(out, "    rule {}  {status}", rule.name);
+            if !show_rhai && rule.problem.is_none() {
+                return;
+            }
+            for line in rule.source.iter().flat_map(|s| s.lines()) {
+                let _ = writeln!(out, "      {} {line}", p.paint("|", Style::new().dimmed()));
+            }
+        }
+        RuleOrigin::File(path) => {
+            let _ = writeln!(out, "    rule file {}  {status}", path.display());
+        }
+    }
+}
+
+/// When each iperf test of the file runs, if the file has any.
+fn render_plan(out: &mut String, p: Painter, plan: &IperfPlan) {
+    let lines = plan.lines();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{}  (each test starts at its offset in every period of its frequency, on the \
+         server's clock; an agent takes part in one test at a time)",
+        p.paint("iperf plan", Style::new().bold())
+    );
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
 }
