@@ -28,15 +28,12 @@ fn render_item(doc: &mut Doc, label: &str, item: &WorkItem) {
             doc.field(1, label, "METRICSGATHERING");
             doc.field(2, "cpu", yes_no(*cpu));
             doc.field(2, "ram", yes_no(*ram));
-            doc.field(
-                2,
-                "interfaces",
-                if interfaces.is_empty() {
-                    "none".to_string()
-                } else {
-                    interfaces.join(", ")
-                },
-            );
+            let watched = if interfaces.is_empty() {
+                "none".to_string()
+            } else {
+                interfaces.join(", ")
+            };
+            doc.field(2, "interfaces", watched);
             doc.field(2, "frequency", every(*frequency_s));
         }
         WorkItem::Ping {
@@ -65,15 +62,12 @@ fn render_item(doc: &mut Doc, label: &str, item: &WorkItem) {
             frequency_s,
         } => {
             doc.field(1, label, "IPERFCLIENT");
-            doc.field(
-                2,
-                "server address",
-                if server_address.is_empty() {
-                    "(filled in by the server)"
-                } else {
-                    server_address
-                },
-            );
+            let shown = if server_address.is_empty() {
+                "(filled in by the server)"
+            } else {
+                server_address
+            };
+            doc.field(2, "server address", shown);
             render_iperf_run(doc, *port, *duration_s, *transport);
             doc.field(2, "rate", rate_text(*rate_bps));
             doc.field(2, "frequency", every(*frequency_s));
