@@ -148,54 +148,8 @@ pub fn render_answer(answer: &Value, color: bool) -> Result<String, SendTaskErro
             paint(text(t, "task_id"), Style::new().bold()),
             t.get("number").map_or_else(|| "?".to_string(), compact)
         );
-        let devices = t
-            .get("devices")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
-        let width = devices
-            .iter()
-            .map(|d| text(d, "device").chars().count())
-            .max()
-            .unwrap_or(0);
-        for d in devices {
-            let status = text(d, "status");
-            let style = match status {
-                "sent" => Style::new().green(),
-                "waiting" => Style::new().yellow(),
-                _ => Style::new().red(),
-            };
-            let mut details: Vec<String> = Vec::new();
-            if let Some(reason) = d.get("reason").and_then(Value::as_str) {
-                details.push(format!("({reason})"));
-            }
-            details.extend(
-                d.get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|i| i.as_str().map_or_else(|| compact(i), str::to_string)),
-            );
-            if details.is_empty() {
-                details.push("-".to_string());
-            }
-            let device = format!("{:<width$}", text(d, "device"));
-            let status = paint(&format!("{status:<7}"), style);
-            let indent = " ".repeat(2 + width + 2 + 7 + 2);
-            for (i, detail) in details.iter().enumerate() {
-                if i == 0 {
-                    let _ = writeln!(out, "  {device}  {status}  {detail}");
-                } else {
-                    let _ = writeln!(out, "{indent}{detail}");
-                }
-            }
-        }
-        let cancelled: Vec<&str> = t
-            .get("cancelled")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        render_devices(&mut out, &paint, t);
+        let cancelled: Vec<&str> = strings(t, "cancelled").collect();
         if !cancelled.is_empty() {
             let _ = writeln!(
                 out,
@@ -204,17 +158,73 @@ pub fn render_answer(answer: &Value, color: bool) -> Result<String, SendTaskErro
                 cancelled.join(", ")
             );
         }
-        for reason in t
-            .get("unscheduled")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for reason in strings(t, "unscheduled") {
             let _ = writeln!(out, "  {} {reason}", paint("not run:", Style::new().red()));
         }
     }
     Ok(out)
+}
+
+/// A task's devices, one under the other: the name and status in aligned columns, then what
+/// the device was given (or why not), one detail a line.
+fn render_devices(out: &mut String, paint: &impl Fn(&str, Style) -> String, task: &Value) {
+    let devices = task
+        .get("devices")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let width = devices
+        .iter()
+        .map(|d| text(d, "device").chars().count())
+        .max()
+        .unwrap_or(0);
+    for d in devices {
+        let status = text(d, "status");
+        let style = match status {
+            "sent" => Style::new().green(),
+            "waiting" => Style::new().yellow(),
+            _ => Style::new().red(),
+        };
+        let device = format!("{:<width$}", text(d, "device"));
+        let status = paint(&format!("{status:<7}"), style);
+        let indent = " ".repeat(2 + width + 2 + 7 + 2);
+        for (i, detail) in device_details(d).iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "  {device}  {status}  {detail}");
+            } else {
+                let _ = writeln!(out, "{indent}{detail}");
+            }
+        }
+    }
+}
+
+/// What a device's line says after its status: `(reason)`, then its items; `-` when neither.
+fn device_details(device: &Value) -> Vec<String> {
+    let mut details: Vec<String> = Vec::new();
+    if let Some(reason) = device.get("reason").and_then(Value::as_str) {
+        details.push(format!("({reason})"));
+    }
+    details.extend(
+        device
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|i| i.as_str().map_or_else(|| compact(i), str::to_string)),
+    );
+    if details.is_empty() {
+        details.push("-".to_string());
+    }
+    details
+}
+
+/// The strings of an array field; nothing when it is absent.
+fn strings<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// A string field, or `""`.

@@ -85,10 +85,25 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
         index: &index,
         base_dir,
     };
-    let root = JsonPath::root();
     let document: Value = deserialize(origin, text, &index)?;
     let dialect = dialect::detect(&document).map_err(|(path, message)| c.error(&path, message))?;
-    let tasks = match &document {
+    let tasks = read_tasks(&c, text, &document, dialect)?;
+    let in_array = matches!(document, Value::Array(_));
+    check_task_ids_unique(&c, &tasks, in_array)?;
+    check_iperf_plan(&c, &tasks, in_array)?;
+    Ok(tasks)
+}
+
+/// The file's task object, or each task of its array, read in its dialect and validated.
+fn read_tasks(
+    c: &Checker<'_>,
+    text: &str,
+    document: &Value,
+    dialect: Dialect,
+) -> Result<Vec<Task>, TaskError> {
+    let (origin, index) = (c.origin, c.index);
+    let root = JsonPath::root();
+    Ok(match document {
         Value::Array(tasks) if tasks.is_empty() => {
             return Err(c.error(&root, "the file holds no tasks"));
         }
@@ -102,28 +117,26 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
             ));
         }
         Value::Array(_) => match dialect {
-            Dialect::Assignment => deserialize::<Vec<AssignmentTask>>(origin, text, &index)?
+            Dialect::Assignment => deserialize::<Vec<AssignmentTask>>(origin, text, index)?
                 .iter()
                 .enumerate()
-                .map(|(i, task)| assignment::task(&c, &root.index(i), task))
+                .map(|(i, task)| assignment::task(c, &root.index(i), task))
                 .collect::<Result<Vec<_>, _>>()?,
-            Dialect::Original => deserialize::<Vec<OriginalTask>>(origin, text, &index)?
+            Dialect::Original => deserialize::<Vec<OriginalTask>>(origin, text, index)?
                 .iter()
                 .enumerate()
-                .map(|(i, task)| original::task(&c, &root.index(i), task))
+                .map(|(i, task)| original::task(c, &root.index(i), task))
                 .collect::<Result<Vec<_>, _>>()?,
         },
         Value::Object(_) => vec![match dialect {
             Dialect::Assignment => assignment::task(
-                &c,
+                c,
                 &root,
-                &deserialize::<AssignmentTask>(origin, text, &index)?,
+                &deserialize::<AssignmentTask>(origin, text, index)?,
             )?,
-            Dialect::Original => original::task(
-                &c,
-                &root,
-                &deserialize::<OriginalTask>(origin, text, &index)?,
-            )?,
+            Dialect::Original => {
+                original::task(c, &root, &deserialize::<OriginalTask>(origin, text, index)?)?
+            }
         }],
         _ => {
             return Err(c.error(
@@ -131,19 +144,24 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
                 "a task file holds a task object or an array of task objects",
             ));
         }
-    };
-    let task_path = |i: usize| {
-        if matches!(document, Value::Array(_)) {
-            root.index(i)
-        } else {
-            root.clone()
-        }
-    };
+    })
+}
+
+/// The path of the `i`th task: an index into the file's array, or the file's one object.
+fn task_path(in_array: bool, i: usize) -> JsonPath {
+    if in_array {
+        JsonPath::root().index(i)
+    } else {
+        JsonPath::root()
+    }
+}
+
+/// No two tasks of a file share a `task_id`.
+fn check_task_ids_unique(c: &Checker<'_>, tasks: &[Task], in_array: bool) -> Result<(), TaskError> {
     for (i, task) in tasks.iter().enumerate() {
         if tasks[..i].iter().any(|t| t.task_id == task.task_id) {
-            let at = task_path(i);
             return Err(c.error(
-                &at.key("task_id"),
+                &task_path(in_array, i).key("task_id"),
                 format!(
                     "task_id {:?} is used by an earlier task of this file",
                     task.task_id
@@ -151,29 +169,38 @@ pub fn parse(origin: &str, text: &str, base_dir: &Path) -> Result<Vec<Task>, Tas
             ));
         }
     }
-    let plan = IperfPlan::build(&tasks);
-    if let Some(unplaced) = plan.unplaced.first() {
-        let run = &unplaced.run;
-        let (t, d) = tasks
-            .iter()
-            .enumerate()
-            .find_map(|(t, task)| {
-                let d = task
-                    .devices
-                    .iter()
-                    .position(|d| task.task_id == run.task_id && d.device_id == run.client)?;
-                Some((t, d))
-            })
-            .unwrap_or((0, 0));
-        return Err(c.error(
-            &task_path(t).key("devices").index(d).key("link_metrics"),
-            format!(
-                "the iperf test {run} cannot be scheduled: {}",
-                unplaced.reason
-            ),
-        ));
-    }
-    Ok(tasks)
+    Ok(())
+}
+
+/// Every iperf run of the file has a time slot; the first that has none is refused at its
+/// client's `link_metrics`.
+fn check_iperf_plan(c: &Checker<'_>, tasks: &[Task], in_array: bool) -> Result<(), TaskError> {
+    let plan = IperfPlan::build(tasks);
+    let Some(unplaced) = plan.unplaced.first() else {
+        return Ok(());
+    };
+    let run = &unplaced.run;
+    let (t, d) = tasks
+        .iter()
+        .enumerate()
+        .find_map(|(t, task)| {
+            let d = task
+                .devices
+                .iter()
+                .position(|d| task.task_id == run.task_id && d.device_id == run.client)?;
+            Some((t, d))
+        })
+        .unwrap_or((0, 0));
+    Err(c.error(
+        &task_path(in_array, t)
+            .key("devices")
+            .index(d)
+            .key("link_metrics"),
+        format!(
+            "the iperf test {run} cannot be scheduled: {}",
+            unplaced.reason
+        ),
+    ))
 }
 
 /// Deserializes the whole of `text`, turning a syntax or type error into a [`TaskError`] with

@@ -188,6 +188,9 @@ fn ping_item(
     })
 }
 
+/// One device of an iperf pair: where its `iperf_parameters` are, and what they say.
+type PairSide<'a> = (JsonPath, &'a IperfParameters);
+
 /// The two devices of an iperf pair, in file order: the server's item and the client's.
 fn pair_items(
     c: &Checker<'_>,
@@ -196,116 +199,18 @@ fn pair_items(
     ids: &[String],
     frequency_s: u32,
 ) -> Result<Vec<PlannedItem>, TaskError> {
-    let mut sides = Vec::with_capacity(2);
-    for (d, device) in raw.devices.iter().enumerate() {
-        let link_path = devices_path.index(d).key("link_metrics");
-        let (iperf, ping) = link_parts(device);
-        if ping.is_some_and(|p| p.enabled) {
-            return Err(c.error(
-                &link_path.key("ping_parameters").key("enabled"),
-                "a two-device task is an iperf pair; ping belongs in a one-device task",
-            ));
-        }
-        let Some(iperf) = iperf else {
-            return Err(c.error(
-                &link_path,
-                "a two-device task is an iperf pair: each device needs iperf_parameters",
-            ));
-        };
-        sides.push((link_path.key("iperf_parameters"), iperf));
-    }
-    let servers: Vec<usize> = (0..sides.len()).filter(|&i| sides[i].1.is_server).collect();
-    let server = match servers.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(c.error(
-                &sides[1].0,
-                "neither device of the iperf pair has \"is_server\": true; exactly one must",
-            ));
-        }
-        _ => {
-            return Err(c.error(
-                &sides[1].0.key("is_server"),
-                "both devices of the iperf pair have \"is_server\": true; exactly one must",
-            ));
-        }
-    };
+    let sides = pair_sides(c, devices_path, raw)?;
+    let server = server_side(c, &sides)?;
     let client = 1 - server;
-    let (client_path, client_params) = &sides[client];
-    let (server_path, server_params) = &sides[server];
-
-    let measures = IperfMetrics {
-        bandwidth: client_params.bandwidth || server_params.bandwidth,
-        jitter: client_params.jitter || server_params.jitter,
-        packet_loss: client_params.packet_loss || server_params.packet_loss,
-    };
-    if !(measures.bandwidth || measures.jitter || measures.packet_loss) {
-        return Err(c.error(
-            client_path,
-            "the iperf pair measures nothing: enable bandwidth, jitter or packet_loss",
-        ));
-    }
+    let measures = pair_measures(c, &sides[client], &sides[server])?;
     let transport = if measures.jitter || measures.packet_loss {
         Transport::Udp
     } else {
         Transport::Tcp
     };
-
-    let Some(duration) = &client_params.test_duration else {
-        return Err(c.error(client_path, "the iperf client needs a test_duration"));
-    };
-    let duration_s = c.duration(
-        &client_path.key("test_duration"),
-        duration,
-        "test_duration",
-        frequency_s,
-    )?;
-    if let Some(server_duration) = &server_params.test_duration {
-        let at = server_path.key("test_duration");
-        let server_duration_s = c.duration(&at, server_duration, "test_duration", frequency_s)?;
-        if server_duration_s != duration_s {
-            return Err(c.error(
-                &at,
-                format!(
-                    "the server's test_duration {server_duration_s} s differs from the client's \
-                     {duration_s} s"
-                ),
-            ));
-        }
-    }
-    let port = c.port(&client_path.key("port"), client_params.port.as_ref())?;
-    let server_port = c.port(&server_path.key("port"), server_params.port.as_ref())?;
-    if server_port != port {
-        return Err(c.error(
-            &server_path.key("port"),
-            format!("the server listens on port {server_port} but the client connects to {port}"),
-        ));
-    }
-
-    let mut rate_bps = None;
-    for (path, params) in [&sides[client], &sides[server]] {
-        let Some(n) = &params.rate_mbps else { continue };
-        let at = path.key("rate_mbps");
-        if transport == Transport::Tcp {
-            return Err(c.error(
-                &at,
-                "rate_mbps sets the rate a UDP test offers; this pair measures bandwidth only, \
-                 over TCP, which sends as fast as the link allows",
-            ));
-        }
-        let rate = c.rate(&at, n)?;
-        if rate_bps.is_some_and(|r| r != rate) {
-            return Err(c.error(
-                &at,
-                "the two devices of the pair give different rate_mbps; give it once, or the same",
-            ));
-        }
-        rate_bps = Some(rate);
-    }
-    let rate_bps = match transport {
-        Transport::Udp => rate_bps.unwrap_or(DEFAULT_UDP_RATE_BPS),
-        Transport::Tcp => 0,
-    };
+    let duration_s = pair_duration(c, &sides[client], &sides[server], frequency_s)?;
+    let port = pair_port(c, &sides[client], &sides[server])?;
+    let rate_bps = pair_rate(c, [&sides[client], &sides[server]], transport)?;
 
     let server_item = PlannedItem::IperfServer {
         port,
@@ -328,5 +233,150 @@ fn pair_items(
         vec![server_item, client_item]
     } else {
         vec![client_item, server_item]
+    })
+}
+
+/// Each device's `iperf_parameters`, in file order; ping has no place in a pair.
+fn pair_sides<'a>(
+    c: &Checker<'_>,
+    devices_path: &JsonPath,
+    raw: &'a OriginalTask,
+) -> Result<Vec<PairSide<'a>>, TaskError> {
+    let mut sides = Vec::with_capacity(2);
+    for (d, device) in raw.devices.iter().enumerate() {
+        let link_path = devices_path.index(d).key("link_metrics");
+        let (iperf, ping) = link_parts(device);
+        if ping.is_some_and(|p| p.enabled) {
+            return Err(c.error(
+                &link_path.key("ping_parameters").key("enabled"),
+                "a two-device task is an iperf pair; ping belongs in a one-device task",
+            ));
+        }
+        let Some(iperf) = iperf else {
+            return Err(c.error(
+                &link_path,
+                "a two-device task is an iperf pair: each device needs iperf_parameters",
+            ));
+        };
+        sides.push((link_path.key("iperf_parameters"), iperf));
+    }
+    Ok(sides)
+}
+
+/// The index of the one side with `is_server: true`.
+fn server_side(c: &Checker<'_>, sides: &[PairSide<'_>]) -> Result<usize, TaskError> {
+    let servers: Vec<usize> = (0..sides.len()).filter(|&i| sides[i].1.is_server).collect();
+    match servers.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(c.error(
+            &sides[1].0,
+            "neither device of the iperf pair has \"is_server\": true; exactly one must",
+        )),
+        _ => Err(c.error(
+            &sides[1].0.key("is_server"),
+            "both devices of the iperf pair have \"is_server\": true; exactly one must",
+        )),
+    }
+}
+
+/// What the pair measures: a figure either side asks for; at least one must be asked for.
+fn pair_measures(
+    c: &Checker<'_>,
+    (client_path, client_params): &PairSide<'_>,
+    (_, server_params): &PairSide<'_>,
+) -> Result<IperfMetrics, TaskError> {
+    let measures = IperfMetrics {
+        bandwidth: client_params.bandwidth || server_params.bandwidth,
+        jitter: client_params.jitter || server_params.jitter,
+        packet_loss: client_params.packet_loss || server_params.packet_loss,
+    };
+    if !(measures.bandwidth || measures.jitter || measures.packet_loss) {
+        return Err(c.error(
+            client_path,
+            "the iperf pair measures nothing: enable bandwidth, jitter or packet_loss",
+        ));
+    }
+    Ok(measures)
+}
+
+/// The client's `test_duration`; the server may repeat it, but not differ.
+fn pair_duration(
+    c: &Checker<'_>,
+    (client_path, client_params): &PairSide<'_>,
+    (server_path, server_params): &PairSide<'_>,
+    frequency_s: u32,
+) -> Result<u32, TaskError> {
+    let Some(duration) = &client_params.test_duration else {
+        return Err(c.error(client_path, "the iperf client needs a test_duration"));
+    };
+    let duration_s = c.duration(
+        &client_path.key("test_duration"),
+        duration,
+        "test_duration",
+        frequency_s,
+    )?;
+    if let Some(server_duration) = &server_params.test_duration {
+        let at = server_path.key("test_duration");
+        let server_duration_s = c.duration(&at, server_duration, "test_duration", frequency_s)?;
+        if server_duration_s != duration_s {
+            return Err(c.error(
+                &at,
+                format!(
+                    "the server's test_duration {server_duration_s} s differs from the client's \
+                     {duration_s} s"
+                ),
+            ));
+        }
+    }
+    Ok(duration_s)
+}
+
+/// The port the client connects to, which must be the one the server listens on.
+fn pair_port(
+    c: &Checker<'_>,
+    (client_path, client_params): &PairSide<'_>,
+    (server_path, server_params): &PairSide<'_>,
+) -> Result<u16, TaskError> {
+    let port = c.port(&client_path.key("port"), client_params.port.as_ref())?;
+    let server_port = c.port(&server_path.key("port"), server_params.port.as_ref())?;
+    if server_port != port {
+        return Err(c.error(
+            &server_path.key("port"),
+            format!("the server listens on port {server_port} but the client connects to {port}"),
+        ));
+    }
+    Ok(port)
+}
+
+/// The rate a UDP pair offers (given once, or the same on both sides, else the default); a TCP
+/// pair has none.
+fn pair_rate(
+    c: &Checker<'_>,
+    client_then_server: [&PairSide<'_>; 2],
+    transport: Transport,
+) -> Result<u64, TaskError> {
+    let mut rate_bps = None;
+    for (path, params) in client_then_server {
+        let Some(n) = &params.rate_mbps else { continue };
+        let at = path.key("rate_mbps");
+        if transport == Transport::Tcp {
+            return Err(c.error(
+                &at,
+                "rate_mbps sets the rate a UDP test offers; this pair measures bandwidth only, \
+                 over TCP, which sends as fast as the link allows",
+            ));
+        }
+        let rate = c.rate(&at, n)?;
+        if rate_bps.is_some_and(|r| r != rate) {
+            return Err(c.error(
+                &at,
+                "the two devices of the pair give different rate_mbps; give it once, or the same",
+            ));
+        }
+        rate_bps = Some(rate);
+    }
+    Ok(match transport {
+        Transport::Udp => rate_bps.unwrap_or(DEFAULT_UDP_RATE_BPS),
+        Transport::Tcp => 0,
     })
 }
