@@ -21,3 +21,13 @@ impl Output {
         }
     }
 }
+
+/// `text` in `style` (ANSI colours and weight) when `color`, plain when not.
+pub fn paint(text: impl std::fmt::Display, style: owo_colors::Style, color: bool) -> String {
+    use owo_colors::OwoColorize;
+    if color {
+        text.style(style).to_string()
+    } else {
+        text.to_string()
+    }
+}

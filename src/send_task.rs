@@ -9,7 +9,7 @@ use crate::client::{self, ClientError};
 use crate::rules::{self, RuleError};
 use crate::task::{self, Task, TaskError};
 use crate::wire::codec::MAX_RULE_SOURCE_LEN;
-use owo_colors::{OwoColorize, Style};
+use owo_colors::Style;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -133,13 +133,7 @@ pub fn render_answer(answer: &Value, color: bool) -> Result<String, SendTaskErro
         .get("tasks")
         .and_then(Value::as_array)
         .ok_or_else(|| SendTaskError::UnexpectedAnswer(compact(answer)))?;
-    let paint = |text: &str, style: Style| {
-        if color {
-            text.style(style).to_string()
-        } else {
-            text.to_string()
-        }
-    };
+    let paint = |text: &str, style: Style| crate::output::paint(text, style, color);
     let mut out = String::new();
     for t in tasks {
         let _ = writeln!(

@@ -1,7 +1,7 @@
 //! The text being built by the renderers: title, sections and `name  value` fields, aligned
 //! and optionally coloured when finished.
 
-use owo_colors::{OwoColorize, Style};
+use owo_colors::Style;
 use std::fmt::Display;
 
 /// A decimal (SI) rendering: 94300000 -> "94.3 M".
@@ -40,11 +40,7 @@ impl Doc {
     }
 
     pub(super) fn paint(&self, text: impl Display, style: Style) -> String {
-        if self.color {
-            text.style(style).to_string()
-        } else {
-            text.to_string()
-        }
+        crate::output::paint(text, style, self.color)
     }
 
     pub(super) fn title(&mut self, text: String) {

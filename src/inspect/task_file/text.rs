@@ -4,7 +4,7 @@
 use super::{DeviceCheck, FileCheck, RuleCheck, RuleOrigin, TaskCheck};
 use crate::task::{Device, IperfMetrics, IperfPlan, IperfTarget, PlannedItem};
 use crate::wire::Transport;
-use owo_colors::{OwoColorize, Style};
+use owo_colors::Style;
 use std::fmt::Write as _;
 
 /// A planned measurement in a few words: `ping 10.0.0.1 x5 every 20s`.
@@ -122,11 +122,7 @@ struct Painter {
 
 impl Painter {
     fn paint(self, text: &str, style: Style) -> String {
-        if self.color {
-            text.style(style).to_string()
-        } else {
-            text.to_string()
-        }
+        crate::output::paint(text, style, self.color)
     }
 }
 
