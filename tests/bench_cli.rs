@@ -1,12 +1,14 @@
 //! `nms bench` as a user runs it: a small fleet against a server the bench starts itself, with
 //! alerts, printing one JSON object whose figures add up.
 
+mod support;
+
 use std::process::Command;
 
 #[test]
 fn a_small_bench_run_stores_every_report_once_and_reports_its_figures() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nms"))
+    let out = Command::new(support::process::nms_binary())
         .args([
             "bench",
             "--agents",
@@ -62,7 +64,7 @@ fn a_small_bench_run_stores_every_report_once_and_reports_its_figures() {
 
 #[test]
 fn bench_refuses_nonsense_options() {
-    let out = Command::new(env!("CARGO_BIN_EXE_nms"))
+    let out = Command::new(support::process::nms_binary())
         .args(["bench", "--seconds", "0"])
         .output()
         .unwrap();
@@ -73,7 +75,7 @@ fn bench_refuses_nonsense_options() {
 #[test]
 fn killing_the_server_with_sigkill_under_load_loses_nothing_acknowledged() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nms"))
+    let out = Command::new(support::process::nms_binary())
         .args([
             "bench",
             "--agents",

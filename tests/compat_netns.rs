@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::faults::netns;
 use support::process::{Process, nms_binary};
-use support::wait::wait_until;
+use support::wait::{wait_quoting, wait_until};
 
 const NETTASK_PORT: u16 = 8081;
 const ALERTFLOW_PORT: u16 = 8080;
@@ -195,22 +195,6 @@ fn agent_args(server: &str, id: &str, dir: &Path) -> Vec<String> {
     .collect()
 }
 
-/// Waits for `what`, panicking with the processes' logs when it does not come.
-fn wait_for<T>(what: &str, processes: &[&Process], mut check: impl FnMut() -> Option<T>) -> T {
-    let mut found = None;
-    wait_until(WAIT, || {
-        found = check();
-        found.is_some()
-    });
-    found.unwrap_or_else(|| {
-        let logs: Vec<String> = processes
-            .iter()
-            .map(|p| format!("--- {}:\n{}", p.name, p.tail(30)))
-            .collect();
-        panic!("gave up waiting for {what}\n{}", logs.join("\n"))
-    })
-}
-
 fn now_ms() -> u64 {
     nms::log::now_ms()
 }
@@ -301,7 +285,7 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
 
     // Devices 3 and 4 ping pc2 and pc1: 5 packets 1 s apart, as the file says.
     for (device, host) in [("3", "pc2"), ("4", "pc1")] {
-        let ping = wait_for(&format!("a ping record of {device}"), &all, || {
+        let ping = wait_quoting(&format!("a ping record of {device}"), WAIT, &all, || {
             ns.metrics(0, device)
                 .into_iter()
                 .find(|m| m["target"] == host && m["rtt_avg_ms"].is_number())
@@ -319,7 +303,7 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
     }
     // Both iperf pairs measure: task 4 over UDP (jitter and loss) from 1 to 2, task 1 over
     // TCP from 4 to 3, each towards the other agent's namespace.
-    let udp = wait_for("a UDP iperf record of 1", &all, || {
+    let udp = wait_quoting("a UDP iperf record of 1", WAIT, &all, || {
         ns.metrics(0, "1")
             .into_iter()
             .find(|m| m["udp_bandwidth_bps"].is_number())
@@ -329,7 +313,7 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
         "{udp}"
     );
     assert_eq!(udp["target"], "2", "{udp}");
-    let tcp = wait_for("a TCP iperf record of 4", &all, || {
+    let tcp = wait_quoting("a TCP iperf record of 4", WAIT, &all, || {
         ns.metrics(0, "4")
             .into_iter()
             .find(|m| m["bandwidth_bps"].is_number())
@@ -409,12 +393,12 @@ fn a_watched_interface_going_down_raises_an_interface_alert_and_coming_up_resolv
     let probe_rule = "probe:system metrics";
 
     // A missing interface: one ERROR alert, however many reports go by.
-    let missing = wait_for("an ERROR alert about w0", &all, || {
+    let missing = wait_quoting("an ERROR alert about w0", WAIT, &all, || {
         alerts_of(&ns, probe_rule, "\"w0\"").into_iter().next()
     });
     assert_eq!(missing["kind"], "error", "{missing}");
     let raised_ms = missing["time_ms"].as_u64().unwrap_or_default();
-    wait_for("three more reports of l1", &all, || {
+    wait_quoting("three more reports of l1", WAIT, &all, || {
         let later = ns
             .metrics(0, "l1")
             .iter()
@@ -442,20 +426,20 @@ fn a_watched_interface_going_down_raises_an_interface_alert_and_coming_up_resolv
     .expect("veth");
     ns.ip(0, &["link", "set", "w1", "up"]).unwrap();
     ns.ip(0, &["link", "set", "w0", "up"]).unwrap();
-    wait_for("the ERROR alert about w0 resolved", &all, || {
+    wait_quoting("the ERROR alert about w0 resolved", WAIT, &all, || {
         alerts_of(&ns, probe_rule, "\"w0\"")
             .into_iter()
             .find(|a| a["alert_id"] == missing["alert_id"] && a["resolved"].is_string())
     });
     let since = now_ms();
-    wait_for("w0 reported up", &all, || {
+    wait_quoting("w0 reported up", WAIT, &all, || {
         first_with_state(&ns, "l1", "w0", "up", since)
     });
 
     // `ip link set w0 down`: a critical INTERFACE alert on the first report that saw it.
     let down_at = now_ms();
     ns.ip(0, &["link", "set", "w0", "down"]).unwrap();
-    let alert = wait_for("an INTERFACE alert for w0", &all, || {
+    let alert = wait_quoting("an INTERFACE alert for w0", WAIT, &all, || {
         alerts_of(&ns, "builtin:link_state", "w0 is down (set down)")
             .into_iter()
             .next()
@@ -471,7 +455,7 @@ fn a_watched_interface_going_down_raises_an_interface_alert_and_coming_up_resolv
 
     // `ip link set w0 up`: resolved.
     ns.ip(0, &["link", "set", "w0", "up"]).unwrap();
-    wait_for("the INTERFACE alert resolved", &all, || {
+    wait_quoting("the INTERFACE alert resolved", WAIT, &all, || {
         alerts_of(&ns, "builtin:link_state", "w0 is down (set down)")
             .into_iter()
             .find(|a| a["alert_id"] == alert["alert_id"] && a["resolved"].is_string())
@@ -479,13 +463,13 @@ fn a_watched_interface_going_down_raises_an_interface_alert_and_coming_up_resolv
 
     // The peer goes down: w0 is up without a carrier, which is down too; and back.
     ns.ip(0, &["link", "set", "w1", "down"]).unwrap();
-    let no_carrier = wait_for("a no-carrier alert for w0", &all, || {
+    let no_carrier = wait_quoting("a no-carrier alert for w0", WAIT, &all, || {
         alerts_of(&ns, "builtin:link_state", "w0 is down (no carrier")
             .into_iter()
             .next()
     });
     ns.ip(0, &["link", "set", "w1", "up"]).unwrap();
-    wait_for("the no-carrier alert resolved", &all, || {
+    wait_quoting("the no-carrier alert resolved", WAIT, &all, || {
         alerts_of(&ns, "builtin:link_state", "w0 is down (no carrier")
             .into_iter()
             .find(|a| a["alert_id"] == no_carrier["alert_id"] && a["resolved"].is_string())

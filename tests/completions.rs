@@ -7,6 +7,8 @@
 //! NMS_REGENERATE_COMPLETIONS=1 cargo test --test completions
 //! ```
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -19,7 +21,7 @@ const SCRIPTS: [(&str, &str); 3] = [
 
 /// What `nms completions SHELL` prints.
 fn script(shell: &str) -> Vec<u8> {
-    let output = Command::new(env!("CARGO_BIN_EXE_nms"))
+    let output = Command::new(support::process::nms_binary())
         .args(["completions", shell])
         .env_remove("NMS_SERVER")
         .output()

@@ -1,12 +1,15 @@
 //! Probes: the ping and iperf3 parsers over real captured outputs (tests/fixtures), the runners
 //! against loopback, and the system sampler on this host.
 
+mod support;
+
 use nms::probes::iperf::{self, IperfRole};
 use nms::probes::ping;
 use nms::probes::{Destination, ProbeError, SystemSampler, Tools};
 use nms::wire::{AlertType, LinkState, Sample, Transport};
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
+use support::ports::free_tcp_port;
 
 fn fixture(path: &str) -> String {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -431,13 +434,6 @@ fn missing_programs_are_reported_as_missing() {
     assert!(matches!(&err, ProbeError::ToolMissing(name) if name == "nms-test-no-such-iperf3"));
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// The rate a test offers: 20 Mbit/s for UDP, iperf3's default for TCP.
 fn rate(transport: Transport) -> u64 {
     match transport {
@@ -450,7 +446,7 @@ fn rate(transport: Transport) -> u64 {
 /// server is still starting.
 fn iperf_pair(transport: Transport) -> (Result<Sample, ProbeError>, Option<Sample>) {
     let tools = Tools::default();
-    let port = free_port();
+    let port = free_tcp_port();
     smol::block_on(async {
         let server = tools.iperf_server(
             Some(Ipv4Addr::LOCALHOST.into()),
@@ -534,7 +530,7 @@ fn iperf_udp_client_measures_loopback() {
 fn iperf_client_without_server_says_connection_refused() {
     let err = smol::block_on(nms::probes::run_iperf_client(
         &loopback(),
-        free_port(),
+        free_tcp_port(),
         1,
         Transport::Tcp,
         0,
@@ -551,7 +547,7 @@ fn iperf_client_without_server_says_connection_refused() {
 fn iperf_server_without_client_ends_empty_at_its_deadline() {
     let result = smol::block_on(Tools::default().iperf_server(
         Some(Ipv4Addr::LOCALHOST.into()),
-        free_port(),
+        free_tcp_port(),
         Duration::from_millis(300),
     ));
     assert!(matches!(result, Ok(None)), "{result:?}");

@@ -14,26 +14,12 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use support::ports::free_tcp_port;
+use support::ports::{Ports, free_tcp_port};
 use support::process::{Process, require};
 use support::wait::wait_for_processes;
 
 const AGENT: &str = "rw-agent";
 const TASK: &str = "rw-test";
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind udp 127.0.0.1:0")
-}
-
-/// The server's fixed ports, so that the agent finds it again after a restart.
-struct Ports {
-    nettask: u16,
-    alertflow: u16,
-    http: u16,
-}
 
 fn start_server(dir: &Path, ports: &Ports, task: &Path, receiver: &str, run: u32) -> Process {
     let data = dir.join("server");
@@ -137,11 +123,8 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         support::fixtures::every_second_task(TASK, &[AGENT], &[]),
     )
     .unwrap();
-    let ports = Ports {
-        nettask: free_udp_port(),
-        alertflow: free_tcp_port(),
-        http: free_tcp_port(),
-    };
+    // Fixed ports, so that the agent finds the server again after a restart.
+    let ports = Ports::pick();
     let prom_port = free_tcp_port();
     let prom = format!("http://127.0.0.1:{prom_port}");
     let receiver = format!("{prom}/api/v1/write");

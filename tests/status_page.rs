@@ -6,6 +6,8 @@
 //! Needs Chromium (Debian package `chromium`; `.ci/run` installs it). With
 //! `NMS_REGENERATE_SCREENSHOT=1` the screenshot is written to `docs/status-page.png`.
 
+mod support;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -146,7 +148,7 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
     )
     .expect("write the task file");
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_nms"))
+    let mut server = Command::new(support::process::nms_binary())
         .args(["server", "--listen", "127.0.0.1", "--nettask-port", "0"])
         .args(["--alertflow-port", "0", "--http", "127.0.0.1:0"])
         .args(["--local-agent", "local", "--config"])
@@ -189,7 +191,7 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
     let base = field("HTTP ");
 
     let other = Running(
-        Command::new(env!("CARGO_BIN_EXE_nms"))
+        Command::new(support::process::nms_binary())
             .args(["agent", "--server", &nettask, "--id", "other", "--data-dir"])
             .arg(dir.path().join("other"))
             .env("NO_COLOR", "1")

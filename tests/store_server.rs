@@ -259,7 +259,7 @@ fn a_full_disk_acknowledges_nothing_it_cannot_keep_and_ingest_resumes_by_itself(
         let (nettask, http) = (server.nettask_addr(), server.http_addr().to_string());
         let token_file = sandbox.path().join("data/server/api-token");
         std::thread::spawn(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_nms"))
+            std::process::Command::new(support::process::nms_binary())
                 .args(["bench", "--server", &nettask, "--http", &http])
                 .args(["--agents", "8", "--rate", "40", "--seconds", "14"])
                 .args(["--ceiling-seconds", "0.5", "--json", "--api-token-file"])

@@ -1,7 +1,7 @@
 //! Waiting for something the tests cannot be told about: one poller ([`poll`]) and the three
 //! ways the tests use it: panic naming what did not come ([`wait_for`]), say whether it came
 //! ([`wait_until`]), or panic quoting the logs of the processes watched
-//! ([`wait_for_processes`]). The limits are bounds, not timing assertions.
+//! ([`wait_for_processes`], [`wait_quoting`]). The limits are bounds, not timing assertions.
 
 use super::process::{Process, tail};
 use std::time::{Duration, Instant};
@@ -57,15 +57,31 @@ pub fn wait_for_processes<T>(
         }
         value
     });
-    found.unwrap_or_else(|| {
-        let logs: Vec<String> = processes
-            .iter()
-            .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.output(), 40)))
-            .collect();
-        panic!(
-            "{what}: not within {} s\n{}",
-            limit.as_secs(),
-            logs.join("\n")
-        );
-    })
+    let watched: Vec<&Process> = processes.iter().map(|p| &**p).collect();
+    found.unwrap_or_else(|| give_up(what, limit, &watched))
+}
+
+/// Calls `probe` every 200 ms until it gives a value; after `limit`, panics with `what` and the
+/// output of `processes` (which are only read: processes run elsewhere, as in a namespace).
+pub fn wait_quoting<T>(
+    what: &str,
+    limit: Duration,
+    processes: &[&Process],
+    probe: impl FnMut() -> Option<T>,
+) -> T {
+    poll(limit, Duration::from_millis(200), probe)
+        .unwrap_or_else(|| give_up(what, limit, processes))
+}
+
+/// Panics saying that `what` did not come within `limit`, with the output of `processes`.
+fn give_up(what: &str, limit: Duration, processes: &[&Process]) -> ! {
+    let logs: Vec<String> = processes
+        .iter()
+        .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.output(), 40)))
+        .collect();
+    panic!(
+        "{what}: not within {} s\n{}",
+        limit.as_secs(),
+        logs.join("\n")
+    );
 }
