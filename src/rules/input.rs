@@ -1,6 +1,7 @@
 //! What a rule sees: one metrics report turned into rhai variables (`cpu_percent`, `ping`,
 //! `interfaces`, ...). A value the probe could not measure (NaN on the wire) becomes `()`.
 
+use crate::schema::{Field, Rollup, SampleKind};
 use crate::wire::{LinkState, MetricsReport, Sample};
 use rhai::{Array, Dynamic, FLOAT, INT, Map, Scope};
 
@@ -133,125 +134,57 @@ pub(crate) fn declaration_scope() -> Scope<'static> {
     scope
 }
 
-/// One sample as an object map, with a `kind` field (`cpu`, `ram`, `interface`, `ping`, `iperf`,
-/// or a probe's name).
+/// One sample as an object map: a `kind` field (`cpu`, `ram`, `interface`, `ping`, `iperf`, or a
+/// probe's name), the instance it was measured on (an interface's `name`, an iperf test's
+/// `transport`), and each of its values under its schema key (`rtt_avg_ms`, `dns.time_ms`).
+/// Counters are exact floats, left out when the host does not tell them; an interface's
+/// `state` is its name, with `up` beside it (`()` when unknown).
 fn sample_map(sample: &Sample) -> Map {
+    let (kind, instance, values) = crate::schema::sample_values(sample);
     let mut map = Map::new();
     let mut put = |key: &str, value: Dynamic| {
         map.insert(key.into(), value);
     };
-    match sample {
-        Sample::Cpu { percent } => {
-            put("kind", "cpu".into());
-            put("percent", number(*percent));
-        }
-        Sample::Ram { percent } => {
-            put("kind", "ram".into());
-            put("percent", number(*percent));
-        }
-        Sample::Interface { .. } => interface_entries(sample, &mut put),
-        Sample::Ping { .. } => ping_entries(sample, &mut put),
-        Sample::Iperf { .. } => iperf_entries(sample, &mut put),
-        // A probe's values under their schema keys (`dns.time_ms`).
-        Sample::Probe(p) => {
-            let name = crate::probes::by_number(p.probe).map_or("probe", |d| d.name);
-            put("kind", name.into());
-            for (def, v) in crate::schema::probe_fields(p.probe).zip(&p.values) {
-                put(def.key, number(*v));
+    put("kind", kind_name(kind).into());
+    match (kind, instance) {
+        (SampleKind::Interface, Some(name)) => put("name", name.to_string().into()),
+        (SampleKind::Iperf, Some(transport)) => put("transport", transport.into()),
+        _ => {}
+    }
+    for (field, value) in values {
+        let def = field.def();
+        if field == Field::LinkState {
+            let state = LinkState::from_u8(value as u8).unwrap_or(LinkState::Unknown);
+            put(def.key, state.name().into());
+            put(
+                "up",
+                match state {
+                    LinkState::Unknown => Dynamic::UNIT,
+                    known => Dynamic::from_bool(!known.is_down()),
+                },
+            );
+        } else if def.rollup == Rollup::Counter {
+            if value.is_finite() {
+                put(def.key, Dynamic::from_float(value));
             }
+        } else {
+            // Every other value came from the wire as an `f32`: narrowing it back is exact.
+            put(def.key, number(value as f32));
         }
     }
     map
 }
 
-/// An interface sample's entries: its name, state (and `up`, unknown as `()`), rates, and the
-/// raw counters (receive and transmit apart) that the host tells.
-fn interface_entries(sample: &Sample, put: &mut impl FnMut(&str, Dynamic)) {
-    let Sample::Interface {
-        name,
-        state,
-        packets_per_sec,
-        bytes_per_sec,
-        errors_per_sec,
-        counters,
-    } = sample
-    else {
-        return;
-    };
-    put("kind", "interface".into());
-    put("name", name.clone().into());
-    put("state", state.name().into());
-    put(
-        "up",
-        match state {
-            LinkState::Unknown => Dynamic::UNIT,
-            known => Dynamic::from_bool(!known.is_down()),
-        },
-    );
-    put("packets_per_sec", number(*packets_per_sec));
-    put("bytes_per_sec", number(*bytes_per_sec));
-    put("errors_per_sec", number(*errors_per_sec));
-    for (key, v) in [
-        ("rx_bytes", counters.rx_bytes),
-        ("tx_bytes", counters.tx_bytes),
-        ("rx_packets", counters.rx_packets),
-        ("tx_packets", counters.tx_packets),
-        ("rx_errors", counters.rx_errors),
-        ("tx_errors", counters.tx_errors),
-        ("rx_dropped", counters.rx_dropped),
-        ("tx_dropped", counters.tx_dropped),
-    ] {
-        if let Some(v) = v {
-            put(key, Dynamic::from_float(v as f64));
-        }
+/// The `kind` of a sample's map.
+fn kind_name(kind: SampleKind) -> &'static str {
+    match kind {
+        SampleKind::Cpu => "cpu",
+        SampleKind::Ram => "ram",
+        SampleKind::Interface => "interface",
+        SampleKind::Ping => "ping",
+        SampleKind::Iperf => "iperf",
+        SampleKind::Probe(number) => crate::probes::by_number(number).map_or("probe", |d| d.name),
     }
-}
-
-/// A ping sample's entries: counts, round-trip times, jitter and loss.
-fn ping_entries(sample: &Sample, put: &mut impl FnMut(&str, Dynamic)) {
-    let Sample::Ping {
-        rtt_min_ms,
-        rtt_avg_ms,
-        rtt_max_ms,
-        jitter_ms,
-        loss_percent,
-        sent,
-        received,
-    } = sample
-    else {
-        return;
-    };
-    put("sent", Dynamic::from_float(*sent as f64));
-    put("received", Dynamic::from_float(*received as f64));
-    put("kind", "ping".into());
-    put("rtt_min_ms", number(*rtt_min_ms));
-    put("rtt_avg_ms", number(*rtt_avg_ms));
-    put("rtt_max_ms", number(*rtt_max_ms));
-    put("jitter_ms", number(*jitter_ms));
-    put("loss_percent", number(*loss_percent));
-}
-
-/// An iperf sample's entries: its transport, bandwidth, offered rate, jitter and loss.
-fn iperf_entries(sample: &Sample, put: &mut impl FnMut(&str, Dynamic)) {
-    let Sample::Iperf {
-        transport,
-        bandwidth_bps,
-        offered_bps,
-        jitter_ms,
-        loss_percent,
-    } = sample
-    else {
-        return;
-    };
-    put("kind", "iperf".into());
-    put(
-        "transport",
-        crate::schema::transport_name(*transport).into(),
-    );
-    put("bandwidth_bps", number(*bandwidth_bps));
-    put("offered_bps", number(*offered_bps));
-    put("jitter_ms", number(*jitter_ms));
-    put("loss_percent", number(*loss_percent));
 }
 
 /// A measured value as rhai sees it: `()` when not measured (NaN or infinite), otherwise the
