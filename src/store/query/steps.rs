@@ -155,6 +155,22 @@ struct SeriesSource<'a> {
 }
 
 impl SeriesSource<'_> {
+    /// The series' rollup block of the day starting at `day` in `tier`, if there is one.
+    fn day_block(
+        &self,
+        pool: &mut Pool,
+        tier: Tier,
+        day: u64,
+    ) -> Result<Option<RollupBlock>, StoreError> {
+        read_block(
+            pool,
+            &self.inner.root,
+            PartitionId::of(tier, day),
+            self.series,
+            day,
+        )
+    }
+
     /// [`feed`] from the minute rollups, day by day.
     fn feed_minutes(
         &self,
@@ -170,13 +186,7 @@ impl SeriesSource<'_> {
         } = self;
         let mut day = from - from % DAY_MS;
         while day < to {
-            let block = read_block(
-                pool,
-                &inner.root,
-                PartitionId::of(Tier::Minute, day),
-                series,
-                day,
-            )?;
+            let block = self.day_block(pool, Tier::Minute, day)?;
             // Hour by hour, in order: sealed hours from the day's block, the others (the
             // current hour, late reports not sealed yet) from raw reports.
             let mut hour = day.max(from - from % HOUR_MS);
@@ -219,13 +229,7 @@ impl SeriesSource<'_> {
         } = self;
         let mut day = from - from % DAY_MS;
         while day < to {
-            let mut block = read_block(
-                pool,
-                &inner.root,
-                PartitionId::of(Tier::Hour, day),
-                series,
-                day,
-            )?;
+            let mut block = self.day_block(pool, Tier::Hour, day)?;
             // Hours of the day without statistics yet (not sealed): from raw reports.
             let mut hour = day;
             while hour < (day + DAY_MS).min(to) {
