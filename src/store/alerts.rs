@@ -2,11 +2,12 @@
 //! (so a resent alert is stored once), each committed and synced before it is acknowledged. A
 //! resolution is a record of its own that also marks the alert it resolves.
 
-use super::partition::{PartitionId, Tier};
+use super::partition::{PartitionId, Pool, Tier};
 use super::{Inner, Refusal, StoreError, Stored, lock};
 use crate::wire::{Alert, AlertType, Severity};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One stored alert, as raised plus when the server received it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,61 +87,15 @@ pub(super) fn store(inner: &Inner, records: Vec<AlertRecord>) -> Result<Vec<Stor
     let oldest = now.saturating_sub(inner.options.retention.alerts.as_millis() as u64);
     let mut outcomes = vec![Stored::Duplicate; records.len()];
     let mut pool = lock(&inner.alert_pool);
-    let mut by_partition: std::collections::BTreeMap<PartitionId, Vec<usize>> =
-        std::collections::BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        if r.time_ms < oldest {
-            outcomes[i] = Stored::Refused(Refusal::TooOld);
-        } else if r.time_ms > now.saturating_add(inner.options.max_future.as_millis() as u64) {
-            outcomes[i] = Stored::Refused(Refusal::Future);
-        } else {
-            by_partition
-                .entry(PartitionId::of(Tier::Alerts, r.time_ms))
-                .or_default()
-                .push(i);
-        }
-    }
-    let result = (|| {
-        let mut resolutions = Vec::new();
-        for (id, indexes) in &by_partition {
-            let path = id.path(&inner.root);
-            let conn = pool
-                .get(*id, true)
-                .map_err(StoreError::db(&path))?
-                .ok_or(StoreError::Closed)?;
-            let tx = conn
-                .unchecked_transaction()
-                .map_err(StoreError::db(&path))?;
-            for &i in indexes {
-                let r = &records[i];
-                let text = serde_json::to_string(r).unwrap_or_default();
-                let n = tx
-                    .execute(
-                        "INSERT OR IGNORE INTO alerts(alert_id, time_ms, agent, resolves, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![
-                            sql_id(r.alert_id),
-                            r.time_ms as i64,
-                            r.agent,
-                            sql_id(r.resolves),
-                            text
-                        ],
-                    )
-                    .map_err(StoreError::db(&path))?;
-                if n == 1 {
-                    outcomes[i] = Stored::New;
-                    if r.resolves != 0 {
-                        resolutions.push((r.resolves, r.time_ms));
-                    }
-                }
-            }
-            tx.commit().map_err(StoreError::db(&path))?;
-        }
-        for (resolved, at) in resolutions {
-            mark_resolved(inner, &mut pool, resolved, at, oldest)?;
-        }
-        Ok(())
-    })();
+    let by_partition = by_partition(inner, &records, now, oldest, &mut outcomes);
+    let result = write_alerts(
+        inner,
+        &mut pool,
+        &records,
+        &by_partition,
+        oldest,
+        &mut outcomes,
+    );
     drop(pool);
     let mut stats = inner.stats();
     match result {
@@ -163,6 +118,82 @@ pub(super) fn store(inner: &Inner, records: Vec<AlertRecord>) -> Result<Vec<Stor
             Err(e)
         }
     }
+}
+
+/// The indexes of the records to store, per partition of their time; the records dated
+/// before alert retention or too far ahead are refused in `outcomes`.
+fn by_partition(
+    inner: &Inner,
+    records: &[AlertRecord],
+    now: u64,
+    oldest: u64,
+    outcomes: &mut [Stored],
+) -> BTreeMap<PartitionId, Vec<usize>> {
+    let mut by_partition: BTreeMap<PartitionId, Vec<usize>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.time_ms < oldest {
+            outcomes[i] = Stored::Refused(Refusal::TooOld);
+        } else if r.time_ms > now.saturating_add(inner.options.max_future.as_millis() as u64) {
+            outcomes[i] = Stored::Refused(Refusal::Future);
+        } else {
+            by_partition
+                .entry(PartitionId::of(Tier::Alerts, r.time_ms))
+                .or_default()
+                .push(i);
+        }
+    }
+    by_partition
+}
+
+/// Inserts the records, one committed transaction per partition (a record whose id is stored
+/// already is left a duplicate in `outcomes`), then marks the alerts the new ones resolve.
+fn write_alerts(
+    inner: &Inner,
+    pool: &mut Pool,
+    records: &[AlertRecord],
+    by_partition: &BTreeMap<PartitionId, Vec<usize>>,
+    oldest: u64,
+    outcomes: &mut [Stored],
+) -> Result<(), StoreError> {
+    let mut resolutions = Vec::new();
+    for (id, indexes) in by_partition {
+        let path = id.path(&inner.root);
+        let conn = pool
+            .get(*id, true)
+            .map_err(StoreError::db(&path))?
+            .ok_or(StoreError::Closed)?;
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(StoreError::db(&path))?;
+        for &i in indexes {
+            let r = &records[i];
+            let text = serde_json::to_string(r).unwrap_or_default();
+            let n = tx
+                .execute(
+                    "INSERT OR IGNORE INTO alerts(alert_id, time_ms, agent, resolves, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        sql_id(r.alert_id),
+                        r.time_ms as i64,
+                        r.agent,
+                        sql_id(r.resolves),
+                        text
+                    ],
+                )
+                .map_err(StoreError::db(&path))?;
+            if n == 1 {
+                outcomes[i] = Stored::New;
+                if r.resolves != 0 {
+                    resolutions.push((r.resolves, r.time_ms));
+                }
+            }
+        }
+        tx.commit().map_err(StoreError::db(&path))?;
+    }
+    for (resolved, at) in resolutions {
+        mark_resolved(inner, pool, resolved, at, oldest)?;
+    }
+    Ok(())
 }
 
 /// Sets `resolved_ms` on the alert `id` (searched in the partitions, newest first).

@@ -101,61 +101,9 @@ pub(super) fn read(
     let mut rows = Vec::new();
     lock(&inner.head).sequenced(lo, hi, &mut rows);
     // Then the chunks (see the module's note on the order).
-    let mut found: Vec<(u32, RawChunk)> = Vec::new();
-    {
-        let mut pool = lock(&inner.sequence_pool);
-        for id in partition::list(&inner.root, Tier::Raw).map_err(StoreError::io(&inner.root))? {
-            let path = id.path(&inner.root);
-            let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
-                continue;
-            };
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT series, first_ms, data FROM chunks WHERE max_seq >= ?1 AND min_seq < ?2",
-                )
-                .map_err(StoreError::db(&path))?;
-            let hits = stmt
-                .query_map([lo as i64, hi as i64], |r| {
-                    Ok((
-                        r.get::<_, u32>(0)?,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })
-                .map_err(StoreError::db(&path))?;
-            for hit in hits {
-                let (series, first_ms, data) = hit.map_err(StoreError::db(&path))?;
-                let chunk = RawChunk::decode(&data).map_err(|source| StoreError::Damaged {
-                    path: path.clone(),
-                    series,
-                    first_ms,
-                    source,
-                })?;
-                found.push((series, chunk));
-            }
-        }
-    }
+    let found = chunks_in_range(inner, lo, hi)?;
     if !found.is_empty() {
-        let mut head = lock(&inner.head);
-        for (series, chunk) in found {
-            let ids: Vec<u32> = chunk.columns.iter().map(|c| head.column_id(c)).collect();
-            for (i, seq) in chunk.seqs.iter().enumerate() {
-                if !(lo..hi).contains(seq) {
-                    continue;
-                }
-                let values = ids
-                    .iter()
-                    .zip(&chunk.values)
-                    .filter_map(|(id, v)| Some((*id, v[i]?)))
-                    .collect();
-                rows.push(Sequenced {
-                    seq: *seq,
-                    series,
-                    time_ms: chunk.times[i],
-                    values,
-                });
-            }
-        }
+        rows_of_chunks(inner, found, lo, hi, &mut rows);
     }
     rows.sort_by_key(|r| r.seq);
     rows.dedup_by_key(|r| r.seq);
@@ -163,6 +111,73 @@ pub(super) fn read(
         rows,
         through: hi - 1,
     })
+}
+
+/// The raw chunks holding a report numbered in `[lo, hi)`, decoded, with their series.
+fn chunks_in_range(inner: &Inner, lo: u64, hi: u64) -> Result<Vec<(u32, RawChunk)>, StoreError> {
+    let mut found: Vec<(u32, RawChunk)> = Vec::new();
+    let mut pool = lock(&inner.sequence_pool);
+    for id in partition::list(&inner.root, Tier::Raw).map_err(StoreError::io(&inner.root))? {
+        let path = id.path(&inner.root);
+        let Some(conn) = pool.get(id, false).map_err(StoreError::db(&path))? else {
+            continue;
+        };
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT series, first_ms, data FROM chunks WHERE max_seq >= ?1 AND min_seq < ?2",
+            )
+            .map_err(StoreError::db(&path))?;
+        let hits = stmt
+            .query_map([lo as i64, hi as i64], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(StoreError::db(&path))?;
+        for hit in hits {
+            let (series, first_ms, data) = hit.map_err(StoreError::db(&path))?;
+            let chunk = RawChunk::decode(&data).map_err(|source| StoreError::Damaged {
+                path: path.clone(),
+                series,
+                first_ms,
+                source,
+            })?;
+            found.push((series, chunk));
+        }
+    }
+    Ok(found)
+}
+
+/// Adds the reports of `found` numbered in `[lo, hi)` to `rows` (with the head's column ids).
+fn rows_of_chunks(
+    inner: &Inner,
+    found: Vec<(u32, RawChunk)>,
+    lo: u64,
+    hi: u64,
+    rows: &mut Vec<Sequenced>,
+) {
+    let mut head = lock(&inner.head);
+    for (series, chunk) in found {
+        let ids: Vec<u32> = chunk.columns.iter().map(|c| head.column_id(c)).collect();
+        for (i, seq) in chunk.seqs.iter().enumerate() {
+            if !(lo..hi).contains(seq) {
+                continue;
+            }
+            let values = ids
+                .iter()
+                .zip(&chunk.values)
+                .filter_map(|(id, v)| Some((*id, v[i]?)))
+                .collect();
+            rows.push(Sequenced {
+                seq: *seq,
+                series,
+                time_ms: chunk.times[i],
+                values,
+            });
+        }
+    }
 }
 
 fn cursor_fact(name: &str) -> String {

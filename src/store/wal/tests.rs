@@ -1,6 +1,7 @@
-//! Tests for `store/wal.rs`, kept apart so the module itself stays short.
+//! Tests for `store/wal/`, kept apart so the module itself stays short.
 
 use super::*;
+use crate::schema::Field;
 
 fn row(series: u32, t: u64) -> WalRecord {
     WalRecord::Row(WalRow {

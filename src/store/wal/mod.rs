@@ -13,25 +13,28 @@
 //! Every accepted report has an ingestion sequence number, ascending in the order the store
 //! accepted them: a frame's rows are numbered from the sequence record that opens it. The
 //! numbers travel on into the chunks; remote write follows them (docs/REMOTE_WRITE.md).
+//!
+//! This file holds the log open for appending; `record.rs` encodes and decodes records,
+//! `read.rs` reads segments back.
+
+mod read;
+mod record;
+
+pub use read::verify;
+pub use record::{unzigzag, zigzag};
 
 use super::chunk::Column;
-use crate::schema::Field;
-use crate::wire::codec::{Reader, Writer};
+use crate::wire::codec::Writer;
+use read::read_segment;
+use record::{RECORD_SEQUENCE, encode_record, encode_row};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"NMSWAL01";
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-/// Longest name (agent, task, target, instance) a record carries.
-const MAX_NAME: usize = 4096;
-
-const RECORD_SERIES: u8 = 1;
-const RECORD_COLUMN: u8 = 2;
-const RECORD_ROW: u8 = 3;
-const RECORD_SEQUENCE: u8 = 4;
 
 /// What a series is: the agent, the task and, for link measurements, the target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -307,223 +310,6 @@ fn create_segment(dir: &Path, segment: u64) -> std::io::Result<File> {
     file.sync_all()?;
     sync_dir(dir)?;
     Ok(file)
-}
-
-fn encode_record(out: &mut Vec<u8>, r: &WalRecord) {
-    match r {
-        WalRecord::Series { id, key } => {
-            out.put_u8(RECORD_SERIES);
-            out.put_varint(u64::from(*id));
-            out.put_string(&key.agent);
-            out.put_string(&key.task);
-            match &key.target {
-                Some(t) => {
-                    out.put_u8(1);
-                    out.put_string(t);
-                }
-                None => out.put_u8(0),
-            }
-        }
-        WalRecord::Column { id, column } => {
-            out.put_u8(RECORD_COLUMN);
-            out.put_varint(u64::from(*id));
-            out.put_u8(column.field as u8);
-            out.put_string(column.instance.as_deref().unwrap_or(""));
-        }
-        WalRecord::Row(row) => encode_row(out, row),
-    }
-}
-
-fn encode_row(out: &mut Vec<u8>, row: &WalRow) {
-    out.put_u8(RECORD_ROW);
-    out.put_varint(u64::from(row.series));
-    out.put_varint(row.time_ms);
-    out.put_varint(row.values.len() as u64);
-    for (column, v) in &row.values {
-        out.put_varint(u64::from(*column));
-        out.put_varint(zigzag(*v));
-    }
-}
-
-pub fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-/// A decoded record, or the sequence number of the frame's next row.
-enum Decoded {
-    Record(WalRecord),
-    Sequence(u64),
-}
-
-fn decode_record(r: &mut Reader<'_>) -> Result<Decoded, crate::wire::DecodeError> {
-    Ok(Decoded::Record(match r.u8("record type")? {
-        RECORD_SEQUENCE => return Ok(Decoded::Sequence(r.varint("sequence number")?)),
-        RECORD_SERIES => {
-            let id = r.varint_u32("series id")?;
-            let agent = r.string("agent", MAX_NAME)?;
-            let task = r.string("task", MAX_NAME)?;
-            let target = match r.u8("target flag")? {
-                0 => None,
-                _ => Some(r.string("target", MAX_NAME)?),
-            };
-            WalRecord::Series {
-                id,
-                key: SeriesKey {
-                    agent,
-                    task,
-                    target,
-                },
-            }
-        }
-        RECORD_COLUMN => {
-            let id = r.varint_u32("column id")?;
-            let at = r.offset();
-            let f = r.u8("field")?;
-            let field = Field::from_u8(f).ok_or_else(|| {
-                crate::wire::codec::invalid("field", at, format!("unknown field {f}"))
-            })?;
-            let instance = r.string("instance", MAX_NAME)?;
-            WalRecord::Column {
-                id,
-                column: Column {
-                    field,
-                    instance: (!instance.is_empty()).then_some(instance),
-                },
-            }
-        }
-        RECORD_ROW => {
-            let series = r.varint_u32("series id")?;
-            let time_ms = r.varint("time")?;
-            let n = r.varint_max("value count", 4096)?;
-            let mut values = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let column = r.varint_u32("column id")?;
-                let v = unzigzag(r.varint("value")?);
-                values.push((column, v));
-            }
-            WalRecord::Row(WalRow {
-                series,
-                time_ms,
-                values,
-                seq: 0,
-            })
-        }
-        other => {
-            return Err(crate::wire::codec::invalid(
-                "record type",
-                r.offset().saturating_sub(1),
-                format!("unknown record type {other}"),
-            ));
-        }
-    }))
-}
-
-/// Reads every segment without changing anything (for `nms store check`).
-pub fn verify(dir: &Path) -> std::io::Result<(usize, WalRecovery)> {
-    let mut recovery = WalRecovery::default();
-    let mut records = Vec::new();
-    if !dir.exists() {
-        return Ok((0, recovery));
-    }
-    let existing = segments(dir)?;
-    for (i, segment) in existing.iter().enumerate() {
-        recovery.segments += 1;
-        let newest = i + 1 == existing.len();
-        read_segment(dir, *segment, newest, false, &mut records, &mut recovery)?;
-    }
-    Ok((records.len(), recovery))
-}
-
-fn read_segment(
-    dir: &Path,
-    segment: u64,
-    newest: bool,
-    repair: bool,
-    records: &mut Vec<(u64, WalRecord)>,
-    recovery: &mut WalRecovery,
-) -> std::io::Result<()> {
-    let path = segment_path(dir, segment);
-    let mut bytes = Vec::new();
-    File::open(&path)?.read_to_end(&mut bytes)?;
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        recovery
-            .damaged
-            .push(format!("{}: not a log segment (bad magic)", path.display()));
-        return Ok(());
-    }
-    let mut at = MAGIC.len();
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        let complete = rest.len() >= 8 && {
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            rest.len() >= 8 + len
-        };
-        if !complete {
-            if newest {
-                // A torn last frame: never acknowledged. Cut it so appends start clean.
-                if repair {
-                    let f = OpenOptions::new().write(true).open(&path)?;
-                    f.set_len(at as u64)?;
-                    f.sync_all()?;
-                }
-                recovery.truncated_bytes += rest.len() as u64;
-            } else {
-                recovery.damaged.push(format!(
-                    "{}: {} bytes of an incomplete frame at byte {at}",
-                    path.display(),
-                    rest.len()
-                ));
-            }
-            return Ok(());
-        }
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let payload = &rest[8..8 + len];
-        if crc32fast::hash(payload) != crc {
-            recovery.damaged.push(format!(
-                "{}: frame at byte {at}: checksum mismatch; the rest of the segment is skipped",
-                path.display()
-            ));
-            return Ok(());
-        }
-        let mut r = Reader::new(payload);
-        let mut frame = Vec::new();
-        let mut bad = None;
-        // 0 until a sequence record numbers the rows after it.
-        let mut next_seq = 0;
-        while r.remaining() > 0 {
-            match decode_record(&mut r) {
-                Ok(Decoded::Sequence(seq)) => next_seq = seq,
-                Ok(Decoded::Record(WalRecord::Row(mut row))) => {
-                    if next_seq > 0 {
-                        row.seq = next_seq;
-                        next_seq += 1;
-                    }
-                    frame.push((segment, WalRecord::Row(row)));
-                }
-                Ok(Decoded::Record(rec)) => frame.push((segment, rec)),
-                Err(e) => {
-                    bad = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = bad {
-            recovery.damaged.push(format!(
-                "{}: frame at byte {at}: {e}; the frame is skipped",
-                path.display()
-            ));
-        } else {
-            records.extend(frame);
-            recovery.frames += 1;
-        }
-        at += 8 + len;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

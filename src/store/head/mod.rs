@@ -5,157 +5,28 @@
 //! The head is bounded: maintenance moves each buffer into a chunk when its hour is over,
 //! when it is older than [`FLUSH_AGE_MS`], or, largest first, when the head holds more than its
 //! budget of reports.
+//!
+//! This file holds the head's series, columns and buffers; `buffer.rs` one series-hour's
+//! reports, `latest.rs` the newest values, `ids.rs` the hashing of id-keyed maps.
 
-use super::Report;
+mod buffer;
+mod ids;
+mod latest;
+
+pub use ids::IdHash;
+
 use super::chunk::{Column, RawChunk};
 use super::partition::HOUR_MS;
 use super::wal::{SeriesKey, Wal, WalRecord, WalRow};
-use crate::schema::{Reading, SampleKind};
+use crate::schema::SampleKind;
+use buffer::Buffer;
+use latest::{Latest, offer};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A buffer is moved into a chunk once it is this old, so the log read at start stays short.
 pub const FLUSH_AGE_MS: u64 = 2 * 60_000;
-/// Marks a value a report did not carry.
-const ABSENT: i64 = i64::MIN;
-
-/// The reports of one series within one hour, sorted by time.
-#[derive(Debug)]
-struct Buffer {
-    times: Vec<u64>,
-    columns: Vec<u32>,
-    /// `values[c][i]`: column `columns[c]` of report `i`, [`ABSENT`] when not measured.
-    values: Vec<Vec<i64>>,
-    /// The ingestion sequence number of each report.
-    seqs: Vec<u64>,
-    /// The largest of them, and whether they ascend with the times (reports came in time
-    /// order): then a sequence number is found by binary search.
-    max_seq: u64,
-    seq_sorted: bool,
-    /// The oldest log segment holding one of these reports.
-    min_segment: u64,
-    /// When (server clock) the first report arrived.
-    created_ms: u64,
-}
-
-impl Buffer {
-    fn position(&self, t: u64) -> Result<usize, usize> {
-        self.times.binary_search(&t)
-    }
-
-    fn insert(&mut self, row: &WalRow) {
-        let Err(at) = self.position(row.time_ms) else {
-            return;
-        };
-        if self.columns.is_empty() {
-            // Most buffers hold a few reports of one shape: room for its columns exactly.
-            self.columns.reserve_exact(row.values.len());
-            self.values.reserve_exact(row.values.len());
-        }
-        for (column, _) in &row.values {
-            if !self.columns.contains(column) {
-                self.columns.push(*column);
-                self.values.push(vec![ABSENT; self.times.len()]);
-            }
-        }
-        self.seq_sorted &= at == self.times.len() && row.seq >= self.max_seq;
-        self.max_seq = self.max_seq.max(row.seq);
-        self.seqs.insert(at, row.seq);
-        self.times.insert(at, row.time_ms);
-        for (c, column) in self.columns.iter().enumerate() {
-            let v = row
-                .values
-                .iter()
-                .find(|(id, _)| id == column)
-                .map_or(ABSENT, |(_, v)| *v);
-            self.values[c].insert(at, v);
-        }
-    }
-
-    fn chunk(&self, columns: &[Column], from: u64, to: u64) -> RawChunk {
-        let start = self.times.partition_point(|t| *t < from);
-        let end = self.times.partition_point(|t| *t < to);
-        RawChunk {
-            times: self.times[start..end].to_vec(),
-            columns: self
-                .columns
-                .iter()
-                .map(|c| columns[*c as usize].clone())
-                .collect(),
-            values: self
-                .values
-                .iter()
-                .map(|v| {
-                    v[start..end]
-                        .iter()
-                        .map(|x| (*x != ABSENT).then_some(*x))
-                        .collect()
-                })
-                .collect(),
-            seqs: self.seqs[start..end].to_vec(),
-        }
-    }
-
-    /// Appends the reports numbered in `[lo, hi)` to `out`.
-    fn sequenced(&self, series: u32, lo: u64, hi: u64, out: &mut Vec<super::Sequenced>) {
-        if self.max_seq < lo {
-            return;
-        }
-        let push = |i: usize| {
-            let values = self
-                .columns
-                .iter()
-                .zip(&self.values)
-                .filter(|(_, v)| v[i] != ABSENT)
-                .map(|(c, v)| (*c, v[i]))
-                .collect();
-            out.push(super::Sequenced {
-                seq: self.seqs[i],
-                series,
-                time_ms: self.times[i],
-                values,
-            });
-        };
-        if self.seq_sorted {
-            let start = self.seqs.partition_point(|s| *s < lo);
-            let end = self.seqs.partition_point(|s| *s < hi);
-            (start..end).for_each(push);
-        } else {
-            (0..self.seqs.len())
-                .filter(|i| (lo..hi).contains(&self.seqs[*i]))
-                .for_each(push);
-        }
-    }
-
-    /// Removes the reports at `times` (sorted); returns how many went.
-    fn remove(&mut self, times: &[u64]) -> usize {
-        let keep: Vec<bool> = self
-            .times
-            .iter()
-            .map(|t| times.binary_search(t).is_err())
-            .collect();
-        let before = self.times.len();
-        let mut i = 0;
-        self.times.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        self.seqs.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        for column in &mut self.values {
-            let mut i = 0;
-            column.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
-        }
-        before - self.times.len()
-    }
-}
 
 #[derive(Debug)]
 struct SeriesState {
@@ -193,71 +64,9 @@ pub struct HeadStats {
     pub unsealed_hours: usize,
 }
 
-/// Hashing for maps keyed by series and column ids (alone or in tuples): ids are small numbers
-/// handed out in order, so a multiplication spreads them well, at a fraction of SipHash's cost
-/// (one lookup per report, or per sample in remote write).
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        // Folds into what came before, so that each id of a tuple counts.
-        self.0 = (self.0.rotate_left(32) ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
-
 /// Decoded chunk times, for duplicate checks of late reports: (series, chunk's first time).
 pub type TimesCache = HashMap<(u32, u64), Arc<Vec<u64>>>;
 const TIMES_CACHE_ENTRIES: usize = 512;
-
-/// The newest values of one sample: its id, their time, (column, stored integer) each.
-type Latest = (u32, u64, Vec<(u32, i64)>);
-
-/// Files a report's values as the newest of their samples (by sample id), where no newer one
-/// is known; the entries' buffers are reused.
-fn offer(latest: &mut Vec<Latest>, samples: &[u32], time_ms: u64, values: &[(u32, i64)]) {
-    let mut seen: [u32; 16] = [u32::MAX; 16];
-    let mut n = 0;
-    for (c, _) in values {
-        let sample = samples[*c as usize];
-        if seen[..n].contains(&sample) {
-            continue;
-        }
-        if n < seen.len() {
-            seen[n] = sample;
-            n += 1;
-        }
-        let entry = match latest.iter().position(|(s, ..)| *s == sample) {
-            Some(i) => &mut latest[i],
-            None => {
-                latest.push((sample, 0, Vec::new()));
-                latest.last_mut().expect("just pushed")
-            }
-        };
-        if entry.1 > time_ms {
-            continue;
-        }
-        entry.1 = time_ms;
-        entry.2.clear();
-        entry.2.extend(
-            values
-                .iter()
-                .filter(|(c, _)| samples[*c as usize] == sample),
-        );
-    }
-}
 
 #[derive(Debug)]
 pub struct Head {
@@ -456,18 +265,10 @@ impl Head {
             return;
         };
         let hour = row.time_ms - row.time_ms % HOUR_MS;
-        let buffer = s.buffers.entry(hour).or_insert_with(|| {
-            Box::new(Buffer {
-                times: Vec::new(),
-                columns: Vec::new(),
-                values: Vec::new(),
-                seqs: Vec::new(),
-                max_seq: 0,
-                seq_sorted: true,
-                min_segment: segment,
-                created_ms: now_ms,
-            })
-        });
+        let buffer = s
+            .buffers
+            .entry(hour)
+            .or_insert_with(|| Box::new(Buffer::new(segment, now_ms)));
         buffer.min_segment = buffer.min_segment.min(segment);
         let before = buffer.times.len();
         buffer.insert(&row);
@@ -645,53 +446,6 @@ impl Head {
                 .series
                 .get(&series)
                 .is_some_and(|s| s.buffers.contains_key(&hour_ms))
-    }
-
-    /// The newest values of every series, one report per sample (its time is the sample's).
-    pub fn latest(&self) -> Vec<Report> {
-        let mut out: Vec<Report> = Vec::new();
-        for s in self.series.values() {
-            for (_, time_ms, values) in &s.latest {
-                out.push(Report {
-                    agent: s.key.agent.clone(),
-                    task: s.key.task.clone(),
-                    target: s.key.target.clone(),
-                    time_ms: *time_ms,
-                    readings: values
-                        .iter()
-                        .map(|(c, v)| {
-                            let column = &self.columns[*c as usize];
-                            Reading {
-                                field: column.field,
-                                instance: column.instance.clone(),
-                                value: column.field.def().value(*v),
-                            }
-                        })
-                        .collect(),
-                });
-            }
-        }
-        out.sort_by(|a, b| {
-            (&a.agent, &a.task, &a.target, a.time_ms)
-                .cmp(&(&b.agent, &b.task, &b.target, b.time_ms))
-        });
-        out
-    }
-
-    /// Offers a series' newest reports from a chunk (after a restart, the head is empty).
-    pub fn offer_latest(&mut self, series: u32, chunk: &RawChunk) {
-        let ids: Vec<u32> = chunk.columns.iter().map(|c| self.column_id(c)).collect();
-        let Some(s) = self.series.get_mut(&series) else {
-            return;
-        };
-        for (i, t) in chunk.times.iter().enumerate() {
-            let values: Vec<(u32, i64)> = ids
-                .iter()
-                .zip(&chunk.values)
-                .filter_map(|(id, v)| Some((*id, v[i]?)))
-                .collect();
-            offer(&mut s.latest, &self.column_sample, *t, &values);
-        }
     }
 
     pub fn stats(&self) -> HeadStats {
