@@ -48,27 +48,70 @@ impl<'de> Deserialize<'de> for TextId {
 }
 
 /// Thresholds of `alertflow_conditions`, shared by both dialects; `null` or absent means none.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "an alertflow_conditions object")]
+/// Its keys are the conditions' names (`crate::wire::task::CONDITION_NAMES`, the table
+/// `crate::rules::CONDITIONS`), so that a new condition needs no field here; an unknown or
+/// repeated key is an error as for any other object of the file.
+#[derive(Debug, Default)]
 pub(super) struct RawConditions {
-    pub cpu_usage: Option<Number>,
-    pub ram_usage: Option<Number>,
-    pub interface_stats: Option<Number>,
-    pub packet_loss: Option<Number>,
-    pub jitter: Option<Number>,
+    thresholds: std::collections::BTreeMap<&'static str, Number>,
 }
 
 impl RawConditions {
     /// The threshold written for the condition `name` (`crate::rules::CONDITIONS`).
     pub fn get(&self, name: &str) -> Option<&Number> {
-        match name {
-            "cpu_usage" => self.cpu_usage.as_ref(),
-            "ram_usage" => self.ram_usage.as_ref(),
-            "interface_stats" => self.interface_stats.as_ref(),
-            "packet_loss" => self.packet_loss.as_ref(),
-            "jitter" => self.jitter.as_ref(),
-            _ => None,
+        self.thresholds.get(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawConditions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionsVisitor;
+        impl<'de> Visitor<'de> for ConditionsVisitor {
+            type Value = RawConditions;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an alertflow_conditions object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConditions, A::Error> {
+                let mut seen: Vec<&'static str> = Vec::new();
+                let mut out = RawConditions::default();
+                while let Some(ConditionName(name)) = map.next_key()? {
+                    if seen.contains(&name) {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    seen.push(name);
+                    if let Some(threshold) = map.next_value::<Option<Number>>()? {
+                        out.thresholds.insert(name, threshold);
+                    }
+                }
+                Ok(out)
+            }
         }
+        deserializer.deserialize_map(ConditionsVisitor)
+    }
+}
+
+/// A key of `alertflow_conditions`: one of the conditions' names. An unknown one is refused
+/// while the key is read, so that the error's path names it.
+struct ConditionName(&'static str);
+
+impl<'de> Deserialize<'de> for ConditionName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use crate::wire::task::CONDITION_NAMES;
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = ConditionName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a condition name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<ConditionName, E> {
+                CONDITION_NAMES
+                    .iter()
+                    .find(|n| **n == key)
+                    .map(|n| ConditionName(n))
+                    .ok_or_else(|| E::unknown_field(key, &CONDITION_NAMES))
+            }
+        }
+        deserializer.deserialize_identifier(NameVisitor)
     }
 }
 
