@@ -91,24 +91,12 @@ struct Run {
 }
 
 impl Run {
-    fn report(self, options: &BenchOptions) -> BenchReport {
-        let Run {
-            window,
-            baseline,
-            packets,
-            setup_seconds,
-            ceiling_before,
-            ceiling_after,
-            load,
-            remote_write,
-            mut alerts,
-            mut joined,
-            delivery,
-        } = self;
+    fn report(mut self, options: &BenchOptions) -> BenchReport {
+        let (load, delivery, packets) = (&self.load, &self.delivery, &self.packets);
         let elapsed = load.elapsed;
-        let ceiling_per_sec = (ceiling_before + ceiling_after) / 2.0;
-        let ack_summary = joined.latencies.summary();
-        let alert_summary = alerts.latencies.summary();
+        let ceiling_per_sec = (self.ceiling_before + self.ceiling_after) / 2.0;
+        let ack_summary = self.joined.latencies.summary();
+        let alert_summary = self.alerts.latencies.summary();
         let cpu_percent = |before: Option<ProcessSample>, after: Option<ProcessSample>| {
             Some((after?.cpu_seconds - before?.cpu_seconds) / elapsed * 100.0)
         };
@@ -124,47 +112,47 @@ impl Run {
             rate_per_agent: options.rate,
             seconds: elapsed,
             threads: options.threads,
-            window,
+            window: self.window,
             reports_per_sec,
             acknowledged_per_sec: load.acknowledged as f64 / elapsed,
             ceiling_per_sec,
-            ceiling_before_per_sec: ceiling_before,
-            ceiling_after_per_sec: ceiling_after,
+            ceiling_before_per_sec: self.ceiling_before,
+            ceiling_after_per_sec: self.ceiling_after,
             ceiling_ratio: if ceiling_per_sec > 0.0 {
                 reports_per_sec / ceiling_per_sec
             } else {
                 0.0
             },
-            sent: joined.sent_total(),
+            sent: self.joined.sent_total(),
             stored: delivery.stored,
             lost: delivery.lost,
             duplicated: delivery.duplicated,
-            unacknowledged: joined.unacknowledged,
+            unacknowledged: self.joined.unacknowledged,
             unacknowledged_missing: delivery.unacknowledged_missing,
             ack_p50_ms: ack_summary.p50_ms,
             ack_p99_ms: ack_summary.p99_ms,
             ack_max_ms: ack_summary.max_ms,
-            alerts_raised: alerts.raised,
-            alerts_acknowledged: alerts.acknowledged,
+            alerts_raised: self.alerts.raised,
+            alerts_acknowledged: self.alerts.acknowledged,
             alert_p50_ms: alert_summary.p50_ms,
             alert_p99_ms: alert_summary.p99_ms,
             alert_max_ms: alert_summary.max_ms,
             server_cpu_percent: cpu_percent(load.server_before, load.server_after),
             server_rss_bytes: server_rss,
-            server_rss_baseline_bytes: baseline.map(|s| s.rss_bytes),
-            server_bytes_per_agent: match (server_rss, baseline) {
+            server_rss_baseline_bytes: self.baseline.map(|s| s.rss_bytes),
+            server_bytes_per_agent: match (server_rss, self.baseline) {
                 (Some(rss), Some(b)) => {
                     Some(rss.saturating_sub(b.rss_bytes) as f64 / options.agents as f64)
                 }
                 _ => None,
             },
             bench_cpu_percent: cpu_percent(load.bench_before, load.bench_after),
-            setup_seconds,
+            setup_seconds: self.setup_seconds,
             report_bytes: packets.report_bytes,
             ack_bytes: packets.ack_bytes,
             ack_bytes_max: packets.ack_bytes_max,
             server_kills: load.server_kills,
-            remote_write,
+            remote_write: self.remote_write,
             data_dir: None,
         }
     }
