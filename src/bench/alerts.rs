@@ -30,31 +30,7 @@ pub fn run(
     key: Option<Key>,
 ) -> AlertResult {
     let mut result = AlertResult::default();
-    let agents: Vec<(u32, String, u64)> = control
-        .registered
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .take(connections.max(1))
-        .cloned()
-        .collect();
-    let port = control
-        .alertflow_port
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let address = SocketAddr::new(server.ip(), port);
-    // Keyed frames carry the key of each agent's session.
-    let mut streams: Vec<(u32, String, Option<Key>, TcpStream)> = Vec::new();
-    for (id, name, instance) in agents {
-        let session_key = key.as_ref().map(|k| k.session(instance));
-        match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                streams.push((id, name, session_key, s));
-            }
-            Err(_) => result.errors += 1,
-        }
-    }
+    let mut streams = connect(server, &control, connections, key.as_ref(), &mut result);
     if streams.is_empty() {
         return result;
     }
@@ -72,20 +48,7 @@ pub fn run(
         let count = streams.len();
         let (agent_id, name, key, stream) = &mut streams[turn % count];
         turn += 1;
-        let alert = Alert {
-            alert_id: rng.u64(..),
-            resolves: 0,
-            agent: name.clone(),
-            task: "bench".into(),
-            alert_type: AlertType::Cpu,
-            severity: Severity::Warning,
-            value: 97.5,
-            threshold: 90.0,
-            time_ms: crate::log::now_ms(),
-            rule: "condition:cpu_usage".into(),
-            message: "bench: cpu usage 97.5% above 90%".into(),
-            subject: String::new(),
-        };
+        let alert = cpu_alert(name, rng.u64(..));
         let frame = Frame {
             keyed: key.is_some(),
             agent_id: *agent_id,
@@ -102,6 +65,61 @@ pub fn run(
         }
     }
     result
+}
+
+/// One AlertFlow connection per registered agent (up to `connections`), each with the key of
+/// the agent's session for keyed frames. Connections that fail count as errors.
+fn connect(
+    server: SocketAddr,
+    control: &Control,
+    connections: usize,
+    key: Option<&Key>,
+    result: &mut AlertResult,
+) -> Vec<(u32, String, Option<Key>, TcpStream)> {
+    let agents: Vec<(u32, String, u64)> = control
+        .registered
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .take(connections.max(1))
+        .cloned()
+        .collect();
+    let port = control
+        .alertflow_port
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let address = SocketAddr::new(server.ip(), port);
+    // Keyed frames carry the key of each agent's session.
+    let mut streams: Vec<(u32, String, Option<Key>, TcpStream)> = Vec::new();
+    for (id, name, instance) in agents {
+        let session_key = key.map(|k| k.session(instance));
+        match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                streams.push((id, name, session_key, s));
+            }
+            Err(_) => result.errors += 1,
+        }
+    }
+    streams
+}
+
+/// The alert every raiser sends: CPU usage above its threshold.
+fn cpu_alert(name: &str, alert_id: u64) -> Alert {
+    Alert {
+        alert_id,
+        resolves: 0,
+        agent: name.to_string(),
+        task: "bench".into(),
+        alert_type: AlertType::Cpu,
+        severity: Severity::Warning,
+        value: 97.5,
+        threshold: 90.0,
+        time_ms: crate::log::now_ms(),
+        rule: "condition:cpu_usage".into(),
+        message: "bench: cpu usage 97.5% above 90%".into(),
+        subject: String::new(),
+    }
 }
 
 /// Writes one frame and reads the answer.

@@ -297,7 +297,40 @@ pub fn reload(shared: &Arc<Shared>, options: &ServerOptions) {
         "reading the task files and settings again",
     );
     *shared.api.lock().unwrap_or_else(|e| e.into_inner()) = options.api.clone();
-    let old = &shared.options;
+    let needs_restart = needing_restart(&shared.options, options);
+    if !needs_restart.is_empty() {
+        log::event(
+            Level::Warn,
+            "RELOAD",
+            format_args!(
+                "changed settings that take effect at the next start: {}",
+                needs_restart.join(", ")
+            ),
+        );
+    }
+    let Some(read) = read_task_files(options) else {
+        return;
+    };
+    match apply_task_files(shared, read) {
+        Ok(outcomes) => log::event(
+            Level::Good,
+            "RELOAD",
+            format_args!(
+                "task files reloaded: {} installed or changed, {} removed",
+                outcomes.0.len(),
+                outcomes.1.len()
+            ),
+        ),
+        Err(e) => log::event(
+            Level::Bad,
+            "RELOAD",
+            format_args!("the task files were not fully reloaded: {e}"),
+        ),
+    }
+}
+
+/// The settings that differ between `old` and `options` and take effect only at the next start.
+fn needing_restart(old: &ServerOptions, options: &ServerOptions) -> Vec<&'static str> {
     let mut needs_restart = Vec::new();
     if (old.listen, old.nettask_port, old.alertflow_port, old.http)
         != (
@@ -330,16 +363,14 @@ pub fn reload(shared: &Arc<Shared>, options: &ServerOptions) {
     if old.local_agent != options.local_agent {
         needs_restart.push("local agent");
     }
-    if !needs_restart.is_empty() {
-        log::event(
-            Level::Warn,
-            "RELOAD",
-            format_args!(
-                "changed settings that take effect at the next start: {}",
-                needs_restart.join(", ")
-            ),
-        );
-    }
+    needs_restart
+}
+
+/// Every task file read and checked, or `None` (logged: the tasks stay as they are) when one
+/// cannot be.
+fn read_task_files(
+    options: &ServerOptions,
+) -> Option<Vec<(String, Vec<super::dispatch::CheckedTask>)>> {
     let mut read = Vec::new();
     for path in &options.task_files {
         match Dispatch::read_file(path) {
@@ -350,26 +381,11 @@ pub fn reload(shared: &Arc<Shared>, options: &ServerOptions) {
                     "RELOAD",
                     format_args!("the task files were not reloaded (tasks unchanged): {e}"),
                 );
-                return;
+                return None;
             }
         }
     }
-    match apply_task_files(shared, read) {
-        Ok(outcomes) => log::event(
-            Level::Good,
-            "RELOAD",
-            format_args!(
-                "task files reloaded: {} installed or changed, {} removed",
-                outcomes.0.len(),
-                outcomes.1.len()
-            ),
-        ),
-        Err(e) => log::event(
-            Level::Bad,
-            "RELOAD",
-            format_args!("the task files were not fully reloaded: {e}"),
-        ),
-    }
+    Some(read)
 }
 
 /// Installs the tasks read from the task files (those that changed), and removes tasks that

@@ -322,9 +322,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn graphs_follow_what_the_records_hold() {
-        let records = [
+    /// The records of one host (CPU, RAM, a NaN) and of three destinations: a full ping, a
+    /// ping with only an average and a loss, and TCP and UDP iperf.
+    fn host_and_three_destinations() -> [StepSeries; 4] {
+        [
             series(
                 None,
                 &[
@@ -365,7 +366,12 @@ mod tests {
                     ),
                 ],
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn graphs_follow_what_the_records_hold() {
+        let records = host_and_three_destinations();
         let graphs = graphs(&records);
         let names: Vec<(Metric, Option<&str>)> = graphs
             .iter()

@@ -1,5 +1,6 @@
 //! Tests for `server/remote_write/mod.rs`, kept apart so the module itself stays short.
 
+use super::grouping::{Part, halves, samples_in};
 use super::*;
 
 #[test]

@@ -1,5 +1,6 @@
-//! Tests for `server/alertmanager/target.rs`, kept apart so the module itself stays short.
+//! Tests for `server/alertmanager/target/`, kept apart so the module itself stays short.
 
+use super::auth::base64;
 use super::*;
 
 #[test]
