@@ -32,7 +32,7 @@ pub enum ServerEvent {
     PeerRecovered { agent_id: u32 },
     /// A registration was refused: a name without a key, a wrong tag (the agent uses another
     /// key, or none), a time outside the window, or a replay. Reported at most once a minute
-    /// per agent name; the counters in [`Stats`] count every one.
+    /// per agent name; the counters in [`Stats`](crate::nettask::Stats) count every one.
     RegistrationRefused {
         from: SocketAddr,
         name: String,
