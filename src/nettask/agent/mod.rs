@@ -1,4 +1,4 @@
-//! The agent's NetTask endpoint: registration with the server, then one [`Session`] with it.
+//! The agent's NetTask endpoint: registration with the server, then one `Session` with it.
 //!
 //! The agent repeats REGISTRATION (with backoff, forever) until a REGISTERED with the same
 //! `instance` arrives; messages sent before that wait in a bounded backlog. When the server

@@ -1,4 +1,4 @@
-//! The server's NetTask endpoint: one [`Session`] per registered agent, keyed by agent id so an
+//! The server's NetTask endpoint: one `Session` per registered agent, keyed by agent id so an
 //! agent behind NAT keeps its session when its address changes.
 //!
 //! REGISTRATION and REGISTERED are not acknowledged: the agent repeats its REGISTRATION until a
