@@ -336,26 +336,13 @@ impl Alert {
         let resolves = r.u64("resolved alert id")?;
         let agent = r.string("agent name", MAX_NAME_LEN)?;
         let task = r.string("task id", MAX_STRING_LEN)?;
-        let at = r.offset();
-        let t = r.u8("alert type")?;
-        let alert_type = AlertType::from_u8(t).ok_or(DecodeError::Unknown {
-            what: "alert type",
-            value: t.into(),
-            offset: at,
+        let alert_type = r.code("alert type", AlertType::from_u8)?;
+        let severity = r.code("severity", |code| match code {
+            0 => Some(Severity::Info),
+            1 => Some(Severity::Warning),
+            2 => Some(Severity::Critical),
+            _ => None,
         })?;
-        let at = r.offset();
-        let severity = match r.u8("severity")? {
-            0 => Severity::Info,
-            1 => Severity::Warning,
-            2 => Severity::Critical,
-            v => {
-                return Err(DecodeError::Unknown {
-                    what: "severity",
-                    value: v.into(),
-                    offset: at,
-                });
-            }
-        };
         Ok(Alert {
             alert_id,
             resolves,

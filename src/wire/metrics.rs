@@ -304,20 +304,13 @@ fn decode_interface(r: &mut Reader<'_>) -> Result<Sample, DecodeError> {
     if name.is_empty() {
         return Err(invalid("interface name", name_at, "empty"));
     }
-    let state_at = r.offset();
-    let state = match r.u8("link state")? {
-        0 => LinkState::Unknown,
-        1 => LinkState::Up,
-        2 => LinkState::Down,
-        3 => LinkState::NoCarrier,
-        v => {
-            return Err(DecodeError::Unknown {
-                what: "link state",
-                value: v.into(),
-                offset: state_at,
-            });
-        }
-    };
+    let state = r.code("link state", |code| match code {
+        0 => Some(LinkState::Unknown),
+        1 => Some(LinkState::Up),
+        2 => Some(LinkState::Down),
+        3 => Some(LinkState::NoCarrier),
+        _ => None,
+    })?;
     Ok(Sample::Interface {
         name,
         state,

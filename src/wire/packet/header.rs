@@ -106,19 +106,12 @@ impl Header {
                 })
             }
             PacketType::Noack => {
-                let at = r.offset();
-                let reason = match r.u8("NOACK reason")? {
-                    1 => NoackReason::BadTag,
-                    2 => NoackReason::UnknownAgent,
-                    3 => NoackReason::Malformed,
-                    v => {
-                        return Err(DecodeError::Unknown {
-                            what: "NOACK reason",
-                            value: v.into(),
-                            offset: at,
-                        });
-                    }
-                };
+                let reason = r.code("NOACK reason", |code| match code {
+                    1 => Some(NoackReason::BadTag),
+                    2 => Some(NoackReason::UnknownAgent),
+                    3 => Some(NoackReason::Malformed),
+                    _ => None,
+                })?;
                 r.finish()?;
                 Body::Noack(Noack {
                     seq: self.seq,

@@ -160,19 +160,12 @@ impl Refused {
     }
     pub(super) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let instance = r.u64("instance")?;
-        let at = r.offset();
-        let reason = match r.u8("refusal reason")? {
-            1 => RefusalReason::Clock,
-            2 => RefusalReason::NotNewer,
-            3 => RefusalReason::Full,
-            v => {
-                return Err(DecodeError::Unknown {
-                    what: "refusal reason",
-                    value: v.into(),
-                    offset: at,
-                });
-            }
-        };
+        let reason = r.code("refusal reason", |code| match code {
+            1 => Some(RefusalReason::Clock),
+            2 => Some(RefusalReason::NotNewer),
+            3 => Some(RefusalReason::Full),
+            _ => None,
+        })?;
         Ok(Refused {
             instance,
             reason,

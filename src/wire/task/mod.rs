@@ -130,16 +130,11 @@ pub fn rate_text(bps: u64) -> String {
 }
 
 pub(crate) fn transport(r: &mut Reader<'_>) -> Result<Transport, DecodeError> {
-    let at = r.offset();
-    match r.u8("transport")? {
-        0 => Ok(Transport::Tcp),
-        1 => Ok(Transport::Udp),
-        v => Err(DecodeError::Unknown {
-            what: "transport",
-            value: v.into(),
-            offset: at,
-        }),
-    }
+    r.code("transport", |code| match code {
+        0 => Some(Transport::Tcp),
+        1 => Some(Transport::Udp),
+        _ => None,
+    })
 }
 
 pub(crate) fn bounded_count(
