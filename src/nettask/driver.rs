@@ -135,25 +135,7 @@ pub async fn run<E: Endpoint>(
             cmd(&mut endpoint, Instant::now());
         }
         let now = Instant::now();
-        while let Some(Transmit {
-            destination,
-            payload,
-        }) = endpoint.poll_transmit(now)
-        {
-            if let Err(e) = socket.send_to(&payload, destination).await {
-                let n = stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    crate::log::event(
-                        crate::log::Level::Warn,
-                        "SOCKET",
-                        format_args!(
-                            "sending to {destination} failed ({e}); will retry ({} failures so far)",
-                            n + 1
-                        ),
-                    );
-                }
-            }
-        }
+        send_transmits(&socket, &mut endpoint, &stats, now).await;
         while let Some(e) = endpoint.poll_event() {
             if events.send(e).await.is_err() {
                 return;
@@ -163,14 +145,7 @@ pub async fn run<E: Endpoint>(
             Timer::after(COALESCE).await;
         }
         last_batch = 0;
-        let deadline = endpoint.poll_timeout();
-        if deadline != armed {
-            armed = deadline;
-            match deadline {
-                Some(t) => timer.set_at(t),
-                None => timer = Timer::never(),
-            }
-        }
+        armed = rearm(&mut timer, armed, endpoint.poll_timeout());
         let wake = async { Wake::Readable(socket.readable().await) }
             .or(async { Wake::Command(commands.recv().await.ok()) })
             .or(async {
@@ -181,19 +156,7 @@ pub async fn run<E: Endpoint>(
         let now = Instant::now();
         match wake {
             Wake::Readable(Ok(())) => {
-                for _ in 0..RECEIVE_BATCH {
-                    match socket.get_ref().recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            last_batch += 1;
-                            endpoint.handle_datagram(now, from, &buf[..n]);
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            receive_failed(&stats, &e);
-                            break;
-                        }
-                    }
-                }
+                last_batch = receive_batch(&socket, &mut endpoint, &mut buf, &stats, now);
             }
             Wake::Readable(Err(e)) => receive_failed(&stats, &e),
             Wake::Command(Some(cmd)) => {
@@ -212,6 +175,72 @@ pub async fn run<E: Endpoint>(
             endpoint.handle_timeout(now);
         }
     }
+}
+
+/// Sends every datagram the endpoint has ready. A failed send is counted (and logged now and
+/// then); the endpoint's retransmission covers it.
+async fn send_transmits<E: Endpoint>(
+    socket: &Async<std::net::UdpSocket>,
+    endpoint: &mut E,
+    stats: &SocketStats,
+    now: Instant,
+) {
+    while let Some(Transmit {
+        destination,
+        payload,
+    }) = endpoint.poll_transmit(now)
+    {
+        if let Err(e) = socket.send_to(&payload, destination).await {
+            let n = stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                crate::log::event(
+                    crate::log::Level::Warn,
+                    "SOCKET",
+                    format_args!(
+                        "sending to {destination} failed ({e}); will retry ({} failures so far)",
+                        n + 1
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Moves the timer to the endpoint's `deadline` when that changed; returns the deadline armed.
+fn rearm(timer: &mut Timer, armed: Option<Instant>, deadline: Option<Instant>) -> Option<Instant> {
+    if deadline != armed {
+        match deadline {
+            Some(t) => timer.set_at(t),
+            None => *timer = Timer::never(),
+        }
+    }
+    deadline
+}
+
+/// Hands the endpoint the datagrams waiting on the socket, at most [`RECEIVE_BATCH`]; returns
+/// how many there were.
+fn receive_batch<E: Endpoint>(
+    socket: &Async<std::net::UdpSocket>,
+    endpoint: &mut E,
+    buf: &mut [u8],
+    stats: &SocketStats,
+    now: Instant,
+) -> usize {
+    let mut received = 0;
+    for _ in 0..RECEIVE_BATCH {
+        match socket.get_ref().recv_from(buf) {
+            Ok((n, from)) => {
+                received += 1;
+                endpoint.handle_datagram(now, from, &buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                receive_failed(stats, &e);
+                break;
+            }
+        }
+    }
+    received
 }
 
 fn receive_failed(stats: &SocketStats, e: &std::io::Error) {

@@ -248,48 +248,9 @@ impl Frame {
     /// Decodes exactly one whole frame (length field included) and verifies its tag.
     pub fn decode(bytes: &[u8], key: Option<&Key>) -> Result<Frame, DecodeError> {
         let mut r = Reader::new(bytes);
-        let len = r.u32("frame length")? as usize;
-        if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
-            return Err(invalid(
-                "frame length",
-                0,
-                format!("{len} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN}"),
-            ));
-        }
-        if r.remaining() < len {
-            return Err(DecodeError::Truncated {
-                what: "frame",
-                offset: bytes.len(),
-                needed: len,
-                available: r.remaining(),
-            });
-        }
-        if r.remaining() > len {
-            return Err(DecodeError::TrailingBytes {
-                offset: 4 + len,
-                count: r.remaining() - len,
-            });
-        }
+        check_frame_length(&mut r, bytes.len())?;
         let first = r.u8("version/type byte")?;
-        let version = first >> 5;
-        if version != VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                version,
-                offset: 4,
-                supported: VERSION,
-            });
-        }
-        let frame_type = match first & 0x0f {
-            1 => FrameType::Alert,
-            2 => FrameType::AlertAck,
-            v => {
-                return Err(DecodeError::Unknown {
-                    what: "frame type",
-                    value: v.into(),
-                    offset: 4,
-                });
-            }
-        };
+        let frame_type = frame_type_of(first)?;
         let keyed = first & KEYED_FLAG != 0;
         verify_tag(keyed, bytes, key)?;
         let agent_id = r.varint_max("agent id", MAX_AGENT_ID.into())? as u32;
@@ -305,46 +266,7 @@ impl Frame {
         }
         let mut r = Reader::with_base(&bytes[body_start..tag_at], body_start);
         let body = match frame_type {
-            FrameType::Alert => {
-                let alert_id = r.u64("alert id")?;
-                let resolves = r.u64("resolved alert id")?;
-                let agent = r.string("agent name", MAX_NAME_LEN)?;
-                let task = r.string("task id", MAX_STRING_LEN)?;
-                let at = r.offset();
-                let t = r.u8("alert type")?;
-                let alert_type = AlertType::from_u8(t).ok_or(DecodeError::Unknown {
-                    what: "alert type",
-                    value: t.into(),
-                    offset: at,
-                })?;
-                let at = r.offset();
-                let severity = match r.u8("severity")? {
-                    0 => Severity::Info,
-                    1 => Severity::Warning,
-                    2 => Severity::Critical,
-                    v => {
-                        return Err(DecodeError::Unknown {
-                            what: "severity",
-                            value: v.into(),
-                            offset: at,
-                        });
-                    }
-                };
-                FrameBody::Alert(Alert {
-                    alert_id,
-                    resolves,
-                    agent,
-                    task,
-                    alert_type,
-                    severity,
-                    value: r.f64("value")?,
-                    threshold: r.f64("threshold")?,
-                    time_ms: crate::wire::packet::time_u64(&mut r, "time")?,
-                    rule: r.string("rule name", MAX_STRING_LEN)?,
-                    message: r.string("message", MAX_STRING_LEN)?,
-                    subject: r.string("subject", MAX_SUBJECT_LEN)?,
-                })
-            }
+            FrameType::Alert => FrameBody::Alert(Alert::decode(&mut r)?),
             FrameType::AlertAck => FrameBody::AlertAck {
                 alert_id: r.u64("alert id")?,
             },
@@ -354,6 +276,86 @@ impl Frame {
             keyed,
             agent_id,
             body,
+        })
+    }
+}
+
+/// Reads the length field of a frame of `total` bytes: within the bounds, and exactly the
+/// bytes that follow it.
+fn check_frame_length(r: &mut Reader<'_>, total: usize) -> Result<(), DecodeError> {
+    let len = r.u32("frame length")? as usize;
+    if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
+        return Err(invalid(
+            "frame length",
+            0,
+            format!("{len} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN}"),
+        ));
+    }
+    if r.remaining() < len {
+        return Err(DecodeError::Truncated {
+            what: "frame",
+            offset: total,
+            needed: len,
+            available: r.remaining(),
+        });
+    }
+    if r.remaining() > len {
+        return Err(DecodeError::TrailingBytes {
+            offset: 4 + len,
+            count: r.remaining() - len,
+        });
+    }
+    Ok(())
+}
+
+/// The frame type in a frame's version/type byte (at offset 4), of this protocol version.
+fn frame_type_of(first: u8) -> Result<FrameType, DecodeError> {
+    let version = first >> 5;
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            version,
+            offset: 4,
+            supported: VERSION,
+        });
+    }
+    match first & 0x0f {
+        1 => Ok(FrameType::Alert),
+        2 => Ok(FrameType::AlertAck),
+        v => Err(DecodeError::Unknown {
+            what: "frame type",
+            value: v.into(),
+            offset: 4,
+        }),
+    }
+}
+
+impl Alert {
+    /// Decodes the body of an ALERT frame.
+    fn decode(r: &mut Reader<'_>) -> Result<Alert, DecodeError> {
+        let alert_id = r.u64("alert id")?;
+        let resolves = r.u64("resolved alert id")?;
+        let agent = r.string("agent name", MAX_NAME_LEN)?;
+        let task = r.string("task id", MAX_STRING_LEN)?;
+        let alert_type = r.code("alert type", AlertType::from_u8)?;
+        let severity = r.code("severity", |code| match code {
+            0 => Some(Severity::Info),
+            1 => Some(Severity::Warning),
+            2 => Some(Severity::Critical),
+            _ => None,
+        })?;
+        Ok(Alert {
+            alert_id,
+            resolves,
+            agent,
+            task,
+            alert_type,
+            severity,
+            value: r.f64("value")?,
+            threshold: r.f64("threshold")?,
+            time_ms: crate::wire::packet::time_u64(r, "time")?,
+            rule: r.string("rule name", MAX_STRING_LEN)?,
+            message: r.string("message", MAX_STRING_LEN)?,
+            subject: r.string("subject", MAX_SUBJECT_LEN)?,
         })
     }
 }

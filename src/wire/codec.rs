@@ -126,6 +126,22 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, what)?[0])
     }
 
+    /// Reads a one-byte code and turns it into what it stands for with `from_code`; a code it
+    /// does not know is [`DecodeError::Unknown`], at the code's offset.
+    pub fn code<T>(
+        &mut self,
+        what: &'static str,
+        from_code: impl FnOnce(u8) -> Option<T>,
+    ) -> Result<T, DecodeError> {
+        let at = self.offset();
+        let code = self.u8(what)?;
+        from_code(code).ok_or(DecodeError::Unknown {
+            what,
+            value: code.into(),
+            offset: at,
+        })
+    }
+
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         let b = self.take(2, what)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))

@@ -273,61 +273,8 @@ impl Sample {
             KIND_RAM => Sample::Ram {
                 percent: value(r, "ram percent")?,
             },
-            KIND_INTERFACE => {
-                let name_at = r.offset();
-                let name = r.string("interface name", MAX_INTERFACE_NAME)?;
-                if name.is_empty() {
-                    return Err(invalid("interface name", name_at, "empty"));
-                }
-                let state_at = r.offset();
-                let state = match r.u8("link state")? {
-                    0 => LinkState::Unknown,
-                    1 => LinkState::Up,
-                    2 => LinkState::Down,
-                    3 => LinkState::NoCarrier,
-                    v => {
-                        return Err(DecodeError::Unknown {
-                            what: "link state",
-                            value: v.into(),
-                            offset: state_at,
-                        });
-                    }
-                };
-                Sample::Interface {
-                    name,
-                    state,
-                    packets_per_sec: value(r, "packets per second")?,
-                    bytes_per_sec: value(r, "bytes per second")?,
-                    errors_per_sec: value(r, "errors per second")?,
-                    counters: InterfaceCounters::decode(r)?,
-                }
-            }
-            KIND_PING => {
-                let rtt_min_ms = value(r, "rtt min")?;
-                let rtt_avg_ms = value(r, "rtt avg")?;
-                let rtt_max_ms = value(r, "rtt max")?;
-                let jitter_ms = value(r, "jitter")?;
-                let loss_percent = value(r, "loss percent")?;
-                let sent = r.varint("echo requests sent")?;
-                let received_at = r.offset();
-                let received = r.varint("echo replies received")?;
-                if received > sent {
-                    return Err(invalid(
-                        "echo replies received",
-                        received_at,
-                        format!("{received} is more than the {sent} requests sent"),
-                    ));
-                }
-                Sample::Ping {
-                    rtt_min_ms,
-                    rtt_avg_ms,
-                    rtt_max_ms,
-                    jitter_ms,
-                    loss_percent,
-                    sent,
-                    received,
-                }
-            }
+            KIND_INTERFACE => decode_interface(r)?,
+            KIND_PING => decode_ping(r)?,
             KIND_IPERF => {
                 let transport = transport(r)?;
                 Sample::Iperf {
@@ -348,6 +295,58 @@ impl Sample {
             }
         })
     }
+}
+
+/// The body of an interface sample (after its kind byte).
+fn decode_interface(r: &mut Reader<'_>) -> Result<Sample, DecodeError> {
+    let name_at = r.offset();
+    let name = r.string("interface name", MAX_INTERFACE_NAME)?;
+    if name.is_empty() {
+        return Err(invalid("interface name", name_at, "empty"));
+    }
+    let state = r.code("link state", |code| match code {
+        0 => Some(LinkState::Unknown),
+        1 => Some(LinkState::Up),
+        2 => Some(LinkState::Down),
+        3 => Some(LinkState::NoCarrier),
+        _ => None,
+    })?;
+    Ok(Sample::Interface {
+        name,
+        state,
+        packets_per_sec: value(r, "packets per second")?,
+        bytes_per_sec: value(r, "bytes per second")?,
+        errors_per_sec: value(r, "errors per second")?,
+        counters: InterfaceCounters::decode(r)?,
+    })
+}
+
+/// The body of a ping sample (after its kind byte): no more replies than requests.
+fn decode_ping(r: &mut Reader<'_>) -> Result<Sample, DecodeError> {
+    let rtt_min_ms = value(r, "rtt min")?;
+    let rtt_avg_ms = value(r, "rtt avg")?;
+    let rtt_max_ms = value(r, "rtt max")?;
+    let jitter_ms = value(r, "jitter")?;
+    let loss_percent = value(r, "loss percent")?;
+    let sent = r.varint("echo requests sent")?;
+    let received_at = r.offset();
+    let received = r.varint("echo replies received")?;
+    if received > sent {
+        return Err(invalid(
+            "echo replies received",
+            received_at,
+            format!("{received} is more than the {sent} requests sent"),
+        ));
+    }
+    Ok(Sample::Ping {
+        rtt_min_ms,
+        rtt_avg_ms,
+        rtt_max_ms,
+        jitter_ms,
+        loss_percent,
+        sent,
+        received,
+    })
 }
 
 /// A measured value: NaN (not measured) or a finite number; infinities are refused.

@@ -1,4 +1,4 @@
-//! Tests for `nettask/session.rs`, kept apart so the module itself stays short.
+//! Tests for `nettask/session/`, kept apart so the module itself stays short.
 
 use super::*;
 use std::time::Duration;

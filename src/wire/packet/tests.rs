@@ -1,4 +1,4 @@
-//! Tests for `wire/packet.rs`, kept apart so the module itself stays short.
+//! Tests for `wire/packet/`, kept apart so the module itself stays short.
 
 use super::*;
 

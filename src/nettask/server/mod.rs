@@ -1,4 +1,4 @@
-//! The server's NetTask endpoint: one [`Session`] per registered agent, keyed by agent id so an
+//! The server's NetTask endpoint: one `Session` per registered agent, keyed by agent id so an
 //! agent behind NAT keeps its session when its address changes.
 //!
 //! REGISTRATION and REGISTERED are not acknowledged: the agent repeats its REGISTRATION until a
@@ -16,83 +16,25 @@
 //! registered from (others get NOACK `unknown agent`, and a moved agent registers again), so a
 //! forger elsewhere cannot use up its sequence numbers.
 
+mod event;
+mod registration;
+
+pub use event::{Receipt, SendError, ServerEvent};
+
 use super::reassembly::ReassemblyBudget;
 use super::session::{Arrival, MAX_HEADER_LEN, Outbound, Session, SessionEvent};
 use super::{Config, Stats, Transmit};
-use crate::wire::packet::{RefusalReason, Refused};
-use crate::wire::{
-    Body, Header, Message, Noack, NoackReason, Packet, PacketType, Registered, Registration,
-    TAG_LEN,
-};
+use crate::wire::{Body, Header, Message, Noack, NoackReason, Packet, PacketType, TAG_LEN};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Replaced registration instances remembered per agent, to refuse their replays.
 const RETIRED_INSTANCES: usize = 16;
 
 /// Registrations waiting for the application's answer, at most (a flood is forgotten).
 const MAX_PENDING_REGISTRATIONS: usize = 100_000;
-
-/// What the server endpoint reports.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerEvent {
-    /// An agent asks to register; answer with [`ServerEndpoint::accept_registration`].
-    Registration {
-        from: SocketAddr,
-        registration: Registration,
-    },
-    /// A message from a registered agent, delivered once. A message of one of the
-    /// configuration's `held_types` carries a receipt: it is acknowledged only when the
-    /// application calls [`ServerEndpoint::release`] with it.
-    Message {
-        agent_id: u32,
-        from: SocketAddr,
-        message: Message,
-        receipt: Option<Receipt>,
-    },
-    /// Every packet of message `id` sent to `agent_id` was acknowledged.
-    Acknowledged { agent_id: u32, id: u64 },
-    /// Message `id` was dropped from a full queue.
-    Dropped { agent_id: u32, id: u64 },
-    /// The agent stopped answering.
-    PeerLost { agent_id: u32 },
-    /// A lost agent answered again.
-    PeerRecovered { agent_id: u32 },
-    /// A registration was refused: a name without a key, a wrong tag (the agent uses another
-    /// key, or none), a time outside the window, or a replay. Reported at most once a minute
-    /// per agent name; the counters in [`Stats`] count every one.
-    RegistrationRefused {
-        from: SocketAddr,
-        name: String,
-        reason: String,
-    },
-    /// A packet with a valid tag that could not be used.
-    Malformed {
-        from: SocketAddr,
-        agent_id: u32,
-        reason: String,
-    },
-}
-
-/// The held acknowledgement of one delivered message (see [`ServerEndpoint::release`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Receipt {
-    pub agent_id: u32,
-    /// The registration instance of the session that delivered it.
-    instance: u64,
-    number: u32,
-}
-
-/// Why a message could not be queued.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    #[error("agent {0} has no session (not registered)")]
-    UnknownAgent(u32),
-    #[error("message of {0} bytes exceeds the limit of {1} bytes")]
-    TooLarge(usize, usize),
-}
 
 #[derive(Debug)]
 struct Peer {
@@ -220,21 +162,40 @@ impl ServerEndpoint {
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
-        if bytes.len() > self.config.max_datagram {
-            self.stats.malformed += 1;
+        let Some(header) = self.header_of(bytes) else {
             return;
-        }
-        let header = match Header::decode(bytes) {
-            Ok(h) => h,
-            Err(_) => {
-                self.stats.malformed += 1;
-                return;
-            }
         };
         if header.packet_type == PacketType::Registration {
             self.handle_registration(now, from, &header, bytes);
             return;
         }
+        if !self.admits_to_session(from, &header, bytes) {
+            return;
+        }
+        self.handle_session_packet(now, from, &header, bytes);
+        self.after_session_change(header.agent_id);
+    }
+
+    /// The header of a datagram; `None`, counted as malformed, for one too large or without a
+    /// valid header.
+    fn header_of(&mut self, bytes: &[u8]) -> Option<Header> {
+        if bytes.len() > self.config.max_datagram {
+            self.stats.malformed += 1;
+            return None;
+        }
+        match Header::decode(bytes) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                self.stats.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Whether a packet may go to its agent's session: there is one, the tag verifies with its
+    /// key, and (without keys) it comes from the session's address. A refused reliable packet
+    /// is answered with a NOACK.
+    fn admits_to_session(&mut self, from: SocketAddr, header: &Header, bytes: &[u8]) -> bool {
         let agent_id = header.agent_id;
         let keyed = self.config.keys.is_keyed();
         let Some(peer) = self.peers.get_mut(&agent_id) else {
@@ -242,7 +203,7 @@ impl ServerEndpoint {
             if header.packet_type.is_reliable() {
                 self.noack_unknown_agent(from, agent_id, header.seq, bytes);
             }
-            return;
+            return false;
         };
         if header.verify_tag(bytes, peer.session.key()).is_err() {
             self.stats.bad_tags += 1;
@@ -253,7 +214,7 @@ impl ServerEndpoint {
                     payload,
                 });
             }
-            return;
+            return false;
         }
         if !keyed && from != peer.address {
             // Nothing is authentic without a key: only the registered address speaks for the
@@ -262,9 +223,25 @@ impl ServerEndpoint {
             if header.packet_type.is_reliable() {
                 self.noack_unknown_agent(from, agent_id, header.seq, bytes);
             }
-            return;
+            return false;
         }
-        match header.decode_body(bytes) {
+        true
+    }
+
+    /// Hands an admitted packet's body to its session.
+    fn handle_session_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
+        let agent_id = header.agent_id;
+        let Some(peer) = self.peers.get_mut(&agent_id) else {
+            return;
+        };
+        let packet = match header.decode_body(bytes) {
+            Ok(packet) => packet,
             Err(e) => {
                 if header.packet_type.is_reliable() {
                     peer.session
@@ -272,44 +249,43 @@ impl ServerEndpoint {
                 } else {
                     self.stats.malformed += 1;
                 }
+                return;
             }
-            Ok(packet) => match packet.body {
-                Body::Ack(ack) => peer.session.on_ack(now, &ack, &mut self.stats),
-                Body::Noack(noack) => {
-                    if noack.reason == NoackReason::BadTag {
-                        peer.session.on_noack_bad_tag(now, &noack);
-                    }
+        };
+        match packet.body {
+            Body::Ack(ack) => peer.session.on_ack(now, &ack, &mut self.stats),
+            Body::Noack(noack) => {
+                if noack.reason == NoackReason::BadTag {
+                    peer.session.on_noack_bad_tag(now, &noack);
                 }
-                Body::Reliable {
-                    seq,
-                    message: message @ (Message::Registered(_) | Message::Refused(_)),
-                } => {
-                    let e = crate::wire::codec::invalid(
-                        "packet type",
-                        0,
-                        format!(
-                            "{} is sent by servers, not agents",
-                            message.packet_type().name()
-                        ),
-                    );
-                    self.stats.malformed += 1;
-                    self.events.push_back(ServerEvent::Malformed {
-                        from,
-                        agent_id,
-                        reason: format!("seq {seq}: {e}"),
-                    });
+            }
+            Body::Reliable {
+                seq,
+                message: message @ (Message::Registered(_) | Message::Refused(_)),
+            } => {
+                let e = crate::wire::codec::invalid(
+                    "packet type",
+                    0,
+                    format!(
+                        "{} is sent by servers, not agents",
+                        message.packet_type().name()
+                    ),
+                );
+                self.stats.malformed += 1;
+                self.events.push_back(ServerEvent::Malformed {
+                    from,
+                    agent_id,
+                    reason: format!("seq {seq}: {e}"),
+                });
+            }
+            Body::Reliable { seq, message } => {
+                // Only a new, authentic packet moves the agent: a replay from elsewhere is a
+                // duplicate, acknowledged to the address the session already has.
+                if peer.session.on_reliable(now, seq, message, &mut self.stats) == Arrival::New {
+                    peer.address = from;
                 }
-                Body::Reliable { seq, message } => {
-                    // Only a new, authentic packet moves the agent: a replay from elsewhere is a
-                    // duplicate, acknowledged to the address the session already has.
-                    if peer.session.on_reliable(now, seq, message, &mut self.stats) == Arrival::New
-                    {
-                        peer.address = from;
-                    }
-                }
-            },
+            }
         }
-        self.after_session_change(agent_id);
     }
 
     /// Answers a reliable packet of an agent id without a session here with NOACK `unknown
@@ -343,303 +319,6 @@ impl ServerEndpoint {
             destination: to,
             payload,
         });
-    }
-
-    fn handle_registration(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        header: &Header,
-        bytes: &[u8],
-    ) {
-        // The key depends on the agent's name, which is in the body: read it, then check the tag.
-        let packet = match header.decode_body(bytes) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.malformed += 1;
-                return;
-            }
-        };
-        let Body::Reliable {
-            message: Message::Registration(registration),
-            ..
-        } = packet.body
-        else {
-            self.stats.malformed += 1;
-            return;
-        };
-        if !self.config.keys.admits(&registration.name) {
-            // No answer: there is no key to tag one with, and nothing to tell a stranger.
-            self.stats.keyless_names += 1;
-            self.refuse(
-                now,
-                from,
-                &registration.name,
-                "the name has no key (not in --keys-file, and no --key-file for everybody)".into(),
-            );
-            return;
-        }
-        let key = self
-            .config
-            .keys
-            .session_key(&registration.name, registration.instance);
-        if header.verify_tag(bytes, key.as_ref()).is_err() {
-            // No NOACK: an agent with the wrong key would otherwise retry in a tight loop.
-            self.stats.bad_tags += 1;
-            self.refuse(
-                now,
-                from,
-                &registration.name,
-                "wrong integrity tag (another key, or none?)".into(),
-            );
-            return;
-        }
-        // A copy of a registration already answered: answer again. Not new, so the session's
-        // address stays; the agent's first new packet moves it if the agent really moved.
-        if let Some(peer) = self
-            .session_ids
-            .get(&registration.name)
-            .and_then(|id| self.peers.get_mut(id))
-            .filter(|p| p.instance == registration.instance && p.name == registration.name)
-        {
-            self.immediate.push_back(Transmit {
-                destination: from,
-                payload: peer.reply.clone(),
-            });
-            return;
-        }
-        // A registration whose session was already replaced: a replay (or a very late
-        // copy). Starting a session from it would take the agent's session away.
-        if self
-            .retired
-            .get(&registration.name)
-            .is_some_and(|old| old.contains(&registration.instance))
-        {
-            self.stats.replays += 1;
-            return;
-        }
-        // With a key, the registration must be fresh: dated within the window of the server's
-        // clock, and newer than the last one accepted for the name (which counts only while it
-        // is itself within the window, so a clock that was corrected recovers).
-        if key.is_some()
-            && let Some(server_ms) = self.wall_ms(now)
-        {
-            let window = self.config.registration_window.as_millis() as u64;
-            let skew = registration.time_ms.abs_diff(server_ms);
-            if skew > window {
-                let ahead = registration.time_ms > server_ms;
-                self.refuse_with(
-                    now,
-                    from,
-                    &registration,
-                    RefusalReason::Clock,
-                    server_ms,
-                    0,
-                    format!(
-                        "its time is {:.1} s {} the server's clock (at most {} s either way)",
-                        skew as f64 / 1000.0,
-                        if ahead { "ahead of" } else { "behind" },
-                        window / 1000
-                    ),
-                );
-                return;
-            }
-            if let Some(&last) = self.last_registration_ms.get(&registration.name)
-                && registration.time_ms <= last
-                && last <= server_ms + window
-            {
-                self.stats.replays += 1;
-                self.refuse_with(
-                    now,
-                    from,
-                    &registration,
-                    RefusalReason::NotNewer,
-                    server_ms,
-                    last,
-                    "not newer than the last registration accepted for this name (a replay?)"
-                        .into(),
-                );
-                return;
-            }
-        }
-        // Copies that arrive before the application has answered the first one.
-        if !self.pending_registrations.insert(registration.instance) {
-            return;
-        }
-        if self.pending_registrations.len() > MAX_PENDING_REGISTRATIONS {
-            self.pending_registrations.clear();
-        }
-        self.stats.registrations += 1;
-        self.events
-            .push_back(ServerEvent::Registration { from, registration });
-    }
-
-    /// Answers a registration with REFUSED (tagged with its session key, so the agent can
-    /// believe it) and reports the refusal.
-    #[allow(clippy::too_many_arguments)]
-    fn refuse_with(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        registration: &Registration,
-        reason: RefusalReason,
-        server_time_ms: u64,
-        last_accepted_ms: u64,
-        text: String,
-    ) {
-        self.stats.registrations_refused += 1;
-        let key = self
-            .config
-            .keys
-            .session_key(&registration.name, registration.instance);
-        let payload = Packet {
-            keyed: key.is_some(),
-            agent_id: 0,
-            body: Body::Reliable {
-                seq: 0,
-                message: Message::Refused(Refused {
-                    instance: registration.instance,
-                    reason,
-                    server_time_ms,
-                    last_accepted_ms,
-                }),
-            },
-        }
-        .encode(key.as_ref());
-        self.immediate.push_back(Transmit {
-            destination: from,
-            payload,
-        });
-        self.refuse(now, from, &registration.name, text);
-    }
-
-    /// The application's refusal of a registration it was handed (no room for a new agent):
-    /// answers it with REFUSED `full`. A later copy of the same registration is handed over
-    /// again.
-    pub fn refuse_registration(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        registration: &Registration,
-    ) {
-        self.pending_registrations.remove(&registration.instance);
-        let server_ms = self.wall_ms(now).unwrap_or(0);
-        self.refuse_with(
-            now,
-            from,
-            registration,
-            RefusalReason::Full,
-            server_ms,
-            0,
-            "the server takes no new agents now".into(),
-        );
-    }
-
-    /// The application could not answer a registration it was handed (its registry could not
-    /// be saved): nothing is sent, and the agent's next copy is handed over again.
-    pub fn defer_registration(&mut self, registration: &Registration) {
-        self.pending_registrations.remove(&registration.instance);
-    }
-
-    /// Reports a refused registration, at most once a minute per name.
-    fn refuse(&mut self, now: Instant, from: SocketAddr, name: &str, reason: String) {
-        if self.refused_reported.len() > MAX_PENDING_REGISTRATIONS {
-            self.refused_reported.clear();
-        }
-        let due = self
-            .refused_reported
-            .get(name)
-            .is_none_or(|last| now.saturating_duration_since(*last) >= Duration::from_secs(60));
-        if due {
-            self.refused_reported.insert(name.to_string(), now);
-            self.events.push_back(ServerEvent::RegistrationRefused {
-                from,
-                name: name.to_string(),
-                reason,
-            });
-        }
-    }
-
-    /// Answers a registration: creates the agent's session (replacing an older one, whose
-    /// unacknowledged messages are discarded: the application sends an agent its work again
-    /// when it registers) and sends REGISTERED.
-    pub fn accept_registration(
-        &mut self,
-        _now: Instant,
-        from: SocketAddr,
-        agent_id: u32,
-        registration: &Registration,
-        registered: Registered,
-    ) {
-        self.pending_registrations.remove(&registration.instance);
-        if let Some(peer) = self.peers.get(&agent_id)
-            && peer.instance == registration.instance
-        {
-            // Answered already: answer again, keep the session.
-            self.immediate.push_back(Transmit {
-                destination: from,
-                payload: peer.reply.clone(),
-            });
-            return;
-        }
-        let key = self
-            .config
-            .keys
-            .session_key(&registration.name, registration.instance);
-        self.names.insert(agent_id, registration.name.clone());
-        self.remember_registration(&registration.name, registration.time_ms);
-        let reply = Packet {
-            keyed: key.is_some(),
-            agent_id,
-            body: Body::Reliable {
-                seq: 0,
-                message: Message::Registered(registered),
-            },
-        }
-        .encode(key.as_ref());
-        let first_seq = self
-            .peers
-            .get(&agent_id)
-            .map_or(0, |p| p.session.next_seq());
-        if let Some(old) = self.peers.get(&agent_id)
-            && old.instance != registration.instance
-        {
-            let retired = self.retired.entry(old.name.clone()).or_default();
-            retired.push_back(old.instance);
-            if retired.len() > RETIRED_INSTANCES {
-                retired.pop_front();
-            }
-        }
-        let session = Session::new(
-            &self.config,
-            agent_id,
-            key,
-            first_seq,
-            self.reassembly.clone(),
-        );
-        self.session_ids.insert(registration.name.clone(), agent_id);
-        let replaced = self.peers.insert(
-            agent_id,
-            Box::new(Peer {
-                session,
-                address: from,
-                instance: registration.instance,
-                name: registration.name.clone(),
-                reply: reply.clone(),
-                scheduled: None,
-            }),
-        );
-        if let Some(old) = replaced
-            && old.name != registration.name
-            && self.session_ids.get(&old.name) == Some(&agent_id)
-        {
-            self.session_ids.remove(&old.name);
-        }
-        self.immediate.push_back(Transmit {
-            destination: from,
-            payload: reply,
-        });
-        self.after_session_change(agent_id);
     }
 
     /// Queues a message for an agent; returns its id, reported again in `Acknowledged`.

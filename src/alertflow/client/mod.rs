@@ -21,19 +21,22 @@
 //! earlier session are refused. An alert that cannot be spooled (the disk is full) is kept in
 //! memory (bounded), sent like the others, and spooled as soon as the spool takes it.
 
-use super::connection::Connection;
+mod session;
+mod shared;
+
 use super::spool::{AlertSpool, DEFAULT_MAX_ALERTS, Pushed, SpoolError};
-use crate::wire::{Alert, Frame, FrameBody, Key};
+use crate::wire::{Alert, Key};
 use async_io::Timer;
 use async_net::TcpStream;
 use event_listener::Event;
 use futures_lite::FutureExt;
 use serde::Serialize;
+use session::SessionEnd;
+use shared::{Counters, Shared};
 use smol::channel::{Receiver, Sender};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,123 +103,6 @@ pub struct AlertCounts {
     pub connections: u64,
     /// Connection attempts that failed and connections that ended in an error.
     pub connection_failures: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    acknowledged: AtomicU64,
-    pending: AtomicU64,
-    dropped: AtomicU64,
-    connections: AtomicU64,
-    connection_failures: AtomicU64,
-}
-
-/// State shared by the senders and the task.
-#[derive(Debug)]
-struct Shared {
-    spool: Mutex<AlertSpool>,
-    /// Alerts the spool could not take, oldest first.
-    memory: Mutex<VecDeque<Alert>>,
-    counters: Counters,
-    /// Notified whenever a counter changes.
-    changed: Event,
-}
-
-impl Shared {
-    /// Runs `f` on the spool and refreshes the counters that mirror it. Blocks on file I/O:
-    /// call it through [`Shared::spool_io`] from async code.
-    fn with_spool<T>(&self, f: impl FnOnce(&mut AlertSpool) -> T) -> T {
-        let mut spool = self
-            .spool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let out = f(&mut spool);
-        let in_memory = self.memory.lock().unwrap_or_else(|e| e.into_inner()).len();
-        self.counters
-            .pending
-            .store((spool.len() + in_memory) as u64, Ordering::Relaxed);
-        self.counters
-            .dropped
-            .store(spool.dropped(), Ordering::Relaxed);
-        drop(spool);
-        self.changed.notify(usize::MAX);
-        out
-    }
-
-    /// [`Shared::with_spool`] on a blocking-I/O thread, so file syncs never stall the executor.
-    async fn spool_io<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut AlertSpool) -> T + Send + 'static,
-    ) -> T {
-        let shared = Arc::clone(self);
-        smol::unblock(move || shared.with_spool(f)).await
-    }
-
-    /// Keeps an alert the spool did not take; returns the id of the oldest one dropped when
-    /// [`MAX_IN_MEMORY`] are kept already.
-    fn keep_in_memory(&self, alert: Alert) -> Option<u64> {
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory.push_back(alert);
-        (memory.len() > MAX_IN_MEMORY)
-            .then(|| memory.pop_front().map(|a| a.alert_id))
-            .flatten()
-    }
-
-    fn memory_ids(&self) -> Vec<u64> {
-        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory.iter().map(|a| a.alert_id).collect()
-    }
-
-    fn kept_alert(&self, id: u64) -> Option<Alert> {
-        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        memory.iter().find(|a| a.alert_id == id).cloned()
-    }
-
-    /// Forgets an acknowledged alert kept in memory; true when it was there.
-    fn forget_in_memory(&self, id: u64) -> bool {
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        let before = memory.len();
-        memory.retain(|a| a.alert_id != id);
-        memory.len() != before
-    }
-
-    /// Moves alerts kept in memory into the spool while it takes them. Blocks on file I/O.
-    fn spool_kept(&self) {
-        loop {
-            let Some(alert) = self
-                .memory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .front()
-                .cloned()
-            else {
-                return;
-            };
-            let spooled = self.with_spool(|spool| spool.push(&alert).is_ok());
-            if !spooled {
-                return;
-            }
-            self.forget_in_memory(alert.alert_id);
-        }
-    }
-
-    fn bump(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify(usize::MAX);
-    }
-
-    fn counts(&self) -> AlertCounts {
-        let c = &self.counters;
-        AlertCounts {
-            sent: c.sent.load(Ordering::Relaxed),
-            acknowledged: c.acknowledged.load(Ordering::Relaxed),
-            pending: c.pending.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            connections: c.connections.load(Ordering::Relaxed),
-            connection_failures: c.connection_failures.load(Ordering::Relaxed),
-        }
-    }
 }
 
 enum Command {
@@ -316,24 +202,6 @@ pub struct AlertClient {
     /// every [`AlertSender`] is gone.
     sender: Option<Sender<Command>>,
     destination: Option<Destination>,
-}
-
-/// How one connection ended.
-enum SessionEnd {
-    /// Every sender is gone.
-    Stop,
-    /// Connect again; `progressed` when the server acknowledged something, which resets the
-    /// backoff.
-    Reconnect { progressed: bool },
-    /// The server closed the connection with nothing pending: connect again when there is an
-    /// alert to send.
-    Idle,
-}
-
-enum Wake {
-    Frame(Result<Option<Frame>, super::ConnectionError>),
-    Command(Option<Command>),
-    AckTimeout,
 }
 
 impl AlertClient {
@@ -513,153 +381,5 @@ impl AlertClient {
         let _ = stream.set_nodelay(true);
         super::set_keepalive(&stream);
         Ok(stream)
-    }
-
-    async fn session(&mut self, stream: TcpStream, destination: Destination) -> SessionEnd {
-        let server = destination.server;
-        let mut conn = Connection::new(stream);
-        let key = self
-            .config
-            .key
-            .as_ref()
-            .map(|k| k.session(destination.instance));
-        let window = self.config.window.max(1);
-        {
-            let shared = Arc::clone(&self.shared);
-            smol::unblock(move || shared.spool_kept()).await;
-        }
-        let mut queue: VecDeque<u64> = self.shared.with_spool(|s| s.pending_ids()).into();
-        queue.extend(self.shared.memory_ids());
-        let mut in_flight: HashSet<u64> = HashSet::new();
-        let mut waiting_since = Instant::now();
-        let mut progressed = false;
-        let fail = |shared: &Shared, why: String| {
-            shared.bump(&shared.counters.connection_failures);
-            crate::log::event(
-                crate::log::Level::Warn,
-                "ALERTFLOW",
-                format_args!("connection to {server} lost ({why}); reconnecting"),
-            );
-        };
-        loop {
-            while in_flight.len() < window {
-                let Some(id) = queue.pop_front() else { break };
-                if in_flight.contains(&id) {
-                    continue;
-                }
-                let alert = match self.shared.spool_io(move |s| s.load(id)).await {
-                    Ok(Some(alert)) => alert,
-                    // Kept in memory, or acknowledged (or dropped) meanwhile.
-                    Ok(None) => match self.shared.kept_alert(id) {
-                        Some(alert) => alert,
-                        None => continue,
-                    },
-                    Err(e) => {
-                        crate::log::event(
-                            crate::log::Level::Warn,
-                            "ALERTFLOW",
-                            format_args!("{e}; alert {id:016x} is retried later"),
-                        );
-                        continue;
-                    }
-                };
-                let frame = Frame {
-                    keyed: key.is_some(),
-                    agent_id: destination.agent_id,
-                    body: FrameBody::Alert(alert),
-                };
-                if let Err(e) = conn.write_frame(&frame, key.as_ref()).await {
-                    fail(&self.shared, e.to_string());
-                    return SessionEnd::Reconnect { progressed };
-                }
-                if in_flight.is_empty() {
-                    waiting_since = Instant::now();
-                }
-                in_flight.insert(id);
-                self.shared.bump(&self.shared.counters.sent);
-            }
-            let ack_deadline =
-                (!in_flight.is_empty()).then(|| waiting_since + self.config.ack_timeout);
-            let wake = async { Wake::Frame(conn.read_frame(|_| key.clone()).await) }
-                .or(async { Wake::Command(self.commands.recv().await.ok()) })
-                .or(async {
-                    match ack_deadline {
-                        Some(t) => Timer::at(t).await,
-                        None => Timer::never().await,
-                    };
-                    Wake::AckTimeout
-                })
-                .await;
-            match wake {
-                Wake::Frame(Ok(Some(Frame {
-                    body: FrameBody::AlertAck { alert_id },
-                    ..
-                }))) => {
-                    in_flight.remove(&alert_id);
-                    waiting_since = Instant::now();
-                    progressed = true;
-                    // Counted inside the spool update, so that whoever sees `pending` drop
-                    // also sees `acknowledged` rise.
-                    let shared = Arc::clone(&self.shared);
-                    let removed = self.shared.spool_io(move |s| {
-                        let removed = s.remove(alert_id);
-                        let in_memory = shared.forget_in_memory(alert_id);
-                        if matches!(removed, Ok(true)) || in_memory {
-                            shared.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
-                        }
-                        removed
-                    });
-                    match removed.await {
-                        // `Ok(false)`: a second acknowledgement of a resent alert.
-                        Ok(_) => {}
-                        Err(e) => crate::log::event(
-                            crate::log::Level::Warn,
-                            "ALERTFLOW",
-                            format_args!("alert {alert_id:016x} was acknowledged but {e}"),
-                        ),
-                    }
-                }
-                Wake::Frame(Ok(Some(Frame {
-                    body: FrameBody::Alert(_),
-                    ..
-                }))) => {
-                    fail(&self.shared, "the server sent an ALERT frame".into());
-                    return SessionEnd::Reconnect { progressed };
-                }
-                Wake::Frame(Ok(None)) => {
-                    if !in_flight.is_empty() {
-                        fail(&self.shared, "the server closed the connection".into());
-                        return SessionEnd::Reconnect { progressed };
-                    }
-                    if queue.is_empty() && self.shared.counts().pending == 0 {
-                        return SessionEnd::Idle;
-                    }
-                    return SessionEnd::Reconnect { progressed };
-                }
-                Wake::Frame(Err(e)) => {
-                    fail(&self.shared, e.to_string());
-                    return SessionEnd::Reconnect { progressed };
-                }
-                Wake::Command(None) => return SessionEnd::Stop,
-                Wake::Command(Some(Command::Raised(id))) => queue.push_back(id),
-                Wake::Command(Some(Command::Destination(d))) => {
-                    if d != Some(destination) {
-                        self.destination = d;
-                        return SessionEnd::Reconnect { progressed: true };
-                    }
-                }
-                Wake::AckTimeout => {
-                    fail(
-                        &self.shared,
-                        format!(
-                            "{} alert(s) unacknowledged for {:?}",
-                            in_flight.len(),
-                            self.config.ack_timeout
-                        ),
-                    );
-                    return SessionEnd::Reconnect { progressed };
-                }
-            }
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! The agent's NetTask endpoint: registration with the server, then one [`Session`] with it.
+//! The agent's NetTask endpoint: registration with the server, then one `Session` with it.
 //!
 //! The agent repeats REGISTRATION (with backoff, forever) until a REGISTERED with the same
 //! `instance` arrives; messages sent before that wait in a bounded backlog. When the server
@@ -20,79 +20,18 @@
 //! another server tries the first again every [`PREFER_FIRST_EVERY`], and goes on to the
 //! others if it still does not answer.
 
-use super::reassembly::ReassemblyBudget;
+mod event;
+mod registration;
+
+pub use event::{AgentEvent, AgentIdentity};
+
 use super::session::{Outbound, Session, SessionEvent};
 use super::{Config, Stats, Transmit};
-use crate::wire::packet::{CAP_PING, RefusalReason, Refused};
-use crate::wire::{
-    Body, Header, Message, NoackReason, Packet, PacketType, Registered, Registration,
-};
+use crate::wire::packet::RefusalReason;
+use crate::wire::{Body, Header, Message, NoackReason, Packet, PacketType};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// Who the agent is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentIdentity {
-    pub name: String,
-    /// Bit set of `wire::packet::CAP_*`.
-    pub capabilities: u8,
-    pub software: String,
-}
-
-impl AgentIdentity {
-    pub fn new(name: &str) -> Self {
-        AgentIdentity {
-            name: name.to_string(),
-            capabilities: CAP_PING,
-            software: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-}
-
-/// What the agent endpoint reports.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AgentEvent {
-    /// The server accepted the registration (the first, or a new one after it forgot us).
-    Registered {
-        agent_id: u32,
-        registered: Registered,
-    },
-    /// A message from the server, delivered once.
-    Message(Message),
-    /// Every packet of message `id` was acknowledged by the server.
-    Acknowledged(u64),
-    /// Message `id` was dropped because the queue was full.
-    Dropped(u64),
-    /// The server stopped answering.
-    ServerLost,
-    /// The server answered again.
-    ServerRecovered,
-    /// The server no longer knows this agent; a new registration has started.
-    Reregistering,
-    /// A packet with a valid tag that could not be used.
-    Malformed(String),
-    /// The agent moved to another of its servers (the one it had did not answer, or it goes
-    /// back to the first); a registration with it has started, and `carried` unacknowledged
-    /// messages go into the new session.
-    SwitchedServer {
-        from: SocketAddr,
-        to: SocketAddr,
-        carried: usize,
-    },
-    /// The registration was sent `attempts` times without an answer (reported after 5
-    /// attempts, then about once a minute): the server is not there, or refuses the key.
-    RegistrationUnanswered { attempts: u32 },
-    /// The server refused the registration and said why (reported the first time, when the
-    /// reason changes, and then every 12th refusal); a new registration follows.
-    RegistrationRefused {
-        refused: Refused,
-        /// The refused registration's time (this agent's clock), Unix milliseconds.
-        registration_time_ms: u64,
-        /// Refusals in a row so far.
-        count: u32,
-    },
-}
 
 /// The pause before registering again after a REFUSED.
 const REFUSED_PAUSE: Duration = Duration::from_secs(5);
@@ -217,6 +156,11 @@ impl AgentEndpoint {
         self.server
     }
 
+    /// The server in use now, and all of them.
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.servers
+    }
+
     /// The id the server assigned, once registered.
     pub fn agent_id(&self) -> Option<u32> {
         match self.state {
@@ -264,35 +208,6 @@ impl AgentEndpoint {
         self.config.keys.session_key(&self.identity.name, instance)
     }
 
-    fn start_registration(&mut self, now: Instant) {
-        let instance = self.rng.u64(1..);
-        let time_ms = self.wall_ms(now);
-        let registration = Registration {
-            name: self.identity.name.clone(),
-            instance,
-            time_ms,
-            capabilities: self.identity.capabilities,
-            software: self.identity.software.clone(),
-        };
-        let key = self.session_key(instance);
-        let packet = Packet {
-            keyed: key.is_some(),
-            agent_id: 0,
-            body: Body::Reliable {
-                seq: 0,
-                message: Message::Registration(registration),
-            },
-        }
-        .encode(key.as_ref());
-        self.state = State::Registering {
-            instance,
-            time_ms,
-            attempts: 0,
-            next_attempt: now,
-            packet,
-        };
-    }
-
     /// Queues a message for the server; returns its id, reported again in `Acknowledged`.
     pub fn send(&mut self, now: Instant, message: &Message) -> u64 {
         self.last_now = self.last_now.max(now);
@@ -327,29 +242,9 @@ impl AgentEndpoint {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.last_now = self.last_now.max(now);
         self.stats.datagrams_received += 1;
-        if from != self.server || bytes.len() > self.config.max_datagram {
-            self.stats.malformed += 1;
-            return;
-        }
-        let Ok(header) = Header::decode(bytes) else {
-            self.stats.malformed += 1;
+        let Some(header) = self.authentic_header(from, bytes) else {
             return;
         };
-        let key = self.verifying_key(&header, bytes);
-        if header.verify_tag(bytes, key.as_ref()).is_err() {
-            self.stats.bad_tags += 1;
-            if let State::Registered { session, .. } = &self.state
-                && header.packet_type.is_reliable()
-                && header.agent_id == self.agent_id
-            {
-                let payload = session.noack(header.seq, NoackReason::BadTag);
-                self.immediate.push_back(Transmit {
-                    destination: self.server,
-                    payload,
-                });
-            }
-            return;
-        }
         let packet = match header.decode_body(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -367,19 +262,46 @@ impl AgentEndpoint {
             Body::Reliable {
                 message: Message::Registered(registered),
                 ..
-            } => {
-                self.on_registered(packet.agent_id, registered);
-                return;
-            }
+            } => self.on_registered(packet.agent_id, registered),
             Body::Reliable {
                 message: Message::Refused(refused),
                 ..
-            } => {
-                self.on_refused(now, refused);
-                return;
-            }
-            _ => {}
+            } => self.on_refused(now, refused),
+            _ => self.handle_session_packet(now, packet),
         }
+    }
+
+    /// The header of a datagram from the server whose tag verifies; `None`, counted, for
+    /// anything else. A reliable packet of the session with a bad tag is answered with a NOACK.
+    fn authentic_header(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<Header> {
+        if from != self.server || bytes.len() > self.config.max_datagram {
+            self.stats.malformed += 1;
+            return None;
+        }
+        let Ok(header) = Header::decode(bytes) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let key = self.verifying_key(&header, bytes);
+        if header.verify_tag(bytes, key.as_ref()).is_err() {
+            self.stats.bad_tags += 1;
+            if let State::Registered { session, .. } = &self.state
+                && header.packet_type.is_reliable()
+                && header.agent_id == self.agent_id
+            {
+                let payload = session.noack(header.seq, NoackReason::BadTag);
+                self.immediate.push_back(Transmit {
+                    destination: self.server,
+                    payload,
+                });
+            }
+            return None;
+        }
+        Some(header)
+    }
+
+    /// Hands a packet of the session (not REGISTERED, not REFUSED) to it.
+    fn handle_session_packet(&mut self, now: Instant, packet: Packet) {
         let State::Registered { session, .. } = &mut self.state else {
             // Session traffic before registration completes belongs to an old session.
             return;
@@ -433,116 +355,6 @@ impl AgentEndpoint {
             // Session traffic before registration completes: no key can verify it.
             (State::Registering { instance, .. }, _) => Some(psk.session(!*instance)),
         }
-    }
-
-    fn on_refused(&mut self, now: Instant, refused: Refused) {
-        let State::Registering {
-            instance, time_ms, ..
-        } = self.state
-        else {
-            return;
-        };
-        if refused.instance != instance {
-            return;
-        }
-        self.refusals += 1;
-        let changed = self.last_refusal != Some(refused.reason);
-        self.last_refusal = Some(refused.reason);
-        if changed || self.refusals % 12 == 1 {
-            self.events.push_back(AgentEvent::RegistrationRefused {
-                refused,
-                registration_time_ms: time_ms,
-                count: self.refusals,
-            });
-        }
-        // A new registration (new instance, the time then), after a pause.
-        self.start_registration(now);
-        if let State::Registering { next_attempt, .. } = &mut self.state {
-            *next_attempt = now + REFUSED_PAUSE;
-        }
-    }
-
-    fn on_registered(&mut self, agent_id: u32, registered: Registered) {
-        let State::Registering { instance, .. } = self.state else {
-            return; // a copy of the answer to a registration already completed
-        };
-        if registered.instance != instance || agent_id == 0 {
-            return;
-        }
-        self.refusals = 0;
-        self.last_refusal = None;
-        let mut config = self.config.clone();
-        config.initial_timeout = Duration::from_millis(registered.timeout_ms.max(1).into());
-        config.max_retransmissions = registered.max_retransmissions.into();
-        self.agent_id = agent_id;
-        let key = self.session_key(instance);
-        let mut session = Session::new(
-            &config,
-            agent_id,
-            key,
-            self.next_seq,
-            ReassemblyBudget::unlimited(),
-        );
-        for outbound in self.backlog.drain(..) {
-            session.send(outbound, &mut self.stats);
-        }
-        self.state = State::Registered {
-            session: Box::new(session),
-        };
-        self.events.push_back(AgentEvent::Registered {
-            agent_id,
-            registered,
-        });
-        self.drain_session_events();
-    }
-
-    fn reregister(&mut self, now: Instant) {
-        self.carry_unacknowledged();
-        self.events.push_back(AgentEvent::Reregistering);
-        self.start_registration(now);
-    }
-
-    /// Moves the session's unacknowledged messages ahead of the backlog (for the next
-    /// session); returns how many messages now wait.
-    fn carry_unacknowledged(&mut self) -> usize {
-        if let State::Registered { session, .. } = &mut self.state {
-            self.next_seq = session.next_seq();
-            let mut unacknowledged = session.take_unacknowledged();
-            unacknowledged.extend(self.backlog.drain(..));
-            self.backlog = unacknowledged.into();
-        }
-        self.backlog.len()
-    }
-
-    /// The server in use now, and all of them.
-    pub fn servers(&self) -> &[SocketAddr] {
-        &self.servers
-    }
-
-    /// Moves to server `index` of the list: registers with it and carries everything
-    /// unacknowledged over.
-    fn switch_to(&mut self, now: Instant, index: usize) {
-        let from = self.server;
-        let carried = self.carry_unacknowledged();
-        self.current = index % self.servers.len();
-        self.server = self.servers[self.current];
-        self.try_first_at =
-            (self.prefer_first && self.current != 0).then(|| now + PREFER_FIRST_EVERY);
-        self.events.push_back(AgentEvent::SwitchedServer {
-            from,
-            to: self.server,
-            carried,
-        });
-        self.start_registration(now);
-    }
-
-    fn has_others(&self) -> bool {
-        self.servers.len() > 1
-    }
-
-    /// Starts a new registration now (for example after the server was lost for long).
-    pub fn register_again(&mut self, now: Instant) {
-        self.reregister(now);
     }
 
     fn drain_session_events(&mut self) {
