@@ -33,7 +33,7 @@ fn send_task_and_inspect_flags_parse() {
         panic!("expected send-task, got {:?}", cli.command);
     };
     assert_eq!(
-        (args.file, args.server, args.json),
+        (args.file, args.api.server, args.api.json),
         ("t.json".into(), "http://h:1".into(), true)
     );
     let cli = Cli::parse_from(["nms", "inspect", "--task", "t.json"]);

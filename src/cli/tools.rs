@@ -1,7 +1,7 @@
 //! The flags of the commands that run once and print: `decode`, `send-task`, `inspect`,
 //! `bench` and `completions`.
 
-use super::{LogArgs, TokenArgs};
+use super::{ApiArgs, LogArgs, TokenArgs};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -143,16 +143,8 @@ pub struct SendTaskArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// The server's HTTP API.
-    #[arg(long, value_name = "URL", env = "NMS_SERVER", default_value = nms::client::DEFAULT_SERVER)]
-    pub server: String,
-
     #[command(flatten)]
-    pub token: TokenArgs,
-
-    /// Print the server's JSON answer instead of text.
-    #[arg(long)]
-    pub json: bool,
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,9 @@ use std::io::{IsTerminal, Write};
 pub fn send_task(args: SendTaskArgs, color: bool) -> anyhow::Result<()> {
     let options = nms::send_task::Options {
         file: args.file,
-        token: client_token(&args.token)?,
-        server: args.server,
-        output: nms::send_task::Output::chosen(args.json, color),
+        token: client_token(&args.api.token)?,
+        server: args.api.server,
+        output: nms::send_task::Output::chosen(args.api.json, color),
     };
     smol::block_on(nms::send_task::run(&options, &mut std::io::stdout().lock()))?;
     Ok(())
@@ -76,22 +76,24 @@ pub fn decode(args: DecodeArgs, color: bool) -> anyhow::Result<()> {
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.store {
         let report = nms::bench::store::run(&crate::options::store_bench_options(&args)?)?;
-        let mut out = std::io::stdout().lock();
-        if args.json {
-            serde_json::to_writer(&mut out, &report)?;
-            writeln!(out)?;
-        } else {
-            write!(out, "{}", report.to_text())?;
-        }
-        return Ok(());
+        return print_report(args.json, &report, || report.to_text());
     }
     let report = nms::bench::run(&crate::options::bench_options(&args)?)?;
+    print_report(args.json, &report, || report.to_text())
+}
+
+/// A benchmark's report on standard output: one JSON line, or its text.
+fn print_report(
+    json: bool,
+    report: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
+    if json {
+        serde_json::to_writer(&mut out, report)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", report.to_text())?;
+        write!(out, "{}", text())?;
     }
     Ok(())
 }
