@@ -177,6 +177,24 @@ fn assert_ended(alert: &Value) {
     assert!(starts <= ends, "{alert} ends before it starts");
 }
 
+/// The labels the rule's alert has in Alertmanager.
+const RULE_ALERT_LABELS: [(&str, &str); 5] = [
+    ("alertname", "NmsCpu"),
+    ("agent", "second"),
+    ("task", "am-test"),
+    ("kind", "cpu"),
+    ("severity", "critical"),
+];
+
+/// The labels of the liveness alert of the agent gone silent.
+const AGENT_DOWN_LABELS: [(&str, &str); 5] = [
+    ("alertname", "NmsAgentDown"),
+    ("agent", "second"),
+    ("kind", "agent_down"),
+    ("severity", "critical"),
+    ("rule", "liveness"),
+];
+
 #[test]
 fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -205,19 +223,57 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     );
     let mut agent = server.agent(dir.path(), "second");
 
-    // The rule's alert, active in Alertmanager with every label.
-    let labels = [
-        ("alertname", "NmsCpu"),
-        ("agent", "second"),
-        ("task", "am-test"),
-        ("kind", "cpu"),
-        ("severity", "critical"),
-    ];
+    let firing = rule_alert_active_with_every_label(&mut server, &mut agent, &mut am, &am_url);
+    let alert_id = firing["annotations"]["alert_id"]
+        .as_str()
+        .expect("an alert_id annotation")
+        .to_string();
+    // The rule stops firing: Alertmanager resolves the alert and says so.
+    let resolution = wait_for_processes(
+        "the rule's alert resolved in Alertmanager",
+        Duration::from_secs(30),
+        &mut [&mut server.process, &mut agent, &mut am],
+        || notified(&notifications, &alert_id, "resolved"),
+    );
+    assert_ended(&resolution);
+    assert_eq!(resolution["labels"], firing["labels"]);
+    assert!(
+        active(&am_url, &RULE_ALERT_LABELS).is_empty(),
+        "alert {alert_id} still active after its resolution"
+    );
+
+    // The agent goes silent: agent_down, resolved when it is back.
+    agent.kill();
+    let down_id = agent_down_notified_as_firing(&mut server, &mut am, &am_url, &notifications);
+    let mut agent = server.agent(dir.path(), "second");
+    let up = wait_for_processes(
+        "agent_down resolved in Alertmanager once the agent is back",
+        Duration::from_secs(30),
+        &mut [&mut server.process, &mut agent, &mut am],
+        || notified(&notifications, &down_id, "resolved"),
+    );
+    assert_ended(&up);
+
+    let status = support::http::get_json(&server.http, "/api/status").expect("/api/status");
+    let forwarding = &status["alertmanagers"][0];
+    assert_eq!(forwarding["url"], am_url.as_str(), "{status}");
+    assert!(forwarding["sent"].as_u64() >= Some(4), "{status}");
+    assert_eq!(forwarding["dropped"], 0, "{status}");
+}
+
+/// The rule's alert, active in Alertmanager with every label, its id an annotation, and
+/// stored by nms as the same alert; returns it as Alertmanager shows it.
+fn rule_alert_active_with_every_label(
+    server: &mut NmsServer,
+    agent: &mut Process,
+    am: &mut Process,
+    am_url: &str,
+) -> Value {
     let firing = wait_for_processes(
         "the rule's alert active in Alertmanager",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent, &mut am],
-        || active(&am_url, &labels).into_iter().next(),
+        &mut [&mut server.process, agent, am],
+        || active(am_url, &RULE_ALERT_LABELS).into_iter().next(),
     );
     let rule = firing["labels"]["rule"].as_str().unwrap_or_default();
     assert!(rule.ends_with("window.rhai"), "rule label: {firing}");
@@ -245,35 +301,22 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
             .is_some_and(|a| a.iter().any(|x| x["alert_id"] == alert_id.as_str())),
         "alert {alert_id} not in /api/alerts: {stored}"
     );
+    firing
+}
 
-    // The rule stops firing: Alertmanager resolves the alert and says so.
-    let resolution = wait_for_processes(
-        "the rule's alert resolved in Alertmanager",
-        Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent, &mut am],
-        || notified(&notifications, &alert_id, "resolved"),
-    );
-    assert_ended(&resolution);
-    assert_eq!(resolution["labels"], firing["labels"]);
-    assert!(
-        active(&am_url, &labels).is_empty(),
-        "alert {alert_id} still active after its resolution"
-    );
-
-    // The agent goes silent: agent_down, resolved when it is back.
-    agent.kill();
-    let down_labels = [
-        ("alertname", "NmsAgentDown"),
-        ("agent", "second"),
-        ("kind", "agent_down"),
-        ("severity", "critical"),
-        ("rule", "liveness"),
-    ];
+/// The silent agent's agent_down, active in Alertmanager and notified as firing; returns its
+/// alert id.
+fn agent_down_notified_as_firing(
+    server: &mut NmsServer,
+    am: &mut Process,
+    am_url: &str,
+    notifications: &Notifications,
+) -> String {
     let down = wait_for_processes(
         "agent_down active in Alertmanager",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut am],
-        || active(&am_url, &down_labels).into_iter().next(),
+        &mut [&mut server.process, am],
+        || active(am_url, &AGENT_DOWN_LABELS).into_iter().next(),
     );
     let down_id = down["annotations"]["alert_id"]
         .as_str()
@@ -283,23 +326,10 @@ fn alerts_reach_alertmanager_with_labels_and_resolve_there() {
     wait_for_processes(
         "agent_down notified as firing",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut am],
-        || notified(&notifications, &down_id, "firing"),
+        &mut [&mut server.process, am],
+        || notified(notifications, &down_id, "firing"),
     );
-    let mut agent = server.agent(dir.path(), "second");
-    let up = wait_for_processes(
-        "agent_down resolved in Alertmanager once the agent is back",
-        Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent, &mut am],
-        || notified(&notifications, &down_id, "resolved"),
-    );
-    assert_ended(&up);
-
-    let status = support::http::get_json(&server.http, "/api/status").expect("/api/status");
-    let forwarding = &status["alertmanagers"][0];
-    assert_eq!(forwarding["url"], am_url.as_str(), "{status}");
-    assert!(forwarding["sent"].as_u64() >= Some(4), "{status}");
-    assert_eq!(forwarding["dropped"], 0, "{status}");
+    down_id
 }
 
 #[test]
@@ -618,46 +648,54 @@ fn https_with_a_ca_file_and_credentials_that_never_reach_the_log() {
     );
 }
 
+/// The authorization headers the fake Alertmanagers received: (which one, header value).
+type SeenAuthorizations = Arc<Mutex<Vec<(usize, String)>>>;
+
+/// A fake Alertmanager `n` on 127.0.0.1 (as a proxy in front would be): answers 200 to every
+/// request and keeps its authorization header in `seen`; returns its URL.
+fn fake_alertmanager(n: usize, seen: SeenAuthorizations) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if name.eq_ignore_ascii_case("authorization") {
+                        seen.lock().unwrap().push((n, value.trim().to_string()));
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = (&stream)
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    url
+}
+
 #[test]
 fn credentials_are_sent_to_every_alertmanager_and_shown_nowhere() {
     // Two fake Alertmanagers (as a proxy in front would): each gets every alert, each with the
     // credentials given.
     let dir = tempfile::tempdir().expect("temp dir");
-    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let seen: SeenAuthorizations = Arc::default();
     let mut urls = Vec::new();
     for n in 0..2 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(&stream);
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let line = line.trim_end().to_string();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("content-length") {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                        if name.eq_ignore_ascii_case("authorization") {
-                            seen.lock().unwrap().push((n, value.trim().to_string()));
-                        }
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let _ = (&stream).write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            }
-        });
+        urls.push(fake_alertmanager(n, seen.clone()));
     }
     let auth = dir.path().join("am-auth");
     std::fs::write(&auth, "bearer t0ken-for-the-proxy\n").unwrap();

@@ -211,14 +211,61 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
     };
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path();
-    let gateway = |i: usize| format!("169.254.{}.1", 110 + i);
+    link_four_devices_to_the_hub(&ns);
+    // Every `ping` the agents start is recorded, then run.
+    let (recorded, path) = install_a_recording_ping(dir);
+
+    let task =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks/original-system.json");
+    let server = ns.nms(
+        0,
+        "server",
+        &server_args(&task, "0.0.0.0", dir),
+        &[],
+        &dir.join("server.log"),
+    );
+    let up = wait_until(Duration::from_secs(15), || ns.api(0, "/api/status").is_ok());
+    assert!(up, "the server did not start:\n{}", server.tail(20));
+    let agents: Vec<Process> = (1..=4)
+        .map(|i| {
+            let id = i.to_string();
+            ns.nms(
+                i,
+                &format!("agent {id}"),
+                &agent_args(&hub_gateway(i), &id, dir),
+                &[("PATH", &path)],
+                &dir.join(format!("agent-{id}.log")),
+            )
+        })
+        .collect();
+    let mut all: Vec<&Process> = vec![&server];
+    all.extend(agents.iter());
+
+    check_pings_at_the_files_interval(&ns, &all, &recorded);
+    check_both_iperf_pairs_measure(&ns, &all);
+    let failures: Vec<Value> = ns
+        .alerts(0)
+        .into_iter()
+        .filter(|a| a["kind"] == "error" || a["kind"] == "timeout")
+        .collect();
+    assert!(failures.is_empty(), "probes failed: {failures:#?}");
+}
+
+/// The hub's address on its link to device `i`.
+fn hub_gateway(i: usize) -> String {
+    format!("169.254.{}.1", 110 + i)
+}
+
+/// Devices 1 to 4 each linked to the hub (namespace 0), which forwards between them, with
+/// the course topology's host names.
+fn link_four_devices_to_the_hub(ns: &Namespaces) {
     for i in 1..=4 {
-        ns.link_to_hub(0, i, &gateway(i), &format!("169.254.{}.2", 110 + i))
+        ns.link_to_hub(0, i, &hub_gateway(i), &format!("169.254.{}.2", 110 + i))
             .expect("veth to the hub");
         // The course topology's hosts: pc1..pc3 answer (the hub stands in for them).
         ns.hosts(
             i,
-            &format!("127.0.0.1 localhost\n{} pc1 pc2 pc3\n", gateway(1)),
+            &format!("127.0.0.1 localhost\n{} pc1 pc2 pc3\n", hub_gateway(1)),
         )
         .expect("/etc/netns/NS/hosts");
     }
@@ -234,8 +281,11 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
         ],
     )
     .expect("forwarding in the hub");
+}
 
-    // Every `ping` the agents start is recorded, then run.
+/// A `ping` in `dir/bin` that records its arguments, then runs the real one: the file it
+/// records to, and a PATH that finds it first.
+fn install_a_recording_ping(dir: &Path) -> (PathBuf, String) {
     let real_ping = run("sh", &["-c", "command -v ping"]).expect("ping is installed");
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -256,43 +306,20 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (recorded, path)
+}
 
-    let task =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks/original-system.json");
-    let server = ns.nms(
-        0,
-        "server",
-        &server_args(&task, "0.0.0.0", dir),
-        &[],
-        &dir.join("server.log"),
-    );
-    let up = wait_until(Duration::from_secs(15), || ns.api(0, "/api/status").is_ok());
-    assert!(up, "the server did not start:\n{}", server.tail(20));
-    let agents: Vec<Process> = (1..=4)
-        .map(|i| {
-            let id = i.to_string();
-            ns.nms(
-                i,
-                &format!("agent {id}"),
-                &agent_args(&gateway(i), &id, dir),
-                &[("PATH", &path)],
-                &dir.join(format!("agent-{id}.log")),
-            )
-        })
-        .collect();
-    let mut all: Vec<&Process> = vec![&server];
-    all.extend(agents.iter());
-
-    // Devices 3 and 4 ping pc2 and pc1: 5 packets 1 s apart, as the file says.
+/// Devices 3 and 4 ping pc2 and pc1: 5 packets 1 s apart, as the file says.
+fn check_pings_at_the_files_interval(ns: &Namespaces, all: &[&Process], recorded: &Path) {
     for (device, host) in [("3", "pc2"), ("4", "pc1")] {
-        let ping = wait_quoting(&format!("a ping record of {device}"), WAIT, &all, || {
+        let ping = wait_quoting(&format!("a ping record of {device}"), WAIT, all, || {
             ns.metrics(0, device)
                 .into_iter()
                 .find(|m| m["target"] == host && m["rtt_avg_ms"].is_number())
         });
         assert_eq!(ping["loss_percent"], 0.0, "{ping}");
     }
-    let calls = std::fs::read_to_string(&recorded).expect("ping was run");
+    let calls = std::fs::read_to_string(recorded).expect("ping was run");
     for host in ["pc2", "pc1"] {
         assert!(
             calls
@@ -301,9 +328,12 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
             "no `ping -c 5 -i 1 ... {host}` in:\n{calls}"
         );
     }
-    // Both iperf pairs measure: task 4 over UDP (jitter and loss) from 1 to 2, task 1 over
-    // TCP from 4 to 3, each towards the other agent's namespace.
-    let udp = wait_quoting("a UDP iperf record of 1", WAIT, &all, || {
+}
+
+/// Both iperf pairs measure: task 4 over UDP (jitter and loss) from 1 to 2, task 1 over
+/// TCP from 4 to 3, each towards the other agent's namespace.
+fn check_both_iperf_pairs_measure(ns: &Namespaces, all: &[&Process]) {
+    let udp = wait_quoting("a UDP iperf record of 1", WAIT, all, || {
         ns.metrics(0, "1")
             .into_iter()
             .find(|m| m["udp_bandwidth_bps"].is_number())
@@ -313,18 +343,12 @@ fn the_original_systems_task_file_runs_on_four_agents_with_pings_at_its_interval
         "{udp}"
     );
     assert_eq!(udp["target"], "2", "{udp}");
-    let tcp = wait_quoting("a TCP iperf record of 4", WAIT, &all, || {
+    let tcp = wait_quoting("a TCP iperf record of 4", WAIT, all, || {
         ns.metrics(0, "4")
             .into_iter()
             .find(|m| m["bandwidth_bps"].is_number())
     });
     assert!(tcp["bandwidth_bps"].as_f64() > Some(0.0), "{tcp}");
-    let failures: Vec<Value> = ns
-        .alerts(0)
-        .into_iter()
-        .filter(|a| a["kind"] == "error" || a["kind"] == "timeout")
-        .collect();
-    assert!(failures.is_empty(), "probes failed: {failures:#?}");
 }
 
 /// The first stored record of `agent` (after `since_ms`) whose interface `name` is in `state`.

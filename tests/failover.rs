@@ -137,23 +137,7 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
     let (a, b) = (Server::new(dir.path(), "a"), Server::new(dir.path(), "b"));
     let mut process_a = a.start(task, &b, 1);
     let mut process_b = b.start(task, &a, 1);
-    let servers = format!("{},{}", a.nettask, b.nettask);
-    let agent_data = dir.path().join("agent");
-    let mut agent = Process::start_with_env(
-        "nms agent",
-        &support::process::nms_binary(),
-        &[
-            "agent",
-            "--server",
-            &servers,
-            "--id",
-            AGENT,
-            "--data-dir",
-            agent_data.to_str().unwrap(),
-        ],
-        &[("NMS_LOG_REPORTS", "1")],
-        dir.path(),
-    );
+    let mut agent = start_agent(dir.path(), &a, &b);
 
     // It registers with the first, which stores its reports; the second has none.
     wait_for_processes(
@@ -177,13 +161,54 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
         log.contains(&format!("moving from {} to {}", a.nettask, b.nettask)),
         "the agent did not say it moved:\n{log}"
     );
-    // The first comes back while the agent stays with the second: it does not report the
-    // agent down, since its peer serves it.
     let mut process_a = a.start(task, &b, 2);
+    check_the_restarted_first_leaves_the_agent_to_its_peer(
+        &a,
+        &b,
+        &process_a,
+        &mut process_b,
+        &mut agent,
+    );
+    process_a.kill();
+    // Stop the agent cleanly (what it made is acknowledged before it exits).
+    agent.terminate();
+    check_no_report_was_lost(&a, &b, &mut process_b, &agent);
+}
+
+/// The agent, with both servers to report to (`a` first), logging what it makes.
+fn start_agent(dir: &Path, a: &Server, b: &Server) -> Process {
+    let servers = format!("{},{}", a.nettask, b.nettask);
+    let agent_data = dir.join("agent");
+    Process::start_with_env(
+        "nms agent",
+        &support::process::nms_binary(),
+        &[
+            "agent",
+            "--server",
+            &servers,
+            "--id",
+            AGENT,
+            "--data-dir",
+            agent_data.to_str().unwrap(),
+        ],
+        &[("NMS_LOG_REPORTS", "1")],
+        dir,
+    )
+}
+
+/// The first comes back while the agent stays with the second: it does not report the
+/// agent down, since its peer serves it.
+fn check_the_restarted_first_leaves_the_agent_to_its_peer(
+    a: &Server,
+    b: &Server,
+    process_a: &Process,
+    process_b: &mut Process,
+    agent: &mut Process,
+) {
     wait_for_processes(
         "the restarted first server to learn that its peer serves the agent",
         Duration::from_secs(60),
-        &mut [&mut process_b, &mut agent],
+        &mut [process_b, agent],
         || {
             std::fs::read_to_string(&process_a.log)
                 .ok()?
@@ -198,14 +223,16 @@ fn a_killed_server_costs_no_report_the_agent_moves_to_the_second_with_what_was_u
         !firing.to_string().contains("agent_down"),
         "the first server reported the agent down: {firing}"
     );
-    process_a.kill();
-    // Stop the agent cleanly (what it made is acknowledged before it exits).
-    agent.terminate();
+}
+
+/// Every report the agent made is in one of the two stores, and the second stored only
+/// reports the agent made.
+fn check_no_report_was_lost(a: &Server, b: &Server, process_b: &mut Process, agent: &Process) {
     let made = made_times(&agent.output());
     let on_b = wait_for_processes(
         "the second server's store to settle",
         Duration::from_secs(30),
-        &mut [&mut process_b],
+        &mut [process_b],
         || stored_times(&b.http),
     );
     let on_a = exported_times(&a.dir.join("server"));

@@ -4,7 +4,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use support::http::http_request_as;
 use support::sandbox::Sandbox;
@@ -16,6 +16,78 @@ fn error_of(response: &support::http::HttpResponse) -> String {
         .to_string()
 }
 
+/// Bad requests that a well-formed HTTP client can send: (method, path, body, the status and
+/// a part of the JSON error they get).
+const BAD_REQUESTS: [(&str, &str, Option<&str>, u16, &str); 9] = [
+    (
+        "GET",
+        "/api/nothing",
+        None,
+        404,
+        "no such endpoint: /api/nothing",
+    ),
+    (
+        "DELETE",
+        "/api/agents",
+        None,
+        405,
+        "DELETE is not allowed on /api/agents",
+    ),
+    (
+        "GET",
+        "/api/alerts?limit=many",
+        None,
+        400,
+        "limit=many: not a non-negative integer",
+    ),
+    (
+        "GET",
+        "/api/metrics?agent=r1&since=yesterday",
+        None,
+        400,
+        "since=yesterday: not a time",
+    ),
+    (
+        "GET",
+        "/api/metrics?colour=blue",
+        None,
+        400,
+        "unknown query parameter \"colour\"",
+    ),
+    (
+        "POST",
+        "/api/tasks",
+        Some("{\"task_id\": "),
+        400,
+        "request body: ",
+    ),
+    (
+        "POST",
+        "/api/tasks",
+        Some("task_id=t1&frequency=5"),
+        400,
+        "request body: top level at 1:1: this is not JSON (it begins \"task_id=t1&frequency=5\")",
+    ),
+    (
+        "POST",
+        "/api/tasks",
+        Some(
+            r#"{"task_id":"t","frequency":5,"devices":[{"device_id":"a","device_metrics":{"cpu_usage":true},"alertflow_conditions":{"cpu_usage":120}}]}"#,
+        ),
+        400,
+        "request body: devices[0].alertflow_conditions.cpu_usage at 1:",
+    ),
+    (
+        "POST",
+        "/api/tasks",
+        Some(
+            r#"{"task_id":"t","frequency":5,"devices":[{"device_id":"a","device_metrics":{"cpu_usage":true},"colour":1}]}"#,
+        ),
+        400,
+        "unknown field",
+    ),
+];
+
 #[test]
 fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
     let mut sandbox = Sandbox::new();
@@ -23,77 +95,8 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
     let addr = server.http_addr();
     let tasks_before = server.get("/api/tasks");
 
-    let cases: [(&str, &str, Option<&str>, u16, &str); 9] = [
-        (
-            "GET",
-            "/api/nothing",
-            None,
-            404,
-            "no such endpoint: /api/nothing",
-        ),
-        (
-            "DELETE",
-            "/api/agents",
-            None,
-            405,
-            "DELETE is not allowed on /api/agents",
-        ),
-        (
-            "GET",
-            "/api/alerts?limit=many",
-            None,
-            400,
-            "limit=many: not a non-negative integer",
-        ),
-        (
-            "GET",
-            "/api/metrics?agent=r1&since=yesterday",
-            None,
-            400,
-            "since=yesterday: not a time",
-        ),
-        (
-            "GET",
-            "/api/metrics?colour=blue",
-            None,
-            400,
-            "unknown query parameter \"colour\"",
-        ),
-        (
-            "POST",
-            "/api/tasks",
-            Some("{\"task_id\": "),
-            400,
-            "request body: ",
-        ),
-        (
-            "POST",
-            "/api/tasks",
-            Some("task_id=t1&frequency=5"),
-            400,
-            "request body: top level at 1:1: this is not JSON (it begins \"task_id=t1&frequency=5\")",
-        ),
-        (
-            "POST",
-            "/api/tasks",
-            Some(
-                r#"{"task_id":"t","frequency":5,"devices":[{"device_id":"a","device_metrics":{"cpu_usage":true},"alertflow_conditions":{"cpu_usage":120}}]}"#,
-            ),
-            400,
-            "request body: devices[0].alertflow_conditions.cpu_usage at 1:",
-        ),
-        (
-            "POST",
-            "/api/tasks",
-            Some(
-                r#"{"task_id":"t","frequency":5,"devices":[{"device_id":"a","device_metrics":{"cpu_usage":true},"colour":1}]}"#,
-            ),
-            400,
-            "unknown field",
-        ),
-    ];
     let token = server.token();
-    for (method, path, body, status, message) in cases {
+    for (method, path, body, status, message) in BAD_REQUESTS {
         let response =
             http_request_as(addr, Some(&token), method, path, body).expect("the server answers");
         assert_eq!(
@@ -107,8 +110,19 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
             "{method} {path}: {error:?} lacks {message:?}"
         );
     }
+    check_an_oversized_body_is_refused_unread(addr, &token);
+    check_requests_that_are_not_http_get_a_json_error(addr);
 
-    // A body larger than the limit is refused before it is read.
+    assert_eq!(
+        server.get("/api/tasks"),
+        tasks_before,
+        "nothing was installed"
+    );
+    assert_eq!(server.get("/api/status")["tasks"], 0);
+}
+
+/// A body larger than the limit is refused before it is read.
+fn check_an_oversized_body_is_refused_unread(addr: SocketAddr, token: &str) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -126,8 +140,10 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
         text.contains("exceeds the limit of 1048576 bytes"),
         "{text}"
     );
+}
 
-    // A request that is not HTTP, or whose target or head is too large, gets a JSON error too.
+/// A request that is not HTTP, or whose target or head is too large, gets a JSON error too.
+fn check_requests_that_are_not_http_get_a_json_error(addr: SocketAddr) {
     let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(10_000));
     let big_head = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000));
     for (request, status, message) in [
@@ -163,13 +179,6 @@ fn bad_requests_get_a_4xx_and_a_json_error_and_change_nothing() {
             "{json}"
         );
     }
-
-    assert_eq!(
-        server.get("/api/tasks"),
-        tasks_before,
-        "nothing was installed"
-    );
-    assert_eq!(server.get("/api/status")["tasks"], 0);
 }
 
 #[test]

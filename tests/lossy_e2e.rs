@@ -152,69 +152,20 @@ fn lossy_run(label: &str, keyed: bool, run: Duration, blackout: Option<Duration>
     let task = format!("{label}-task");
     let task_file = write_task(dir, &task, &names);
     let key = keyed.then(|| write_key(&dir.join("psk")));
-
-    // The AlertFlow proxy needs the server's port and the server needs the proxy's: reserve
-    // the server's AlertFlow port first.
-    let alertflow_port = free_tcp_port();
-    let tcp = TcpFaultProxy::start(
-        &format!("{label}-alertflow"),
-        SocketAddr::from((LOCALHOST, alertflow_port)),
-        0.6,
-        300,
-    )
-    .expect("start the TCP fault proxy");
-    let server = start_server(
-        dir,
-        &task_file,
-        key.as_deref(),
-        Some(alertflow_port),
-        Some(tcp.address().port()),
-    );
-    let udp = UdpFaultProxy::start(
-        &format!("{label}-nettask"),
-        server.nettask,
-        Faults::lossy(0.3),
-        Faults::lossy(0.3),
-    )
-    .expect("start the UDP fault proxy");
+    let (tcp, server, udp) = start_behind_fault_proxies(label, dir, &task_file, key.as_deref());
 
     let agents: Vec<Process> = names
         .iter()
         .map(|n| start_agent(dir, n, udp.address(), key.as_deref()))
         .collect();
-    let mut intruder = keyed.then(|| {
+    let intruder = keyed.then(|| {
         let other = write_key(&dir.join("other-psk"));
         start_agent(dir, "intruder", udp.address(), Some(&other))
     });
     let agent_refs: Vec<&Process> = agents.iter().collect();
     wait_registered(&server, &agent_refs, &task);
 
-    // The run: faults on; AlertFlow unreachable for 4 s after a quarter of it; with
-    // `blackout`, NetTask cut off entirely for that long after half of it.
-    let mut intruder_seen_up = 0;
-    let steps = run.as_secs().max(8);
-    let lossy = Faults::lossy(0.3);
-    let cut_off = Faults { drop: 1.0, ..lossy };
-    for step in 0..steps {
-        if step == steps / 4 {
-            tcp.set_unreachable(true);
-        }
-        if step == steps / 4 + 4 {
-            tcp.set_unreachable(false);
-        }
-        if let Some(blackout) = blackout {
-            if step == steps / 2 {
-                udp.set_faults(cut_off, cut_off);
-            }
-            if step == steps / 2 + blackout.as_secs() {
-                udp.set_faults(lossy, lossy);
-            }
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        if intruder.is_some() && agent_status(server.http, "intruder").as_deref() == Some("up") {
-            intruder_seen_up += 1;
-        }
-    }
+    let intruder_seen_up = run_the_faults(&tcp, &udp, &server, run, blackout, intruder.is_some());
     udp.set_faults(Faults::NONE, Faults::NONE);
     tcp.set_reset_probability(0.0);
     let snapshots: Vec<AgentLog> = agents
@@ -241,7 +192,99 @@ fn lossy_run(label: &str, keyed: bool, run: Duration, blackout: Option<Duration>
         eprintln!("{d}");
     }
 
-    for d in &deliveries {
+    check_deliveries(label, &deliveries, &server);
+    check_the_nettask_faults_were_felt(label, &udp, bad_tags);
+    if blackout.is_some() {
+        check_each_agent_went_down_and_up(label, &server, &names);
+    }
+    let tcp_counts = tcp.counts();
+    assert!(
+        tcp_counts.refused > 0,
+        "{label}: no AlertFlow connection was refused while unreachable: {}",
+        tcp.summary()
+    );
+    if let Some(intruder) = &intruder {
+        check_the_intruder_stayed_out(label, &server, intruder, intruder_seen_up);
+    }
+    deliveries
+}
+
+/// Starts the server with a TCP fault proxy in front of AlertFlow (announced to agents) and a
+/// lossy UDP fault proxy in front of NetTask.
+fn start_behind_fault_proxies(
+    label: &str,
+    dir: &Path,
+    task_file: &Path,
+    key: Option<&Path>,
+) -> (TcpFaultProxy, Server, UdpFaultProxy) {
+    // The AlertFlow proxy needs the server's port and the server needs the proxy's: reserve
+    // the server's AlertFlow port first.
+    let alertflow_port = free_tcp_port();
+    let tcp = TcpFaultProxy::start(
+        &format!("{label}-alertflow"),
+        SocketAddr::from((LOCALHOST, alertflow_port)),
+        0.6,
+        300,
+    )
+    .expect("start the TCP fault proxy");
+    let server = start_server(
+        dir,
+        task_file,
+        key,
+        Some(alertflow_port),
+        Some(tcp.address().port()),
+    );
+    let udp = UdpFaultProxy::start(
+        &format!("{label}-nettask"),
+        server.nettask,
+        Faults::lossy(0.3),
+        Faults::lossy(0.3),
+    )
+    .expect("start the UDP fault proxy");
+    (tcp, server, udp)
+}
+
+/// The run: faults on; AlertFlow unreachable for 4 s after a quarter of it; with
+/// `blackout`, NetTask cut off entirely for that long after half of it. Returns how many
+/// times (once a second) the intruder, when there is one, was seen up.
+fn run_the_faults(
+    tcp: &TcpFaultProxy,
+    udp: &UdpFaultProxy,
+    server: &Server,
+    run: Duration,
+    blackout: Option<Duration>,
+    intruder: bool,
+) -> usize {
+    let mut intruder_seen_up = 0;
+    let steps = run.as_secs().max(8);
+    let lossy = Faults::lossy(0.3);
+    let cut_off = Faults { drop: 1.0, ..lossy };
+    for step in 0..steps {
+        if step == steps / 4 {
+            tcp.set_unreachable(true);
+        }
+        if step == steps / 4 + 4 {
+            tcp.set_unreachable(false);
+        }
+        if let Some(blackout) = blackout {
+            if step == steps / 2 {
+                udp.set_faults(cut_off, cut_off);
+            }
+            if step == steps / 2 + blackout.as_secs() {
+                udp.set_faults(lossy, lossy);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        if intruder && agent_status(server.http, "intruder").as_deref() == Some("up") {
+            intruder_seen_up += 1;
+        }
+    }
+    intruder_seen_up
+}
+
+/// Every agent's delivery is without problems, and it produced enough reports and an alert.
+fn check_deliveries(label: &str, deliveries: &[Delivery], server: &Server) {
+    for d in deliveries {
         assert!(
             d.problems.is_empty(),
             "{label}: delivery problems for {d}\n--- server:\n{}",
@@ -258,6 +301,11 @@ fn lossy_run(label: &str, keyed: bool, run: Duration, blackout: Option<Duration>
             d.agent
         );
     }
+}
+
+/// The UDP proxy dropped both ways and corrupted towards the server, and the server caught
+/// the corruption.
+fn check_the_nettask_faults_were_felt(label: &str, udp: &UdpFaultProxy, bad_tags: u64) {
     let to_server = udp.counts(Direction::ToServer);
     let to_agent = udp.counts(Direction::ToAgent);
     assert!(
@@ -275,47 +323,47 @@ fn lossy_run(label: &str, keyed: bool, run: Duration, blackout: Option<Duration>
         "{label}: the server detected no bad tag although {} datagrams were corrupted",
         to_server.corrupted
     );
-    if blackout.is_some() {
-        // The server noticed each agent's silence, and its return.
-        for name in names {
-            let kinds: Vec<String> =
-                http_get_json(server.http, &format!("/api/alerts?agent={name}"))
-                    .ok()
-                    .and_then(|v| v.as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|a| a.get("kind")?.as_str().map(String::from))
-                    .collect();
-            assert!(
-                kinds.iter().any(|k| k == "agent_down") && kinds.iter().any(|k| k == "agent_up"),
-                "{label}: no agent_down and agent_up alerts for {name} around the blackout: {kinds:?}"
-            );
-        }
-    }
-    let tcp_counts = tcp.counts();
-    assert!(
-        tcp_counts.refused > 0,
-        "{label}: no AlertFlow connection was refused while unreachable: {}",
-        tcp.summary()
-    );
-    if let Some(intruder) = intruder.as_mut() {
-        assert_eq!(
-            intruder_seen_up, 0,
-            "{label}: an agent with the wrong key showed up"
-        );
-        let log = AgentLog::parse(&intruder.log_text());
+}
+
+/// The server noticed each agent's silence, and its return.
+fn check_each_agent_went_down_and_up(label: &str, server: &Server, names: &[&str]) {
+    for name in names {
+        let kinds: Vec<String> = http_get_json(server.http, &format!("/api/alerts?agent={name}"))
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.get("kind")?.as_str().map(String::from))
+            .collect();
         assert!(
-            !log.registered,
-            "{label}: the agent with the wrong key registered:\n{}",
-            intruder.tail(10)
-        );
-        assert_ne!(
-            agent_status(server.http, "intruder").as_deref(),
-            Some("up"),
-            "{label}: the agent with the wrong key is up"
+            kinds.iter().any(|k| k == "agent_down") && kinds.iter().any(|k| k == "agent_up"),
+            "{label}: no agent_down and agent_up alerts for {name} around the blackout: {kinds:?}"
         );
     }
-    deliveries
+}
+
+/// The agent with the wrong key was never up and never registered.
+fn check_the_intruder_stayed_out(
+    label: &str,
+    server: &Server,
+    intruder: &Process,
+    intruder_seen_up: usize,
+) {
+    assert_eq!(
+        intruder_seen_up, 0,
+        "{label}: an agent with the wrong key showed up"
+    );
+    let log = AgentLog::parse(&intruder.log_text());
+    assert!(
+        !log.registered,
+        "{label}: the agent with the wrong key registered:\n{}",
+        intruder.tail(10)
+    );
+    assert_ne!(
+        agent_status(server.http, "intruder").as_deref(),
+        Some("up"),
+        "{label}: the agent with the wrong key is up"
+    );
 }
 
 #[test]

@@ -185,21 +185,8 @@ fn in_namespace(
     Process::spawn(name, Path::new("ip"), &full, env, log.to_path_buf())
 }
 
-#[test]
-fn every_report_arrives_once_through_kernel_drops_between_namespaces() {
-    let namespaces = match Namespaces::create() {
-        Ok(ns) => ns,
-        Err(why) => {
-            eprintln!("SKIPPED netns_drop: {why}");
-            return;
-        }
-    };
-    let started_ms = nms::log::now_ms();
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path();
-    let task = "netns-task";
-    let task_file = write_task(dir, task, &["n1"]);
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+/// The server in its namespace, once its HTTP API answers.
+fn start_server(namespaces: &Namespaces, dir: &Path, task_file: &Path) -> Process {
     let server = in_namespace(
         "server",
         &namespaces.server,
@@ -225,7 +212,12 @@ fn every_report_arrives_once_through_kernel_drops_between_namespaces() {
         namespaces.api("/api/status").is_ok()
     });
     assert!(up, "the server did not start:\n{}", server.tail(20));
-    let agent = in_namespace(
+    server
+}
+
+/// The agent n1 in its namespace, logging what it makes.
+fn start_agent(namespaces: &Namespaces, dir: &Path) -> Process {
+    in_namespace(
         "n1",
         &namespaces.agent,
         &strings(&[
@@ -239,7 +231,30 @@ fn every_report_arrives_once_through_kernel_drops_between_namespaces() {
         ]),
         &[("NMS_LOG_REPORTS", "1")],
         &dir.join("n1.log"),
-    );
+    )
+}
+
+/// The arguments as owned strings.
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_report_arrives_once_through_kernel_drops_between_namespaces() {
+    let namespaces = match Namespaces::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("SKIPPED netns_drop: {why}");
+            return;
+        }
+    };
+    let started_ms = nms::log::now_ms();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path();
+    let task = "netns-task";
+    let task_file = write_task(dir, task, &["n1"]);
+    let server = start_server(&namespaces, dir, &task_file);
+    let agent = start_agent(&namespaces, dir);
     let registered = wait_until(Duration::from_secs(30), || {
         let log = AgentLog::parse(&agent.log_text());
         log.registered && log.tasks.iter().any(|t| t == task)

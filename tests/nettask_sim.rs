@@ -58,7 +58,17 @@ fn harsh() -> LinkConfig {
 }
 
 fn harness(seed: u64, agents: usize, link: LinkConfig) -> Harness {
-    let mut h = Harness::new(seed, ServerEndpoint::new(Config::default()), link, link);
+    harness_with_server(seed, ServerEndpoint::new(Config::default()), agents, link)
+}
+
+/// A harness around `server` with `agents` agents, r1, r2, ..., on `link` both ways.
+fn harness_with_server(
+    seed: u64,
+    server: ServerEndpoint,
+    agents: usize,
+    link: LinkConfig,
+) -> Harness {
+    let mut h = Harness::new(seed, server, link, link);
     for i in 0..agents {
         let server = h.server_addr;
         let endpoint = AgentEndpoint::new(
@@ -112,6 +122,33 @@ fn every_message_is_delivered_exactly_once_over_a_hostile_link() {
     }
 
     let expected = reports_per_agent as usize * 3;
+    run_until_delivered_and_acknowledged(&mut h, seed, reports_per_agent);
+    let per_agent = count_by(
+        h.server_received
+            .iter()
+            .map(|(id, m)| (*id, report_number(m))),
+    );
+    assert_eq!(
+        per_agent.len(),
+        expected,
+        "seed {seed}: some report missing"
+    );
+    assert!(
+        per_agent.values().all(|&c| c == 1),
+        "seed {seed}: some report delivered twice"
+    );
+    check_each_agent_got_both_tasks_and_every_acknowledgement(&h, seed, reports_per_agent);
+    assert!(h.net.dropped > 0 && h.net.duplicated > 0 && h.net.corrupted > 0);
+    assert!(
+        h.server.stats().duplicates > 0,
+        "duplicates were suppressed, and counted"
+    );
+}
+
+/// Runs until the server has every report and each agent both tasks, then until every report
+/// is acknowledged and stray retransmissions have drained.
+fn run_until_delivered_and_acknowledged(h: &mut Harness, seed: u64, reports_per_agent: u32) {
+    let expected = reports_per_agent as usize * 3;
     let done = h.run_while(Duration::from_secs(600), Duration::from_millis(500), |h| {
         h.server_received.len() >= expected
             && h.agent_events.iter().all(|events| {
@@ -143,22 +180,14 @@ fn every_message_is_delivered_exactly_once_over_a_hostile_link() {
         "seed {seed}: delivery did not complete: {} of {expected} reports",
         h.server_received.len()
     );
+}
 
-    let per_agent = count_by(
-        h.server_received
-            .iter()
-            .map(|(id, m)| (*id, report_number(m))),
-    );
-    assert_eq!(
-        per_agent.len(),
-        expected,
-        "seed {seed}: some report missing"
-    );
-    assert!(
-        per_agent.values().all(|&c| c == 1),
-        "seed {seed}: some report delivered twice"
-    );
-
+/// Each agent got both tasks, the 20 KB one unaltered, and one acknowledgement per report.
+fn check_each_agent_got_both_tasks_and_every_acknowledgement(
+    h: &Harness,
+    seed: u64,
+    reports_per_agent: u32,
+) {
     for (i, events) in h.agent_events.iter().enumerate() {
         let tasks: Vec<&TaskAssignment> = events
             .iter()
@@ -189,11 +218,6 @@ fn every_message_is_delivered_exactly_once_over_a_hostile_link() {
             "seed {seed}: agent {i} acknowledgements"
         );
     }
-    assert!(h.net.dropped > 0 && h.net.duplicated > 0 && h.net.corrupted > 0);
-    assert!(
-        h.server.stats().duplicates > 0,
-        "duplicates were suppressed, and counted"
-    );
 }
 
 #[test]
@@ -514,19 +538,7 @@ fn held_acknowledgements_wait_for_the_store_and_a_failing_store_loses_nothing() 
         held_types: nms::nettask::HeldTypes::of(&[nms::wire::PacketType::Metrics]),
         ..Config::default()
     };
-    let mut h = Harness::new(seed, ServerEndpoint::new(config), harsh(), harsh());
-    for i in 0..3 {
-        let server = h.server_addr;
-        let endpoint = AgentEndpoint::new(
-            h.net.now,
-            1_700_000_000_000,
-            Config::default(),
-            server,
-            AgentIdentity::new(&format!("r{}", i + 1)),
-            seed ^ (i as u64 + 1),
-        );
-        h.add_agent(endpoint);
-    }
+    let mut h = harness_with_server(seed, ServerEndpoint::new(config), 3, harsh());
     h.store_delay = Duration::from_millis(15);
     let registered = h.run_while(Duration::from_secs(120), Duration::from_millis(100), |h| {
         h.agents.iter().all(|(_, a)| a.is_registered())

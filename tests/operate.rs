@@ -11,7 +11,7 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-use support::process::{NmsServer, nms_binary};
+use support::process::{NmsServer, Process, nms_binary};
 use support::wait::wait_for_processes;
 
 /// `nms ARGS --server URL --json` against the server; its JSON answer, or its error text.
@@ -84,11 +84,43 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         "5",
     ];
     let mut server = NmsServer::start(dir.path(), &args);
-    let http = server.http.clone();
     let mut agent = server.agent(dir.path(), "edge");
-    let agent_log = agent.log.clone();
-    // A task posted over the API (as nms send-task does), with an alert that fires at once.
-    let posted = dir.path().join("posted.json");
+    let id = post_a_task_whose_alert_fires(&mut server, &mut agent, dir.path());
+    acknowledge_the_alert(&server, dir.path(), &id);
+    silence_the_agent_until_the_alert_is_back(&mut server, &mut agent, dir.path(), &id);
+    remove_the_posted_task(&mut server, &mut agent, dir.path());
+
+    // The agent dies: one AGENT_DOWN, and still one after the server restarts.
+    agent.kill();
+    let http = server.http.clone();
+    wait_for_processes(
+        "AGENT_DOWN for the killed agent",
+        Duration::from_secs(30),
+        &mut [&mut server.process],
+        || (!firing(&http, "edge", "agent_down").is_empty()).then_some(()),
+    );
+    server.process.kill();
+    let mut server = NmsServer::start(dir.path(), &args);
+    check_one_agent_down_after_the_restart(&mut server);
+
+    // Forget it: its alerts are resolved, and stay so after another restart.
+    let forgot = nms_json(&server, dir.path(), &["agents", "forget", "edge"]).unwrap();
+    assert_eq!(forgot["forgotten"], "edge");
+    assert!(firing(&server.http, "edge", "agent_down").is_empty());
+    server.process.kill();
+    let server = NmsServer::start(dir.path(), &args);
+    check_forgotten_after_the_restart(&server, dir.path());
+}
+
+/// A task posted over the API (as nms send-task does), with an alert that fires at once;
+/// returns the id of that alert once it fires.
+fn post_a_task_whose_alert_fires(
+    server: &mut NmsServer,
+    agent: &mut Process,
+    dir: &Path,
+) -> String {
+    let http = server.http.clone();
+    let posted = dir.join("posted.json");
     std::fs::write(&posted, ram_task("posted", &["edge"])).unwrap();
     let sent = std::process::Command::new(nms_binary())
         .args([
@@ -97,7 +129,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
             "--server",
             &server.http,
         ])
-        .env("NMS_API_TOKEN", token(dir.path()))
+        .env("NMS_API_TOKEN", token(dir))
         .output()
         .expect("nms send-task");
     assert!(
@@ -108,25 +140,27 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
     let alert = wait_for_processes(
         "the posted task's RAM alert firing",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent],
+        &mut [&mut server.process, agent],
         || firing(&http, "edge", "ram").into_iter().next(),
     );
-    let id = alert["alert_id"].as_str().unwrap().to_string();
+    alert["alert_id"].as_str().unwrap().to_string()
+}
 
-    // Acknowledge it.
+/// Acknowledge it: who and why show in `nms alerts list` and on the page; a bad id is refused.
+fn acknowledge_the_alert(server: &NmsServer, dir: &Path, id: &str) {
     let acked = nms_json(
-        &server,
-        dir.path(),
-        &["alerts", "ack", &id, "--comment", "replacing RAM"],
+        server,
+        dir,
+        &["alerts", "ack", id, "--comment", "replacing RAM"],
     )
     .expect("nms alerts ack");
     assert_eq!(acked["acknowledged"]["by"], "ops", "{acked}");
-    let listed = nms_json(&server, dir.path(), &["alerts", "list", "--firing"]).unwrap();
+    let listed = nms_json(server, dir, &["alerts", "list", "--firing"]).unwrap();
     let shown = listed
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["alert_id"] == id.as_str())
+        .find(|a| a["alert_id"] == id)
         .cloned()
         .expect("the alert in nms alerts list --firing");
     assert_eq!(shown["acknowledged"]["comment"], "replacing RAM");
@@ -135,13 +169,21 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         page.contains("ops</span>: replacing RAM"),
         "the page shows who acknowledged"
     );
-    let bad = nms_json(&server, dir.path(), &["alerts", "ack", "zz"]).unwrap_err();
+    let bad = nms_json(server, dir, &["alerts", "ack", "zz"]).unwrap_err();
     assert!(bad.contains("not an alert id"), "{bad}");
+}
 
-    // Silence the agent: the alert leaves the page's firing list, and comes back after.
+/// Silence the agent: the alert leaves the page's firing list, and comes back after.
+fn silence_the_agent_until_the_alert_is_back(
+    server: &mut NmsServer,
+    agent: &mut Process,
+    dir: &Path,
+    id: &str,
+) {
+    let http = server.http.clone();
     let silence = nms_json(
-        &server,
-        dir.path(),
+        server,
+        dir,
         &[
             "alerts",
             "silence",
@@ -162,19 +204,19 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         .next()
         .unwrap_or_default();
     assert!(
-        !firing_section.contains(&id),
+        !firing_section.contains(id),
         "a silenced alert in the firing list"
     );
     assert!(
         page.contains("agent=edge") && page.contains(&silence_id),
         "silence not shown"
     );
-    let silences = nms_json(&server, dir.path(), &["alerts", "silences"]).unwrap();
+    let silences = nms_json(server, dir, &["alerts", "silences"]).unwrap();
     assert_eq!(silences[0]["state"], "active", "{silences}");
     wait_for_processes(
         "the alert back in the page's firing list after the silence",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent],
+        &mut [&mut server.process, agent],
         || {
             let page = support::http::get_text(&http, "/")?;
             let section = page
@@ -182,24 +224,24 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
                 .nth(1)?
                 .split("</section>")
                 .next()?;
-            section.contains(&id).then_some(())
+            section.contains(id).then_some(())
         },
     );
-    let bad = nms_json(
-        &server,
-        dir.path(),
-        &["alerts", "silence", "--duration", "1h"],
-    );
+    let bad = nms_json(server, dir, &["alerts", "silence", "--duration", "1h"]);
     assert!(bad.unwrap_err().contains("--agent, --task and/or --kind"));
+}
 
-    // Remove the posted task: CANCEL reaches the agent, its alert is resolved, its saved copy
-    // is gone; a task from a --config file is refused.
-    let removed = nms_json(&server, dir.path(), &["tasks", "remove", "posted"]).unwrap();
+/// Remove the posted task: CANCEL reaches the agent, its alert is resolved, its saved copy
+/// is gone; a task from a --config file is refused.
+fn remove_the_posted_task(server: &mut NmsServer, agent: &mut Process, dir: &Path) {
+    let http = server.http.clone();
+    let agent_log = agent.log.clone();
+    let removed = nms_json(server, dir, &["tasks", "remove", "posted"]).unwrap();
     assert_eq!(removed["removed"]["cancelled"][0], "edge", "{removed}");
     wait_for_processes(
         "the agent told to cancel the task",
         Duration::from_secs(30),
-        &mut [&mut server.process, &mut agent],
+        &mut [&mut server.process, agent],
         || {
             std::fs::read_to_string(&agent_log)
                 .ok()?
@@ -211,26 +253,20 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         firing(&http, "edge", "ram").is_empty(),
         "the removed task's alert fires on"
     );
-    let saved: Vec<_> = std::fs::read_dir(dir.path().join("server/tasks"))
+    let saved: Vec<_> = std::fs::read_dir(dir.join("server/tasks"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(
         saved.is_empty(),
         "the posted task is still saved: {saved:?}"
     );
-    let refused = nms_json(&server, dir.path(), &["tasks", "remove", "base"]).unwrap_err();
+    let refused = nms_json(server, dir, &["tasks", "remove", "base"]).unwrap_err();
     assert!(refused.contains("task file"), "{refused}");
+}
 
-    // The agent dies: one AGENT_DOWN, and still one after the server restarts.
-    agent.kill();
-    wait_for_processes(
-        "AGENT_DOWN for the killed agent",
-        Duration::from_secs(30),
-        &mut [&mut server.process],
-        || (!firing(&http, "edge", "agent_down").is_empty()).then_some(()),
-    );
-    server.process.kill();
-    let mut server = NmsServer::start(dir.path(), &args);
+/// After the restart the dead agent is judged down again, the removed task has not come back,
+/// and there is still only the one AGENT_DOWN.
+fn check_one_agent_down_after_the_restart(server: &mut NmsServer) {
     let http = server.http.clone();
     // Long enough for liveness to have judged the agent (5 missed heartbeats of 200 ms),
     // measured by the server's own log rather than a clock: its next AGENT_DOWN would be logged.
@@ -259,15 +295,12 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         "a second AGENT_DOWN after the restart"
     );
     assert!(!server.process.output().contains("DOWN       edge"));
+}
 
-    // Forget it: its alerts are resolved, and stay so after another restart.
-    let forgot = nms_json(&server, dir.path(), &["agents", "forget", "edge"]).unwrap();
-    assert_eq!(forgot["forgotten"], "edge");
-    assert!(firing(&http, "edge", "agent_down").is_empty());
-    server.process.kill();
-    let server = NmsServer::start(dir.path(), &args);
+/// After another restart the forgotten agent is not listed and none of its alerts fire.
+fn check_forgotten_after_the_restart(server: &NmsServer, dir: &Path) {
     let http = server.http.clone();
-    let agents = nms_json(&server, dir.path(), &["agents", "list"]).unwrap();
+    let agents = nms_json(server, dir, &["agents", "list"]).unwrap();
     assert_eq!(agents, serde_json::json!([]), "the forgotten agent is back");
     let all = support::http::get_json(&http, "/api/alerts?firing=true").unwrap();
     assert_eq!(
@@ -276,7 +309,7 @@ fn acknowledge_silence_remove_and_forget_leave_nothing_behind_a_restart() {
         "alerts of a forgotten agent fire on"
     );
     // The base task still names it: if it comes back, it gets its task again.
-    let tasks = nms_json(&server, dir.path(), &["tasks", "list"]).unwrap();
+    let tasks = nms_json(server, dir, &["tasks", "list"]).unwrap();
     assert_eq!(tasks[0]["devices"][0]["device_id"], "edge");
 }
 

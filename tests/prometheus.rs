@@ -164,133 +164,13 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
     );
     let mut second = server.agent(dir.path(), "second");
     let http = server.http.clone();
-
-    // Both agents' CPU, RAM and ping reports have arrived.
-    let text = wait_for_processes(
-        "/metrics with CPU, RAM and ping series of both agents",
-        Duration::from_secs(45),
-        &mut [&mut server.process, &mut second],
-        || {
-            let text = support::http::get_text(&http, "/metrics")?;
-            AGENTS
-                .iter()
-                .all(|a| PER_AGENT.iter().all(|f| has_series(&text, f, a)))
-                .then_some(text)
-        },
-    );
-    let (ok, said) = promtool_check(&promtool, &text);
-    assert!(
-        ok,
-        "promtool check metrics refused /metrics:\n{said}\n--- /metrics ---\n{text}"
-    );
-    assert!(said.trim().is_empty(), "promtool had remarks: {said}");
-    for line in text.lines().filter(|l| {
-        l.starts_with("nms_cpu_usage_ratio{") || l.starts_with("nms_interface_receive_bytes_total{")
-    }) {
-        assert!(
-            !line.contains("task="),
-            "a host figure with a task label: {line}"
-        );
-    }
-    assert!(
-        text.contains("# TYPE nms_interface_receive_bytes_total counter"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("_per_second{agent"),
-        "summed interface rates: {text}"
-    );
+    check_metrics_of_both_agents(&mut server, &mut second, &promtool);
 
     // A real Prometheus scraping the server every second.
-    let port = free_tcp_port();
-    let config = dir.path().join("prometheus.yml");
-    // The shipped rules, with their `for:` waits cut to nothing (the test cannot wait minutes).
-    let rules = std::fs::read_to_string(shipped("nms-rules.yml")).expect("shipped rules");
-    let rules: String = rules
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("for:") {
-                format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(dir.path().join("nms-rules.yml"), rules).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - nms-rules.yml\n\
-             scrape_configs:\n  - job_name: nms\n    static_configs:\n      - targets: ['{}']\n",
-            http.trim_start_matches("http://")
-        ),
-    )
-    .unwrap();
-    let listen = format!("--web.listen-address=127.0.0.1:{port}");
-    let config_flag = format!("--config.file={}", config.display());
-    let storage = format!("--storage.tsdb.path={}", dir.path().join("tsdb").display());
-    let mut prometheus = Process::start(
-        "prometheus",
-        &prometheus_bin,
-        &[&config_flag, &storage, &listen],
-        dir.path(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    for agent in AGENTS {
-        for (metric, low, high) in [
-            ("nms_ping_rtt_avg_seconds", 0.0, 1.0),
-            ("nms_cpu_usage_ratio", 0.0, 1.0),
-        ] {
-            let query = format!("{metric}{{agent=\"{agent}\",job=\"nms\"}}");
-            let value = wait_for_processes(
-                &format!("Prometheus answering {query}"),
-                Duration::from_secs(60),
-                &mut [&mut server.process, &mut second, &mut prometheus],
-                || instant_value(&base, &query),
-            );
-            assert!(
-                (low..=high).contains(&value),
-                "{query} = {value}, outside {low}..={high}"
-            );
-        }
-    }
-    // The scrape itself is healthy: Prometheus's own view of the target.
-    let up = instant_value(&base, "up{job=\"nms\"}");
-    assert_eq!(up, Some(1.0), "Prometheus does not see the nms target up");
-
-    // Every query of the shipped dashboard is answered; those on what is measured here have
-    // results (once two scrapes make a rate).
-    let queries = dashboard_queries();
-    assert!(queries.len() >= 10, "{queries:?}");
-    for (title, expr) in &queries {
-        let answer = wait_for_processes(
-            &format!("Prometheus answering the dashboard's {title:?} panel: {expr}"),
-            Duration::from_secs(60),
-            &mut [&mut server.process, &mut second, &mut prometheus],
-            || query(&base, expr),
-        );
-        // This task's pings send one request a run: no jitter (it needs two replies).
-        let measured_here = !(expr.contains("iperf")
-            || expr.contains("jitter")
-            || expr.contains("_errors_total")
-            || expr.contains("_drop_total") && !expr.contains("errors")
-            || expr.contains("nms_alert_firing"));
-        if measured_here {
-            wait_for_processes(
-                &format!("results for the {title:?} panel: {expr} (last answer {answer})"),
-                Duration::from_secs(60),
-                &mut [&mut server.process, &mut second, &mut prometheus],
-                || {
-                    query(&base, expr)?["data"]["result"]
-                        .as_array()
-                        .is_some_and(|r| !r.is_empty())
-                        .then_some(())
-                },
-            );
-        }
-    }
+    let (mut prometheus, base) = start_prometheus_scraping(dir.path(), &http, &prometheus_bin);
+    let mut processes = [&mut server.process, &mut second, &mut prometheus];
+    check_promql_answers_for_rtt_and_cpu(&mut processes, &base);
+    check_every_dashboard_query_is_answered(&mut processes, &base);
 
     // The second agent dies: its series leave /metrics as soon as it is down, and the shipped
     // NmsAgentDown rule fires for it.
@@ -327,4 +207,153 @@ fn prometheus_scrapes_both_agents_and_answers_promql_for_rtt_and_cpu() {
             )
         },
     );
+}
+
+/// Both agents' CPU, RAM and ping reports have arrived; `promtool check metrics` accepts
+/// `/metrics` without remarks, host figures carry no task label, interface counters are
+/// counters by direction.
+fn check_metrics_of_both_agents(
+    server: &mut NmsServer,
+    second: &mut Process,
+    promtool: &std::path::Path,
+) {
+    let http = server.http.clone();
+    let text = wait_for_processes(
+        "/metrics with CPU, RAM and ping series of both agents",
+        Duration::from_secs(45),
+        &mut [&mut server.process, second],
+        || {
+            let text = support::http::get_text(&http, "/metrics")?;
+            AGENTS
+                .iter()
+                .all(|a| PER_AGENT.iter().all(|f| has_series(&text, f, a)))
+                .then_some(text)
+        },
+    );
+    let (ok, said) = promtool_check(promtool, &text);
+    assert!(
+        ok,
+        "promtool check metrics refused /metrics:\n{said}\n--- /metrics ---\n{text}"
+    );
+    assert!(said.trim().is_empty(), "promtool had remarks: {said}");
+    for line in text.lines().filter(|l| {
+        l.starts_with("nms_cpu_usage_ratio{") || l.starts_with("nms_interface_receive_bytes_total{")
+    }) {
+        assert!(
+            !line.contains("task="),
+            "a host figure with a task label: {line}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE nms_interface_receive_bytes_total counter"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("_per_second{agent"),
+        "summed interface rates: {text}"
+    );
+}
+
+/// Starts a Prometheus that scrapes the server at `http` every second and evaluates the
+/// shipped rules; returns it and its base URL.
+fn start_prometheus_scraping(
+    dir: &std::path::Path,
+    http: &str,
+    prometheus_bin: &std::path::Path,
+) -> (Process, String) {
+    let port = free_tcp_port();
+    let config = dir.join("prometheus.yml");
+    // The shipped rules, with their `for:` waits cut to nothing (the test cannot wait minutes).
+    let rules = std::fs::read_to_string(shipped("nms-rules.yml")).expect("shipped rules");
+    let rules: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("nms-rules.yml"), rules).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - nms-rules.yml\n\
+             scrape_configs:\n  - job_name: nms\n    static_configs:\n      - targets: ['{}']\n",
+            http.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let config_flag = format!("--config.file={}", config.display());
+    let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
+    let prometheus = Process::start(
+        "prometheus",
+        prometheus_bin,
+        &[&config_flag, &storage, &listen],
+        dir,
+    );
+    (prometheus, format!("http://127.0.0.1:{port}"))
+}
+
+/// Prometheus answers each agent's ping RTT and CPU within bounds, and sees the target up.
+fn check_promql_answers_for_rtt_and_cpu(processes: &mut [&mut Process], base: &str) {
+    for agent in AGENTS {
+        for (metric, low, high) in [
+            ("nms_ping_rtt_avg_seconds", 0.0, 1.0),
+            ("nms_cpu_usage_ratio", 0.0, 1.0),
+        ] {
+            let query = format!("{metric}{{agent=\"{agent}\",job=\"nms\"}}");
+            let value = wait_for_processes(
+                &format!("Prometheus answering {query}"),
+                Duration::from_secs(60),
+                processes,
+                || instant_value(base, &query),
+            );
+            assert!(
+                (low..=high).contains(&value),
+                "{query} = {value}, outside {low}..={high}"
+            );
+        }
+    }
+    // The scrape itself is healthy: Prometheus's own view of the target.
+    let up = instant_value(base, "up{job=\"nms\"}");
+    assert_eq!(up, Some(1.0), "Prometheus does not see the nms target up");
+}
+
+/// Every query of the shipped dashboard is answered; those on what is measured here have
+/// results (once two scrapes make a rate).
+fn check_every_dashboard_query_is_answered(processes: &mut [&mut Process], base: &str) {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (title, expr) in &queries {
+        let answer = wait_for_processes(
+            &format!("Prometheus answering the dashboard's {title:?} panel: {expr}"),
+            Duration::from_secs(60),
+            processes,
+            || query(base, expr),
+        );
+        // This task's pings send one request a run: no jitter (it needs two replies).
+        let measured_here = !(expr.contains("iperf")
+            || expr.contains("jitter")
+            || expr.contains("_errors_total")
+            || expr.contains("_drop_total") && !expr.contains("errors")
+            || expr.contains("nms_alert_firing"));
+        if measured_here {
+            wait_for_processes(
+                &format!("results for the {title:?} panel: {expr} (last answer {answer})"),
+                Duration::from_secs(60),
+                processes,
+                || {
+                    query(base, expr)?["data"]["result"]
+                        .as_array()
+                        .is_some_and(|r| !r.is_empty())
+                        .then_some(())
+                },
+            );
+        }
+    }
 }

@@ -144,21 +144,7 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         &mut [&mut server],
         || status(&http),
     );
-    let agent_data = dir.path().join("agent");
-    let mut agent = Process::start(
-        "nms agent",
-        &support::process::nms_binary(),
-        &[
-            "agent",
-            "--server",
-            &format!("127.0.0.1:{}", ports.nettask),
-            "--id",
-            AGENT,
-            "--data-dir",
-            agent_data.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let mut agent = start_agent(dir.path(), &ports);
 
     // Reports flow into Prometheus.
     wait_for_processes(
@@ -170,26 +156,70 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
 
     // Prometheus stops; reports keep being stored and wait.
     prometheus.kill();
+    let pending_since = reports_waiting_while_prometheus_is_down(&mut server, &mut agent, &http);
+    // The server is killed while Prometheus is still down, and starts again on its data.
+    server.kill();
+    let mut server = start_server(dir.path(), &ports, &task, &receiver, 2);
+    check_the_restarted_server_resumes(&mut server, &mut agent, &http, pending_since);
+    // Prometheus comes back: everything waiting reaches it.
+    let mut prometheus = start_prometheus(dir.path(), prom_port, 2);
+    send_the_backlog_and_the_last_reports(&mut server, &mut agent, &mut prometheus, &http, &prom);
+
+    check_prometheus_holds_every_stored_report(&server, &http, &prom);
+}
+
+/// The `nms agent` of the test, reporting to the server at its fixed NetTask port.
+fn start_agent(dir: &Path, ports: &Ports) -> Process {
+    let agent_data = dir.join("agent");
+    Process::start(
+        "nms agent",
+        &support::process::nms_binary(),
+        &[
+            "agent",
+            "--server",
+            &format!("127.0.0.1:{}", ports.nettask),
+            "--id",
+            AGENT,
+            "--data-dir",
+            agent_data.to_str().unwrap(),
+        ],
+        dir,
+    )
+}
+
+/// Waits until reports pile up and a request has failed; returns the cursor they wait at.
+fn reports_waiting_while_prometheus_is_down(
+    server: &mut Process,
+    agent: &mut Process,
+    http: &str,
+) -> u64 {
     let pending_since = wait_for_processes(
         "reports waiting while Prometheus is down",
         Duration::from_secs(60),
-        &mut [&mut server, &mut agent],
+        &mut [server, agent],
         || {
-            let r = remote(&http)?;
+            let r = remote(http)?;
             (r["reports_pending"].as_u64()? >= 8 && r["requests_failed"].as_u64()? >= 1)
                 .then_some(r["cursor"].as_u64()?)
         },
     );
     assert!(pending_since > 0);
-    // The server is killed while Prometheus is still down, and starts again on its data.
-    server.kill();
-    let mut server = start_server(dir.path(), &ports, &task, &receiver, 2);
+    pending_since
+}
+
+/// The restarted server stores more reports and says it resumed where the first one stopped.
+fn check_the_restarted_server_resumes(
+    server: &mut Process,
+    agent: &mut Process,
+    http: &str,
+    pending_since: u64,
+) {
     wait_for_processes(
         "the restarted server storing reports",
         Duration::from_secs(60),
-        &mut [&mut server, &mut agent],
+        &mut [server, agent],
         || {
-            let r = remote(&http)?;
+            let r = remote(http)?;
             (r["reports_pending"].as_u64()? >= 16).then_some(())
         },
     );
@@ -198,26 +228,35 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         restarted.contains(&format!("resuming after report #{pending_since}")),
         "the restarted server did not resume where it stopped:\n{restarted}"
     );
-    // Prometheus comes back: everything waiting reaches it.
-    let mut prometheus = start_prometheus(dir.path(), prom_port, 2);
+}
+
+/// With Prometheus back, the backlog is sent; then the agent stops and the last reports go
+/// through, with no sample failed.
+fn send_the_backlog_and_the_last_reports(
+    server: &mut Process,
+    agent: &mut Process,
+    prometheus: &mut Process,
+    http: &str,
+    prom: &str,
+) {
     wait_for_processes(
         "Prometheus ready again",
         Duration::from_secs(60),
-        &mut [&mut prometheus],
-        || support::http::get_text(&prom, "/-/ready"),
+        &mut [prometheus],
+        || support::http::get_text(prom, "/-/ready"),
     );
     // The backlog is what was stored by now: sent once the cursor passes it (the agent goes on
     // reporting, so "nothing pending" may never be seen while it does).
     let backlog_end = {
-        let r = remote(&http).expect("status");
+        let r = remote(http).expect("status");
         r["cursor"].as_u64().expect("cursor") + r["reports_pending"].as_u64().expect("pending")
     };
     wait_for_processes(
         "the backlog sent",
         Duration::from_secs(90),
-        &mut [&mut server, &mut agent, &mut prometheus],
+        &mut [server, agent, prometheus],
         || {
-            let r = remote(&http)?;
+            let r = remote(http)?;
             (r["cursor"].as_u64()? >= backlog_end && r["samples_sent"].as_u64()? > 0).then_some(())
         },
     );
@@ -227,13 +266,84 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
     wait_for_processes(
         "nothing pending",
         Duration::from_secs(60),
-        &mut [&mut server, &mut prometheus],
-        || (remote(&http)?["reports_pending"].as_u64()? == 0).then_some(()),
+        &mut [server, prometheus],
+        || (remote(http)?["reports_pending"].as_u64()? == 0).then_some(()),
     );
-    let r = remote(&http).expect("status");
+    let r = remote(http).expect("status");
     assert_eq!(r["samples_failed"], 0, "{r}");
+}
 
-    let reports = stored(&http).expect("the stored reports");
+/// The series Prometheus holds of the agent: time in ms -> value.
+struct PrometheusSeries {
+    cpu: BTreeMap<i64, f64>,
+    ram: BTreeMap<i64, f64>,
+    rx: BTreeMap<i64, f64>,
+    rtt: BTreeMap<i64, f64>,
+}
+
+impl PrometheusSeries {
+    fn query(prom: &str) -> PrometheusSeries {
+        let cpu = samples(prom, &format!("nms_cpu_usage_ratio{{agent=\"{AGENT}\"}}")).unwrap();
+        let ram = samples(
+            prom,
+            &format!("nms_memory_usage_ratio{{agent=\"{AGENT}\"}}"),
+        )
+        .unwrap();
+        let rx = samples(
+            prom,
+            &format!("nms_interface_receive_bytes_total{{agent=\"{AGENT}\",interface=\"lo\"}}"),
+        )
+        .unwrap();
+        let rtt = samples(
+            prom,
+            &format!(
+                "nms_ping_rtt_avg_seconds{{agent=\"{AGENT}\",task=\"{TASK}\",destination=\"127.0.0.1\"}}"
+            ),
+        )
+        .unwrap();
+        PrometheusSeries { cpu, ram, rx, rtt }
+    }
+
+    /// What of the stored host and ping reports is not in these series as stored.
+    fn missing(&self, host: &[&Value], pings: &[&Value]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for r in host {
+            let t = r["time_ms"].as_i64().unwrap();
+            let want_cpu = r["cpu_percent"].as_f64().unwrap() / 100.0;
+            let want_ram = r["ram_percent"].as_f64().unwrap() / 100.0;
+            match (self.cpu.get(&t), self.ram.get(&t)) {
+                (Some(c), Some(m)) if close(*c, want_cpu) && close(*m, want_ram) => {}
+                got => missing.push(format!(
+                    "host report at {t}: want {want_cpu}/{want_ram}, got {got:?}"
+                )),
+            }
+            if let Some(want) = r["interfaces"]["lo"]["rx_bytes"].as_f64()
+                && !self.rx.get(&t).is_some_and(|v| close(*v, want))
+            {
+                missing.push(format!(
+                    "lo rx_bytes at {t}: want {want}, got {:?}",
+                    self.rx.get(&t)
+                ));
+            }
+        }
+        for r in pings {
+            let t = r["time_ms"].as_i64().unwrap();
+            let want = r["rtt_avg_ms"].as_f64().unwrap() / 1000.0;
+            if !self.rtt.get(&t).is_some_and(|v| close(*v, want)) {
+                missing.push(format!(
+                    "ping report at {t}: want {want}, got {:?}",
+                    self.rtt.get(&t)
+                ));
+            }
+        }
+        missing
+    }
+}
+
+/// Prometheus holds every report the server stored, each value at the report's own time, and
+/// nothing more.
+fn check_prometheus_holds_every_stored_report(server: &Process, http: &str, prom: &str) {
+    let reports = stored(http).expect("the stored reports");
     let host: Vec<&Value> = reports
         .iter()
         .filter(|r| r["cpu_percent"].is_number())
@@ -244,54 +354,8 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         .collect();
     assert!(host.len() >= 10, "{} host reports", host.len());
     assert!(pings.len() >= 10, "{} ping reports", pings.len());
-    let cpu = samples(&prom, &format!("nms_cpu_usage_ratio{{agent=\"{AGENT}\"}}")).unwrap();
-    let ram = samples(
-        &prom,
-        &format!("nms_memory_usage_ratio{{agent=\"{AGENT}\"}}"),
-    )
-    .unwrap();
-    let rx = samples(
-        &prom,
-        &format!("nms_interface_receive_bytes_total{{agent=\"{AGENT}\",interface=\"lo\"}}"),
-    )
-    .unwrap();
-    let rtt = samples(
-        &prom,
-        &format!(
-            "nms_ping_rtt_avg_seconds{{agent=\"{AGENT}\",task=\"{TASK}\",destination=\"127.0.0.1\"}}"
-        ),
-    )
-    .unwrap();
-    let mut missing = Vec::new();
-    for r in &host {
-        let t = r["time_ms"].as_i64().unwrap();
-        let want_cpu = r["cpu_percent"].as_f64().unwrap() / 100.0;
-        let want_ram = r["ram_percent"].as_f64().unwrap() / 100.0;
-        match (cpu.get(&t), ram.get(&t)) {
-            (Some(c), Some(m)) if close(*c, want_cpu) && close(*m, want_ram) => {}
-            got => missing.push(format!(
-                "host report at {t}: want {want_cpu}/{want_ram}, got {got:?}"
-            )),
-        }
-        if let Some(want) = r["interfaces"]["lo"]["rx_bytes"].as_f64()
-            && !rx.get(&t).is_some_and(|v| close(*v, want))
-        {
-            missing.push(format!(
-                "lo rx_bytes at {t}: want {want}, got {:?}",
-                rx.get(&t)
-            ));
-        }
-    }
-    for r in &pings {
-        let t = r["time_ms"].as_i64().unwrap();
-        let want = r["rtt_avg_ms"].as_f64().unwrap() / 1000.0;
-        if !rtt.get(&t).is_some_and(|v| close(*v, want)) {
-            missing.push(format!(
-                "ping report at {t}: want {want}, got {:?}",
-                rtt.get(&t)
-            ));
-        }
-    }
+    let series = PrometheusSeries::query(prom);
+    let missing = series.missing(&host, &pings);
     assert!(
         missing.is_empty(),
         "{} of {} reports not in Prometheus as stored:\n{}\n--- server ---\n{}",
@@ -301,8 +365,8 @@ fn prometheus_receives_every_report_at_its_own_time_across_its_outage_and_a_serv
         support::process::tail(&server.output(), 30)
     );
     // Nothing more than the stored reports either: one sample per report and series.
-    assert_eq!(cpu.len(), host.len(), "CPU samples vs host reports");
-    assert_eq!(rtt.len(), pings.len(), "RTT samples vs ping reports");
+    assert_eq!(series.cpu.len(), host.len(), "CPU samples vs host reports");
+    assert_eq!(series.rtt.len(), pings.len(), "RTT samples vs ping reports");
 }
 
 /// A receiver that answers the first requests 503, then refuses any request with a sample of

@@ -131,16 +131,18 @@ fn as_written(value: f32) -> f64 {
     value.to_string().parse().expect("a number")
 }
 
-/// Each condition raises once above its threshold and stays quiet at or below it.
-#[test]
-fn each_condition_fires_above_its_threshold_and_not_below() {
-    type Case = (
-        AlertConditions,
-        fn(f32) -> Vec<Sample>,
-        AlertType,
-        &'static str,
-    );
-    let cases: [Case; 7] = [
+/// One compiled condition's case: the conditions (one threshold set), the samples of a report
+/// with a given value, and the kind and subject of the alert it raises.
+type ConditionCase = (
+    AlertConditions,
+    fn(f32) -> Vec<Sample>,
+    AlertType,
+    &'static str,
+);
+
+/// Every condition, with each of the sample kinds it reads.
+fn condition_cases() -> [ConditionCase; 7] {
+    [
         (
             AlertConditions {
                 cpu_usage: Some(80.0),
@@ -204,43 +206,58 @@ fn each_condition_fires_above_its_threshold_and_not_below() {
             AlertType::Jitter,
             "iperf",
         ),
-    ];
-    for (conditions, samples, kind, subject) in cases {
-        let rules = compile_conditions(&conditions);
-        assert_eq!(rules.len(), 1, "{conditions:?}");
-        let threshold = [
-            conditions.cpu_usage,
-            conditions.ram_usage,
-            conditions.interface_stats,
-            conditions.packet_loss,
-            conditions.jitter,
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .expect("one threshold");
+    ]
+}
 
-        let above = Feed::new(&rules).report(samples(threshold * 1.1 + 0.5));
-        assert_eq!(
-            kinds(&above),
-            [(kind, subject.to_string())],
-            "{}",
-            rules[0].source
+/// Each condition raises once above its threshold and stays quiet at or below it.
+#[test]
+fn each_condition_fires_above_its_threshold_and_not_below() {
+    for (conditions, samples, kind, subject) in condition_cases() {
+        check_condition(&conditions, samples, kind, subject);
+    }
+}
+
+/// One condition raises once above its threshold and stays quiet at or below it.
+fn check_condition(
+    conditions: &AlertConditions,
+    samples: fn(f32) -> Vec<Sample>,
+    kind: AlertType,
+    subject: &str,
+) {
+    let rules = compile_conditions(conditions);
+    assert_eq!(rules.len(), 1, "{conditions:?}");
+    let threshold = [
+        conditions.cpu_usage,
+        conditions.ram_usage,
+        conditions.interface_stats,
+        conditions.packet_loss,
+        conditions.jitter,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .expect("one threshold");
+
+    let above = Feed::new(&rules).report(samples(threshold * 1.1 + 0.5));
+    assert_eq!(
+        kinds(&above),
+        [(kind, subject.to_string())],
+        "{}",
+        rules[0].source
+    );
+    let alert = &above.raised[0];
+    assert_eq!(alert.rule, rules[0].name);
+    assert_eq!(alert.threshold, as_written(threshold));
+    assert_eq!(alert.value, as_written(threshold * 1.1 + 0.5));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert!(above.errors.is_empty(), "{above:?}");
+
+    for value in [threshold, threshold * 0.5] {
+        let quiet = Feed::new(&rules).report(samples(value));
+        assert!(
+            quiet.raised.is_empty() && quiet.errors.is_empty(),
+            "{value}: {quiet:?}"
         );
-        let alert = &above.raised[0];
-        assert_eq!(alert.rule, rules[0].name);
-        assert_eq!(alert.threshold, as_written(threshold));
-        assert_eq!(alert.value, as_written(threshold * 1.1 + 0.5));
-        assert_eq!(alert.severity, Severity::Warning);
-        assert!(above.errors.is_empty(), "{above:?}");
-
-        for value in [threshold, threshold * 0.5] {
-            let quiet = Feed::new(&rules).report(samples(value));
-            assert!(
-                quiet.raised.is_empty() && quiet.errors.is_empty(),
-                "{value}: {quiet:?}"
-            );
-        }
     }
 }
 

@@ -130,7 +130,49 @@ fn agent_section<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
 fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
     let browser = chromium();
     let dir = tempfile::tempdir().expect("temp dir");
-    let task = dir.path().join("page-task.json");
+    let task = write_page_task(dir.path());
+    let (server, nettask, base) = start_server(dir.path(), &task);
+    let other = Running(
+        Command::new(support::process::nms_binary())
+            .args(["agent", "--server", &nettask, "--id", "other", "--data-dir"])
+            .arg(dir.path().join("other"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nms agent"),
+    );
+
+    // Both agents have reported a few times: their graphs have lines to draw.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for agent in ["local", "other"] {
+        loop {
+            let reported = get_json(&base, &format!("/api/metrics?agent={agent}"))
+                .and_then(|v| v.as_array().map(|a| a.len()))
+                .unwrap_or(0);
+            if reported >= 6 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{agent} stored only {reported} metrics reports in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let profile = dir.path().join("chromium");
+    let url = format!("{base}/");
+    check_the_page_in_the_dom(&browser, &profile, &url);
+    check_the_screenshot(&browser, &profile, &url, dir.path());
+    drop(other);
+    drop(server);
+}
+
+/// The task file of the page test: two agents with CPU, RAM and ping every 2 s.
+fn write_page_task(dir: &Path) -> PathBuf {
+    let task = dir.join("page-task.json");
     std::fs::write(
         &task,
         r#"{
@@ -147,14 +189,19 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
 }"#,
     )
     .expect("write the task file");
+    task
+}
 
+/// Starts `nms server` with its local agent on `task`; returns it, its NetTask address and its
+/// HTTP base URL, read from the line where it says where it listens.
+fn start_server(dir: &Path, task: &Path) -> (Running, String, String) {
     let mut server = Command::new(support::process::nms_binary())
         .args(["server", "--listen", "127.0.0.1", "--nettask-port", "0"])
         .args(["--alertflow-port", "0", "--http", "127.0.0.1:0"])
         .args(["--local-agent", "local", "--config"])
-        .arg(&task)
+        .arg(task)
         .arg("--data-dir")
-        .arg(dir.path().join("server"))
+        .arg(dir.join("server"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -189,43 +236,16 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
     };
     let nettask = field("NetTask udp/");
     let base = field("HTTP ");
+    (server, nettask, base)
+}
 
-    let other = Running(
-        Command::new(support::process::nms_binary())
-            .args(["agent", "--server", &nettask, "--id", "other", "--data-dir"])
-            .arg(dir.path().join("other"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nms agent"),
-    );
-
-    // Both agents have reported a few times: their graphs have lines to draw.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for agent in ["local", "other"] {
-        loop {
-            let reported = get_json(&base, &format!("/api/metrics?agent={agent}"))
-                .and_then(|v| v.as_array().map(|a| a.len()))
-                .unwrap_or(0);
-            if reported >= 6 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{agent} stored only {reported} metrics reports in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    let profile = dir.path().join("chromium");
-    let url = format!("{base}/");
+/// The page as Chromium builds it lists both agents up, each with its drawn graphs, and logs
+/// nothing to the console.
+fn check_the_page_in_the_dom(browser: &Path, profile: &Path, url: &str) {
     let loaded = run_chromium(
-        &browser,
-        &profile,
-        &url,
+        browser,
+        profile,
+        url,
         &["--dump-dom".into()],
         Duration::from_secs(40),
     );
@@ -265,16 +285,19 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
         "the page logged to the console:\n{}",
         console.join("\n")
     );
+}
 
+/// The page renders to a 1280x1600 PNG without logging to the console.
+fn check_the_screenshot(browser: &Path, profile: &Path, url: &str, dir: &Path) {
     let screenshot = if std::env::var_os("NMS_REGENERATE_SCREENSHOT").is_some() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png")
     } else {
-        dir.path().join("status-page.png")
+        dir.join("status-page.png")
     };
     let shot = run_chromium(
-        &browser,
-        &profile,
-        &url,
+        browser,
+        profile,
+        url,
         &[
             format!("--screenshot={}", screenshot.display()),
             "--window-size=1280,1600".into(),
@@ -301,6 +324,4 @@ fn the_status_page_shows_each_agent_with_graphs_in_headless_chromium() {
         console_lines(&shot.stderr).is_empty(),
         "the page logged to the console while rendering the screenshot"
     );
-    drop(other);
-    drop(server);
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 use support::http::http_get;
-use support::sandbox::Sandbox;
+use support::sandbox::{Sandbox, Server};
 use support::wait::{WAIT, wait_for};
 
 const HOUR_MS: u64 = 3_600_000;
@@ -62,7 +62,7 @@ fn write_history(data_dir: &Path, end_ms: u64, hours: u64) -> u64 {
     n
 }
 
-fn get(server: &support::sandbox::Server, path: &str) -> support::http::HttpResponse {
+fn get(server: &Server, path: &str) -> support::http::HttpResponse {
     http_get(server.http_addr(), path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
@@ -75,9 +75,17 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
     let server = sandbox.start_server(&[], &[]);
     let from = end - 48 * HOUR_MS;
 
-    // Statistics per hour of the whole two days: every report counted.
+    check_statistics_per_hour(&server, from, end, written);
+    check_minutes_of_one_field(&server, from, end);
+    check_raw_reports_page_by_page(&server, end);
+    check_bad_parameters_are_named(&server);
+    check_the_status_page_ranges(&server);
+}
+
+/// Statistics per hour of the whole two days: every report counted.
+fn check_statistics_per_hour(server: &Server, from: u64, end: u64, written: u64) {
     let answer = get(
-        &server,
+        server,
         &format!("/api/metrics?agent=hist&from={from}&to={end}&step=1h"),
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -96,10 +104,12 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
     assert!(first["p10"].as_f64() <= first["p50"].as_f64());
     assert!(first["p50"].as_f64() <= first["p90"].as_f64());
     assert_eq!(steps[0]["time_ms"].as_u64(), Some(from));
+}
 
-    // The same range into minutes, only one field: from the minute tier.
+/// The same range into minutes, only one field: from the minute tier.
+fn check_minutes_of_one_field(server: &Server, from: u64, end: u64) {
     let answer = get(
-        &server,
+        server,
         &format!("/api/metrics?agent=hist&from={from}&to={end}&step=5m&fields=loss_percent"),
     )
     .json();
@@ -110,13 +120,15 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
         s["steps"][0].get("rtt_avg_ms").is_none(),
         "only the asked field"
     );
+}
 
-    // Raw reports of two hours, page by page with the cursor: each once, in order.
+/// Raw reports of two hours, page by page with the cursor: each once, in order.
+fn check_raw_reports_page_by_page(server: &Server, end: u64) {
     let (a, b) = (end - 2 * HOUR_MS, end);
     let mut times = Vec::new();
     let mut path = format!("/api/metrics?agent=hist&from={a}&to={b}&limit=250");
     loop {
-        let page = get(&server, &path);
+        let page = get(server, &path);
         assert_eq!(page.status, 200, "{}", page.body);
         for r in page.json().as_array().unwrap() {
             times.push(r["time_ms"].as_u64().unwrap());
@@ -131,8 +143,10 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
     assert_eq!(times.len(), 720);
     assert!(times.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(times[0], a);
+}
 
-    // Bad parameters are named.
+/// Bad parameters are named.
+fn check_bad_parameters_are_named(server: &Server) {
     for (query, named) in [
         ("agent=hist&step=abc", "step=abc"),
         ("agent=hist&step=10ms", "step=10ms"),
@@ -143,7 +157,7 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
         ("agent=hist&colour=red", "colour"),
         ("agent=hist&from=0&to=99999999999999&step=1s", "step=1s"),
     ] {
-        let answer = get(&server, &format!("/api/metrics?{query}"));
+        let answer = get(server, &format!("/api/metrics?{query}"));
         assert_eq!(answer.status, 400, "{query}: {}", answer.body);
         let error = answer.json()["error"]
             .as_str()
@@ -151,20 +165,22 @@ fn two_days_of_history_are_served_by_range_by_step_and_page_by_page() {
             .to_string();
         assert!(error.contains(named), "{query}: {error}");
     }
-    let answer = get(&server, "/api/alerts?from=1&to=0");
+    let answer = get(server, "/api/alerts?from=1&to=0");
     assert_eq!(answer.status, 400);
+}
 
-    // The status page's ranges.
+/// The status page's ranges.
+fn check_the_status_page_ranges(server: &Server) {
     for (range, label) in [
         ("7d", "Last 7 days"),
         ("30d", "Last 30 days"),
         ("1y", "Last year"),
     ] {
-        let page = get(&server, &format!("/?range={range}"));
+        let page = get(server, &format!("/?range={range}"));
         assert_eq!(page.status, 200);
         assert!(page.body.contains(label), "{range}");
     }
-    let page = get(&server, "/?range=2w");
+    let page = get(server, "/?range=2w");
     assert_eq!(page.status, 400);
     assert!(page.body.contains("range=2w"));
 }
@@ -227,6 +243,20 @@ fn nix_is_root() -> bool {
 /// A small tmpfs mounted at a folder, unmounted when dropped.
 struct SmallDisk(std::path::PathBuf);
 
+impl SmallDisk {
+    /// Mounts a 16 MB tmpfs at `dir` (created first).
+    fn mount(dir: &Path) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(mounted.success(), "mount a tmpfs at {}", dir.display());
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -240,18 +270,7 @@ fn a_full_disk_acknowledges_nothing_it_cannot_keep_and_ingest_resumes_by_itself(
     }
     let mut sandbox = Sandbox::new();
     let store_dir = sandbox.path().join("data/server/store");
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&store_dir)
-        .status()
-        .expect("mount");
-    assert!(
-        mounted.success(),
-        "mount a tmpfs at {}",
-        store_dir.display()
-    );
-    let _disk = SmallDisk(store_dir.clone());
+    let _disk = SmallDisk::mount(&store_dir);
     let server = sandbox.start_server(&[], &["--max-agents", "100"]);
 
     // Simulated agents report as fast as acknowledgements allow while the disk fills up.
@@ -272,22 +291,7 @@ fn a_full_disk_acknowledges_nothing_it_cannot_keep_and_ingest_resumes_by_itself(
         let s = server.try_get("/api/status")?;
         (s["store"]["metrics_stored"].as_u64() > Some(200)).then_some(())
     });
-    // Fill the disk.
-    let filler = store_dir.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let block = vec![7u8; 64 * 1024];
-    while std::io::Write::write_all(&mut f, &block).is_ok() {}
-    drop(f);
-    let failing = wait_for(WAIT, "the store to say it cannot write", || {
-        let s = server.try_get("/api/status")?;
-        s["store"]["failing"].as_str().map(str::to_string)
-    });
-    assert!(failing.contains("No space left"), "{failing}");
-    let metrics = server.get_text("/metrics");
-    assert!(
-        metrics.contains("nms_store_write_failures_total"),
-        "a counter says so too"
-    );
+    let filler = fill_the_disk_until_the_store_fails(&server, &store_dir);
     std::thread::sleep(Duration::from_secs(3));
     // Space returns.
     std::fs::remove_file(&filler).unwrap();
@@ -316,4 +320,25 @@ fn a_full_disk_acknowledges_nothing_it_cannot_keep_and_ingest_resumes_by_itself(
     sandbox.kill(&server.name);
     let check = nms::store::check::check(&store_dir).unwrap();
     assert!(check.problems.is_empty(), "{:?}", check.problems);
+}
+
+/// Fills the disk of the store; waits until the store says it cannot write, in its status
+/// and in a counter. Returns the file that fills it.
+fn fill_the_disk_until_the_store_fails(server: &Server, store_dir: &Path) -> std::path::PathBuf {
+    let filler = store_dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let failing = wait_for(WAIT, "the store to say it cannot write", || {
+        let s = server.try_get("/api/status")?;
+        s["store"]["failing"].as_str().map(str::to_string)
+    });
+    assert!(failing.contains("No space left"), "{failing}");
+    let metrics = server.get_text("/metrics");
+    assert!(
+        metrics.contains("nms_store_write_failures_total"),
+        "a counter says so too"
+    );
+    filler
 }

@@ -43,86 +43,99 @@ fn assignment_dialect_reads_into_the_model() {
         task_id: "lab".into(),
         frequency_s: 30,
         dialect: Dialect::Assignment,
-        devices: vec![
-            Device {
-                // A numeric device_id is matched as text.
-                device_id: "1".into(),
-                items: vec![
-                    metrics(true, false, &["eth0", "lo"], 30),
-                    PlannedItem::Ping {
-                        destination: "r2.lab.example".into(),
-                        packet_count: 10,
-                        interval_ms: 200,
-                        frequency_s: 30,
-                    },
-                    // bandwidth and jitter describe the same run: one item watches both.
-                    PlannedItem::IperfClient {
-                        server: IperfTarget::Device("r2".into()),
-                        port: 5201,
-                        duration_s: 10,
-                        transport: Transport::Udp,
-                        rate_bps: 100_000_000,
-                        frequency_s: 30,
-                        measures: IperfMetrics {
-                            bandwidth: true,
-                            jitter: true,
-                            packet_loss: false,
-                        },
-                    },
-                    // packet_loss has its own server, port and frequency; UDP is implied.
-                    PlannedItem::IperfClient {
-                        server: IperfTarget::Address("10.0.0.9".into()),
-                        port: 5202,
-                        duration_s: 5,
-                        transport: Transport::Udp,
-                        rate_bps: 100_000_000,
-                        frequency_s: 60,
-                        measures: IperfMetrics {
-                            bandwidth: false,
-                            jitter: false,
-                            packet_loss: true,
-                        },
-                    },
-                ],
-                conditions: AlertConditions {
-                    cpu_usage: Some(75.5),
-                    interface_stats: Some(2000.0),
-                    jitter: Some(8.0),
-                    ..AlertConditions::default()
-                },
-                rule_files: vec![
-                    PathBuf::from("tests/fixtures/tasks/rules/sustained_cpu.rhai"),
-                    PathBuf::from("/etc/nms/night.rhai"),
-                ],
-                notes: Vec::new(),
-            },
-            Device {
-                device_id: "r2".into(),
-                items: vec![PlannedItem::IperfServer {
-                    port: 5201,
-                    duration_s: 10,
-                    transport: Transport::Udp,
-                    frequency_s: 30,
-                    measures: IperfMetrics {
-                        bandwidth: true,
-                        jitter: false,
-                        packet_loss: false,
-                    },
-                    address: None,
-                }],
-                conditions: AlertConditions::default(),
-                rule_files: Vec::new(),
-                notes: Vec::new(),
-            },
-        ],
+        devices: vec![assignment_device_1(), assignment_device_r2()],
     };
     assert_eq!(tasks, vec![expected]);
+}
+
+/// Device 1 of assignment.json as read: metrics, a ping and two iperf clients, conditions and
+/// rule files.
+fn assignment_device_1() -> Device {
+    Device {
+        // A numeric device_id is matched as text.
+        device_id: "1".into(),
+        items: vec![
+            metrics(true, false, &["eth0", "lo"], 30),
+            PlannedItem::Ping {
+                destination: "r2.lab.example".into(),
+                packet_count: 10,
+                interval_ms: 200,
+                frequency_s: 30,
+            },
+            // bandwidth and jitter describe the same run: one item watches both.
+            PlannedItem::IperfClient {
+                server: IperfTarget::Device("r2".into()),
+                port: 5201,
+                duration_s: 10,
+                transport: Transport::Udp,
+                rate_bps: 100_000_000,
+                frequency_s: 30,
+                measures: IperfMetrics {
+                    bandwidth: true,
+                    jitter: true,
+                    packet_loss: false,
+                },
+            },
+            // packet_loss has its own server, port and frequency; UDP is implied.
+            PlannedItem::IperfClient {
+                server: IperfTarget::Address("10.0.0.9".into()),
+                port: 5202,
+                duration_s: 5,
+                transport: Transport::Udp,
+                rate_bps: 100_000_000,
+                frequency_s: 60,
+                measures: IperfMetrics {
+                    bandwidth: false,
+                    jitter: false,
+                    packet_loss: true,
+                },
+            },
+        ],
+        conditions: AlertConditions {
+            cpu_usage: Some(75.5),
+            interface_stats: Some(2000.0),
+            jitter: Some(8.0),
+            ..AlertConditions::default()
+        },
+        rule_files: vec![
+            PathBuf::from("tests/fixtures/tasks/rules/sustained_cpu.rhai"),
+            PathBuf::from("/etc/nms/night.rhai"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+/// Device r2 of assignment.json as read: the iperf server of device 1's first client.
+fn assignment_device_r2() -> Device {
+    Device {
+        device_id: "r2".into(),
+        items: vec![PlannedItem::IperfServer {
+            port: 5201,
+            duration_s: 10,
+            transport: Transport::Udp,
+            frequency_s: 30,
+            measures: IperfMetrics {
+                bandwidth: true,
+                jitter: false,
+                packet_loss: false,
+            },
+            address: None,
+        }],
+        conditions: AlertConditions::default(),
+        rule_files: Vec::new(),
+        notes: Vec::new(),
+    }
 }
 
 #[test]
 fn original_dialect_reads_into_the_model() {
     let tasks = load("configs/original-example.json");
-    let ping_task = Task {
+    assert_eq!(tasks, vec![original_ping_task(), original_pair_task()]);
+}
+
+/// task-1 of configs/original-example.json as read: one device with metrics and a ping.
+fn original_ping_task() -> Task {
+    Task {
         task_id: "task-1".into(),
         frequency_s: 10,
         dialect: Dialect::Original,
@@ -148,8 +161,12 @@ fn original_dialect_reads_into_the_model() {
             rule_files: Vec::new(),
             notes: Vec::new(),
         }],
-    };
-    let pair_task = Task {
+    }
+}
+
+/// task-2 of configs/original-example.json as read: an iperf pair.
+fn original_pair_task() -> Task {
+    Task {
         task_id: "task-2".into(),
         frequency_s: 30,
         dialect: Dialect::Original,
@@ -200,8 +217,7 @@ fn original_dialect_reads_into_the_model() {
                 notes: Vec::new(),
             },
         ],
-    };
-    assert_eq!(tasks, vec![ping_task, pair_task]);
+    }
 }
 
 #[test]

@@ -173,31 +173,60 @@ fn metrics_task() -> TaskAssignment {
 
 /// Every golden packet, in the order PROTOCOL.md shows them.
 pub fn golden_packets() -> Vec<Golden> {
-    let plain = |file, value| Golden {
+    [
+        registration_packets(),
+        acknowledgement_packets(),
+        task_packets(),
+        report_packets(),
+        control_packets(),
+        keyed_packets(),
+        alertflow_packets(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A golden packet that is not tagged.
+fn plain(file: &'static str, value: Decoded) -> Golden {
+    Golden {
         file,
         value,
         keyed: false,
-    };
-    let mut task_body = Vec::new();
-    metrics_task().encode(&mut task_body);
-    vec![
-        plain(
-            "registration.bin",
-            Decoded::NetTask(Packet {
-                keyed: false,
-                agent_id: 0,
-                body: Body::Reliable {
-                    seq: 0,
-                    message: Message::Registration(Registration {
-                        name: AGENT_NAME.to_string(),
-                        instance: INSTANCE,
-                        time_ms: T0,
-                        capabilities: CAP_PING | CAP_IPERF3,
-                        software: "nms 0.1.0".to_string(),
-                    }),
-                },
+    }
+}
+
+/// A golden packet tagged with the test key.
+fn keyed(file: &'static str, value: Decoded) -> Golden {
+    Golden {
+        file,
+        value,
+        keyed: true,
+    }
+}
+
+/// The agent's registration of the examples (agent id 0: it has none yet).
+fn registration(keyed: bool) -> Decoded {
+    Decoded::NetTask(Packet {
+        keyed,
+        agent_id: 0,
+        body: Body::Reliable {
+            seq: 0,
+            message: Message::Registration(Registration {
+                name: AGENT_NAME.to_string(),
+                instance: INSTANCE,
+                time_ms: T0,
+                capabilities: CAP_PING | CAP_IPERF3,
+                software: "nms 0.1.0".to_string(),
             }),
-        ),
+        },
+    })
+}
+
+/// The registration and the server's answer to it.
+fn registration_packets() -> Vec<Golden> {
+    vec![
+        plain("registration.bin", registration(false)),
         plain(
             "registered.bin",
             packet(
@@ -212,6 +241,12 @@ pub fn golden_packets() -> Vec<Golden> {
                 }),
             ),
         ),
+    ]
+}
+
+/// The acknowledgements: a single one, one with earlier ones in its bitmap, and a refusal.
+fn acknowledgement_packets() -> Vec<Golden> {
+    vec![
         plain("ack.bin", ack(1042, 0, false)),
         // Acknowledges 1042 and, through the bitmap, 1041, 1039 and 1033.
         plain("ack_multi.bin", ack(1042, 0b1_0000_0101, false)),
@@ -226,6 +261,12 @@ pub fn golden_packets() -> Vec<Golden> {
                 }),
             }),
         ),
+    ]
+}
+
+/// The task assignments: metrics, ping, and both ends of an iperf3 test.
+fn task_packets() -> Vec<Golden> {
+    vec![
         plain("task_metrics.bin", packet(2, Message::Task(metrics_task()))),
         plain(
             "task_ping.bin",
@@ -285,6 +326,12 @@ pub fn golden_packets() -> Vec<Golden> {
                 ),
             ),
         ),
+    ]
+}
+
+/// The agent's reports: metrics of each kind and a heartbeat.
+fn report_packets() -> Vec<Golden> {
+    vec![
         plain(
             "metrics_typical.bin",
             packet(
@@ -341,6 +388,14 @@ pub fn golden_packets() -> Vec<Golden> {
                 }),
             ),
         ),
+    ]
+}
+
+/// The server's control messages: a fragment of the metrics task, a cancel, a refusal.
+fn control_packets() -> Vec<Golden> {
+    let mut task_body = Vec::new();
+    metrics_task().encode(&mut task_body);
+    vec![
         plain(
             "fragment.bin",
             packet(
@@ -374,27 +429,16 @@ pub fn golden_packets() -> Vec<Golden> {
                 },
             }),
         ),
-        Golden {
-            file: "keyed_registration.bin",
-            value: Decoded::NetTask(Packet {
-                keyed: true,
-                agent_id: 0,
-                body: Body::Reliable {
-                    seq: 0,
-                    message: Message::Registration(Registration {
-                        name: AGENT_NAME.to_string(),
-                        instance: INSTANCE,
-                        time_ms: T0,
-                        capabilities: CAP_PING | CAP_IPERF3,
-                        software: "nms 0.1.0".to_string(),
-                    }),
-                },
-            }),
-            keyed: true,
-        },
-        Golden {
-            file: "keyed_refused.bin",
-            value: Decoded::NetTask(Packet {
+    ]
+}
+
+/// The NetTask packets tagged with the test key.
+fn keyed_packets() -> Vec<Golden> {
+    vec![
+        keyed("keyed_registration.bin", registration(true)),
+        keyed(
+            "keyed_refused.bin",
+            Decoded::NetTask(Packet {
                 keyed: true,
                 agent_id: 0,
                 body: Body::Reliable {
@@ -408,56 +452,38 @@ pub fn golden_packets() -> Vec<Golden> {
                     }),
                 },
             }),
-            keyed: true,
-        },
-        Golden {
-            file: "keyed_ack.bin",
-            value: ack(1042, 0, true),
-            keyed: true,
-        },
-        plain(
-            "alertflow_alert.bin",
-            Decoded::AlertFlow(Frame {
-                keyed: false,
-                agent_id: AGENT,
-                body: FrameBody::Alert(Alert {
-                    alert_id: ALERT_ID,
-                    resolves: 0,
-                    agent: AGENT_NAME.to_string(),
-                    task: "task-101".to_string(),
-                    alert_type: AlertType::Cpu,
-                    severity: Severity::Critical,
-                    value: 97.5,
-                    threshold: 80.0,
-                    time_ms: T0 + 40_000,
-                    rule: "cpu_usage".to_string(),
-                    message: "CPU usage 97.5% is above 80%".to_string(),
-                    subject: String::new(),
-                }),
-            }),
         ),
-        Golden {
-            file: "keyed_alertflow_alert.bin",
-            value: Decoded::AlertFlow(Frame {
-                keyed: true,
-                agent_id: AGENT,
-                body: FrameBody::Alert(Alert {
-                    alert_id: ALERT_ID,
-                    resolves: 0,
-                    agent: AGENT_NAME.to_string(),
-                    task: "task-101".to_string(),
-                    alert_type: AlertType::Cpu,
-                    severity: Severity::Critical,
-                    value: 97.5,
-                    threshold: 80.0,
-                    time_ms: T0 + 40_000,
-                    rule: "cpu_usage".to_string(),
-                    message: "CPU usage 97.5% is above 80%".to_string(),
-                    subject: String::new(),
-                }),
-            }),
-            keyed: true,
-        },
+        keyed("keyed_ack.bin", ack(1042, 0, true)),
+    ]
+}
+
+/// The CPU alert of the examples, as an AlertFlow frame.
+fn cpu_alert(keyed: bool) -> Decoded {
+    Decoded::AlertFlow(Frame {
+        keyed,
+        agent_id: AGENT,
+        body: FrameBody::Alert(Alert {
+            alert_id: ALERT_ID,
+            resolves: 0,
+            agent: AGENT_NAME.to_string(),
+            task: "task-101".to_string(),
+            alert_type: AlertType::Cpu,
+            severity: Severity::Critical,
+            value: 97.5,
+            threshold: 80.0,
+            time_ms: T0 + 40_000,
+            rule: "cpu_usage".to_string(),
+            message: "CPU usage 97.5% is above 80%".to_string(),
+            subject: String::new(),
+        }),
+    })
+}
+
+/// The AlertFlow frames: the alert, plain and keyed, and its acknowledgement.
+fn alertflow_packets() -> Vec<Golden> {
+    vec![
+        plain("alertflow_alert.bin", cpu_alert(false)),
+        keyed("keyed_alertflow_alert.bin", cpu_alert(true)),
         plain(
             "alertflow_alert_ack.bin",
             Decoded::AlertFlow(Frame {

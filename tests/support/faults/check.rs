@@ -62,24 +62,46 @@ pub fn check_agent(
         agent: name.to_string(),
         ..Delivery::default()
     };
-    let metrics = match api(&format!("/api/metrics?agent={name}&limit=100000")) {
-        Ok(Value::Array(list)) => list,
-        other => {
-            d.problems.push(format!("/api/metrics: {other:?}"));
-            return d;
-        }
+    let Some(metrics) = fetch_list(api, "/api/metrics", name, &mut d) else {
+        return d;
     };
-    let alerts = match api(&format!("/api/alerts?agent={name}&limit=100000")) {
-        Ok(Value::Array(list)) => list,
-        other => {
-            d.problems.push(format!("/api/alerts: {other:?}"));
-            return d;
-        }
+    let Some(alerts) = fetch_list(api, "/api/alerts", name, &mut d) else {
+        return d;
     };
     // Read after the fetch: anything stored must be in here.
     let latest = AgentLog::parse(&agent.log_text());
     let now_ms = nms::log::now_ms();
 
+    let stored = check_stored_reports(&mut d, &metrics, name, task, started_ms, now_ms);
+    check_reports_against_log(&mut d, &stored, task, snapshot, &latest);
+    check_series_gaps(&mut d, &stored);
+    check_alerts(&mut d, &alerts, snapshot, &latest);
+    d
+}
+
+/// All of the agent's records at `path` (`/api/metrics` or `/api/alerts`), or `None` (and a
+/// problem) if the API did not answer with a list.
+fn fetch_list(api: Api<'_>, path: &str, name: &str, d: &mut Delivery) -> Option<Vec<Value>> {
+    match api(&format!("{path}?agent={name}&limit=100000")) {
+        Ok(Value::Array(list)) => Some(list),
+        other => {
+            d.problems.push(format!("{path}: {other:?}"));
+            None
+        }
+    }
+}
+
+/// Checks each stored record of `task` (its agent, its time within the run, plausible values),
+/// that no other task's records were stored, and that no report was stored twice; returns how
+/// many records were stored at each report time.
+fn check_stored_reports(
+    d: &mut Delivery,
+    metrics: &[Value],
+    name: &str,
+    task: &str,
+    started_ms: u64,
+    now_ms: u64,
+) -> BTreeMap<u64, usize> {
     let mut stored: BTreeMap<u64, usize> = BTreeMap::new();
     for m in metrics
         .iter()
@@ -124,6 +146,18 @@ pub fn check_agent(
                 .push(format!("report at {time} stored {n} times"));
         }
     }
+    stored
+}
+
+/// Nothing stored that the agent never produced (by the latest log), nothing missing that it
+/// had produced by the snapshot.
+fn check_reports_against_log(
+    d: &mut Delivery,
+    stored: &BTreeMap<u64, usize>,
+    task: &str,
+    snapshot: &AgentLog,
+    latest: &AgentLog,
+) {
     let produced_now: BTreeSet<u64> = latest.report_times(task).into_iter().collect();
     let produced: BTreeSet<u64> = snapshot.report_times(task).into_iter().collect();
     d.produced = produced.len();
@@ -148,6 +182,10 @@ pub fn check_agent(
             produced.len()
         ));
     }
+}
+
+/// No step between two stored reports longer than [`MAX_GAP_MS`].
+fn check_series_gaps(d: &mut Delivery, stored: &BTreeMap<u64, usize>) {
     let times: Vec<u64> = stored.keys().copied().collect();
     if let Some(gap) = times.windows(2).map(|w| w[1] - w[0]).max()
         && gap > MAX_GAP_MS
@@ -155,10 +193,14 @@ pub fn check_agent(
         d.problems
             .push(format!("a gap of {gap} ms in the stored series"));
     }
+}
 
-    // Alerts: the agent's own (the server's liveness alerts are not the agent's).
+/// The agent's own alerts (the server's liveness alerts are not the agent's): each with a
+/// proper id, stored once, none the agent never raised, none lost of those it had raised by
+/// the snapshot.
+fn check_alerts(d: &mut Delivery, alerts: &[Value], snapshot: &AgentLog, latest: &AgentLog) {
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &alerts {
+    for a in alerts {
         if a.get("rule").and_then(Value::as_str) == Some("liveness") {
             continue;
         }
@@ -194,7 +236,6 @@ pub fn check_agent(
             raised.len()
         ));
     }
-    d
 }
 
 /// Checks every agent until all pass or `limit` passes (what was in flight when the faults
