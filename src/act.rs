@@ -78,6 +78,38 @@ fn json_out(out: &mut impl Write, v: &Value) -> Result<(), ActError> {
     write(out, &format!("{v:#}\n"))
 }
 
+/// How a list command shows its answer as text: a table with this header and a row per item
+/// (in the answer's order, or sorted by the item's `sorted_by` field), or `empty` when there is
+/// none. As JSON, the answer is printed as it came.
+struct Listing<'a> {
+    header: &'a [&'a str],
+    empty: &'a str,
+    sorted_by: Option<&'a str>,
+}
+
+impl Listing<'_> {
+    fn print(
+        &self,
+        out: &mut impl Write,
+        output: Output,
+        answer: &Value,
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> Result<(), ActError> {
+        if output == Output::Json {
+            return json_out(out, answer);
+        }
+        let mut items = answer.as_array().cloned().unwrap_or_default();
+        if let Some(key) = self.sorted_by {
+            items.sort_by(|a, b| cell(&a[key]).cmp(&cell(&b[key])));
+        }
+        if items.is_empty() {
+            return write(out, self.empty);
+        }
+        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        write(out, &table(self.header, &rows))
+    }
+}
+
 fn now_ms() -> u64 {
     crate::log::now_ms()
 }
@@ -90,42 +122,29 @@ pub async fn agents(
     out: &mut impl Write,
 ) -> Result<(), ActError> {
     let v = client::get_json_as(server, token, "/api/agents").await?;
-    if output == Output::Json {
-        return json_out(out, &v);
-    }
-    let mut items = v.as_array().cloned().unwrap_or_default();
-    items.sort_by(|a, b| cell(&a["name"]).cmp(&cell(&b["name"])));
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|a| {
-            let tasks: Vec<String> = a["tasks"]
-                .as_array()
-                .map(|t| t.iter().map(cell).collect())
-                .unwrap_or_default();
-            vec![
-                cell(&a["name"]),
-                cell(&a["id"]),
-                cell(&a["status"]),
-                cell(&a["address"]),
-                age(a["last_seen_ms"].as_u64().unwrap_or(0), now_ms()),
-                if tasks.is_empty() {
-                    "-".into()
-                } else {
-                    tasks.join(",")
-                },
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        return write(out, "no agents\n");
-    }
-    write(
-        out,
-        &table(
-            &["NAME", "ID", "STATE", "ADDRESS", "LAST SEEN", "TASKS"],
-            &rows,
-        ),
-    )
+    let listing = Listing {
+        header: &["NAME", "ID", "STATE", "ADDRESS", "LAST SEEN", "TASKS"],
+        empty: "no agents\n",
+        sorted_by: Some("name"),
+    };
+    listing.print(out, output, &v, |a| {
+        let tasks: Vec<String> = a["tasks"]
+            .as_array()
+            .map(|t| t.iter().map(cell).collect())
+            .unwrap_or_default();
+        vec![
+            cell(&a["name"]),
+            cell(&a["id"]),
+            cell(&a["status"]),
+            cell(&a["address"]),
+            age(a["last_seen_ms"].as_u64().unwrap_or(0), now_ms()),
+            if tasks.is_empty() {
+                "-".into()
+            } else {
+                tasks.join(",")
+            },
+        ]
+    })
 }
 
 /// `nms agents forget NAME`.
@@ -161,31 +180,23 @@ pub async fn tasks(
     out: &mut impl Write,
 ) -> Result<(), ActError> {
     let v = client::get_json_as(server, token, "/api/tasks").await?;
-    if output == Output::Json {
-        return json_out(out, &v);
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            let devices: Vec<String> = t["devices"]
-                .as_array()
-                .map(|d| d.iter().map(|d| cell(&d["device_id"])).collect())
-                .unwrap_or_default();
-            vec![
-                cell(&t["task_id"]),
-                cell(&t["number"]),
-                cell(&t["origin"]),
-                devices.join(","),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        return write(out, "no tasks\n");
-    }
-    write(out, &table(&["TASK", "NUMBER", "FROM", "DEVICES"], &rows))
+    let listing = Listing {
+        header: &["TASK", "NUMBER", "FROM", "DEVICES"],
+        empty: "no tasks\n",
+        sorted_by: None,
+    };
+    listing.print(out, output, &v, |t| {
+        let devices: Vec<String> = t["devices"]
+            .as_array()
+            .map(|d| d.iter().map(|d| cell(&d["device_id"])).collect())
+            .unwrap_or_default();
+        vec![
+            cell(&t["task_id"]),
+            cell(&t["number"]),
+            cell(&t["origin"]),
+            devices.join(","),
+        ]
+    })
 }
 
 /// `nms tasks remove ID`.
@@ -240,60 +251,43 @@ pub async fn alerts(
         query.append_pair("agent", a);
     }
     let v = client::get_json_as(server, token, &format!("/api/alerts?{}", query.finish())).await?;
-    if output == Output::Json {
-        return json_out(out, &v);
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            let state = if !a["silenced_by"].is_null() {
-                format!("silenced ({})", cell(&a["silenced_by"]))
-            } else if a["resolved"].is_null() && a["severity"] != "info" {
-                "firing".into()
-            } else if a["resolved"].is_null() {
-                "-".into()
-            } else {
-                "resolved".into()
-            };
-            let ack = match &a["acknowledged"] {
-                Value::Null => "-".to_string(),
-                ack => cell(&ack["by"]),
-            };
-            vec![
-                cell(&a["alert_id"]),
-                cell(a.get("firing_since").unwrap_or(&a["time"])),
-                cell(&a["agent"]),
-                cell(&a["task"]),
-                cell(&a["kind"]),
-                cell(&a["severity"]),
-                state,
-                ack,
-                cell(&a["message"]),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        return write(
-            out,
-            if firing {
-                "nothing is firing\n"
-            } else {
-                "no alerts\n"
-            },
-        );
-    }
-    write(
-        out,
-        &table(
-            &[
-                "ALERT", "SINCE", "AGENT", "TASK", "KIND", "SEVERITY", "STATE", "ACK", "MESSAGE",
-            ],
-            &rows,
-        ),
-    )
+    let listing = Listing {
+        header: &[
+            "ALERT", "SINCE", "AGENT", "TASK", "KIND", "SEVERITY", "STATE", "ACK", "MESSAGE",
+        ],
+        empty: if firing {
+            "nothing is firing\n"
+        } else {
+            "no alerts\n"
+        },
+        sorted_by: None,
+    };
+    listing.print(out, output, &v, |a| {
+        let state = if !a["silenced_by"].is_null() {
+            format!("silenced ({})", cell(&a["silenced_by"]))
+        } else if a["resolved"].is_null() && a["severity"] != "info" {
+            "firing".into()
+        } else if a["resolved"].is_null() {
+            "-".into()
+        } else {
+            "resolved".into()
+        };
+        let ack = match &a["acknowledged"] {
+            Value::Null => "-".to_string(),
+            ack => cell(&ack["by"]),
+        };
+        vec![
+            cell(&a["alert_id"]),
+            cell(a.get("firing_since").unwrap_or(&a["time"])),
+            cell(&a["agent"]),
+            cell(&a["task"]),
+            cell(&a["kind"]),
+            cell(&a["severity"]),
+            state,
+            ack,
+            cell(&a["message"]),
+        ]
+    })
 }
 
 /// `nms alerts ack ID --by NAME [--comment TEXT]`.
@@ -370,38 +364,24 @@ pub async fn silences(
     out: &mut impl Write,
 ) -> Result<(), ActError> {
     let v = client::get_json_as(server, token, "/api/silences").await?;
-    if output == Output::Json {
-        return json_out(out, &v);
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            vec![
-                cell(&s["id"]),
-                cell(&s["state"]),
-                matchers(&s["matchers"]),
-                cell(&s["starts"]),
-                cell(&s["ends"]),
-                cell(&s["created_by"]),
-                cell(&s["comment"]),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        return write(out, "no silences\n");
-    }
-    write(
-        out,
-        &table(
-            &[
-                "SILENCE", "STATE", "MATCHES", "FROM", "UNTIL", "BY", "COMMENT",
-            ],
-            &rows,
-        ),
-    )
+    let listing = Listing {
+        header: &[
+            "SILENCE", "STATE", "MATCHES", "FROM", "UNTIL", "BY", "COMMENT",
+        ],
+        empty: "no silences\n",
+        sorted_by: None,
+    };
+    listing.print(out, output, &v, |s| {
+        vec![
+            cell(&s["id"]),
+            cell(&s["state"]),
+            matchers(&s["matchers"]),
+            cell(&s["starts"]),
+            cell(&s["ends"]),
+            cell(&s["created_by"]),
+            cell(&s["comment"]),
+        ]
+    })
 }
 
 /// `nms alerts expire ID`.
