@@ -30,7 +30,7 @@ pub struct PingResult {
     pub rtt_min_ms: f64,
     pub rtt_avg_ms: f64,
     pub rtt_max_ms: f64,
-    /// Mean of |rtt[i] - rtt[i-1]|; NaN with fewer than two replies.
+    /// Mean of `|rtt[i] - rtt[i-1]|`; NaN with fewer than two replies.
     pub jitter_ms: f64,
 }
 

@@ -3,7 +3,7 @@
 //! inputs, `/metrics`, the status page, `inspect` and `decode` all read this table; a new
 //! measured field is one entry in [`FIELDS`] plus the sample that carries it.
 //!
-//! A report's values travel as [`Sample`]s (typed, on the wire); [`readings`] turns samples into
+//! A report's values travel as [`Sample`](crate::wire::Sample)s (typed, on the wire); [`readings`] turns samples into
 //! [`Reading`]s: a [`Field`], the instance it was measured on (an interface name, or an iperf
 //! transport) and the value. Nothing between the wire and the store is keyed by strings.
 

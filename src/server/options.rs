@@ -48,7 +48,7 @@ pub struct ServerOptions {
     /// Most agents registered at once; new names past it are refused.
     pub max_agents: usize,
     /// Without keys: new agent names accepted per second (after a burst of
-    /// [`NEW_AGENTS_BURST`]).
+    /// `admission::NEW_AGENTS_BURST`).
     pub new_agents_per_second: u64,
     /// Agents that never sent anything after registering are forgotten after this long silent.
     pub forget_unreported_after: Duration,

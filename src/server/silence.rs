@@ -4,7 +4,7 @@
 //! when it ends, an alert still firing comes back everywhere.
 //!
 //! Kept in `silences.json` in the data directory (replaced whole, never half-written), so they
-//! survive restarts; silences that ended more than [`KEEP_ENDED`] ago are dropped when the file
+//! survive restarts; silences that ended more than [`KEEP_ENDED_MS`] ago are dropped when the file
 //! is next written.
 
 use crate::log;

@@ -100,12 +100,12 @@ impl Store {
         sequence::committed_at(&self.inner, seq)
     }
 
-    /// The name of a series id of [`Sequenced`].
+    /// The name of a series id of [`Sequenced`](super::Sequenced).
     pub fn series_key(&self, id: u32) -> Option<SeriesKey> {
         lock(&self.inner.head).series_key(id).cloned()
     }
 
-    /// The column of a column id of [`Sequenced`] (ids hold for the store's run).
+    /// The column of a column id of [`Sequenced`](super::Sequenced) (ids hold for the store's run).
     pub fn column(&self, id: u32) -> Option<chunk::Column> {
         lock(&self.inner.head).column(id).cloned()
     }

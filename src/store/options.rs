@@ -38,7 +38,7 @@ pub struct StoreOptions {
     /// Reports kept in memory before the largest buffers are moved into chunks early.
     pub head_max_reports: usize,
     /// Run maintenance (moving, sealing, retention, importing) on a thread of its own; tests
-    /// turn it off and call [`Store::maintain`] with a virtual clock.
+    /// turn it off and call [`Store::maintain`](super::Store::maintain) with a virtual clock.
     pub background: bool,
     /// How far ahead of the server's clock a report's time may be.
     pub max_future: Duration,

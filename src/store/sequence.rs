@@ -5,12 +5,12 @@
 //! number with each report, and a chunk keeps the numbers of its reports (layout version 2)
 //! with its smallest and largest in the partition's index (`chunks.min_seq`, `max_seq`). A
 //! reader that has seen every report up to some number asks for the next ones with
-//! [`read`]: they come from the head, or from the chunks whose range covers them, wherever
+//! `read`: they come from the head, or from the chunks whose range covers them, wherever
 //! their times are (a report an agent sends a day late is numbered when it arrives).
 //!
 //! The head is read before the chunks: a report that maintenance moves into a chunk meanwhile
 //! is committed there before it leaves the head, so it is found in one or both (a number
-//! found twice is kept once). Reports below [`Inner::committed_seq`] are all in one of them:
+//! found twice is kept once). Reports below `Inner::committed_seq` are all in one of them:
 //! the number is published after the head holds the batch. Numbers of a batch that could not
 //! be written are used up and never fill a gap later, so a reader can move past them.
 //!
@@ -39,7 +39,7 @@ pub struct Sequenced {
     pub values: Vec<(u32, i64)>,
 }
 
-/// What [`read`] found: the reports numbered above the reader's position, ascending, and
+/// What `read` found: the reports numbered above the reader's position, ascending, and
 /// the number up to which every report is in `rows` (the reader's next position).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SequencedBatch {

@@ -1,6 +1,6 @@
 //! The simulated agents: many [`AgentEndpoint`](crate::nettask::AgentEndpoint)s multiplexed
-//! over a few UDP sockets, one worker thread per socket ([`worker`]; what it does with one
-//! endpoint's events is in [`events`]).
+//! over a few UDP sockets, one worker thread per socket (`worker.rs`; what it does with one
+//! endpoint's events is in `events.rs`).
 //!
 //! Each worker owns its sockets' agents. It starts them a bounded number at a time (so a fleet of
 //! 100,000 does not flood the server's receive buffer with registrations), routes each datagram
