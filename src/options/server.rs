@@ -71,7 +71,27 @@ pub fn server_options(
         m.path_of(&args.key_file, &m.file.key_file).as_deref(),
         m.path_of(&args.keys_file, &m.file.keys_file).as_deref(),
     )?;
-    // Last: a server on loopback without a token gets one made in its data directory.
+    let heartbeat = Duration::from_millis(within(
+        "--heartbeat-ms",
+        pick!(m, heartbeat_ms, "heartbeat_ms"),
+        100,
+        3_600_000,
+    )?);
+    let missed_heartbeats = within(
+        "--missed-heartbeats",
+        pick!(m, missed_heartbeats, "missed_heartbeats"),
+        1,
+        1000,
+    )?;
+    let initial_timeout = Duration::from_millis(within(
+        "--timeout-ms",
+        pick!(m, timeout_ms, "timeout_ms"),
+        10,
+        60_000,
+    )?);
+    let store = store_options(&m)?;
+    // Last, once every other setting is known to be good: a server on loopback without a
+    // token gets one made in its data directory.
     let api = api_access(&m, http, &data_dir)?;
     Ok(nms::server::ServerOptions {
         task_files: task_files(&m),
@@ -83,24 +103,9 @@ pub fn server_options(
         data_dir,
         advertise_alertflow_port: args.advertise_alertflow_port,
         keys,
-        heartbeat: Duration::from_millis(within(
-            "--heartbeat-ms",
-            pick!(m, heartbeat_ms, "heartbeat_ms"),
-            100,
-            3_600_000,
-        )?),
-        missed_heartbeats: within(
-            "--missed-heartbeats",
-            pick!(m, missed_heartbeats, "missed_heartbeats"),
-            1,
-            1000,
-        )?,
-        initial_timeout: Duration::from_millis(within(
-            "--timeout-ms",
-            pick!(m, timeout_ms, "timeout_ms"),
-            10,
-            60_000,
-        )?),
+        heartbeat,
+        missed_heartbeats,
+        initial_timeout,
         max_retransmissions: pick!(m, max_retransmissions, "max_retransmissions"),
         local_agent: args.local_agent.clone().or(m.file.local_agent.clone()),
         verbose: args.log.verbose > 0,
@@ -108,7 +113,7 @@ pub fn server_options(
         peers,
         remote_writes,
         external_url,
-        store: store_options(&m)?,
+        store,
         max_agents: pick!(m, max_agents, "max_agents").max(1),
         new_agents_per_second: pick!(m, new_agents_per_second, "new_agents_per_second").max(1),
         forget_unreported_after: Duration::from_secs(
