@@ -86,8 +86,7 @@ pub(super) fn admit_registration(
             ),
         );
     }
-    let registration = registration.clone();
-    shared.command(move |ep, now| ep.refuse_registration(now, from, &registration));
+    shared.refuse_registration(from, registration.clone());
     None
 }
 

@@ -139,11 +139,7 @@ pub(super) const EVENT_BATCH_MAX: usize = 256;
 /// Copies the endpoint's counters for the API now and then.
 pub(super) async fn stats_refresh(shared: Arc<Shared>) {
     loop {
-        let (tx, rx) = smol::channel::bounded(1);
-        shared.command(move |ep, _| {
-            let _ = tx.try_send(ep.stats().clone());
-        });
-        if let Ok(stats) = rx.recv().await {
+        if let Some(stats) = shared.endpoint_stats_now().await {
             *shared
                 .endpoint_stats
                 .lock()

@@ -44,11 +44,7 @@ pub(super) fn store_batch(shared: &Shared, job: IngestJob) {
             // Logged once per episode by the store.
             Err(_) => false,
         };
-        shared.command(move |ep, _| {
-            for r in receipts {
-                ep.release(r, kept);
-            }
-        });
+        shared.release(receipts, kept);
     }
 }
 
@@ -102,7 +98,7 @@ pub(super) fn handle_events(shared: &Arc<Shared>, batch: Vec<ServerEvent>) -> Op
                 let id = match ids.next() {
                     Some(Some(id)) if saved => id,
                     Some(Some(_)) => {
-                        shared.command(move |ep, _| ep.defer_registration(&registration));
+                        shared.defer_registration(registration);
                         continue;
                     }
                     None | Some(None) => continue,
@@ -210,8 +206,7 @@ fn answer_registration(
         max_retransmissions: shared.options.max_retransmissions.min(255) as u8,
         server_time_ms: now_ms,
     };
-    let registration_copy = registration.clone();
-    shared.command(move |ep, now| ep.accept_registration(now, from, id, &registration_copy, reply));
+    shared.accept_registration(from, id, registration.clone(), reply);
     log::event(
         Level::Good,
         "REGISTER",
@@ -234,7 +229,7 @@ fn take_message(
     let Some(name) = state.registry.get(agent_id).map(|r| r.name.clone()) else {
         // Nobody to store it for: acknowledged, it can never be stored.
         if let Some(r) = receipt {
-            shared.command(move |ep, _| ep.release(r, true));
+            shared.release(vec![r], true);
         }
         return;
     };
@@ -243,7 +238,7 @@ fn take_message(
             let task_number = report.task_number;
             let Some(report) = store_report(state, name.clone(), report) else {
                 if let Some(r) = receipt {
-                    shared.command(move |ep, _| ep.release(r, true));
+                    shared.release(vec![r], true);
                 }
                 // A task removed while the agent could not hear the CANCEL.
                 operate::send_cancel(shared, agent_id, task_number);

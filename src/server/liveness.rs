@@ -117,7 +117,7 @@ pub(super) fn forget_session(
     state.down_alerted.remove(&record.id);
     state.dispatch.assigned.remove(&record.name);
     let id = record.id;
-    shared.command(move |ep, _| ep.forget(id));
+    shared.end_session(id);
 }
 
 /// Forgets agents that never sent anything after registering and stayed silent for

@@ -22,6 +22,7 @@ pub use operate::reload;
 
 mod admission;
 mod alert_ingest;
+mod endpoint;
 mod error;
 mod event_loop;
 mod ingest;

@@ -79,9 +79,7 @@ pub(super) fn send_cancel(shared: &Shared, agent_id: u32, number: u32) {
     let message = Message::Cancel(Cancel {
         task_number: number,
     });
-    shared.command(move |ep, now| {
-        let _ = ep.send(now, agent_id, &message);
-    });
+    shared.send_to(agent_id, message, None);
 }
 
 /// Removes a task posted over the HTTP API: its agents are sent CANCEL, its saved copy is

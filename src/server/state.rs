@@ -14,7 +14,7 @@ use crate::nettask::{ServerEndpoint, Stats};
 use crate::store::{AlertRecord, Store, StoreError, Stored};
 use smol::channel::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the event loop, AlertFlow and HTTP share under one lock: agents and tasks. The store
 /// is not in it: it has locks of its own, and its writes and syncs happen outside this one.
@@ -66,11 +66,6 @@ impl Shared {
     /// Locks the state; a panic elsewhere while holding it does not take the server down.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(super) fn command(&self, f: impl FnOnce(&mut ServerEndpoint, Instant) + Send + 'static) {
-        // The channel is unbounded; it only fails when the driver is gone (shutting down).
-        let _ = self.commands.try_send(Box::new(f));
     }
 
     /// The endpoint's counters as last copied (the default when the lock was poisoned).

@@ -121,15 +121,7 @@ fn send_assignment(
         .or_default()
         .insert(loaded.number);
     let message = Message::Task(assignment);
-    shared.command(move |ep, now| {
-        if let Err(e) = ep.send(now, agent_id, &message) {
-            log::event(
-                Level::Warn,
-                "TASK",
-                format_args!("not sent to agent {agent_id}: {e}"),
-            );
-        }
-    });
+    shared.send_to(agent_id, message, Some("TASK"));
     log::event(
         Level::Info,
         "TASK",
